@@ -1,0 +1,302 @@
+//! Per-speaker jitter buffer: reorders packets by sequence number and plays them out one per
+//! mixer tick, asking for concealment when a packet is missing.
+//!
+//! Driving contract: the shell calls [`JitterBuffer::push`] for every packet as it arrives and
+//! [`JitterBuffer::pop`] exactly once per 20 ms mixer tick. The buffer never reads a clock: its
+//! notion of time is the count of `pop` calls.
+
+use std::collections::BTreeMap;
+
+/// Settings of a jitter buffer, counted in 20 ms frames.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct JitterConfig {
+    /// Frames buffered before playout starts (default 3, 60 ms): the delay traded for
+    /// tolerance of network jitter.
+    pub target_frames: u32,
+    /// Most frames held; beyond this the oldest are dropped and playout skips ahead
+    /// (default 25, 500 ms), so a burst after a network stall cannot build up delay.
+    pub max_frames: u32,
+    /// Consecutive missing frames after which the speaker counts as silent and playout waits
+    /// to re-buffer (default 10, 200 ms).
+    pub idle_after_missing: u32,
+}
+
+impl Default for JitterConfig {
+    fn default() -> Self {
+        Self {
+            target_frames: 3,
+            max_frames: 25,
+            idle_after_missing: 10,
+        }
+    }
+}
+
+/// What a speaker contributes to one mixer tick.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Playout<T> {
+    /// The packet due at this tick.
+    Packet(T),
+    /// The packet due at this tick is missing: conceal it.
+    Conceal,
+    /// The speaker is not sending: contribute nothing.
+    Silent,
+}
+
+/// What happened to a pushed packet.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Pushed {
+    /// Stored for playout.
+    Stored,
+    /// Arrived after its playout time and was dropped.
+    Late,
+    /// Already held: dropped.
+    Duplicate,
+}
+
+/// Counters of a jitter buffer, for metrics.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct JitterStats {
+    /// Packets stored.
+    pub received: u64,
+    /// Packets dropped because they came after their playout time.
+    pub late: u64,
+    /// Packets dropped because they were already held.
+    pub duplicate: u64,
+    /// Ticks concealed because the packet was missing.
+    pub concealed: u64,
+    /// Packets dropped to keep the buffer within `max_frames`.
+    pub overflow_dropped: u64,
+}
+
+/// A jitter buffer holding items of type `T` (usually packet bytes) by sequence number.
+#[derive(Debug)]
+pub struct JitterBuffer<T> {
+    config: JitterConfig,
+    held: BTreeMap<u64, T>,
+    /// Last raw sequence number seen and its extended (unwrapped) value.
+    last: Option<(u32, u64)>,
+    /// Extended sequence number due at the next pop, while playing.
+    next: Option<u64>,
+    /// Extended sequence number below which packets count as late, while not playing.
+    floor: Option<u64>,
+    /// Pops since the first packet of a new talk spurt arrived, while buffering.
+    waited: u32,
+    missing_run: u32,
+    stats: JitterStats,
+}
+
+impl<T> JitterBuffer<T> {
+    /// An empty buffer.
+    pub fn new(config: JitterConfig) -> Self {
+        Self {
+            config,
+            held: BTreeMap::new(),
+            last: None,
+            next: None,
+            floor: None,
+            waited: 0,
+            missing_run: 0,
+            stats: JitterStats::default(),
+        }
+    }
+
+    /// Stores a packet with its 32-bit sequence number (wrapping allowed).
+    pub fn push(&mut self, seq: u32, item: T) -> Pushed {
+        let ext = match self.last {
+            None => u64::from(seq) + (1 << 32),
+            Some((last_seq, last_ext)) => {
+                let delta = seq.wrapping_sub(last_seq) as i32;
+                last_ext.saturating_add_signed(i64::from(delta))
+            }
+        };
+        if self.last.is_none_or(|(_, last_ext)| ext > last_ext) {
+            self.last = Some((seq, ext));
+        }
+        if self.next.or(self.floor).is_some_and(|next| ext < next) {
+            self.stats.late += 1;
+            return Pushed::Late;
+        }
+        if self.held.contains_key(&ext) {
+            self.stats.duplicate += 1;
+            return Pushed::Duplicate;
+        }
+        self.held.insert(ext, item);
+        self.stats.received += 1;
+        while self.held.len() > self.config.max_frames as usize {
+            self.held.pop_first();
+            self.stats.overflow_dropped += 1;
+            if let (Some(next), Some((&first, _))) = (self.next, self.held.first_key_value()) {
+                self.next = Some(next.max(first));
+            }
+        }
+        Pushed::Stored
+    }
+
+    /// Takes what is due at this tick.
+    pub fn pop(&mut self) -> Playout<T> {
+        let Some(next) = self.next else {
+            if self.held.is_empty() {
+                return Playout::Silent;
+            }
+            self.waited += 1;
+            if self.held.len() < self.config.target_frames as usize
+                && self.waited < self.config.target_frames
+            {
+                return Playout::Silent;
+            }
+            let (&first, _) = self.held.first_key_value().expect("not empty");
+            self.next = Some(first);
+            self.missing_run = 0;
+            return self.pop();
+        };
+        self.next = Some(next + 1);
+        if let Some(item) = self.held.remove(&next) {
+            self.missing_run = 0;
+            return Playout::Packet(item);
+        }
+        self.missing_run += 1;
+        if self.held.is_empty() && self.missing_run > self.config.idle_after_missing {
+            self.reset_playout();
+            return Playout::Silent;
+        }
+        self.stats.concealed += 1;
+        Playout::Conceal
+    }
+
+    /// Drops everything held and waits for a new talk spurt (used when a speaker is muted).
+    pub fn clear(&mut self) {
+        self.held.clear();
+        self.reset_playout();
+    }
+
+    /// Frames currently held.
+    pub fn depth(&self) -> usize {
+        self.held.len()
+    }
+
+    /// Whether playout is running (as opposed to waiting for packets).
+    pub fn is_playing(&self) -> bool {
+        self.next.is_some()
+    }
+
+    /// Counters since creation.
+    pub fn stats(&self) -> JitterStats {
+        self.stats
+    }
+
+    fn reset_playout(&mut self) {
+        self.floor = self.next.or(self.floor);
+        self.next = None;
+        self.waited = 0;
+        self.missing_run = 0;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn buffer() -> JitterBuffer<u32> {
+        JitterBuffer::new(JitterConfig::default())
+    }
+
+    #[test]
+    fn playout_waits_for_the_target_depth_then_plays_in_order() {
+        let mut jb = buffer();
+        jb.push(10, 10);
+        assert_eq!(jb.pop(), Playout::Silent);
+        jb.push(12, 12);
+        jb.push(11, 11);
+        assert_eq!(jb.pop(), Playout::Packet(10));
+        assert_eq!(jb.pop(), Playout::Packet(11));
+        assert_eq!(jb.pop(), Playout::Packet(12));
+    }
+
+    #[test]
+    fn a_lone_packet_plays_after_the_target_delay() {
+        let mut jb = buffer();
+        jb.push(1, 1);
+        assert_eq!(jb.pop(), Playout::Silent);
+        assert_eq!(jb.pop(), Playout::Silent);
+        assert_eq!(jb.pop(), Playout::Packet(1));
+    }
+
+    #[test]
+    fn a_missing_packet_is_concealed_and_a_late_one_dropped() {
+        let mut jb = buffer();
+        for seq in [1, 2, 4, 5] {
+            jb.push(seq, seq);
+        }
+        assert_eq!(jb.pop(), Playout::Packet(1));
+        assert_eq!(jb.pop(), Playout::Packet(2));
+        assert_eq!(jb.pop(), Playout::Conceal);
+        assert_eq!(jb.push(3, 3), Pushed::Late);
+        assert_eq!(jb.pop(), Playout::Packet(4));
+        assert_eq!(jb.stats().late, 1);
+        assert_eq!(jb.stats().concealed, 1);
+    }
+
+    #[test]
+    fn sequence_numbers_wrap() {
+        let mut jb = buffer();
+        for seq in [u32::MAX - 1, u32::MAX, 0, 1] {
+            jb.push(seq, seq);
+        }
+        let played: Vec<_> = (0..4).map(|_| jb.pop()).collect();
+        assert_eq!(
+            played,
+            [u32::MAX - 1, u32::MAX, 0, 1].map(Playout::Packet).to_vec()
+        );
+    }
+
+    #[test]
+    fn a_speaker_who_stops_goes_silent_after_a_short_concealment() {
+        let mut jb = buffer();
+        for seq in 0..3 {
+            jb.push(seq, seq);
+        }
+        for _ in 0..3 {
+            assert!(matches!(jb.pop(), Playout::Packet(_)));
+        }
+        for _ in 0..10 {
+            assert_eq!(jb.pop(), Playout::Conceal);
+        }
+        assert_eq!(jb.pop(), Playout::Silent);
+        assert!(!jb.is_playing());
+    }
+
+    #[test]
+    fn a_burst_never_holds_more_than_max_frames() {
+        let mut jb = buffer();
+        for seq in 0..1000 {
+            jb.push(seq, seq);
+        }
+        assert_eq!(jb.depth(), 25);
+        assert_eq!(jb.pop(), Playout::Packet(975));
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn every_packet_plays_at_most_once_and_in_order(
+            seqs in proptest::collection::vec(0u32..200, 0..400),
+            pops in proptest::collection::vec(proptest::bool::ANY, 0..400),
+        ) {
+            let mut jb = buffer();
+            let mut played = Vec::new();
+            for (i, seq) in seqs.iter().enumerate() {
+                jb.push(*seq, *seq);
+                if pops.get(i).copied().unwrap_or(false) {
+                    if let Playout::Packet(p) = jb.pop() { played.push(p); }
+                }
+                proptest::prop_assert!(jb.depth() <= 25);
+            }
+            for _ in 0..300 {
+                if let Playout::Packet(p) = jb.pop() { played.push(p); }
+            }
+            let mut sorted = played.clone();
+            sorted.sort();
+            sorted.dedup();
+            proptest::prop_assert_eq!(sorted, played);
+        }
+    }
+}
