@@ -1,0 +1,92 @@
+//! The hub of one Space: the mix framed once for each transport.
+
+use crate::feed::Feed;
+use bytes::{BufMut, Bytes, BytesMut};
+use stentor_media::ogg::{self, PageWriter};
+use stentor_media::{FRAME_SAMPLES, MixOutput};
+
+/// First byte of a WebSocket binary message carrying a frame of the mix.
+pub const WS_AUDIO: u8 = 0x02;
+
+/// Settings of a Space's hub.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HubConfig {
+    /// Frames kept in each ring (default 250: 5 s).
+    pub ring_frames: usize,
+    /// Frames a new listener receives at once (default 10: 200 ms).
+    pub burst_frames: usize,
+}
+
+impl Default for HubConfig {
+    fn default() -> Self {
+        Self {
+            ring_frames: 250,
+            burst_frames: 10,
+        }
+    }
+}
+
+/// Frames one mix packet as a WebSocket binary message: kind, mix sequence, Opus packet.
+pub fn ws_audio_frame(seq: u64, packet: &[u8]) -> Bytes {
+    let mut b = BytesMut::with_capacity(9 + packet.len());
+    b.put_u8(WS_AUDIO);
+    b.put_u64(seq);
+    b.put_slice(packet);
+    b.freeze()
+}
+
+/// The feeds of one Space, one per transport, fed by its mixer.
+#[derive(Debug, Clone)]
+pub struct Hub {
+    /// WebSocket binary messages (see [`ws_audio_frame`]).
+    pub ws: Feed,
+    /// Ogg pages, one 20 ms packet each.
+    pub ogg: Feed,
+    ogg_headers: [Bytes; 2],
+    serial: u32,
+}
+
+impl Hub {
+    /// A hub for a Space titled `title`; `serial` is its Ogg stream serial number.
+    pub fn new(config: HubConfig, title: &str, serial: u32) -> Self {
+        let mut writer = PageWriter::new(serial);
+        let ogg_headers = ogg::opus_header_pages(&mut writer, title);
+        Self {
+            ws: Feed::new(config.ring_frames, config.burst_frames),
+            ogg: Feed::new(config.ring_frames, config.burst_frames),
+            ogg_headers,
+            serial,
+        }
+    }
+
+    /// Frames one tick of the mix for every transport and publishes it.
+    pub fn publish(&self, mix: &MixOutput) {
+        self.ws.publish(ws_audio_frame(mix.seq, &mix.packet));
+        self.ogg.publish(self.ogg_page(mix.seq, &mix.packet));
+    }
+
+    /// The header pages every Ogg listener receives first.
+    pub fn ogg_headers(&self) -> &[Bytes; 2] {
+        &self.ogg_headers
+    }
+
+    /// Ends every feed.
+    pub fn close(&self) {
+        self.ws.close();
+        self.ogg.close();
+    }
+
+    /// Listeners attached to any transport.
+    pub fn listeners(&self) -> usize {
+        self.ws.subscribers() + self.ogg.subscribers()
+    }
+
+    fn ogg_page(&self, seq: u64, packet: &[u8]) -> Bytes {
+        // Page numbers follow the mix sequence after the two header pages, and the granule is
+        // the end of this frame, so every listener gets the same bytes whenever it joined.
+        let mut writer = PageWriter::new(self.serial);
+        writer.set_sequence((seq + 2) as u32);
+        let granule = u64::from(ogg::PRE_SKIP) + (seq + 1) * FRAME_SAMPLES as u64;
+        writer.page(&[packet], granule, 0)
+    }
+}
