@@ -1,0 +1,294 @@
+//! stentor-store: durable state — accounts, sessions, Spaces, roles and removals.
+//!
+//! The default backend is an embedded SQLite file, so a single node needs no external
+//! service. Queries use `$n` parameters and portable SQL, so a PostgreSQL backend can be added
+//! behind the same [`Store`] methods without touching callers.
+
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions};
+use sqlx::{Row, SqlitePool};
+use std::path::Path;
+use std::str::FromStr;
+
+/// An error from the store.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StoreError {
+    /// A unique value (a handle, a Space id) is taken.
+    #[error("{0} already exists")]
+    Conflict(&'static str),
+    /// The database could not be reached or answered with an error.
+    #[error("database error: {0}")]
+    Database(#[from] sqlx::Error),
+    /// The schema could not be brought up to date.
+    #[error("migration failed: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+}
+
+/// A user account.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct User {
+    /// Numeric id (never reused).
+    pub id: u64,
+    /// Unique handle.
+    pub handle: String,
+}
+
+/// A Space as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SpaceRecord {
+    /// Public id (used in URLs).
+    pub id: String,
+    /// The host's user id.
+    pub host_id: u64,
+    /// Title.
+    pub title: String,
+    /// `scheduled`, `live` or `ended`.
+    pub state: String,
+    /// Announced start (Unix seconds), if scheduled.
+    pub starts_at: Option<i64>,
+    /// Creation time (Unix seconds).
+    pub created_at: i64,
+}
+
+/// Handle to the database.
+#[derive(Debug, Clone)]
+pub struct Store {
+    pool: SqlitePool,
+}
+
+impl Store {
+    /// Opens (creating if needed) the SQLite database `stentor.db` in `data_dir` and migrates it.
+    pub async fn open_dir(data_dir: &Path) -> Result<Self, StoreError> {
+        std::fs::create_dir_all(data_dir).map_err(|e| StoreError::Database(e.into()))?;
+        let url = format!("sqlite://{}", data_dir.join("stentor.db").display());
+        Self::open(&url).await
+    }
+
+    /// Opens a database by URL (`sqlite://path` or `sqlite::memory:`) and migrates it.
+    pub async fn open(url: &str) -> Result<Self, StoreError> {
+        let options = SqliteConnectOptions::from_str(url)?
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .foreign_keys(true);
+        let in_memory = url.contains(":memory:");
+        let pool = SqlitePoolOptions::new()
+            .max_connections(if in_memory { 1 } else { 4 })
+            .connect_with(options)
+            .await?;
+        sqlx::migrate!("./migrations").run(&pool).await?;
+        Ok(Self { pool })
+    }
+
+    /// Creates an account.
+    pub async fn create_user(
+        &self,
+        handle: &str,
+        password_hash: &str,
+        now: i64,
+    ) -> Result<User, StoreError> {
+        let row = sqlx::query(
+            "INSERT INTO users (handle, password_hash, created_at) VALUES ($1, $2, $3) RETURNING id",
+        )
+        .bind(handle)
+        .bind(password_hash)
+        .bind(now)
+        .fetch_one(&self.pool)
+        .await
+        .map_err(|e| conflict(e, "handle"))?;
+        Ok(User {
+            id: row.get::<i64, _>(0) as u64,
+            handle: handle.to_owned(),
+        })
+    }
+
+    /// An account and its password hash, by handle.
+    pub async fn user_with_hash(&self, handle: &str) -> Result<Option<(User, String)>, StoreError> {
+        let row = sqlx::query("SELECT id, handle, password_hash FROM users WHERE handle = $1")
+            .bind(handle)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(row.map(|r| (user_from(&r), r.get(2))))
+    }
+
+    /// An account by id.
+    pub async fn user(&self, id: u64) -> Result<Option<User>, StoreError> {
+        let row = sqlx::query("SELECT id, handle FROM users WHERE id = $1")
+            .bind(id as i64)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(row.as_ref().map(user_from))
+    }
+
+    /// Stores a session (by the hash of its token).
+    pub async fn create_session(
+        &self,
+        token_hash: &str,
+        user_id: u64,
+        expires_at: i64,
+    ) -> Result<(), StoreError> {
+        sqlx::query("INSERT INTO sessions (token_hash, user_id, expires_at) VALUES ($1, $2, $3)")
+            .bind(token_hash)
+            .bind(user_id as i64)
+            .bind(expires_at)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// The user of an unexpired session.
+    pub async fn session_user(&self, token_hash: &str, now: i64) -> Result<Option<User>, StoreError> {
+        let row = sqlx::query(
+            "SELECT u.id, u.handle FROM sessions s JOIN users u ON u.id = s.user_id \
+             WHERE s.token_hash = $1 AND s.expires_at > $2",
+        )
+        .bind(token_hash)
+        .bind(now)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.as_ref().map(user_from))
+    }
+
+    /// Ends a session.
+    pub async fn delete_session(&self, token_hash: &str) -> Result<(), StoreError> {
+        sqlx::query("DELETE FROM sessions WHERE token_hash = $1")
+            .bind(token_hash)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// Creates a Space.
+    pub async fn create_space(&self, space: &SpaceRecord) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO spaces (id, host_id, title, state, starts_at, created_at) \
+             VALUES ($1, $2, $3, $4, $5, $6)",
+        )
+        .bind(&space.id)
+        .bind(space.host_id as i64)
+        .bind(&space.title)
+        .bind(&space.state)
+        .bind(space.starts_at)
+        .bind(space.created_at)
+        .execute(&self.pool)
+        .await
+        .map_err(|e| conflict(e, "space"))?;
+        Ok(())
+    }
+
+    /// A Space by id.
+    pub async fn space(&self, id: &str) -> Result<Option<SpaceRecord>, StoreError> {
+        let row = sqlx::query(
+            "SELECT id, host_id, title, state, starts_at, created_at FROM spaces WHERE id = $1",
+        )
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.as_ref().map(space_from))
+    }
+
+    /// Spaces that are not ended, newest first, at most `limit`.
+    pub async fn open_spaces(&self, limit: u32) -> Result<Vec<SpaceRecord>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT id, host_id, title, state, starts_at, created_at FROM spaces \
+             WHERE state <> 'ended' ORDER BY created_at DESC LIMIT $1",
+        )
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows.iter().map(space_from).collect())
+    }
+
+    /// Records a lifecycle change (`live` or `ended`) at `now`.
+    pub async fn set_space_state(&self, id: &str, state: &str, now: i64) -> Result<(), StoreError> {
+        let column = if state == "live" { "started_at" } else { "ended_at" };
+        sqlx::query(&format!(
+            "UPDATE spaces SET state = $1, {column} = $2 WHERE id = $3"
+        ))
+        .bind(state)
+        .bind(now)
+        .bind(id)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Records a user's role in a Space; `None` (back to the audience) deletes it.
+    pub async fn set_role(&self, space: &str, user: u64, role: Option<&str>) -> Result<(), StoreError> {
+        let query = match role {
+            Some(_) => {
+                "INSERT INTO space_roles (space_id, user_id, role) VALUES ($1, $2, $3) \
+                 ON CONFLICT (space_id, user_id) DO UPDATE SET role = excluded.role"
+            }
+            None => "DELETE FROM space_roles WHERE space_id = $1 AND user_id = $2",
+        };
+        let mut q = sqlx::query(query).bind(space).bind(user as i64);
+        if let Some(role) = role {
+            q = q.bind(role);
+        }
+        q.execute(&self.pool).await?;
+        Ok(())
+    }
+
+    /// Stored roles of a Space.
+    pub async fn roles(&self, space: &str) -> Result<Vec<(u64, String)>, StoreError> {
+        let rows = sqlx::query("SELECT user_id, role FROM space_roles WHERE space_id = $1")
+            .bind(space)
+            .fetch_all(&self.pool)
+            .await?;
+        Ok(rows
+            .iter()
+            .map(|r| (r.get::<i64, _>(0) as u64, r.get(1)))
+            .collect())
+    }
+
+    /// Records that a user was removed from a Space.
+    pub async fn add_removed(&self, space: &str, user: u64) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO space_removed (space_id, user_id) VALUES ($1, $2) ON CONFLICT DO NOTHING",
+        )
+        .bind(space)
+        .bind(user as i64)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Users removed from a Space.
+    pub async fn removed(&self, space: &str) -> Result<Vec<u64>, StoreError> {
+        let rows = sqlx::query("SELECT user_id FROM space_removed WHERE space_id = $1")
+            .bind(space)
+            .fetch_all(&self.pool)
+            .await?;
+        Ok(rows.iter().map(|r| r.get::<i64, _>(0) as u64).collect())
+    }
+
+    /// Closes the pool, flushing the database.
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+}
+
+fn user_from(row: &sqlx::sqlite::SqliteRow) -> User {
+    User {
+        id: row.get::<i64, _>(0) as u64,
+        handle: row.get(1),
+    }
+}
+
+fn space_from(row: &sqlx::sqlite::SqliteRow) -> SpaceRecord {
+    SpaceRecord {
+        id: row.get(0),
+        host_id: row.get::<i64, _>(1) as u64,
+        title: row.get(2),
+        state: row.get(3),
+        starts_at: row.get(4),
+        created_at: row.get(5),
+    }
+}
+
+fn conflict(e: sqlx::Error, what: &'static str) -> StoreError {
+    match &e {
+        sqlx::Error::Database(db) if db.is_unique_violation() => StoreError::Conflict(what),
+        _ => StoreError::Database(e),
+    }
+}

@@ -1,0 +1,45 @@
+//! The store keeps accounts, Spaces, roles and removals across a reopen of the same file.
+
+use stentor_store::{SpaceRecord, Store, StoreError};
+
+#[tokio::test]
+async fn accounts_and_spaces_survive_a_reopen() {
+    let dir = std::env::temp_dir().join(format!("stentor-store-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    {
+        let store = Store::open_dir(&dir).await.unwrap();
+        let alice = store.create_user("alice", "hash", 1).await.unwrap();
+        assert!(matches!(
+            store.create_user("alice", "x", 2).await,
+            Err(StoreError::Conflict("handle"))
+        ));
+        store.create_session("tokhash", alice.id, 100).await.unwrap();
+        let space = SpaceRecord {
+            id: "s1".into(),
+            host_id: alice.id,
+            title: "Morning".into(),
+            state: "scheduled".into(),
+            starts_at: Some(50),
+            created_at: 1,
+        };
+        store.create_space(&space).await.unwrap();
+        store.set_space_state("s1", "live", 10).await.unwrap();
+        store.set_role("s1", 7, Some("speaker")).await.unwrap();
+        store.set_role("s1", 8, Some("speaker")).await.unwrap();
+        store.set_role("s1", 8, None).await.unwrap();
+        store.add_removed("s1", 9).await.unwrap();
+        store.close().await;
+    }
+    let store = Store::open_dir(&dir).await.unwrap();
+    let (alice, hash) = store.user_with_hash("alice").await.unwrap().unwrap();
+    assert_eq!(hash, "hash");
+    assert_eq!(store.session_user("tokhash", 50).await.unwrap(), Some(alice.clone()));
+    assert_eq!(store.session_user("tokhash", 100).await.unwrap(), None);
+    let space = store.space("s1").await.unwrap().unwrap();
+    assert_eq!(space.state, "live");
+    assert_eq!(space.host_id, alice.id);
+    assert_eq!(store.roles("s1").await.unwrap(), vec![(7, "speaker".to_string())]);
+    assert_eq!(store.removed("s1").await.unwrap(), vec![9]);
+    assert_eq!(store.open_spaces(10).await.unwrap().len(), 1);
+    let _ = std::fs::remove_dir_all(&dir);
+}
