@@ -1,0 +1,117 @@
+//! Accounts: password hashing (argon2id), session tokens, and the caller extractor that reads
+//! a bearer token or the session cookie.
+
+use crate::AppState;
+use crate::error::ApiError;
+use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+use argon2::Argon2;
+use axum::extract::FromRequestParts;
+use axum::http::header;
+use axum::http::request::Parts;
+use sha2::{Digest, Sha256};
+use stentor_store::User;
+
+/// Name of the session cookie.
+pub const SESSION_COOKIE: &str = "stentor_session";
+/// Lifetime of a session, in seconds (30 days).
+pub const SESSION_SECS: i64 = 30 * 24 * 3600;
+
+/// Hashes a password with argon2id and a random salt (blocking: call off the async threads).
+pub fn hash_password(password: &str) -> Result<String, ApiError> {
+    let salt = SaltString::encode_b64(&rand::random::<[u8; 16]>())
+        .map_err(|e| ApiError::Internal(e.to_string()))?;
+    Argon2::default()
+        .hash_password(password.as_bytes(), &salt)
+        .map(|h| h.to_string())
+        .map_err(|e| ApiError::Internal(e.to_string()))
+}
+
+/// Checks a password against a stored hash (blocking).
+pub fn verify_password(password: &str, hash: &str) -> bool {
+    PasswordHash::new(hash)
+        .map(|parsed| {
+            Argon2::default()
+                .verify_password(password.as_bytes(), &parsed)
+                .is_ok()
+        })
+        .unwrap_or(false)
+}
+
+/// A new random session token (what the client keeps).
+pub fn new_token() -> String {
+    hex(&rand::random::<[u8; 32]>())
+}
+
+/// What the server stores for a token: its SHA-256, so a leaked database holds no sessions.
+pub fn token_hash(token: &str) -> String {
+    hex(&Sha256::digest(token.as_bytes()))
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// The signed-in caller, if any (bearer token or session cookie).
+#[derive(Debug, Clone)]
+pub struct Caller(pub Option<User>);
+
+impl Caller {
+    /// The user, or 401.
+    pub fn required(self) -> Result<User, ApiError> {
+        self.0
+            .ok_or_else(|| ApiError::Unauthorized("sign in first".into()))
+    }
+}
+
+/// The token a request carries, from `Authorization: Bearer` or the session cookie.
+pub fn request_token(parts: &Parts) -> Option<String> {
+    if let Some(v) = parts.headers.get(header::AUTHORIZATION) {
+        return v
+            .to_str()
+            .ok()?
+            .strip_prefix("Bearer ")
+            .map(|t| t.trim().to_owned());
+    }
+    parts
+        .headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .find_map(|kv| {
+            let (k, v) = kv.trim().split_once('=')?;
+            (k == SESSION_COOKIE).then(|| v.to_owned())
+        })
+}
+
+impl FromRequestParts<AppState> for Caller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let Some(token) = request_token(parts) else {
+            return Ok(Caller(None));
+        };
+        let user = state
+            .store
+            .session_user(&token_hash(&token), crate::unix_now() as i64)
+            .await?;
+        match user {
+            Some(u) => Ok(Caller(Some(u))),
+            None => Err(ApiError::Unauthorized("unknown or expired session".into())),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_password_verifies_against_its_hash_only() {
+        let hash = hash_password("correct horse").unwrap();
+        assert!(hash.starts_with("$argon2id$"));
+        assert!(verify_password("correct horse", &hash));
+        assert!(!verify_password("wrong", &hash));
+        assert!(!verify_password("x", "not a hash"));
+    }
+}

@@ -1,0 +1,212 @@
+//! Server configuration: one struct per subsystem, read from CLI flags, `STENTOR_*`
+//! environment variables and a TOML file, in that order of precedence, then defaults.
+
+use serde::Deserialize;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+/// Everything the server can be configured with. Every field is optional so that sources can
+/// be layered; the accessors give the documented defaults.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, clap::Args)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// HTTP listener.
+    #[command(flatten)]
+    #[serde(default)]
+    pub http: HttpConfig,
+    /// Durable state.
+    #[command(flatten)]
+    #[serde(default)]
+    pub store: StoreConfig,
+    /// Accounts and join tickets.
+    #[command(flatten)]
+    #[serde(default)]
+    pub auth: AuthConfig,
+    /// Audio.
+    #[command(flatten)]
+    #[serde(default)]
+    pub media: MediaConfig,
+}
+
+/// HTTP listener settings.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, clap::Args)]
+#[serde(deny_unknown_fields, default)]
+pub struct HttpConfig {
+    /// Address to listen on [default: 127.0.0.1:8080].
+    #[arg(long, env = "STENTOR_BIND")]
+    pub bind: Option<SocketAddr>,
+}
+
+/// Durable state settings.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, clap::Args)]
+#[serde(deny_unknown_fields, default)]
+pub struct StoreConfig {
+    /// Directory for the embedded database and keys [default: ./stentor-data].
+    #[arg(long, env = "STENTOR_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// Database URL instead of the embedded one (sqlite://PATH).
+    #[arg(long, env = "STENTOR_DATABASE_URL")]
+    pub database_url: Option<String>,
+}
+
+/// Account and ticket settings.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, clap::Args)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuthConfig {
+    /// Let people listen without an account [default: true].
+    #[arg(long, env = "STENTOR_ALLOW_ANONYMOUS")]
+    pub allow_anonymous: Option<bool>,
+    /// Lifetime of a join ticket in seconds [default: 300].
+    #[arg(long, env = "STENTOR_TICKET_TTL")]
+    pub ticket_ttl_secs: Option<u64>,
+}
+
+/// Audio settings.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, clap::Args)]
+#[serde(deny_unknown_fields, default)]
+pub struct MediaConfig {
+    /// Bitrate of the listener mix in bit/s, 16000 to 64000 [default: 32000].
+    #[arg(long, env = "STENTOR_BITRATE", value_parser = clap::value_parser!(u32).range(16_000..=64_000))]
+    pub bitrate: Option<u32>,
+}
+
+/// A configuration that cannot be used.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The file is not valid TOML for this configuration.
+    #[error("invalid configuration in {path}: {source}")]
+    Parse {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: toml::de::Error,
+    },
+    /// A value is out of range.
+    #[error("{0}")]
+    Invalid(String),
+}
+
+impl Config {
+    /// Reads a TOML file.
+    pub fn from_file(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.into(),
+            source,
+        })?;
+        toml::from_str(&text).map_err(|source| ConfigError::Parse {
+            path: path.into(),
+            source,
+        })
+    }
+
+    /// Layers `self` (CLI and environment) over `lower` (a file): a value set here wins.
+    pub fn over(self, lower: Self) -> Self {
+        Self {
+            http: HttpConfig {
+                bind: self.http.bind.or(lower.http.bind),
+            },
+            store: StoreConfig {
+                data_dir: self.store.data_dir.or(lower.store.data_dir),
+                database_url: self.store.database_url.or(lower.store.database_url),
+            },
+            auth: AuthConfig {
+                allow_anonymous: self.auth.allow_anonymous.or(lower.auth.allow_anonymous),
+                ticket_ttl_secs: self.auth.ticket_ttl_secs.or(lower.auth.ticket_ttl_secs),
+            },
+            media: MediaConfig {
+                bitrate: self.media.bitrate.or(lower.media.bitrate),
+            },
+        }
+    }
+
+    /// Checks ranges that the file (unlike the CLI) does not check on parse.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if let Some(b) = self.media.bitrate {
+            if !(16_000..=64_000).contains(&b) {
+                return Err(ConfigError::Invalid(format!(
+                    "media.bitrate {b} is outside 16000..=64000"
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    /// Listen address.
+    pub fn bind(&self) -> SocketAddr {
+        self.http.bind.unwrap_or(([127, 0, 0, 1], 8080).into())
+    }
+
+    /// Data directory.
+    pub fn data_dir(&self) -> PathBuf {
+        self.store
+            .data_dir
+            .clone()
+            .unwrap_or_else(|| PathBuf::from("stentor-data"))
+    }
+
+    /// Whether anonymous listeners are allowed.
+    pub fn allow_anonymous(&self) -> bool {
+        self.auth.allow_anonymous.unwrap_or(true)
+    }
+
+    /// Join ticket lifetime in seconds.
+    pub fn ticket_ttl_secs(&self) -> u64 {
+        self.auth.ticket_ttl_secs.unwrap_or(300)
+    }
+
+    /// Mix bitrate in bit/s.
+    pub fn bitrate(&self) -> u32 {
+        self.media.bitrate.unwrap_or(32_000)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        config: Config,
+    }
+
+    #[test]
+    fn cli_beats_env_beats_file_beats_defaults() {
+        let file: Config = toml::from_str(
+            "[http]\nbind = \"127.0.0.1:9000\"\n[media]\nbitrate = 24000\n[auth]\nticket_ttl_secs = 60\n",
+        )
+        .unwrap();
+        // SAFETY: this test is the only one in the crate touching these variables.
+        unsafe {
+            std::env::set_var("STENTOR_BITRATE", "48000");
+            std::env::set_var("STENTOR_TICKET_TTL", "90");
+        }
+        let cli = Cli::parse_from(["x", "--ticket-ttl-secs", "120"]).config;
+        let merged = cli.over(file);
+        assert_eq!(merged.bind(), "127.0.0.1:9000".parse().unwrap()); // file
+        assert_eq!(merged.bitrate(), 48_000); // env over file
+        assert_eq!(merged.ticket_ttl_secs(), 120); // cli over env
+        assert!(merged.allow_anonymous()); // default
+        unsafe {
+            std::env::remove_var("STENTOR_BITRATE");
+            std::env::remove_var("STENTOR_TICKET_TTL");
+        }
+    }
+
+    #[test]
+    fn unknown_keys_and_bad_ranges_are_errors() {
+        assert!(toml::from_str::<Config>("[http]\nport = 1\n").is_err());
+        let c: Config = toml::from_str("[media]\nbitrate = 8000\n").unwrap();
+        assert!(c.validate().is_err());
+    }
+}

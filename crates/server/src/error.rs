@@ -1,0 +1,95 @@
+//! The one mapping from errors to HTTP responses (`application/problem+json`, RFC 9457).
+
+use crate::ticket::TicketError;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use stentor_space::Refusal;
+use stentor_store::StoreError;
+
+/// An error answered over HTTP.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ApiError {
+    /// The request is malformed.
+    #[error("{0}")]
+    BadRequest(String),
+    /// No valid credentials.
+    #[error("{0}")]
+    Unauthorized(String),
+    /// The caller may not do this.
+    #[error("{0}")]
+    Forbidden(String),
+    /// No such thing.
+    #[error("{0} not found")]
+    NotFound(&'static str),
+    /// The request conflicts with the current state.
+    #[error("{0}")]
+    Conflict(String),
+    /// The Space has ended.
+    #[error("the space has ended")]
+    Gone,
+    /// A body or message is too large.
+    #[error("{0}")]
+    TooLarge(String),
+    /// The ticket was refused.
+    #[error(transparent)]
+    Ticket(#[from] TicketError),
+    /// The Space refused the command.
+    #[error(transparent)]
+    Refused(#[from] Refusal),
+    /// Something failed on our side.
+    #[error("internal error")]
+    Internal(String),
+}
+
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::Conflict(what) => Self::Conflict(format!("{what} already exists")),
+            other => Self::Internal(other.to_string()),
+        }
+    }
+}
+
+impl From<&ApiError> for StatusCode {
+    fn from(e: &ApiError) -> Self {
+        match e {
+            ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            ApiError::Unauthorized(_) | ApiError::Ticket(_) => StatusCode::UNAUTHORIZED,
+            ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
+            ApiError::NotFound(_) => StatusCode::NOT_FOUND,
+            ApiError::Conflict(_) => StatusCode::CONFLICT,
+            ApiError::Gone => StatusCode::GONE,
+            ApiError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::Refused(r) => match r {
+                Refusal::Ended => StatusCode::GONE,
+                Refusal::NotPermitted { .. } | Refusal::Removed | Refusal::Outranked => {
+                    StatusCode::FORBIDDEN
+                }
+                _ => StatusCode::CONFLICT,
+            },
+            ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let status = StatusCode::from(&self);
+        if let ApiError::Internal(detail) = &self {
+            tracing::error!(%detail, "internal error");
+        }
+        let body = serde_json::json!({
+            "type": "about:blank",
+            "title": status.canonical_reason().unwrap_or("error"),
+            "status": status.as_u16(),
+            "detail": self.to_string(),
+        });
+        let mut response = (status, body.to_string()).into_response();
+        response.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/problem+json"),
+        );
+        response
+    }
+}

@@ -1,0 +1,136 @@
+//! stentor-server: the HTTP API, accounts, join tickets and the WebSocket and Ogg transports,
+//! wiring the Space state machine, the mixer and the hub together.
+//!
+//! `Server::bind(config).await?` then `.run(shutdown).await`; nothing is global, so tests run
+//! real servers on port 0 in-process.
+
+pub mod auth;
+pub mod config;
+pub mod error;
+pub mod live;
+mod mixer_task;
+pub mod registry;
+pub mod routes;
+pub mod ticket;
+
+pub use config::Config;
+pub use live::LiveSpace;
+
+use registry::Spaces;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+use stentor_hub::HubConfig;
+use stentor_media::MixerConfig;
+use stentor_store::Store;
+use ticket::TicketKey;
+use tokio::net::TcpListener;
+
+/// Shared state of the HTTP handlers.
+#[derive(Clone)]
+pub struct AppState {
+    /// Durable state.
+    pub store: Store,
+    /// The Spaces this node runs.
+    pub spaces: Arc<Spaces>,
+    /// Join ticket key.
+    pub tickets: TicketKey,
+    /// The configuration in force.
+    pub config: Arc<Config>,
+}
+
+/// An error starting the server.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StartError {
+    /// The configuration is invalid.
+    #[error(transparent)]
+    Config(#[from] config::ConfigError),
+    /// The database could not be opened.
+    #[error(transparent)]
+    Store(#[from] stentor_store::StoreError),
+    /// The address could not be bound, or a file could not be read or written.
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// A bound, not yet running server.
+pub struct Server {
+    listener: TcpListener,
+    state: AppState,
+}
+
+impl Server {
+    /// Opens the store, loads the ticket key and binds the listener: every startup step, in
+    /// order, in one place.
+    pub async fn bind(config: Config) -> Result<Self, StartError> {
+        config.validate()?;
+        let data_dir = config.data_dir();
+        let store = match &config.store.database_url {
+            Some(url) => Store::open(url).await?,
+            None => Store::open_dir(&data_dir).await?,
+        };
+        let tickets = load_ticket_key(&data_dir)?;
+        let mixer = MixerConfig {
+            bitrate: config.bitrate(),
+            ..MixerConfig::default()
+        };
+        let spaces = Arc::new(Spaces::new(store.clone(), mixer, HubConfig::default()));
+        let listener = TcpListener::bind(config.bind()).await?;
+        tracing::info!(addr = %listener.local_addr()?, "listening");
+        Ok(Self {
+            listener,
+            state: AppState {
+                store,
+                spaces,
+                tickets,
+                config: Arc::new(config),
+            },
+        })
+    }
+
+    /// The bound address (useful with port 0).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.listener.local_addr().expect("bound listener has an address")
+    }
+
+    /// The handlers' shared state (for the demo and tests).
+    pub fn state(&self) -> &AppState {
+        &self.state
+    }
+
+    /// Serves until `shutdown` resolves.
+    pub async fn run(self, shutdown: impl Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
+        let store = self.state.store.clone();
+        let app = routes::router(self.state);
+        axum::serve(self.listener, app)
+            .with_graceful_shutdown(shutdown)
+            .await?;
+        store.close().await;
+        Ok(())
+    }
+}
+
+/// The ticket key lives in the data directory so tickets survive a restart.
+fn load_ticket_key(data_dir: &Path) -> std::io::Result<TicketKey> {
+    let path = data_dir.join("ticket.key");
+    match std::fs::read(&path) {
+        Ok(bytes) if bytes.len() == 32 => {
+            Ok(TicketKey::new(bytes.try_into().expect("32 bytes")))
+        }
+        _ => {
+            std::fs::create_dir_all(data_dir)?;
+            let key: [u8; 32] = rand::random();
+            std::fs::write(&path, key)?;
+            Ok(TicketKey::new(key))
+        }
+    }
+}
+
+/// Seconds since the Unix epoch (wall clock, for expiries and records).
+pub fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}

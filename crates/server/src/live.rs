@@ -1,0 +1,310 @@
+//! A Space at runtime: its state machine behind a lock, its mixer task, its hub, and the
+//! channels that carry events and forwarded packets to connections.
+
+use crate::mixer_task::{self, MixerInput};
+use axum::extract::ws::Utf8Bytes;
+use bytes::{BufMut, Bytes, BytesMut};
+use parking_lot::Mutex;
+use serde::Serialize;
+use stentor_hub::{Hub, HubConfig};
+use stentor_media::MixerConfig;
+use stentor_space::{Command, Event, Lifecycle, Refusal, Role, Space, UserId};
+use stentor_store::Store;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Instant;
+use tokio::sync::{broadcast, mpsc};
+
+/// First byte of a WebSocket binary message carrying a speaker's packet (client to server).
+pub const WS_PUBLISH: u8 = 0x01;
+/// First byte of a WebSocket binary message carrying another speaker's packet, forwarded.
+pub const WS_FORWARD: u8 = 0x03;
+
+/// Why a speaker's packet was refused; the connection that sent it is closed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum IngestError {
+    /// The sender is not a speaker of this live Space.
+    #[error("only speakers of a live space may publish")]
+    NotASpeaker,
+    /// The packet is not a valid 20 ms Opus packet.
+    #[error("invalid opus packet: {0}")]
+    Invalid(#[from] stentor_media::OpusError),
+}
+
+/// A JSON event for the connections of a Space, with the user it concerns, if any.
+#[derive(Debug, Clone)]
+pub struct Notice {
+    /// The user whose state changed (role, mute, removal), so their connection can react.
+    pub to: Option<UserId>,
+    /// The JSON text.
+    pub text: Utf8Bytes,
+}
+
+/// Counters of one Space.
+#[derive(Debug, Default)]
+pub struct SpaceStats {
+    /// Packets accepted from speakers.
+    pub packets_in: AtomicU64,
+    /// Packets dropped because the mixer queue was full.
+    pub packets_dropped: AtomicU64,
+    /// Mixer ticks that ran late by more than one frame.
+    pub ticks_late: AtomicU64,
+    /// Listeners that fell behind the ring and skipped to live.
+    pub listener_skips: AtomicU64,
+}
+
+/// One Space at runtime.
+pub struct LiveSpace {
+    /// Public id.
+    pub id: String,
+    /// Title.
+    pub title: String,
+    /// Fan-out of the mix.
+    pub hub: Hub,
+    /// Counters.
+    pub stats: SpaceStats,
+    domain: Mutex<Space>,
+    events: broadcast::Sender<Notice>,
+    forward: broadcast::Sender<(UserId, Bytes)>,
+    mixer: mpsc::Sender<MixerInput>,
+    store: Store,
+}
+
+/// Summary of a Space for the API.
+#[derive(Debug, Clone, Serialize)]
+pub struct SpaceView {
+    /// Public id.
+    pub id: String,
+    /// Title.
+    pub title: String,
+    /// Lifecycle state.
+    pub state: Lifecycle,
+    /// Host user id.
+    pub host: UserId,
+    /// Stage members: (user, role, muted).
+    pub stage: Vec<(UserId, Role, bool)>,
+    /// Raised hands.
+    pub hands: Vec<UserId>,
+    /// Listeners connected to this node.
+    pub listeners: usize,
+}
+
+impl LiveSpace {
+    /// Starts the runtime of a Space: spawns its mixer task (which runs while it is live).
+    pub fn spawn(
+        id: String,
+        title: String,
+        domain: Space,
+        store: Store,
+        mixer_config: MixerConfig,
+        hub_config: HubConfig,
+    ) -> Arc<Self> {
+        let serial = id.bytes().fold(0x5354_454e_u32, |h, b| h.rotate_left(5) ^ u32::from(b));
+        let hub = Hub::new(hub_config, &title, serial);
+        let (mixer, rx) = mpsc::channel(1024);
+        let speakers: Vec<_> = domain.stage().map(|(user, m)| (user, m.muted)).collect();
+        let live = domain.lifecycle() == Lifecycle::Live;
+        let space = Arc::new(Self {
+            id,
+            title,
+            hub: hub.clone(),
+            stats: SpaceStats::default(),
+            domain: Mutex::new(domain),
+            events: broadcast::channel(1024).0,
+            forward: broadcast::channel(256).0,
+            mixer,
+            store,
+        });
+        mixer_task::spawn(Arc::downgrade(&space), mixer_config, rx, hub);
+        for (user, muted) in speakers {
+            space.to_mixer(MixerInput::AddSpeaker(user));
+            space.to_mixer(MixerInput::Mute(user, muted));
+        }
+        if live {
+            space.to_mixer(MixerInput::Start);
+        }
+        space
+    }
+
+    /// Applies a participant's command and tells everyone what changed.
+    pub fn command(&self, actor: UserId, command: Command) -> Result<(), Refusal> {
+        let now = Instant::now();
+        let events: Vec<Event> = {
+            let mut domain = self.domain.lock();
+            domain.handle(actor, command, now)?;
+            std::iter::from_fn(|| domain.poll_event(now)).collect()
+        };
+        for event in events {
+            self.on_event(event);
+        }
+        Ok(())
+    }
+
+    /// Sends timed events (closed reaction windows) that are due.
+    pub fn poll_timed(&self) {
+        let now = Instant::now();
+        let events: Vec<Event> = {
+            let mut domain = self.domain.lock();
+            std::iter::from_fn(|| domain.poll_event(now)).collect()
+        };
+        for event in events {
+            self.on_event(event);
+        }
+    }
+
+    fn on_event(&self, event: Event) {
+        let now = crate::unix_now() as i64;
+        match &event {
+            Event::Started => {
+                self.to_mixer(MixerInput::Start);
+                self.persist(move |s, id| async move { s.set_space_state(&id, "live", now).await });
+            }
+            Event::Ended => {
+                self.to_mixer(MixerInput::Stop);
+                self.persist(move |s, id| async move { s.set_space_state(&id, "ended", now).await });
+            }
+            Event::RoleChanged { user, role } => {
+                let (user, role) = (*user, *role);
+                if role.is_speaker() {
+                    self.to_mixer(MixerInput::AddSpeaker(user));
+                } else {
+                    self.to_mixer(MixerInput::RemoveSpeaker(user));
+                }
+                let stored = role.is_speaker().then(|| role_name(role));
+                self.persist(move |s, id| async move { s.set_role(&id, user, stored).await });
+            }
+            Event::MuteChanged { user, muted, .. } => {
+                self.to_mixer(MixerInput::Mute(*user, *muted));
+            }
+            Event::Removed { user } => {
+                let user = *user;
+                self.to_mixer(MixerInput::RemoveSpeaker(user));
+                self.persist(move |s, id| async move {
+                    s.set_role(&id, user, None).await?;
+                    s.add_removed(&id, user).await
+                });
+            }
+            _ => {}
+        }
+        let to = match event {
+            Event::RoleChanged { user, .. }
+            | Event::MuteChanged { user, .. }
+            | Event::Removed { user } => Some(user),
+            _ => None,
+        };
+        self.notify(to, &event);
+    }
+
+    /// Sends a JSON event to every connection of this Space.
+    pub fn broadcast<T: Serialize>(&self, event: &T) {
+        self.notify(None, event);
+    }
+
+    fn notify<T: Serialize>(&self, to: Option<UserId>, event: &T) {
+        let text = serde_json::to_string(event).expect("events serialize");
+        let _ = self.events.send(Notice { to, text: Utf8Bytes::from(text) });
+    }
+
+    /// Takes one packet from a speaker: checks it, forwards it to the other speakers and
+    /// queues it for the mix. Packets from a muted speaker are dropped without error.
+    pub fn ingest(&self, user: UserId, seq: u32, packet: Bytes, arrived: Instant) -> Result<(), IngestError> {
+        let (speaker, publishing) = {
+            let domain = self.domain.lock();
+            (
+                domain.lifecycle() == Lifecycle::Live && domain.role_of(user).is_speaker(),
+                domain.may_publish(user),
+            )
+        };
+        if !speaker {
+            return Err(IngestError::NotASpeaker);
+        }
+        stentor_media::opus::validate_packet(&packet)?;
+        if !publishing {
+            return Ok(());
+        }
+        self.stats.packets_in.fetch_add(1, Ordering::Relaxed);
+        if self.forward.receiver_count() > 0 {
+            let mut frame = BytesMut::with_capacity(13 + packet.len());
+            frame.put_u8(WS_FORWARD);
+            frame.put_u64(user);
+            frame.put_u32(seq);
+            frame.put_slice(&packet);
+            let _ = self.forward.send((user, frame.freeze()));
+        }
+        let input = MixerInput::Packet { user, seq, packet, arrived };
+        if self.mixer.try_send(input).is_err() {
+            self.stats.packets_dropped.fetch_add(1, Ordering::Relaxed);
+        }
+        Ok(())
+    }
+
+    /// A receiver of this Space's JSON events.
+    pub fn events(&self) -> broadcast::Receiver<Notice> {
+        self.events.subscribe()
+    }
+
+    /// A receiver of forwarded speaker packets (user, framed message).
+    pub fn forwarded(&self) -> broadcast::Receiver<(UserId, Bytes)> {
+        self.forward.subscribe()
+    }
+
+    /// Runs `f` on the Space state machine.
+    pub fn with_domain<R>(&self, f: impl FnOnce(&Space) -> R) -> R {
+        f(&self.domain.lock())
+    }
+
+    /// A summary for the API.
+    pub fn view(&self) -> SpaceView {
+        let domain = self.domain.lock();
+        SpaceView {
+            id: self.id.clone(),
+            title: self.title.clone(),
+            state: domain.lifecycle(),
+            host: domain.host(),
+            stage: domain.stage().map(|(u, m)| (u, m.role, m.muted)).collect(),
+            hands: domain.hands().collect(),
+            listeners: self.hub.listeners(),
+        }
+    }
+
+    fn to_mixer(&self, input: MixerInput) {
+        // Control inputs must not be lost: wait for room off the caller's thread if full.
+        if let Err(mpsc::error::TrySendError::Full(input)) = self.mixer.try_send(input) {
+            let mixer = self.mixer.clone();
+            tokio::spawn(async move {
+                let _ = mixer.send(input).await;
+            });
+        }
+    }
+
+    fn persist<F, Fut>(&self, f: F)
+    where
+        F: FnOnce(Store, String) -> Fut + Send + 'static,
+        Fut: std::future::Future<Output = Result<(), stentor_store::StoreError>> + Send,
+    {
+        let (store, id) = (self.store.clone(), self.id.clone());
+        tokio::spawn(async move {
+            if let Err(e) = f(store, id.clone()).await {
+                tracing::error!(space = %id, error = %e, "could not persist a space change");
+            }
+        });
+    }
+}
+
+/// The stored name of a role.
+pub fn role_name(role: Role) -> &'static str {
+    match role {
+        Role::Listener => "listener",
+        Role::Speaker => "speaker",
+        Role::CoHost => "co_host",
+        Role::Host => "host",
+    }
+}
+
+/// A role from its stored name.
+pub fn role_from_name(name: &str) -> Option<Role> {
+    [Role::Listener, Role::Speaker, Role::CoHost, Role::Host]
+        .into_iter()
+        .find(|r| role_name(*r) == name)
+}

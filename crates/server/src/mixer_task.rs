@@ -1,0 +1,138 @@
+//! The mixer task of a Space: a 20 ms tick on a monotonic clock that never accumulates
+//! lateness, feeding the hub.
+
+use crate::live::LiveSpace;
+use bytes::Bytes;
+use serde::Serialize;
+use stentor_hub::Hub;
+use stentor_media::{FRAME_MS, Mixer, MixerConfig};
+use stentor_space::UserId;
+use std::sync::Weak;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+use tokio::sync::mpsc;
+
+/// What the rest of the server tells a mixer.
+#[derive(Debug)]
+pub enum MixerInput {
+    /// Start ticking (the Space went live).
+    Start,
+    /// Stop for good (the Space ended).
+    Stop,
+    /// A speaker joined the stage.
+    AddSpeaker(UserId),
+    /// A speaker left the stage.
+    RemoveSpeaker(UserId),
+    /// A speaker was muted (true) or unmuted.
+    Mute(UserId, bool),
+    /// A packet from a speaker.
+    Packet {
+        /// The speaker.
+        user: UserId,
+        /// Their sequence number.
+        seq: u32,
+        /// The Opus packet.
+        packet: Bytes,
+        /// When it arrived.
+        arrived: Instant,
+    },
+}
+
+const FRAME: Duration = Duration::from_millis(FRAME_MS);
+/// How far behind the tick may fall before the clock is re-anchored instead of catching up.
+const MAX_CATCH_UP: u32 = 10;
+
+#[derive(Serialize)]
+struct Levels {
+    event: &'static str,
+    levels: Vec<(UserId, f32)>,
+}
+
+#[derive(Serialize)]
+struct Listeners {
+    event: &'static str,
+    count: usize,
+}
+
+/// Spawns the mixer task; it ends on [`MixerInput::Stop`] or when the Space is dropped.
+pub fn spawn(space: Weak<LiveSpace>, config: MixerConfig, rx: mpsc::Receiver<MixerInput>, hub: Hub) {
+    tokio::spawn(async move {
+        let mixer = match Mixer::new(config) {
+            Ok(m) => m,
+            Err(e) => {
+                tracing::error!(error = %e, "mixer could not start");
+                return;
+            }
+        };
+        run(space, mixer, rx, &hub).await;
+        hub.close();
+    });
+}
+
+async fn run(space: Weak<LiveSpace>, mut mixer: Mixer, mut rx: mpsc::Receiver<MixerInput>, hub: &Hub) {
+    // Wait to go live, keeping the speaker set up to date meanwhile.
+    loop {
+        match rx.recv().await {
+            None | Some(MixerInput::Stop) => return,
+            Some(MixerInput::Start) => break,
+            Some(other) => apply(&mut mixer, other),
+        }
+    }
+    let mut origin = tokio::time::Instant::now();
+    let mut ticks: u32 = 0;
+    loop {
+        let deadline = origin + FRAME * ticks;
+        tokio::select! {
+            biased;
+            input = rx.recv() => match input {
+                None | Some(MixerInput::Stop) => return,
+                Some(input) => apply(&mut mixer, input),
+            },
+            _ = tokio::time::sleep_until(deadline) => {
+                let mix = match mixer.tick() {
+                    Ok(mix) => mix,
+                    Err(e) => {
+                        tracing::error!(error = %e, "mixer tick failed");
+                        return;
+                    }
+                };
+                hub.publish(&mix);
+                ticks += 1;
+                let Some(space) = space.upgrade() else { return };
+                let behind = tokio::time::Instant::now().saturating_duration_since(deadline);
+                if behind > FRAME {
+                    space.stats.ticks_late.fetch_add(1, Ordering::Relaxed);
+                }
+                if behind > FRAME * MAX_CATCH_UP {
+                    // A stall (suspended process, overloaded machine): resume from now rather
+                    // than sending a burst of catch-up frames.
+                    origin = tokio::time::Instant::now();
+                    ticks = 0;
+                }
+                if mix.seq % 5 == 0 {
+                    space.broadcast(&Levels { event: "levels", levels: mixer.levels().collect() });
+                    space.poll_timed();
+                }
+                if mix.seq % 50 == 0 {
+                    space.broadcast(&Listeners { event: "listeners", count: hub.listeners() });
+                }
+            }
+        }
+    }
+}
+
+fn apply(mixer: &mut Mixer, input: MixerInput) {
+    match input {
+        MixerInput::AddSpeaker(user) => {
+            if let Err(e) = mixer.add_speaker(user) {
+                tracing::error!(error = %e, "could not add a speaker to the mixer");
+            }
+        }
+        MixerInput::RemoveSpeaker(user) => mixer.remove_speaker(user),
+        MixerInput::Mute(user, muted) => mixer.set_muted(user, muted),
+        MixerInput::Packet { user, seq, packet, arrived } => {
+            let _ = mixer.push(user, seq, packet, arrived);
+        }
+        MixerInput::Start | MixerInput::Stop => {}
+    }
+}

@@ -1,0 +1,89 @@
+//! The Spaces this node runs, loaded from the store on first use.
+
+use crate::error::ApiError;
+use crate::live::{LiveSpace, role_from_name};
+use parking_lot::Mutex;
+use stentor_hub::HubConfig;
+use stentor_media::MixerConfig;
+use stentor_space::{Lifecycle, Limits, Space};
+use stentor_store::{SpaceRecord, Store};
+use std::collections::HashMap;
+use std::sync::Arc;
+
+/// Every Space this node has loaded.
+pub struct Spaces {
+    store: Store,
+    mixer: MixerConfig,
+    hub: HubConfig,
+    loaded: Mutex<HashMap<String, Arc<LiveSpace>>>,
+}
+
+impl Spaces {
+    /// An empty registry over `store`.
+    pub fn new(store: Store, mixer: MixerConfig, hub: HubConfig) -> Self {
+        Self {
+            store,
+            mixer,
+            hub,
+            loaded: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// The runtime of Space `id`, loading it from the store if needed.
+    pub async fn get(&self, id: &str) -> Result<Arc<LiveSpace>, ApiError> {
+        if let Some(space) = self.loaded.lock().get(id) {
+            return Ok(space.clone());
+        }
+        let record = self.store.space(id).await?.ok_or(ApiError::NotFound("space"))?;
+        let roles = self.store.roles(id).await?;
+        let removed = self.store.removed(id).await?;
+        let stage = roles
+            .into_iter()
+            .filter_map(|(user, role)| Some((user, role_from_name(&role)?)));
+        let domain = Space::restore(
+            record.host_id,
+            Limits::default(),
+            lifecycle(&record.state),
+            stage,
+            removed,
+        );
+        Ok(self.insert(record, domain))
+    }
+
+    /// Creates a new Space in the store and loads it.
+    pub async fn create(&self, record: SpaceRecord) -> Result<Arc<LiveSpace>, ApiError> {
+        self.store.create_space(&record).await?;
+        let domain = Space::new(record.host_id, Limits::default());
+        Ok(self.insert(record, domain))
+    }
+
+    fn insert(&self, record: SpaceRecord, domain: Space) -> Arc<LiveSpace> {
+        let mut loaded = self.loaded.lock();
+        if let Some(existing) = loaded.get(&record.id) {
+            return existing.clone();
+        }
+        let space = LiveSpace::spawn(
+            record.id.clone(),
+            record.title,
+            domain,
+            self.store.clone(),
+            self.mixer,
+            self.hub,
+        );
+        loaded.insert(record.id, space.clone());
+        space
+    }
+
+    /// Every loaded Space.
+    pub fn loaded(&self) -> Vec<Arc<LiveSpace>> {
+        self.loaded.lock().values().cloned().collect()
+    }
+}
+
+fn lifecycle(state: &str) -> Lifecycle {
+    match state {
+        "live" => Lifecycle::Live,
+        "ended" => Lifecycle::Ended,
+        _ => Lifecycle::Scheduled,
+    }
+}

@@ -1,0 +1,278 @@
+//! The JSON API: accounts, sessions, Spaces, commands and join tickets.
+
+use crate::auth::{self, Caller, SESSION_COOKIE, SESSION_SECS};
+use crate::error::ApiError;
+use crate::live::SpaceView;
+use crate::ticket::Ticket;
+use crate::{AppState, unix_now};
+use axum::extract::rejection::JsonRejection;
+use axum::extract::{FromRequest, Path, State};
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::{Deserialize, Serialize};
+use stentor_space::{Command, Role, UserId};
+use stentor_store::{SpaceRecord, User};
+
+/// A JSON body whose rejections are problem+json like every other error.
+#[derive(FromRequest)]
+#[from_request(via(axum::Json), rejection(ApiError))]
+pub struct Json<T>(pub T);
+
+impl From<JsonRejection> for ApiError {
+    fn from(r: JsonRejection) -> Self {
+        match r.status() {
+            StatusCode::PAYLOAD_TOO_LARGE => ApiError::TooLarge(r.body_text()),
+            _ => ApiError::BadRequest(r.body_text()),
+        }
+    }
+}
+
+impl<T: Serialize> IntoResponse for Json<T> {
+    fn into_response(self) -> Response {
+        axum::Json(self.0).into_response()
+    }
+}
+
+/// Handle and password, to sign up or in.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Credentials {
+    handle: String,
+    password: String,
+}
+
+/// A user as the API shows it.
+#[derive(Serialize)]
+pub struct UserView {
+    /// Numeric id.
+    pub id: u64,
+    /// Handle.
+    pub handle: String,
+}
+
+impl From<User> for UserView {
+    fn from(u: User) -> Self {
+        Self { id: u.id, handle: u.handle }
+    }
+}
+
+#[derive(Serialize)]
+struct SessionView {
+    user: UserView,
+    token: String,
+}
+
+fn check_credentials(c: &Credentials) -> Result<(), ApiError> {
+    let ok_handle = (3..=30).contains(&c.handle.len())
+        && c.handle
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_');
+    if !ok_handle {
+        return Err(ApiError::BadRequest(
+            "handle: 3 to 30 characters of a-z, 0-9 and _".into(),
+        ));
+    }
+    if !(8..=1024).contains(&c.password.len()) {
+        return Err(ApiError::BadRequest("password: 8 to 1024 bytes".into()));
+    }
+    Ok(())
+}
+
+async fn open_session(state: &AppState, user: User, status: StatusCode) -> Result<Response, ApiError> {
+    let token = auth::new_token();
+    let expires = unix_now() as i64 + SESSION_SECS;
+    state
+        .store
+        .create_session(&auth::token_hash(&token), user.id, expires)
+        .await?;
+    let cookie = format!(
+        "{SESSION_COOKIE}={token}; HttpOnly; SameSite=Lax; Path=/; Max-Age={SESSION_SECS}"
+    );
+    let body = SessionView { user: user.into(), token };
+    Ok((status, [(header::SET_COOKIE, cookie)], Json(body)).into_response())
+}
+
+/// `POST /api/v1/accounts`: creates an account and signs in.
+pub async fn sign_up(State(state): State<AppState>, Json(c): Json<Credentials>) -> Result<Response, ApiError> {
+    check_credentials(&c)?;
+    let password = c.password;
+    let hash = tokio::task::spawn_blocking(move || auth::hash_password(&password))
+        .await
+        .map_err(|e| ApiError::Internal(e.to_string()))??;
+    let user = state.store.create_user(&c.handle, &hash, unix_now() as i64).await?;
+    open_session(&state, user, StatusCode::CREATED).await
+}
+
+/// `POST /api/v1/sessions`: signs in.
+pub async fn sign_in(State(state): State<AppState>, Json(c): Json<Credentials>) -> Result<Response, ApiError> {
+    let refused = || ApiError::Unauthorized("wrong handle or password".into());
+    let (user, hash) = state.store.user_with_hash(&c.handle).await?.ok_or_else(refused)?;
+    let password = c.password;
+    let ok = tokio::task::spawn_blocking(move || auth::verify_password(&password, &hash))
+        .await
+        .map_err(|e| ApiError::Internal(e.to_string()))?;
+    if !ok {
+        return Err(refused());
+    }
+    open_session(&state, user, StatusCode::OK).await
+}
+
+/// `DELETE /api/v1/sessions`: signs out.
+pub async fn sign_out(State(state): State<AppState>, parts: axum::http::request::Parts) -> Result<Response, ApiError> {
+    if let Some(token) = auth::request_token(&parts) {
+        state.store.delete_session(&auth::token_hash(&token)).await?;
+    }
+    let cookie = format!("{SESSION_COOKIE}=; HttpOnly; SameSite=Lax; Path=/; Max-Age=0");
+    Ok((StatusCode::NO_CONTENT, [(header::SET_COOKIE, cookie)]).into_response())
+}
+
+/// `GET /api/v1/me`: the signed-in user.
+pub async fn me(caller: Caller) -> Result<Json<UserView>, ApiError> {
+    Ok(Json(caller.required()?.into()))
+}
+
+/// A new Space.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewSpace {
+    title: String,
+    /// Announced start, Unix seconds.
+    #[serde(default)]
+    starts_at: Option<i64>,
+}
+
+/// `POST /api/v1/spaces`: creates a scheduled Space hosted by the caller.
+pub async fn create_space(
+    State(state): State<AppState>,
+    caller: Caller,
+    Json(new): Json<NewSpace>,
+) -> Result<(StatusCode, Json<SpaceView>), ApiError> {
+    let user = caller.required()?;
+    let title = new.title.trim();
+    if title.is_empty() || title.chars().count() > 120 {
+        return Err(ApiError::BadRequest("title: 1 to 120 characters".into()));
+    }
+    let record = SpaceRecord {
+        id: new_space_id(),
+        host_id: user.id,
+        title: title.to_owned(),
+        state: "scheduled".into(),
+        starts_at: new.starts_at,
+        created_at: unix_now() as i64,
+    };
+    let space = state.spaces.create(record).await?;
+    Ok((StatusCode::CREATED, Json(space.view())))
+}
+
+fn new_space_id() -> String {
+    const ALPHABET: &[u8] = b"abcdefghijkmnpqrstuvwxyz23456789";
+    let bytes: [u8; 10] = rand::random();
+    bytes
+        .iter()
+        .map(|b| ALPHABET[*b as usize % ALPHABET.len()] as char)
+        .collect()
+}
+
+/// A Space in a listing.
+#[derive(Serialize)]
+pub struct SpaceSummary {
+    /// Public id.
+    pub id: String,
+    /// Title.
+    pub title: String,
+    /// `scheduled` or `live`.
+    pub state: String,
+    /// Host user id.
+    pub host: u64,
+    /// Announced start, Unix seconds.
+    pub starts_at: Option<i64>,
+}
+
+/// `GET /api/v1/spaces`: Spaces that are scheduled or live.
+pub async fn list_spaces(State(state): State<AppState>) -> Result<Json<Vec<SpaceSummary>>, ApiError> {
+    let records = state.store.open_spaces(100).await?;
+    Ok(Json(
+        records
+            .into_iter()
+            .map(|r| SpaceSummary {
+                id: r.id,
+                title: r.title,
+                state: r.state,
+                host: r.host_id,
+                starts_at: r.starts_at,
+            })
+            .collect(),
+    ))
+}
+
+/// `GET /api/v1/spaces/{id}`: one Space with its stage.
+pub async fn get_space(State(state): State<AppState>, Path(id): Path<String>) -> Result<Json<SpaceView>, ApiError> {
+    Ok(Json(state.spaces.get(&id).await?.view()))
+}
+
+/// `POST /api/v1/spaces/{id}/commands`: a command as the signed-in caller (same commands as
+/// over the WebSocket).
+pub async fn command(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    caller: Caller,
+    Json(command): Json<Command>,
+) -> Result<StatusCode, ApiError> {
+    let user = caller.required()?;
+    let space = state.spaces.get(&id).await?;
+    space.command(user.id, command)?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// A join ticket as issued.
+#[derive(Serialize)]
+pub struct TicketView {
+    /// The signed ticket.
+    pub ticket: String,
+    /// The holder.
+    pub user: UserId,
+    /// The holder's role.
+    pub role: Role,
+    /// Expiry, Unix seconds.
+    pub expires_at: u64,
+}
+
+/// `POST /api/v1/spaces/{id}/tickets`: a join ticket for the caller (or an anonymous listener).
+pub async fn ticket(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    caller: Caller,
+) -> Result<Json<TicketView>, ApiError> {
+    let space = state.spaces.get(&id).await?;
+    let user = match caller.0 {
+        Some(u) => u.id,
+        None if state.config.allow_anonymous() => anonymous_id(),
+        None => return Err(ApiError::Unauthorized("sign in to listen".into())),
+    };
+    let role = space.with_domain(|d| d.may_join(user).map(|()| d.role_of(user)))?;
+    let ticket = state.issue_ticket(&id, user, role);
+    let token = state.tickets.sign(&ticket);
+    Ok(Json(TicketView {
+        ticket: token,
+        user,
+        role,
+        expires_at: ticket.exp,
+    }))
+}
+
+/// Anonymous listeners get ids with the top bit set, so they never collide with accounts.
+pub fn anonymous_id() -> UserId {
+    rand::random::<u64>() | (1 << 63)
+}
+
+impl AppState {
+    /// A ticket for `user` in `space` with `role`, valid for the configured lifetime.
+    pub fn issue_ticket(&self, space: &str, user: UserId, role: Role) -> Ticket {
+        Ticket {
+            space: space.to_owned(),
+            user,
+            role,
+            exp: unix_now() + self.config.ticket_ttl_secs(),
+        }
+    }
+}

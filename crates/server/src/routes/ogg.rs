@@ -1,0 +1,113 @@
+//! Ogg/Opus over HTTP: the continuous live stream for any player, and the Icecast-style
+//! source (an HTTP PUT of an Ogg/Opus stream into a speaker slot, e.g. from ffmpeg).
+
+use crate::error::ApiError;
+use crate::routes::ws::TicketQuery;
+use crate::{AppState, unix_now};
+use axum::body::Body;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
+use futures_util::{StreamExt, stream};
+use stentor_media::FRAME_MS;
+use stentor_media::ogg::{OggReader, parse_opus_head};
+use stentor_space::Lifecycle;
+use std::convert::Infallible;
+use std::time::Duration;
+
+/// Most pages handed to the HTTP body in one batch.
+const MAX_BATCH: usize = 64;
+
+/// `GET /spaces/{id}/live.opus`: header pages, then the live pages shared by every listener.
+/// A listener who arrives before the start waits on the headers until audio begins.
+pub async fn live(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    Query(query): Query<TicketQuery>,
+) -> Result<Response, ApiError> {
+    let space = state.spaces.get(&id).await?;
+    let user = match query.ticket() {
+        Some(token) => Some(state.tickets.verify(token, &id, unix_now())?.user),
+        None if state.config.allow_anonymous() => None,
+        None => return Err(ApiError::Unauthorized("a join ticket is required".into())),
+    };
+    space.with_domain(|d| match user {
+        Some(u) => d.may_join(u),
+        None if d.lifecycle() == Lifecycle::Ended => Err(stentor_space::Refusal::Ended),
+        None => Ok(()),
+    })?;
+    let headers = space.hub.ogg_headers().clone();
+    let subscriber = space.hub.ogg.subscribe();
+    let live = stream::unfold((subscriber, space), |(mut sub, space)| async move {
+        let mut batch = Vec::with_capacity(MAX_BATCH);
+        sub.next_batch(&mut batch, MAX_BATCH).await?;
+        Some((stream::iter(batch), (sub, space)))
+    })
+    .flatten();
+    let body = stream::iter(headers).chain(live).map(Ok::<Bytes, Infallible>);
+    let mut response = Body::from_stream(body).into_response();
+    let h = response.headers_mut();
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static("audio/ogg"));
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache, no-store"));
+    h.insert("x-content-type-options", HeaderValue::from_static("nosniff"));
+    Ok(response)
+}
+
+/// `PUT /api/v1/spaces/{id}/source?ticket=T`: an Ogg/Opus stream (mono or stereo, 20 ms
+/// packets) published as the ticket holder, who must be a speaker. Packets are paced to real
+/// time, so a source that sends pages of a second or more is smoothed out.
+pub async fn source(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    Query(query): Query<TicketQuery>,
+    body: Body,
+) -> Result<Response, ApiError> {
+    let token = query
+        .ticket()
+        .ok_or_else(|| ApiError::Unauthorized("a join ticket is required".into()))?;
+    let ticket = state.tickets.verify(token, &id, unix_now())?;
+    let space = state.spaces.get(&id).await?;
+    let speaker = space.with_domain(|d| {
+        d.may_join(ticket.user)?;
+        Ok::<_, stentor_space::Refusal>(d.lifecycle() == Lifecycle::Live && d.role_of(ticket.user).is_speaker())
+    })?;
+    if !speaker {
+        return Err(ApiError::Forbidden("only speakers of a live space may publish".into()));
+    }
+    let mut reader = OggReader::new();
+    let mut chunks = body.into_data_stream();
+    let mut headers_seen = 0;
+    let mut seq: u32 = 0;
+    let start = tokio::time::Instant::now();
+    while let Some(chunk) = chunks.next().await {
+        let chunk = chunk.map_err(|e| ApiError::BadRequest(format!("reading the body: {e}")))?;
+        reader.feed(&chunk);
+        while let Some(packet) = reader
+            .next_packet()
+            .map_err(|e| ApiError::BadRequest(e.to_string()))?
+        {
+            match headers_seen {
+                0 => {
+                    parse_opus_head(&packet.data).map_err(|e| ApiError::BadRequest(e.to_string()))?;
+                    headers_seen = 1;
+                }
+                1 => {
+                    if !packet.data.starts_with(b"OpusTags") {
+                        return Err(ApiError::BadRequest("second packet is not OpusTags".into()));
+                    }
+                    headers_seen = 2;
+                }
+                _ => {
+                    let due = start + Duration::from_millis(FRAME_MS) * seq;
+                    tokio::time::sleep_until(due).await;
+                    space
+                        .ingest(ticket.user, seq, packet.data, std::time::Instant::now())
+                        .map_err(|e| ApiError::BadRequest(e.to_string()))?;
+                    seq = seq.wrapping_add(1);
+                }
+            }
+        }
+    }
+    Ok(StatusCode::NO_CONTENT.into_response())
+}

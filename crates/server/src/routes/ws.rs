@@ -1,0 +1,264 @@
+//! The WebSocket of a Space: commands and events as JSON text, audio as binary messages.
+//! One endpoint for every role; the join ticket says who is connecting.
+
+use crate::error::ApiError;
+use crate::live::{LiveSpace, Notice, WS_PUBLISH};
+use crate::{AppState, unix_now};
+use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
+use axum::extract::{Path, Query, State};
+use axum::response::Response;
+use bytes::Bytes;
+use futures_util::{SinkExt, StreamExt};
+use serde::{Deserialize, Serialize};
+use stentor_hub::{Read, Subscriber};
+use stentor_space::{Command, Role, UserId};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Instant;
+use tokio::sync::broadcast::error::RecvError;
+
+/// Largest WebSocket message accepted from a client.
+pub const MAX_WS_MESSAGE: usize = 16 * 1024;
+/// Most frames sent to a listener in one batch.
+const MAX_BATCH: usize = 64;
+
+/// Close codes used by the server (RFC 6455 and application range).
+pub mod close {
+    /// The Space ended, or the client went away.
+    pub const NORMAL: u16 = 1000;
+    /// The client broke the WebSocket protocol or sent a message too large.
+    pub const PROTOCOL: u16 = 1002;
+    /// A message of a kind the server does not accept.
+    pub const UNSUPPORTED: u16 = 1003;
+    /// A message whose content is invalid (bad Opus, bad JSON, unknown command).
+    pub const INVALID: u16 = 1007;
+    /// The client did something its role does not allow (a listener publishing).
+    pub const POLICY: u16 = 1008;
+    /// The participant was removed from the Space.
+    pub const REMOVED: u16 = 4003;
+}
+
+/// The query of the WebSocket URL.
+#[derive(Debug, Deserialize)]
+pub struct TicketQuery {
+    ticket: Option<String>,
+}
+
+impl TicketQuery {
+    /// The ticket, if the query carries one.
+    pub fn ticket(&self) -> Option<&str> {
+        self.ticket.as_deref()
+    }
+}
+
+/// `GET /api/v1/spaces/{id}/ws?ticket=T`: checks the ticket before upgrading, so nothing is
+/// allocated for a connection without one.
+pub async fn upgrade(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    Query(query): Query<TicketQuery>,
+    ws: WebSocketUpgrade,
+) -> Result<Response, ApiError> {
+    let token = query
+        .ticket()
+        .ok_or_else(|| ApiError::Unauthorized("a join ticket is required".into()))?;
+    let ticket = state.tickets.verify(token, &id, unix_now())?;
+    let space = state.spaces.get(&id).await?;
+    space.with_domain(|d| d.may_join(ticket.user))?;
+    let user = ticket.user;
+    Ok(ws
+        .max_message_size(MAX_WS_MESSAGE)
+        .max_frame_size(MAX_WS_MESSAGE)
+        .on_upgrade(move |socket| async move {
+            let span = tracing::info_span!("ws", space = %space.id, user);
+            let _enter = span.enter();
+            Connection::new(state, space, user).run(socket).await;
+        }))
+}
+
+#[derive(Serialize)]
+struct Hello<'a> {
+    event: &'static str,
+    user: UserId,
+    role: Role,
+    space: &'a crate::live::SpaceView,
+}
+
+#[derive(Serialize)]
+struct Refused {
+    event: &'static str,
+    reason: String,
+}
+
+#[derive(Serialize)]
+struct NewTicket {
+    event: &'static str,
+    ticket: String,
+    role: Role,
+}
+
+struct Connection {
+    state: AppState,
+    space: Arc<LiveSpace>,
+    user: UserId,
+    role: Role,
+    audio: Option<Subscriber>,
+}
+
+type Close = (u16, String);
+
+impl Connection {
+    fn new(state: AppState, space: Arc<LiveSpace>, user: UserId) -> Self {
+        let role = space.with_domain(|d| d.role_of(user));
+        Self {
+            state,
+            space,
+            user,
+            role,
+            audio: None,
+        }
+    }
+
+    async fn run(mut self, socket: WebSocket) {
+        let (mut tx, mut rx) = socket.split();
+        let mut notices = self.space.events();
+        let mut forwarded = self.space.forwarded();
+        self.set_role(self.role);
+        let hello = Hello {
+            event: "hello",
+            user: self.user,
+            role: self.role,
+            space: &self.space.view(),
+        };
+        let hello = Message::Text(serde_json::to_string(&hello).expect("serializes").into());
+        if tx.send(hello).await.is_err() {
+            return;
+        }
+        let mut batch: Vec<Bytes> = Vec::with_capacity(MAX_BATCH);
+        let outcome: Result<(), Close> = loop {
+            let step = tokio::select! {
+                incoming = rx.next() => match incoming {
+                    None | Some(Ok(Message::Close(_))) => break Ok(()),
+                    Some(Err(e)) => break Err((close::PROTOCOL, e.to_string())),
+                    Some(Ok(message)) => self.on_message(message),
+                },
+                notice = notices.recv() => match notice {
+                    Ok(notice) => self.on_notice(notice),
+                    Err(RecvError::Lagged(_)) => Ok(Vec::new()),
+                    Err(RecvError::Closed) => break Ok(()),
+                },
+                packet = forwarded.recv(), if self.role.is_speaker() => match packet {
+                    Ok((from, frame)) if from != self.user => Ok(vec![Message::Binary(frame)]),
+                    _ => Ok(Vec::new()),
+                },
+                read = next_audio(&mut self.audio, &mut batch) => match read {
+                    None => break Err((close::NORMAL, "the space has ended".into())),
+                    Some(read) => {
+                        if read.skipped > 0 {
+                            self.space.stats.listener_skips.fetch_add(1, Ordering::Relaxed);
+                        }
+                        Ok(batch.drain(..).map(Message::Binary).collect())
+                    }
+                },
+            };
+            match step {
+                Ok(messages) => {
+                    let count = messages.len();
+                    let mut sent = true;
+                    for (i, m) in messages.into_iter().enumerate() {
+                        let r = if i + 1 == count { tx.send(m).await } else { tx.feed(m).await };
+                        if r.is_err() {
+                            sent = false;
+                            break;
+                        }
+                    }
+                    if !sent {
+                        break Ok(());
+                    }
+                }
+                Err(close) => break Err(close),
+            }
+        };
+        if let Err((code, reason)) = outcome {
+            tracing::debug!(code, %reason, "closing websocket");
+            let reason = truncate(&reason, 123);
+            let frame = CloseFrame {
+                code,
+                reason: Utf8Bytes::from(reason),
+            };
+            let _ = tx.send(Message::Close(Some(frame))).await;
+        }
+    }
+
+    fn on_message(&mut self, message: Message) -> Result<Vec<Message>, Close> {
+        match message {
+            Message::Binary(data) => {
+                if data.len() < 6 || data[0] != WS_PUBLISH {
+                    return Err((close::UNSUPPORTED, "binary messages must be 0x01 audio frames".into()));
+                }
+                let seq = u32::from_be_bytes(data[1..5].try_into().expect("4 bytes"));
+                self.space
+                    .ingest(self.user, seq, data.slice(5..), Instant::now())
+                    .map_err(|e| match e {
+                        crate::live::IngestError::NotASpeaker => (close::POLICY, e.to_string()),
+                        _ => (close::INVALID, e.to_string()),
+                    })?;
+                Ok(Vec::new())
+            }
+            Message::Text(text) => {
+                let command: Command = serde_json::from_str(text.as_str())
+                    .map_err(|e| (close::INVALID, format!("unknown command: {e}")))?;
+                match self.space.command(self.user, command) {
+                    Ok(()) => Ok(Vec::new()),
+                    Err(refusal) => {
+                        let r = Refused { event: "refused", reason: refusal.to_string() };
+                        Ok(vec![Message::Text(serde_json::to_string(&r).expect("serializes").into())])
+                    }
+                }
+            }
+            Message::Ping(_) | Message::Pong(_) | Message::Close(_) => Ok(Vec::new()),
+        }
+    }
+
+    fn on_notice(&mut self, notice: Notice) -> Result<Vec<Message>, Close> {
+        let mut out = vec![Message::Text(notice.text)];
+        if notice.to == Some(self.user) {
+            if self.space.with_domain(|d| d.is_removed(self.user)) {
+                return Err((close::REMOVED, "removed from this space".into()));
+            }
+            let role = self.space.with_domain(|d| d.role_of(self.user));
+            if role != self.role {
+                self.set_role(role);
+                let ticket = self.state.issue_ticket(&self.space.id, self.user, role);
+                let t = NewTicket { event: "ticket", ticket: self.state.tickets.sign(&ticket), role };
+                out.push(Message::Text(serde_json::to_string(&t).expect("serializes").into()));
+            }
+        }
+        Ok(out)
+    }
+
+    /// Speakers hear each other's forwarded packets; everyone else hears the mix.
+    fn set_role(&mut self, role: Role) {
+        self.role = role;
+        if role.is_speaker() {
+            self.audio = None;
+        } else if self.audio.is_none() {
+            self.audio = Some(self.space.hub.ws.subscribe());
+        }
+    }
+}
+
+async fn next_audio(audio: &mut Option<Subscriber>, out: &mut Vec<Bytes>) -> Option<Read> {
+    match audio {
+        Some(sub) => sub.next_batch(out, MAX_BATCH).await,
+        None => std::future::pending().await,
+    }
+}
+
+fn truncate(s: &str, max: usize) -> String {
+    let mut end = s.len().min(max);
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    s[..end].to_owned()
+}
