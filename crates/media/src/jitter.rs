@@ -4,15 +4,26 @@
 //! Driving contract: the shell calls [`JitterBuffer::push`] for every packet as it arrives and
 //! [`JitterBuffer::pop`] exactly once per 20 ms mixer tick. The buffer never reads a clock: its
 //! notion of time is the count of `pop` calls.
+//!
+//! The delay adapts: it starts at `target_frames`, grows by a frame each time a packet comes
+//! too late (playout waits a tick instead of skipping the missing packet while fewer than the
+//! target are held), and shrinks by a frame after `shrink_after` quiet ticks, dropping one
+//! frame when more than needed are held. On a clean network it settles at `min_frames`.
 
 use std::collections::BTreeMap;
 
 /// Settings of a jitter buffer, counted in 20 ms frames.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct JitterConfig {
-    /// Frames buffered before playout starts (default 3, 60 ms): the delay traded for
-    /// tolerance of network jitter.
+    /// Frames buffered before playout starts (default 2, 40 ms): the initial delay traded
+    /// for tolerance of network jitter.
     pub target_frames: u32,
+    /// Smallest target the delay adapts down to (default 1).
+    pub min_frames: u32,
+    /// Largest target the delay adapts up to (default 10, 200 ms).
+    pub max_target_frames: u32,
+    /// Ticks without a late packet after which the target shrinks by one (default 500, 10 s).
+    pub shrink_after: u32,
     /// Most frames held; beyond this the oldest are dropped and playout skips ahead
     /// (default 25, 500 ms), so a burst after a network stall cannot build up delay.
     pub max_frames: u32,
@@ -24,7 +35,10 @@ pub struct JitterConfig {
 impl Default for JitterConfig {
     fn default() -> Self {
         Self {
-            target_frames: 3,
+            target_frames: 2,
+            min_frames: 1,
+            max_target_frames: 10,
+            shrink_after: 500,
             max_frames: 25,
             idle_after_missing: 10,
         }
@@ -64,7 +78,7 @@ pub struct JitterStats {
     pub duplicate: u64,
     /// Ticks concealed because the packet was missing.
     pub concealed: u64,
-    /// Packets dropped to keep the buffer within `max_frames`.
+    /// Packets dropped to keep the buffer within `max_frames`, or to shrink the delay.
     pub overflow_dropped: u64,
 }
 
@@ -82,6 +96,10 @@ pub struct JitterBuffer<T> {
     /// Pops since the first packet of a new talk spurt arrived, while buffering.
     waited: u32,
     missing_run: u32,
+    /// Current adaptive target depth, in frames.
+    target: u32,
+    /// Ticks since the last late packet.
+    quiet: u32,
     stats: JitterStats,
 }
 
@@ -96,6 +114,8 @@ impl<T> JitterBuffer<T> {
             floor: None,
             waited: 0,
             missing_run: 0,
+            target: config.target_frames.clamp(config.min_frames.max(1), config.max_target_frames.max(1)),
+            quiet: 0,
             stats: JitterStats::default(),
         }
     }
@@ -114,6 +134,10 @@ impl<T> JitterBuffer<T> {
         }
         if self.next.or(self.floor).is_some_and(|next| ext < next) {
             self.stats.late += 1;
+            if self.next.is_some() {
+                self.target = (self.target + 1).min(self.config.max_target_frames.max(1));
+                self.quiet = 0;
+            }
             return Pushed::Late;
         }
         if self.held.contains_key(&ext) {
@@ -134,23 +158,22 @@ impl<T> JitterBuffer<T> {
 
     /// Takes what is due at this tick.
     pub fn pop(&mut self) -> Playout<T> {
-        let Some(next) = self.next else {
+        if self.next.is_none() {
             if self.held.is_empty() {
                 return Playout::Silent;
             }
             self.waited += 1;
-            if self.held.len() < self.config.target_frames as usize
-                && self.waited < self.config.target_frames
-            {
+            if self.held.len() < self.target as usize && self.waited < self.target {
                 return Playout::Silent;
             }
             let (&first, _) = self.held.first_key_value().expect("not empty");
             self.next = Some(first);
             self.missing_run = 0;
-            return self.pop();
-        };
-        self.next = Some(next + 1);
+        }
+        self.adapt();
+        let next = self.next.expect("playing");
         if let Some(item) = self.held.remove(&next) {
+            self.next = Some(next + 1);
             self.missing_run = 0;
             return Playout::Packet(item);
         }
@@ -159,8 +182,38 @@ impl<T> JitterBuffer<T> {
             self.reset_playout();
             return Playout::Silent;
         }
+        // Fewer than the target held: wait for the missing packet (the delay grows by a
+        // frame); otherwise give it up.
+        if self.held.len() >= self.target as usize || self.missing_run > self.target {
+            self.next = Some(next + 1);
+        }
         self.stats.concealed += 1;
         Playout::Conceal
+    }
+
+    /// Shrinks the target after a quiet spell, dropping a frame if more than needed are held.
+    fn adapt(&mut self) {
+        self.quiet += 1;
+        if self.quiet < self.config.shrink_after {
+            return;
+        }
+        self.quiet = 0;
+        if self.target > self.config.min_frames.max(1) {
+            self.target -= 1;
+        }
+        if self.held.len() > self.target as usize {
+            if let Some((first, _)) = self.held.pop_first() {
+                self.stats.overflow_dropped += 1;
+                if self.next == Some(first) {
+                    self.next = Some(first + 1);
+                }
+            }
+        }
+    }
+
+    /// The current adaptive target depth in frames.
+    pub fn target(&self) -> u32 {
+        self.target
     }
 
     /// Drops everything held and waits for a new talk spurt (used when a speaker is muted).
@@ -217,8 +270,46 @@ mod tests {
         let mut jb = buffer();
         jb.push(1, 1);
         assert_eq!(jb.pop(), Playout::Silent);
-        assert_eq!(jb.pop(), Playout::Silent);
         assert_eq!(jb.pop(), Playout::Packet(1));
+    }
+
+    #[test]
+    fn a_packet_that_is_just_late_is_waited_for_not_dropped() {
+        let mut jb = buffer();
+        jb.push(0, 0);
+        jb.push(1, 1);
+        assert_eq!(jb.pop(), Playout::Packet(0));
+        assert_eq!(jb.pop(), Playout::Packet(1));
+        assert_eq!(jb.pop(), Playout::Conceal);
+        jb.push(2, 2);
+        jb.push(3, 3);
+        assert_eq!(jb.pop(), Playout::Packet(2));
+        assert_eq!(jb.pop(), Playout::Packet(3));
+        assert_eq!(jb.stats().late, 0);
+    }
+
+    #[test]
+    fn late_packets_raise_the_delay_and_quiet_lowers_it() {
+        let mut jb = buffer();
+        assert_eq!(jb.target(), 2);
+        for seq in [0, 1, 3, 4] {
+            jb.push(seq, seq);
+        }
+        for _ in 0..3 {
+            jb.pop();
+        }
+        assert_eq!(jb.push(2, 2), Pushed::Late);
+        assert_eq!(jb.target(), 3);
+        // A steady stream one frame deeper than needed: after the quiet spell the target
+        // falls back and the extra frame is dropped.
+        let mut seq = 5;
+        for _ in 0..2 * 500 {
+            jb.push(seq, seq);
+            seq += 1;
+            jb.pop();
+        }
+        assert_eq!(jb.target(), 1);
+        assert!(jb.depth() <= 2, "depth {}", jb.depth());
     }
 
     #[test]
