@@ -1,0 +1,77 @@
+//! Helpers shared by the end-to-end tests: a real server on port 0, and audio analysis.
+#![allow(dead_code)]
+
+use std::path::PathBuf;
+use stentor::client::Api;
+use stentor_media::{Decoder, FRAME_SAMPLES};
+use stentor_server::{AppState, Config, Server};
+use tokio::sync::oneshot;
+
+/// A server running in this process.
+pub struct TestServer {
+    pub base: String,
+    pub state: AppState,
+    pub data_dir: PathBuf,
+    stop: Option<oneshot::Sender<()>>,
+    task: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl TestServer {
+    /// Starts a server with a fresh data directory.
+    pub async fn start(name: &str) -> Self {
+        let data_dir = std::env::temp_dir().join(format!("stentor-test-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&data_dir);
+        Self::start_in(data_dir).await
+    }
+
+    /// Starts a server on an existing data directory.
+    pub async fn start_in(data_dir: PathBuf) -> Self {
+        let mut config = Config::default();
+        config.http.bind = Some("127.0.0.1:0".parse().unwrap());
+        config.store.data_dir = Some(data_dir.clone());
+        let server = Server::bind(config).await.expect("server binds");
+        let base = format!("http://{}", server.local_addr());
+        let state = server.state().clone();
+        let (stop, stopped) = oneshot::channel::<()>();
+        let task = tokio::spawn(async move {
+            server.run(async { let _ = stopped.await; }).await.unwrap();
+        });
+        Self { base, state, data_dir, stop: Some(stop), task: Some(task) }
+    }
+
+    /// Stops the server and waits until it has closed its store.
+    pub async fn stop(mut self) -> PathBuf {
+        let _ = self.stop.take().unwrap().send(());
+        let _ = tokio::time::timeout(std::time::Duration::from_secs(5), self.task.take().unwrap()).await;
+        self.data_dir.clone()
+    }
+
+    pub fn api(&self) -> Api {
+        Api::new(&self.base)
+    }
+}
+
+/// A signed-in host with a live Space, and a second user on stage as a speaker.
+pub async fn live_space_with_two_speakers(server: &TestServer) -> (Api, Api, String, u64) {
+    let mut host = server.api();
+    host.sign_up("host_one", "password-1").await.unwrap();
+    let space = host.create_space("Two tones").await.unwrap();
+    host.command(&space, serde_json::json!({"cmd": "start"})).await.unwrap();
+    let mut guest = server.api();
+    let guest_id = guest.sign_up("guest_two", "password-2").await.unwrap();
+    host.command(&space, serde_json::json!({"cmd": "invite", "user": guest_id})).await.unwrap();
+    guest.command(&space, serde_json::json!({"cmd": "accept_invite"})).await.unwrap();
+    (host, guest, space, guest_id)
+}
+
+/// Decodes Opus packets in order into one signal.
+pub fn decode(packets: impl IntoIterator<Item = impl AsRef<[u8]>>) -> Vec<f32> {
+    let mut dec = Decoder::new().unwrap();
+    let mut out = Vec::new();
+    let mut pcm = [0f32; FRAME_SAMPLES];
+    for p in packets {
+        dec.decode(p.as_ref(), &mut pcm).expect("the server sends valid opus");
+        out.extend_from_slice(&pcm);
+    }
+    out
+}
