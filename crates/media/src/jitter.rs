@@ -129,6 +129,16 @@ impl<T> JitterBuffer<T> {
                 last_ext.saturating_add_signed(i64::from(delta))
             }
         };
+        let due = self.next.or(self.floor);
+        if due.is_some_and(|due| ext + u64::from(self.config.max_frames) < due) {
+            // Far behind what was played: the sender restarted its numbering (a reconnect),
+            // so start over rather than dropping its packets as late.
+            self.held.clear();
+            self.reset_playout();
+            self.floor = None;
+            self.last = None;
+            return self.push(seq, item);
+        }
         if self.last.is_none_or(|(_, last_ext)| ext > last_ext) {
             self.last = Some((seq, ext));
         }
@@ -328,6 +338,21 @@ mod tests {
     }
 
     #[test]
+    fn a_sender_that_restarts_its_numbering_is_heard_at_once() {
+        let mut jb = buffer();
+        for seq in 1000..1003 {
+            jb.push(seq, seq);
+        }
+        for _ in 0..3 {
+            jb.pop();
+        }
+        assert_eq!(jb.push(0, 0), Pushed::Stored);
+        jb.push(1, 1);
+        assert_eq!(jb.pop(), Playout::Packet(0));
+        assert_eq!(jb.pop(), Playout::Packet(1));
+    }
+
+    #[test]
     fn sequence_numbers_wrap() {
         let mut jb = buffer();
         for seq in [u32::MAX - 1, u32::MAX, 0, 1] {
@@ -369,11 +394,13 @@ mod tests {
     proptest::proptest! {
         #[test]
         fn every_packet_plays_at_most_once_and_in_order(
-            seqs in proptest::collection::vec(0u32..200, 0..400),
+            // Reordered by up to 20 frames, duplicated and lost, but never restarted.
+            jitter in proptest::collection::vec(0u32..20, 0..400),
             pops in proptest::collection::vec(proptest::bool::ANY, 0..400),
         ) {
             let mut jb = buffer();
             let mut played = Vec::new();
+            let seqs: Vec<u32> = jitter.iter().enumerate().map(|(i, j)| i as u32 / 2 + j).collect();
             for (i, seq) in seqs.iter().enumerate() {
                 jb.push(*seq, *seq);
                 if pops.get(i).copied().unwrap_or(false) {
