@@ -99,11 +99,20 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             println!("stentor demo is live");
             println!("  listen in a player:  ffplay {base}/spaces/demo/live.opus");
             println!("                       vlc {base}/spaces/demo/live.opus");
-            println!("  record 10 seconds:   stentor listen --server {base} --space demo --seconds 10 --out demo.ogg");
+            println!(
+                "  record 10 seconds:   stentor listen --server {base} --space demo --seconds 10 --out demo.ogg"
+            );
             println!("  space state:         curl {base}/api/v1/spaces/demo");
             server.run(shutdown_signal()).await?;
         }
-        Cmd::Speak { server, space, file, tone, token, seconds } => {
+        Cmd::Speak {
+            server,
+            space,
+            file,
+            tone,
+            token,
+            seconds,
+        } => {
             let source = match (file, tone) {
                 (Some(f), _) => speak::Source::File(f),
                 (None, Some(hz)) => speak::Source::Tone(hz),
@@ -111,7 +120,13 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             };
             speak::run(&server, &space, token, source, seconds).await?;
         }
-        Cmd::Listen { server, space, seconds, out, token } => {
+        Cmd::Listen {
+            server,
+            space,
+            seconds,
+            out,
+            token,
+        } => {
             listen::run(&server, &space, token, seconds, &out).await?;
         }
     }

@@ -52,15 +52,25 @@ impl Api {
         &self.base
     }
 
-    async fn call(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> anyhow::Result<Value> {
-        let mut req = self.http.request(method, format!("{}/api/v1{path}", self.base));
+    async fn call(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> anyhow::Result<Value> {
+        let mut req = self
+            .http
+            .request(method, format!("{}/api/v1{path}", self.base));
         if let Some(t) = &self.token {
             req = req.bearer_auth(t);
         }
         if let Some(b) = body {
             req = req.json(&b);
         }
-        let resp = req.send().await.with_context(|| format!("cannot reach {}", self.base))?;
+        let resp = req
+            .send()
+            .await
+            .with_context(|| format!("cannot reach {}", self.base))?;
         let status = resp.status();
         let text = resp.text().await?;
         if !status.is_success() {
@@ -70,13 +80,21 @@ impl Api {
                 .unwrap_or(text);
             bail!("{path}: {status}: {detail}");
         }
-        Ok(if text.is_empty() { Value::Null } else { serde_json::from_str(&text)? })
+        Ok(if text.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_str(&text)?
+        })
     }
 
     /// Creates an account and signs in as it; returns the user id.
     pub async fn sign_up(&mut self, handle: &str, password: &str) -> anyhow::Result<u64> {
         let v = self
-            .call(reqwest::Method::POST, "/accounts", Some(serde_json::json!({"handle": handle, "password": password})))
+            .call(
+                reqwest::Method::POST,
+                "/accounts",
+                Some(serde_json::json!({"handle": handle, "password": password})),
+            )
             .await?;
         self.token = v["token"].as_str().map(str::to_owned);
         v["user"]["id"].as_u64().context("no user id")
@@ -85,7 +103,11 @@ impl Api {
     /// Signs in; returns the user id.
     pub async fn sign_in(&mut self, handle: &str, password: &str) -> anyhow::Result<u64> {
         let v = self
-            .call(reqwest::Method::POST, "/sessions", Some(serde_json::json!({"handle": handle, "password": password})))
+            .call(
+                reqwest::Method::POST,
+                "/sessions",
+                Some(serde_json::json!({"handle": handle, "password": password})),
+            )
             .await?;
         self.token = v["token"].as_str().map(str::to_owned);
         v["user"]["id"].as_u64().context("no user id")
@@ -99,26 +121,41 @@ impl Api {
     /// Creates a Space; returns its id.
     pub async fn create_space(&self, title: &str) -> anyhow::Result<String> {
         let v = self
-            .call(reqwest::Method::POST, "/spaces", Some(serde_json::json!({"title": title})))
+            .call(
+                reqwest::Method::POST,
+                "/spaces",
+                Some(serde_json::json!({"title": title})),
+            )
             .await?;
         v["id"].as_str().map(str::to_owned).context("no space id")
     }
 
     /// A Space's public view.
     pub async fn space(&self, id: &str) -> anyhow::Result<Value> {
-        self.call(reqwest::Method::GET, &format!("/spaces/{id}"), None).await
+        self.call(reqwest::Method::GET, &format!("/spaces/{id}"), None)
+            .await
     }
 
     /// Sends a command (`{"cmd": ...}`) as the signed-in user.
     pub async fn command(&self, space: &str, command: Value) -> anyhow::Result<()> {
-        self.call(reqwest::Method::POST, &format!("/spaces/{space}/commands"), Some(command))
-            .await
-            .map(|_| ())
+        self.call(
+            reqwest::Method::POST,
+            &format!("/spaces/{space}/commands"),
+            Some(command),
+        )
+        .await
+        .map(|_| ())
     }
 
     /// A join ticket for this client.
     pub async fn ticket(&self, space: &str) -> anyhow::Result<TicketInfo> {
-        let v = self.call(reqwest::Method::POST, &format!("/spaces/{space}/tickets"), None).await?;
+        let v = self
+            .call(
+                reqwest::Method::POST,
+                &format!("/spaces/{space}/tickets"),
+                None,
+            )
+            .await?;
         Ok(serde_json::from_value(v)?)
     }
 

@@ -34,13 +34,23 @@ pub async fn prepare(state: &AppState) -> anyhow::Result<(Arc<LiveSpace>, UserId
             state.spaces.create(record).await?;
         }
         Some(r) if r.state == "ended" => {
-            state.store.set_space_state(DEMO_SPACE, "scheduled", now).await?;
+            state
+                .store
+                .set_space_state(DEMO_SPACE, "scheduled", now)
+                .await?;
         }
         Some(_) => {}
     }
-    let space = state.spaces.get(DEMO_SPACE).await.map_err(|e| anyhow::anyhow!("{e}"))?;
+    let space = state
+        .spaces
+        .get(DEMO_SPACE)
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
     if space.with_domain(|d| d.lifecycle()) == Lifecycle::Scheduled {
-        space.command(host.id, Command::Start).context("starting the demo")?;
+        space
+            .command(host.id, Command::Start)
+            .await
+            .context("starting the demo")?;
     }
     Ok((space, host.id))
 }
@@ -81,16 +91,24 @@ pub fn spawn_speaker(space: Arc<LiveSpace>, user: UserId) {
             Ok(e) => e,
             Err(e) => return tracing::error!(error = %e, "demo speaker"),
         };
-        let mut melody = Melody { tone: Tone::new(NOTES[0], 0.3), frame: 0 };
+        let mut melody = Melody {
+            tone: Tone::new(NOTES[0], 0.3),
+            frame: 0,
+        };
         let start = tokio::time::Instant::now();
         let frame = Duration::from_millis(FRAME_MS);
         for seq in 0u32.. {
             tokio::time::sleep_until(start + frame * seq).await;
             let mut pcm = [0f32; FRAME_SAMPLES];
             melody.fill(&mut pcm);
-            let Ok(packet) = encoder.encode(&pcm) else { return };
+            let Ok(packet) = encoder.encode(&pcm) else {
+                return;
+            };
             let packet = bytes::Bytes::copy_from_slice(packet);
-            if space.ingest(user, seq, packet, std::time::Instant::now()).is_err() {
+            if space
+                .ingest(user, seq, packet, std::time::Instant::now())
+                .is_err()
+            {
                 tracing::info!("demo speaker stops: the space no longer takes its audio");
                 return;
             }

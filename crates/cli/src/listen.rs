@@ -35,7 +35,11 @@ impl Recording {
         }
         for (i, (_, packet)) in self.frames.iter().enumerate() {
             let granule = u64::from(ogg::PRE_SKIP) + (i as u64 + 1) * FRAME_SAMPLES as u64;
-            let flags = if i + 1 == self.frames.len() { FLAG_EOS } else { 0 };
+            let flags = if i + 1 == self.frames.len() {
+                FLAG_EOS
+            } else {
+                0
+            };
             out.extend_from_slice(&writer.page(&[packet], granule, flags));
         }
         std::fs::write(path, out)
@@ -46,10 +50,16 @@ impl Recording {
 pub async fn record(api: &Api, space: &str, frames: usize) -> anyhow::Result<Recording> {
     let ticket = api.ticket(space).await?;
     let (mut ws, hello) = api.connect(space, &ticket.ticket).await?;
-    let mut rec = Recording { events: vec![hello], ..Recording::default() };
+    let mut rec = Recording {
+        events: vec![hello],
+        ..Recording::default()
+    };
     while rec.frames.len() < frames {
         match ws.next().await {
-            None => bail!("the server closed the stream after {} frames", rec.frames.len()),
+            None => bail!(
+                "the server closed the stream after {} frames",
+                rec.frames.len()
+            ),
             Some(msg) => match msg? {
                 Message::Binary(data) => {
                     if let Some((seq, packet)) = parse_mix_frame(&data) {
@@ -66,7 +76,13 @@ pub async fn record(api: &Api, space: &str, frames: usize) -> anyhow::Result<Rec
 }
 
 /// `stentor listen`: records `seconds` of a Space into `out`.
-pub async fn run(server: &str, space: &str, token: Option<String>, seconds: f64, out: &Path) -> anyhow::Result<()> {
+pub async fn run(
+    server: &str,
+    space: &str,
+    token: Option<String>,
+    seconds: f64,
+    out: &Path,
+) -> anyhow::Result<()> {
     let api = Api::new(server).with_token(token);
     let frames = (seconds * 50.0).ceil() as usize;
     let rec = record(&api, space, frames).await?;

@@ -42,7 +42,10 @@ impl Packets {
                 _ => bail!("{}: expected a .wav, .ogg or .opus file", path.display()),
             },
         };
-        Ok(Self { inner, encoder: Encoder::new(bitrate)? })
+        Ok(Self {
+            inner,
+            encoder: Encoder::new(bitrate)?,
+        })
     }
 
     /// The next packet, or `None` at the end of a file.
@@ -123,14 +126,20 @@ pub fn read_ogg(path: &Path) -> anyhow::Result<Vec<Vec<u8>>> {
 }
 
 /// Publishes `source` on an open speaker socket in real time for at most `seconds`.
-pub async fn publish(ws: &mut SpaceSocket, source: &Source, seconds: Option<f64>) -> anyhow::Result<u32> {
+pub async fn publish(
+    ws: &mut SpaceSocket,
+    source: &Source,
+    seconds: Option<f64>,
+) -> anyhow::Result<u32> {
     let mut packets = Packets::open(source, 48_000)?;
     let frame = Duration::from_millis(FRAME_MS);
     let limit = seconds.map(|s| (s * 1000.0 / FRAME_MS as f64) as u32);
     let start = tokio::time::Instant::now();
     let mut seq = 0u32;
     while limit.is_none_or(|l| seq < l) {
-        let Some(packet) = packets.next_packet()? else { break };
+        let Some(packet) = packets.next_packet()? else {
+            break;
+        };
         tokio::time::sleep_until(start + frame * seq).await;
         send_packet(ws, seq, &packet).await?;
         seq += 1;
@@ -146,14 +155,26 @@ pub async fn publish(ws: &mut SpaceSocket, source: &Source, seconds: Option<f64>
 }
 
 /// `stentor speak`: signs in with `token` (a session token), takes a ticket and publishes.
-pub async fn run(server: &str, space: &str, token: Option<String>, source: Source, seconds: Option<f64>) -> anyhow::Result<()> {
+pub async fn run(
+    server: &str,
+    space: &str,
+    token: Option<String>,
+    source: Source,
+    seconds: Option<f64>,
+) -> anyhow::Result<()> {
     let api = Api::new(server).with_token(token);
     let ticket = api.ticket(space).await?;
     if !matches!(ticket.role.as_str(), "speaker" | "co_host" | "host") {
-        bail!("you are a {} in this space: only speakers can publish", ticket.role);
+        bail!(
+            "you are a {} in this space: only speakers can publish",
+            ticket.role
+        );
     }
     let (mut ws, _) = api.connect(space, &ticket.ticket).await?;
-    eprintln!("publishing to {space} as user {} ({})", ticket.user, ticket.role);
+    eprintln!(
+        "publishing to {space} as user {} ({})",
+        ticket.user, ticket.role
+    );
     let sent = publish(&mut ws, &source, seconds).await?;
     eprintln!("sent {sent} packets ({:.1} s)", f64::from(sent) * 0.02);
     Ok(())

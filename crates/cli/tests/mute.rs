@@ -8,8 +8,8 @@ use futures_util::SinkExt;
 use std::time::Duration;
 use stentor::listen::record;
 use stentor::speak::{Source, publish};
-use stentor_media::signal::goertzel_power;
 use stentor_media::FRAME_SAMPLES;
+use stentor_media::signal::goertzel_power;
 use tokio_tungstenite::tungstenite::Message;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -23,7 +23,9 @@ async fn a_muted_speaker_leaves_the_mix_within_100_ms_and_comes_back_on_unmute()
         tokio::spawn(async move {
             let ticket = host.ticket(&space).await.unwrap();
             let (mut ws, _) = host.connect(&space, &ticket.ticket).await.unwrap();
-            publish(&mut ws, &Source::Tone(440.0), Some(8.0)).await.unwrap();
+            publish(&mut ws, &Source::Tone(440.0), Some(8.0))
+                .await
+                .unwrap();
         })
     };
     let guest_ticket = guest.ticket(&space).await.unwrap();
@@ -31,13 +33,17 @@ async fn a_muted_speaker_leaves_the_mix_within_100_ms_and_comes_back_on_unmute()
     let (unmute_tx, mut unmute_rx) = tokio::sync::oneshot::channel::<()>();
     let guest_speaker = tokio::spawn(async move {
         // Publish 1000 Hz; when told, unmute oneself on the same socket and go on.
-        publish(&mut guest_ws, &Source::Tone(1000.0), Some(3.5)).await.unwrap();
+        publish(&mut guest_ws, &Source::Tone(1000.0), Some(3.5))
+            .await
+            .unwrap();
         let _ = (&mut unmute_rx).await;
         guest_ws
             .send(Message::Text(r#"{"cmd":"unmute_self"}"#.into()))
             .await
             .unwrap();
-        publish(&mut guest_ws, &Source::Tone(1000.0), Some(3.0)).await.unwrap();
+        publish(&mut guest_ws, &Source::Tone(1000.0), Some(3.0))
+            .await
+            .unwrap();
     });
 
     tokio::time::sleep(Duration::from_millis(300)).await;
@@ -46,7 +52,9 @@ async fn a_muted_speaker_leaves_the_mix_within_100_ms_and_comes_back_on_unmute()
         tokio::spawn(async move { record(&api, &space, 300).await.unwrap() })
     };
     tokio::time::sleep(Duration::from_millis(1500)).await;
-    host.command(&space, serde_json::json!({"cmd": "mute", "user": guest_id})).await.unwrap();
+    host.command(&space, serde_json::json!({"cmd": "mute", "user": guest_id}))
+        .await
+        .unwrap();
     let muted_at = live.hub.ws.head();
     tokio::time::sleep(Duration::from_millis(1500)).await;
     unmute_tx.send(()).unwrap();
@@ -75,7 +83,10 @@ async fn a_muted_speaker_leaves_the_mix_within_100_ms_and_comes_back_on_unmute()
         .expect("the tone never left the mix");
     let mute_ms = (gone - muted_at) * 20;
     println!("tone gone {mute_ms} ms of mix time after the mute");
-    assert!(mute_ms <= 100, "tone still heard {mute_ms} ms after the mute");
+    assert!(
+        mute_ms <= 100,
+        "tone still heard {mute_ms} ms after the mute"
+    );
 
     let last = rec.frames.last().unwrap().0;
     let back = (unmuted_at..=last)
@@ -83,7 +94,10 @@ async fn a_muted_speaker_leaves_the_mix_within_100_ms_and_comes_back_on_unmute()
         .expect("the tone never came back");
     let unmute_ms = (back - unmuted_at) * 20;
     println!("tone back {unmute_ms} ms of mix time after the unmute");
-    assert!(unmute_ms <= 200, "tone back only {unmute_ms} ms after the unmute");
+    assert!(
+        unmute_ms <= 200,
+        "tone back only {unmute_ms} ms after the unmute"
+    );
 
     host_speaker.await.unwrap();
     guest_speaker.await.unwrap();

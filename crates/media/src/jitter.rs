@@ -114,7 +114,9 @@ impl<T> JitterBuffer<T> {
             floor: None,
             waited: 0,
             missing_run: 0,
-            target: config.target_frames.clamp(config.min_frames.max(1), config.max_target_frames.max(1)),
+            target: config
+                .target_frames
+                .clamp(config.min_frames.max(1), config.max_target_frames.max(1)),
             quiet: 0,
             stats: JitterStats::default(),
         }
@@ -211,12 +213,12 @@ impl<T> JitterBuffer<T> {
         if self.target > self.config.min_frames.max(1) {
             self.target -= 1;
         }
-        if self.held.len() > self.target as usize {
-            if let Some((first, _)) = self.held.pop_first() {
-                self.stats.overflow_dropped += 1;
-                if self.next == Some(first) {
-                    self.next = Some(first + 1);
-                }
+        if self.held.len() > self.target as usize
+            && let Some((first, _)) = self.held.pop_first()
+        {
+            self.stats.overflow_dropped += 1;
+            if self.next == Some(first) {
+                self.next = Some(first + 1);
             }
         }
     }
@@ -312,10 +314,8 @@ mod tests {
         assert_eq!(jb.target(), 3);
         // A steady stream one frame deeper than needed: after the quiet spell the target
         // falls back and the extra frame is dropped.
-        let mut seq = 5;
-        for _ in 0..2 * 500 {
+        for seq in 5..5 + 2 * 500 {
             jb.push(seq, seq);
-            seq += 1;
             jb.pop();
         }
         assert_eq!(jb.target(), 1);
@@ -403,8 +403,10 @@ mod tests {
             let seqs: Vec<u32> = jitter.iter().enumerate().map(|(i, j)| i as u32 / 2 + j).collect();
             for (i, seq) in seqs.iter().enumerate() {
                 jb.push(*seq, *seq);
-                if pops.get(i).copied().unwrap_or(false) {
-                    if let Playout::Packet(p) = jb.pop() { played.push(p); }
+                if pops.get(i).copied().unwrap_or(false)
+                    && let Playout::Packet(p) = jb.pop()
+                {
+                    played.push(p);
                 }
                 proptest::prop_assert!(jb.depth() <= 25);
             }

@@ -7,10 +7,10 @@
 //! [`Mixer::tick`] once per 20 ms on a clock that does not accumulate lateness. `tick` returns
 //! the encoded mix and the speakers' levels; nothing here reads a clock or touches a socket.
 
+use crate::FRAME_SAMPLES;
 use crate::jitter::{JitterBuffer, JitterConfig, Playout, Pushed};
 use crate::level::LevelMeter;
 use crate::opus::{Decoder, Encoder, OpusError, validate_packet};
-use crate::FRAME_SAMPLES;
 use bytes::Bytes;
 use std::collections::BTreeMap;
 use std::time::Instant;
@@ -234,7 +234,10 @@ mod tests {
             let mut pcm = [0f32; FRAME_SAMPLES];
             self.tone.fill(&mut pcm);
             self.seq += 1;
-            (self.seq, Bytes::copy_from_slice(self.enc.encode(&pcm).unwrap()))
+            (
+                self.seq,
+                Bytes::copy_from_slice(self.enc.encode(&pcm).unwrap()),
+            )
         }
     }
 
@@ -284,7 +287,10 @@ mod tests {
         let p440 = goertzel_power(after, 440.0);
         let p1000 = goertzel_power(after, 1000.0);
         assert!(p440 > 0.01, "{p440}");
-        assert!(p1000 < p440 / 1000.0, "1000 Hz still there: {p1000} vs {p440}");
+        assert!(
+            p1000 < p440 / 1000.0,
+            "1000 Hz still there: {p1000} vs {p440}"
+        );
     }
 
     #[test]

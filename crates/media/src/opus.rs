@@ -1,6 +1,8 @@
 //! Safe wrappers around the reference libopus encoder and decoder (mono, 48 kHz, 20 ms).
 
 use crate::{FRAME_SAMPLES, MAX_PACKET_BYTES, SAMPLE_RATE};
+#[allow(clippy::unsafe_removed_from_name)]
+// `ffi` is the conventional name; the calls stay in unsafe blocks.
 use unsafe_libopus as ffi;
 
 /// An error from the Opus codec.
@@ -72,12 +74,7 @@ impl Encoder {
         let mut err = 0i32;
         // SAFETY: plain constructor call with valid arguments and an out-pointer to a local.
         let raw = unsafe {
-            ffi::opus_encoder_create(
-                SAMPLE_RATE as i32,
-                1,
-                ffi::OPUS_APPLICATION_AUDIO,
-                &mut err,
-            )
+            ffi::opus_encoder_create(SAMPLE_RATE as i32, 1, ffi::OPUS_APPLICATION_AUDIO, &mut err)
         };
         if raw.is_null() || err != ffi::OPUS_OK {
             return Err(OpusError::Create(err));
@@ -87,8 +84,9 @@ impl Encoder {
             out: Box::new([0; MAX_PACKET_BYTES]),
         };
         // SAFETY: `raw` is a live encoder; the request takes one i32 argument.
-        let rc =
-            unsafe { ffi::opus_encoder_ctl!(enc.raw, ffi::OPUS_SET_BITRATE_REQUEST, bitrate as i32) };
+        let rc = unsafe {
+            ffi::opus_encoder_ctl!(enc.raw, ffi::OPUS_SET_BITRATE_REQUEST, bitrate as i32)
+        };
         if rc != ffi::OPUS_OK {
             return Err(OpusError::Create(rc));
         }

@@ -130,12 +130,12 @@ impl Config {
 
     /// Checks ranges that the file (unlike the CLI) does not check on parse.
     pub fn validate(&self) -> Result<(), ConfigError> {
-        if let Some(b) = self.media.bitrate {
-            if !(16_000..=64_000).contains(&b) {
-                return Err(ConfigError::Invalid(format!(
-                    "media.bitrate {b} is outside 16000..=64000"
-                )));
-            }
+        if let Some(b) = self.media.bitrate
+            && !(16_000..=64_000).contains(&b)
+        {
+            return Err(ConfigError::Invalid(format!(
+                "media.bitrate {b} is outside 16000..=64000"
+            )));
         }
         Ok(())
     }

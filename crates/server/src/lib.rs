@@ -91,7 +91,9 @@ impl Server {
 
     /// The bound address (useful with port 0).
     pub fn local_addr(&self) -> SocketAddr {
-        self.listener.local_addr().expect("bound listener has an address")
+        self.listener
+            .local_addr()
+            .expect("bound listener has an address")
     }
 
     /// The handlers' shared state (for the demo and tests).
@@ -100,7 +102,10 @@ impl Server {
     }
 
     /// Serves until `shutdown` resolves.
-    pub async fn run(self, shutdown: impl Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
+    pub async fn run(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> std::io::Result<()> {
         let store = self.state.store.clone();
         let app = routes::router(self.state);
         axum::serve(self.listener, app)
@@ -115,9 +120,7 @@ impl Server {
 fn load_ticket_key(data_dir: &Path) -> std::io::Result<TicketKey> {
     let path = data_dir.join("ticket.key");
     match std::fs::read(&path) {
-        Ok(bytes) if bytes.len() == 32 => {
-            Ok(TicketKey::new(bytes.try_into().expect("32 bytes")))
-        }
+        Ok(bytes) if bytes.len() == 32 => Ok(TicketKey::new(bytes.try_into().expect("32 bytes"))),
         _ => {
             std::fs::create_dir_all(data_dir)?;
             let key: [u8; 32] = rand::random();

@@ -6,13 +6,13 @@ use axum::extract::ws::Utf8Bytes;
 use bytes::{BufMut, Bytes, BytesMut};
 use parking_lot::Mutex;
 use serde::Serialize;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Instant;
 use stentor_hub::{Hub, HubConfig};
 use stentor_media::MixerConfig;
 use stentor_space::{Command, Event, Lifecycle, Refusal, Role, Space, UserId};
 use stentor_store::Store;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Instant;
 use tokio::sync::{broadcast, mpsc};
 
 /// First byte of a WebSocket binary message carrying a speaker's packet (client to server).
@@ -100,7 +100,9 @@ impl LiveSpace {
         mixer_config: MixerConfig,
         hub_config: HubConfig,
     ) -> Arc<Self> {
-        let serial = id.bytes().fold(0x5354_454e_u32, |h, b| h.rotate_left(5) ^ u32::from(b));
+        let serial = id
+            .bytes()
+            .fold(0x5354_454e_u32, |h, b| h.rotate_left(5) ^ u32::from(b));
         let hub = Hub::new(hub_config, &title, serial);
         let (mixer, rx) = mpsc::channel(1024);
         let speakers: Vec<_> = domain.stage().map(|(user, m)| (user, m.muted)).collect();
@@ -127,16 +129,22 @@ impl LiveSpace {
         space
     }
 
-    /// Applies a participant's command and tells everyone what changed.
-    pub fn command(&self, actor: UserId, command: Command) -> Result<(), Refusal> {
+    /// Applies a participant's command, tells everyone what changed, and returns once the
+    /// change is stored.
+    pub async fn command(&self, actor: UserId, command: Command) -> Result<(), Refusal> {
         let now = Instant::now();
         let events: Vec<Event> = {
             let mut domain = self.domain.lock();
             domain.handle(actor, command, now)?;
             std::iter::from_fn(|| domain.poll_event(now)).collect()
         };
-        for event in events {
-            self.on_event(event);
+        for event in &events {
+            self.apply(event);
+        }
+        for event in &events {
+            if let Err(e) = self.persist(event).await {
+                tracing::error!(space = %self.id, error = %e, "could not store a space change");
+            }
         }
         Ok(())
     }
@@ -148,52 +156,52 @@ impl LiveSpace {
             let mut domain = self.domain.lock();
             std::iter::from_fn(|| domain.poll_event(now)).collect()
         };
-        for event in events {
-            self.on_event(event);
+        for event in &events {
+            self.apply(event);
         }
     }
 
-    fn on_event(&self, event: Event) {
-        let now = crate::unix_now() as i64;
-        match &event {
-            Event::Started => {
-                self.to_mixer(MixerInput::Start);
-                self.persist(move |s, id| async move { s.set_space_state(&id, "live", now).await });
+    /// Carries an event to the mixer and to every connection.
+    fn apply(&self, event: &Event) {
+        match event {
+            Event::Started => self.to_mixer(MixerInput::Start),
+            Event::Ended => self.to_mixer(MixerInput::Stop),
+            Event::RoleChanged { user, role } if role.is_speaker() => {
+                self.to_mixer(MixerInput::AddSpeaker(*user));
             }
-            Event::Ended => {
-                self.to_mixer(MixerInput::Stop);
-                self.persist(move |s, id| async move { s.set_space_state(&id, "ended", now).await });
-            }
-            Event::RoleChanged { user, role } => {
-                let (user, role) = (*user, *role);
-                if role.is_speaker() {
-                    self.to_mixer(MixerInput::AddSpeaker(user));
-                } else {
-                    self.to_mixer(MixerInput::RemoveSpeaker(user));
-                }
-                let stored = role.is_speaker().then(|| role_name(role));
-                self.persist(move |s, id| async move { s.set_role(&id, user, stored).await });
+            Event::RoleChanged { user, .. } | Event::Removed { user } => {
+                self.to_mixer(MixerInput::RemoveSpeaker(*user));
             }
             Event::MuteChanged { user, muted, .. } => {
                 self.to_mixer(MixerInput::Mute(*user, *muted));
-            }
-            Event::Removed { user } => {
-                let user = *user;
-                self.to_mixer(MixerInput::RemoveSpeaker(user));
-                self.persist(move |s, id| async move {
-                    s.set_role(&id, user, None).await?;
-                    s.add_removed(&id, user).await
-                });
             }
             _ => {}
         }
         let to = match event {
             Event::RoleChanged { user, .. }
             | Event::MuteChanged { user, .. }
-            | Event::Removed { user } => Some(user),
+            | Event::Removed { user } => Some(*user),
             _ => None,
         };
-        self.notify(to, &event);
+        self.notify(to, event);
+    }
+
+    /// Stores what an event changed.
+    async fn persist(&self, event: &Event) -> Result<(), stentor_store::StoreError> {
+        let (store, id, now) = (&self.store, &self.id, crate::unix_now() as i64);
+        match event {
+            Event::Started => store.set_space_state(id, "live", now).await,
+            Event::Ended => store.set_space_state(id, "ended", now).await,
+            Event::RoleChanged { user, role } => {
+                let stored = role.is_speaker().then(|| role_name(*role));
+                store.set_role(id, *user, stored).await
+            }
+            Event::Removed { user } => {
+                store.set_role(id, *user, None).await?;
+                store.add_removed(id, *user).await
+            }
+            _ => Ok(()),
+        }
     }
 
     /// Sends a JSON event to every connection of this Space.
@@ -203,12 +211,21 @@ impl LiveSpace {
 
     fn notify<T: Serialize>(&self, to: Option<UserId>, event: &T) {
         let text = serde_json::to_string(event).expect("events serialize");
-        let _ = self.events.send(Notice { to, text: Utf8Bytes::from(text) });
+        let _ = self.events.send(Notice {
+            to,
+            text: Utf8Bytes::from(text),
+        });
     }
 
     /// Takes one packet from a speaker: checks it, forwards it to the other speakers and
     /// queues it for the mix. Packets from a muted speaker are dropped without error.
-    pub fn ingest(&self, user: UserId, seq: u32, packet: Bytes, arrived: Instant) -> Result<(), IngestError> {
+    pub fn ingest(
+        &self,
+        user: UserId,
+        seq: u32,
+        packet: Bytes,
+        arrived: Instant,
+    ) -> Result<(), IngestError> {
         let (speaker, publishing) = {
             let domain = self.domain.lock();
             (
@@ -232,7 +249,12 @@ impl LiveSpace {
             frame.put_slice(&packet);
             let _ = self.forward.send((user, frame.freeze()));
         }
-        let input = MixerInput::Packet { user, seq, packet, arrived };
+        let input = MixerInput::Packet {
+            user,
+            seq,
+            packet,
+            arrived,
+        };
         if self.mixer.try_send(input).is_err() {
             self.stats.packets_dropped.fetch_add(1, Ordering::Relaxed);
         }
@@ -276,19 +298,6 @@ impl LiveSpace {
                 let _ = mixer.send(input).await;
             });
         }
-    }
-
-    fn persist<F, Fut>(&self, f: F)
-    where
-        F: FnOnce(Store, String) -> Fut + Send + 'static,
-        Fut: std::future::Future<Output = Result<(), stentor_store::StoreError>> + Send,
-    {
-        let (store, id) = (self.store.clone(), self.id.clone());
-        tokio::spawn(async move {
-            if let Err(e) = f(store, id.clone()).await {
-                tracing::error!(space = %id, error = %e, "could not persist a space change");
-            }
-        });
     }
 }
 

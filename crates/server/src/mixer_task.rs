@@ -4,12 +4,12 @@
 use crate::live::LiveSpace;
 use bytes::Bytes;
 use serde::Serialize;
-use stentor_hub::Hub;
-use stentor_media::{FRAME_MS, Mixer, MixerConfig};
-use stentor_space::UserId;
 use std::sync::Weak;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
+use stentor_hub::Hub;
+use stentor_media::{FRAME_MS, Mixer, MixerConfig};
+use stentor_space::UserId;
 use tokio::sync::mpsc;
 
 /// What the rest of the server tells a mixer.
@@ -55,7 +55,12 @@ struct Listeners {
 }
 
 /// Spawns the mixer task; it ends on [`MixerInput::Stop`] or when the Space is dropped.
-pub fn spawn(space: Weak<LiveSpace>, config: MixerConfig, rx: mpsc::Receiver<MixerInput>, hub: Hub) {
+pub fn spawn(
+    space: Weak<LiveSpace>,
+    config: MixerConfig,
+    rx: mpsc::Receiver<MixerInput>,
+    hub: Hub,
+) {
     tokio::spawn(async move {
         let mixer = match Mixer::new(config) {
             Ok(m) => m,
@@ -69,7 +74,12 @@ pub fn spawn(space: Weak<LiveSpace>, config: MixerConfig, rx: mpsc::Receiver<Mix
     });
 }
 
-async fn run(space: Weak<LiveSpace>, mut mixer: Mixer, mut rx: mpsc::Receiver<MixerInput>, hub: &Hub) {
+async fn run(
+    space: Weak<LiveSpace>,
+    mut mixer: Mixer,
+    mut rx: mpsc::Receiver<MixerInput>,
+    hub: &Hub,
+) {
     // Wait to go live, keeping the speaker set up to date meanwhile.
     loop {
         match rx.recv().await {
@@ -130,7 +140,12 @@ fn apply(mixer: &mut Mixer, input: MixerInput) {
         }
         MixerInput::RemoveSpeaker(user) => mixer.remove_speaker(user),
         MixerInput::Mute(user, muted) => mixer.set_muted(user, muted),
-        MixerInput::Packet { user, seq, packet, arrived } => {
+        MixerInput::Packet {
+            user,
+            seq,
+            packet,
+            arrived,
+        } => {
             let _ = mixer.push(user, seq, packet, arrived);
         }
         MixerInput::Start | MixerInput::Stop => {}

@@ -3,12 +3,12 @@
 use crate::error::ApiError;
 use crate::live::{LiveSpace, role_from_name};
 use parking_lot::Mutex;
+use std::collections::HashMap;
+use std::sync::Arc;
 use stentor_hub::HubConfig;
 use stentor_media::MixerConfig;
 use stentor_space::{Lifecycle, Limits, Space};
 use stentor_store::{SpaceRecord, Store};
-use std::collections::HashMap;
-use std::sync::Arc;
 
 /// Every Space this node has loaded.
 pub struct Spaces {
@@ -34,7 +34,11 @@ impl Spaces {
         if let Some(space) = self.loaded.lock().get(id) {
             return Ok(space.clone());
         }
-        let record = self.store.space(id).await?.ok_or(ApiError::NotFound("space"))?;
+        let record = self
+            .store
+            .space(id)
+            .await?
+            .ok_or(ApiError::NotFound("space"))?;
         let roles = self.store.roles(id).await?;
         let removed = self.store.removed(id).await?;
         let stage = roles

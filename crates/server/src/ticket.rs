@@ -112,7 +112,10 @@ mod tests {
         let token = key.sign(&ticket());
         assert_eq!(key.verify(&token, "s", 99), Ok(ticket()));
         assert_eq!(key.verify(&token, "s", 100), Err(TicketError::Expired));
-        assert_eq!(key.verify(&token, "other", 99), Err(TicketError::WrongSpace));
+        assert_eq!(
+            key.verify(&token, "other", 99),
+            Err(TicketError::WrongSpace)
+        );
     }
 
     #[test]
@@ -126,7 +129,10 @@ mod tests {
         let mut forged = ticket();
         forged.role = Role::Host;
         let payload = B64.encode(serde_json::to_vec(&forged).unwrap());
-        assert_eq!(key.verify(&format!("{payload}.{sig}"), "s", 1), Err(TicketError::Invalid));
+        assert_eq!(
+            key.verify(&format!("{payload}.{sig}"), "s", 1),
+            Err(TicketError::Invalid)
+        );
         for junk in ["", ".", "abc", "a.b.c", "!!!.???"] {
             assert_eq!(key.verify(junk, "s", 1), Err(TicketError::Invalid));
         }

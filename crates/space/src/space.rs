@@ -150,7 +150,10 @@ impl Space {
             Command::MuteSelf => self.set_muted(actor, true, actor),
             Command::UnmuteSelf => self.set_muted(actor, false, actor),
             Command::Mute { user } => {
-                let target = self.stage.get(&user).ok_or(Refusal::BadTarget("a speaker"))?;
+                let target = self
+                    .stage
+                    .get(&user)
+                    .ok_or(Refusal::BadTarget("a speaker"))?;
                 if target.role == Role::Host && actor != self.host {
                     return Err(Refusal::Outranked);
                 }
@@ -362,11 +365,12 @@ impl Space {
     }
 
     fn set_muted(&mut self, user: UserId, muted: bool, by: UserId) {
-        if let Some(m) = self.stage.get_mut(&user) {
-            if m.muted != muted {
-                m.muted = muted;
-                self.events.push_back(Event::MuteChanged { user, muted, by });
-            }
+        if let Some(m) = self.stage.get_mut(&user)
+            && m.muted != muted
+        {
+            m.muted = muted;
+            self.events
+                .push_back(Event::MuteChanged { user, muted, by });
         }
     }
 }

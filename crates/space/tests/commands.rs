@@ -1,7 +1,7 @@
 //! Scenario tests of the Space commands, each named for what it proves.
 
-use stentor_space::{Action, Command, Event, Limits, Refusal, Role, Space};
 use std::time::Instant;
+use stentor_space::{Action, Command, Event, Limits, Refusal, Role, Space};
 
 fn live() -> (Space, Instant) {
     let now = Instant::now();
@@ -23,7 +23,10 @@ fn a_listener_who_raises_a_hand_and_is_approved_becomes_a_speaker() {
     assert_eq!(s.role_of(5), Role::Speaker);
     assert!(s.may_publish(5));
     let events = drain(&mut s, now);
-    assert!(events.contains(&Event::RoleChanged { user: 5, role: Role::Speaker }));
+    assert!(events.contains(&Event::RoleChanged {
+        user: 5,
+        role: Role::Speaker
+    }));
     assert!(events.contains(&Event::HandLowered { user: 5 }));
 }
 
@@ -33,7 +36,10 @@ fn a_listener_cannot_publish_or_moderate() {
     assert!(!s.may_publish(9));
     assert_eq!(
         s.handle(9, Command::Mute { user: 1 }, now),
-        Err(Refusal::NotPermitted { role: Role::Listener, action: Action::Mute })
+        Err(Refusal::NotPermitted {
+            role: Role::Listener,
+            action: Action::Mute
+        })
     );
 }
 
@@ -55,8 +61,14 @@ fn a_removed_user_cannot_come_back() {
     let (mut s, now) = live();
     s.handle(1, Command::Remove { user: 4 }, now).unwrap();
     assert_eq!(s.may_join(4), Err(Refusal::Removed));
-    assert_eq!(s.handle(4, Command::RequestToSpeak, now), Err(Refusal::Removed));
-    assert_eq!(s.handle(1, Command::Invite { user: 4 }, now), Err(Refusal::Removed));
+    assert_eq!(
+        s.handle(4, Command::RequestToSpeak, now),
+        Err(Refusal::Removed)
+    );
+    assert_eq!(
+        s.handle(1, Command::Invite { user: 4 }, now),
+        Err(Refusal::Removed)
+    );
 }
 
 #[test]
@@ -64,28 +76,52 @@ fn a_cohost_cannot_remove_the_host_or_another_cohost() {
     let (mut s, now) = live();
     s.handle(1, Command::Promote { user: 2 }, now).unwrap();
     s.handle(1, Command::Promote { user: 3 }, now).unwrap();
-    assert_eq!(s.handle(1, Command::Promote { user: 4 }, now), Err(Refusal::CoHostLimit(2)));
-    assert_eq!(s.handle(2, Command::Remove { user: 1 }, now), Err(Refusal::Outranked));
-    assert_eq!(s.handle(2, Command::Remove { user: 3 }, now), Err(Refusal::Outranked));
-    assert_eq!(s.handle(2, Command::Mute { user: 1 }, now), Err(Refusal::Outranked));
+    assert_eq!(
+        s.handle(1, Command::Promote { user: 4 }, now),
+        Err(Refusal::CoHostLimit(2))
+    );
+    assert_eq!(
+        s.handle(2, Command::Remove { user: 1 }, now),
+        Err(Refusal::Outranked)
+    );
+    assert_eq!(
+        s.handle(2, Command::Remove { user: 3 }, now),
+        Err(Refusal::Outranked)
+    );
+    assert_eq!(
+        s.handle(2, Command::Mute { user: 1 }, now),
+        Err(Refusal::Outranked)
+    );
 }
 
 #[test]
 fn the_speaker_limit_is_enforced() {
     let now = Instant::now();
-    let mut s = Space::new(1, Limits { max_speakers: 1, ..Limits::default() });
+    let mut s = Space::new(
+        1,
+        Limits {
+            max_speakers: 1,
+            ..Limits::default()
+        },
+    );
     s.handle(1, Command::Start, now).unwrap();
     s.handle(1, Command::Invite { user: 2 }, now).unwrap();
     s.handle(1, Command::Invite { user: 3 }, now).unwrap();
     s.handle(2, Command::AcceptInvite, now).unwrap();
-    assert_eq!(s.handle(3, Command::AcceptInvite, now), Err(Refusal::SpeakerLimit(1)));
+    assert_eq!(
+        s.handle(3, Command::AcceptInvite, now),
+        Err(Refusal::SpeakerLimit(1))
+    );
 }
 
 #[test]
 fn nothing_but_start_happens_before_the_space_is_live_and_nothing_after_it_ends() {
     let now = Instant::now();
     let mut s = Space::new(1, Limits::default());
-    assert_eq!(s.handle(2, Command::RequestToSpeak, now), Err(Refusal::NotLive));
+    assert_eq!(
+        s.handle(2, Command::RequestToSpeak, now),
+        Err(Refusal::NotLive)
+    );
     s.handle(1, Command::Start, now).unwrap();
     assert_eq!(s.handle(1, Command::Start, now), Err(Refusal::AlreadyLive));
     s.handle(1, Command::End, now).unwrap();
@@ -111,6 +147,10 @@ fn mute_all_spares_the_host_and_the_actor() {
 fn commands_read_as_json() {
     let cmd: Command = serde_json::from_str(r#"{"cmd":"mute","user":3}"#).unwrap();
     assert_eq!(cmd, Command::Mute { user: 3 });
-    let e = serde_json::to_string(&Event::RoleChanged { user: 3, role: Role::CoHost }).unwrap();
+    let e = serde_json::to_string(&Event::RoleChanged {
+        user: 3,
+        role: Role::CoHost,
+    })
+    .unwrap();
     assert_eq!(e, r#"{"event":"role_changed","user":3,"role":"co_host"}"#);
 }

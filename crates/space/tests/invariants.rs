@@ -1,8 +1,8 @@
 //! Property tests: the Space's invariants hold after any sequence of commands.
 
 use proptest::prelude::*;
-use stentor_space::{Command, Event, Lifecycle, Limits, Role, Space, UserId};
 use std::time::Instant;
+use stentor_space::{Command, Event, Lifecycle, Limits, Role, Space, UserId};
 
 const HOST: UserId = 0;
 
@@ -15,7 +15,8 @@ fn command() -> impl Strategy<Value = Command> {
         Just(Command::AcceptInvite),
         user.clone().prop_map(|user| Command::Approve { user }),
         user.clone().prop_map(|user| Command::Deny { user }),
-        user.clone().prop_map(|user| Command::MoveToListener { user }),
+        user.clone()
+            .prop_map(|user| Command::MoveToListener { user }),
         Just(Command::MuteSelf),
         Just(Command::UnmuteSelf),
         user.clone().prop_map(|user| Command::Mute { user }),
@@ -25,7 +26,9 @@ fn command() -> impl Strategy<Value = Command> {
         user.prop_map(|user| Command::Demote { user }),
         Just(Command::Start),
         Just(Command::End),
-        Just(Command::React { emoji: "👏".into() }),
+        Just(Command::React {
+            emoji: "👏".into()
+        }),
     ]
 }
 

@@ -136,7 +136,11 @@ impl Store {
     }
 
     /// The user of an unexpired session.
-    pub async fn session_user(&self, token_hash: &str, now: i64) -> Result<Option<User>, StoreError> {
+    pub async fn session_user(
+        &self,
+        token_hash: &str,
+        now: i64,
+    ) -> Result<Option<User>, StoreError> {
         let row = sqlx::query(
             "SELECT u.id, u.handle FROM sessions s JOIN users u ON u.id = s.user_id \
              WHERE s.token_hash = $1 AND s.expires_at > $2",
@@ -200,7 +204,11 @@ impl Store {
 
     /// Records a lifecycle change (`live` or `ended`) at `now`.
     pub async fn set_space_state(&self, id: &str, state: &str, now: i64) -> Result<(), StoreError> {
-        let column = if state == "live" { "started_at" } else { "ended_at" };
+        let column = if state == "live" {
+            "started_at"
+        } else {
+            "ended_at"
+        };
         sqlx::query(&format!(
             "UPDATE spaces SET state = $1, {column} = $2 WHERE id = $3"
         ))
@@ -213,7 +221,12 @@ impl Store {
     }
 
     /// Records a user's role in a Space; `None` (back to the audience) deletes it.
-    pub async fn set_role(&self, space: &str, user: u64, role: Option<&str>) -> Result<(), StoreError> {
+    pub async fn set_role(
+        &self,
+        space: &str,
+        user: u64,
+        role: Option<&str>,
+    ) -> Result<(), StoreError> {
         let query = match role {
             Some(_) => {
                 "INSERT INTO space_roles (space_id, user_id, role) VALUES ($1, $2, $3) \

@@ -13,7 +13,10 @@ async fn accounts_and_spaces_survive_a_reopen() {
             store.create_user("alice", "x", 2).await,
             Err(StoreError::Conflict("handle"))
         ));
-        store.create_session("tokhash", alice.id, 100).await.unwrap();
+        store
+            .create_session("tokhash", alice.id, 100)
+            .await
+            .unwrap();
         let space = SpaceRecord {
             id: "s1".into(),
             host_id: alice.id,
@@ -33,12 +36,18 @@ async fn accounts_and_spaces_survive_a_reopen() {
     let store = Store::open_dir(&dir).await.unwrap();
     let (alice, hash) = store.user_with_hash("alice").await.unwrap().unwrap();
     assert_eq!(hash, "hash");
-    assert_eq!(store.session_user("tokhash", 50).await.unwrap(), Some(alice.clone()));
+    assert_eq!(
+        store.session_user("tokhash", 50).await.unwrap(),
+        Some(alice.clone())
+    );
     assert_eq!(store.session_user("tokhash", 100).await.unwrap(), None);
     let space = store.space("s1").await.unwrap().unwrap();
     assert_eq!(space.state, "live");
     assert_eq!(space.host_id, alice.id);
-    assert_eq!(store.roles("s1").await.unwrap(), vec![(7, "speaker".to_string())]);
+    assert_eq!(
+        store.roles("s1").await.unwrap(),
+        vec![(7, "speaker".to_string())]
+    );
     assert_eq!(store.removed("s1").await.unwrap(), vec![9]);
     assert_eq!(store.open_spaces(10).await.unwrap().len(), 1);
     let _ = std::fs::remove_dir_all(&dir);

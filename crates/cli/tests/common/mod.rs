@@ -19,7 +19,8 @@ pub struct TestServer {
 impl TestServer {
     /// Starts a server with a fresh data directory.
     pub async fn start(name: &str) -> Self {
-        let data_dir = std::env::temp_dir().join(format!("stentor-test-{name}-{}", std::process::id()));
+        let data_dir =
+            std::env::temp_dir().join(format!("stentor-test-{name}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&data_dir);
         Self::start_in(data_dir).await
     }
@@ -34,15 +35,27 @@ impl TestServer {
         let state = server.state().clone();
         let (stop, stopped) = oneshot::channel::<()>();
         let task = tokio::spawn(async move {
-            server.run(async { let _ = stopped.await; }).await.unwrap();
+            server
+                .run(async {
+                    let _ = stopped.await;
+                })
+                .await
+                .unwrap();
         });
-        Self { base, state, data_dir, stop: Some(stop), task: Some(task) }
+        Self {
+            base,
+            state,
+            data_dir,
+            stop: Some(stop),
+            task: Some(task),
+        }
     }
 
     /// Stops the server and waits until it has closed its store.
     pub async fn stop(mut self) -> PathBuf {
         let _ = self.stop.take().unwrap().send(());
-        let _ = tokio::time::timeout(std::time::Duration::from_secs(5), self.task.take().unwrap()).await;
+        let _ = tokio::time::timeout(std::time::Duration::from_secs(5), self.task.take().unwrap())
+            .await;
         self.data_dir.clone()
     }
 
@@ -56,11 +69,21 @@ pub async fn live_space_with_two_speakers(server: &TestServer) -> (Api, Api, Str
     let mut host = server.api();
     host.sign_up("host_one", "password-1").await.unwrap();
     let space = host.create_space("Two tones").await.unwrap();
-    host.command(&space, serde_json::json!({"cmd": "start"})).await.unwrap();
+    host.command(&space, serde_json::json!({"cmd": "start"}))
+        .await
+        .unwrap();
     let mut guest = server.api();
     let guest_id = guest.sign_up("guest_two", "password-2").await.unwrap();
-    host.command(&space, serde_json::json!({"cmd": "invite", "user": guest_id})).await.unwrap();
-    guest.command(&space, serde_json::json!({"cmd": "accept_invite"})).await.unwrap();
+    host.command(
+        &space,
+        serde_json::json!({"cmd": "invite", "user": guest_id}),
+    )
+    .await
+    .unwrap();
+    guest
+        .command(&space, serde_json::json!({"cmd": "accept_invite"}))
+        .await
+        .unwrap();
     (host, guest, space, guest_id)
 }
 
@@ -70,7 +93,8 @@ pub fn decode(packets: impl IntoIterator<Item = impl AsRef<[u8]>>) -> Vec<f32> {
     let mut out = Vec::new();
     let mut pcm = [0f32; FRAME_SAMPLES];
     for p in packets {
-        dec.decode(p.as_ref(), &mut pcm).expect("the server sends valid opus");
+        dec.decode(p.as_ref(), &mut pcm)
+            .expect("the server sends valid opus");
         out.extend_from_slice(&pcm);
     }
     out

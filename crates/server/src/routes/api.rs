@@ -52,7 +52,10 @@ pub struct UserView {
 
 impl From<User> for UserView {
     fn from(u: User) -> Self {
-        Self { id: u.id, handle: u.handle }
+        Self {
+            id: u.id,
+            handle: u.handle,
+        }
     }
 }
 
@@ -78,35 +81,54 @@ fn check_credentials(c: &Credentials) -> Result<(), ApiError> {
     Ok(())
 }
 
-async fn open_session(state: &AppState, user: User, status: StatusCode) -> Result<Response, ApiError> {
+async fn open_session(
+    state: &AppState,
+    user: User,
+    status: StatusCode,
+) -> Result<Response, ApiError> {
     let token = auth::new_token();
     let expires = unix_now() as i64 + SESSION_SECS;
     state
         .store
         .create_session(&auth::token_hash(&token), user.id, expires)
         .await?;
-    let cookie = format!(
-        "{SESSION_COOKIE}={token}; HttpOnly; SameSite=Lax; Path=/; Max-Age={SESSION_SECS}"
-    );
-    let body = SessionView { user: user.into(), token };
+    let cookie =
+        format!("{SESSION_COOKIE}={token}; HttpOnly; SameSite=Lax; Path=/; Max-Age={SESSION_SECS}");
+    let body = SessionView {
+        user: user.into(),
+        token,
+    };
     Ok((status, [(header::SET_COOKIE, cookie)], Json(body)).into_response())
 }
 
 /// `POST /api/v1/accounts`: creates an account and signs in.
-pub async fn sign_up(State(state): State<AppState>, Json(c): Json<Credentials>) -> Result<Response, ApiError> {
+pub async fn sign_up(
+    State(state): State<AppState>,
+    Json(c): Json<Credentials>,
+) -> Result<Response, ApiError> {
     check_credentials(&c)?;
     let password = c.password;
     let hash = tokio::task::spawn_blocking(move || auth::hash_password(&password))
         .await
         .map_err(|e| ApiError::Internal(e.to_string()))??;
-    let user = state.store.create_user(&c.handle, &hash, unix_now() as i64).await?;
+    let user = state
+        .store
+        .create_user(&c.handle, &hash, unix_now() as i64)
+        .await?;
     open_session(&state, user, StatusCode::CREATED).await
 }
 
 /// `POST /api/v1/sessions`: signs in.
-pub async fn sign_in(State(state): State<AppState>, Json(c): Json<Credentials>) -> Result<Response, ApiError> {
+pub async fn sign_in(
+    State(state): State<AppState>,
+    Json(c): Json<Credentials>,
+) -> Result<Response, ApiError> {
     let refused = || ApiError::Unauthorized("wrong handle or password".into());
-    let (user, hash) = state.store.user_with_hash(&c.handle).await?.ok_or_else(refused)?;
+    let (user, hash) = state
+        .store
+        .user_with_hash(&c.handle)
+        .await?
+        .ok_or_else(refused)?;
     let password = c.password;
     let ok = tokio::task::spawn_blocking(move || auth::verify_password(&password, &hash))
         .await
@@ -118,9 +140,15 @@ pub async fn sign_in(State(state): State<AppState>, Json(c): Json<Credentials>) 
 }
 
 /// `DELETE /api/v1/sessions`: signs out.
-pub async fn sign_out(State(state): State<AppState>, parts: axum::http::request::Parts) -> Result<Response, ApiError> {
+pub async fn sign_out(
+    State(state): State<AppState>,
+    parts: axum::http::request::Parts,
+) -> Result<Response, ApiError> {
     if let Some(token) = auth::request_token(&parts) {
-        state.store.delete_session(&auth::token_hash(&token)).await?;
+        state
+            .store
+            .delete_session(&auth::token_hash(&token))
+            .await?;
     }
     let cookie = format!("{SESSION_COOKIE}=; HttpOnly; SameSite=Lax; Path=/; Max-Age=0");
     Ok((StatusCode::NO_CONTENT, [(header::SET_COOKIE, cookie)]).into_response())
@@ -189,7 +217,9 @@ pub struct SpaceSummary {
 }
 
 /// `GET /api/v1/spaces`: Spaces that are scheduled or live.
-pub async fn list_spaces(State(state): State<AppState>) -> Result<Json<Vec<SpaceSummary>>, ApiError> {
+pub async fn list_spaces(
+    State(state): State<AppState>,
+) -> Result<Json<Vec<SpaceSummary>>, ApiError> {
     let records = state.store.open_spaces(100).await?;
     Ok(Json(
         records
@@ -206,7 +236,10 @@ pub async fn list_spaces(State(state): State<AppState>) -> Result<Json<Vec<Space
 }
 
 /// `GET /api/v1/spaces/{id}`: one Space with its stage.
-pub async fn get_space(State(state): State<AppState>, Path(id): Path<String>) -> Result<Json<SpaceView>, ApiError> {
+pub async fn get_space(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<SpaceView>, ApiError> {
     Ok(Json(state.spaces.get(&id).await?.view()))
 }
 
@@ -220,7 +253,7 @@ pub async fn command(
 ) -> Result<StatusCode, ApiError> {
     let user = caller.required()?;
     let space = state.spaces.get(&id).await?;
-    space.command(user.id, command)?;
+    space.command(user.id, command).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

@@ -10,11 +10,11 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use futures_util::{StreamExt, stream};
+use std::convert::Infallible;
+use std::time::Duration;
 use stentor_media::FRAME_MS;
 use stentor_media::ogg::{OggReader, parse_opus_head};
 use stentor_space::Lifecycle;
-use std::convert::Infallible;
-use std::time::Duration;
 
 /// Most pages handed to the HTTP body in one batch.
 const MAX_BATCH: usize = 64;
@@ -45,12 +45,20 @@ pub async fn live(
         Some((stream::iter(batch), (sub, space)))
     })
     .flatten();
-    let body = stream::iter(headers).chain(live).map(Ok::<Bytes, Infallible>);
+    let body = stream::iter(headers)
+        .chain(live)
+        .map(Ok::<Bytes, Infallible>);
     let mut response = Body::from_stream(body).into_response();
     let h = response.headers_mut();
     h.insert(header::CONTENT_TYPE, HeaderValue::from_static("audio/ogg"));
-    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache, no-store"));
-    h.insert("x-content-type-options", HeaderValue::from_static("nosniff"));
+    h.insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("no-cache, no-store"),
+    );
+    h.insert(
+        "x-content-type-options",
+        HeaderValue::from_static("nosniff"),
+    );
     Ok(response)
 }
 
@@ -70,10 +78,14 @@ pub async fn source(
     let space = state.spaces.get(&id).await?;
     let speaker = space.with_domain(|d| {
         d.may_join(ticket.user)?;
-        Ok::<_, stentor_space::Refusal>(d.lifecycle() == Lifecycle::Live && d.role_of(ticket.user).is_speaker())
+        Ok::<_, stentor_space::Refusal>(
+            d.lifecycle() == Lifecycle::Live && d.role_of(ticket.user).is_speaker(),
+        )
     })?;
     if !speaker {
-        return Err(ApiError::Forbidden("only speakers of a live space may publish".into()));
+        return Err(ApiError::Forbidden(
+            "only speakers of a live space may publish".into(),
+        ));
     }
     let mut reader = OggReader::new();
     let mut chunks = body.into_data_stream();
@@ -89,7 +101,8 @@ pub async fn source(
         {
             match headers_seen {
                 0 => {
-                    parse_opus_head(&packet.data).map_err(|e| ApiError::BadRequest(e.to_string()))?;
+                    parse_opus_head(&packet.data)
+                        .map_err(|e| ApiError::BadRequest(e.to_string()))?;
                     headers_seen = 1;
                 }
                 1 => {

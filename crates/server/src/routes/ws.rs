@@ -10,11 +10,11 @@ use axum::response::Response;
 use bytes::Bytes;
 use futures_util::{SinkExt, StreamExt};
 use serde::{Deserialize, Serialize};
-use stentor_hub::{Read, Subscriber};
-use stentor_space::{Command, Role, UserId};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Instant;
+use stentor_hub::{Read, Subscriber};
+use stentor_space::{Command, Role, UserId};
 use tokio::sync::broadcast::error::RecvError;
 
 /// Largest WebSocket message accepted from a client.
@@ -140,7 +140,7 @@ impl Connection {
                 incoming = rx.next() => match incoming {
                     None | Some(Ok(Message::Close(_))) => break Ok(()),
                     Some(Err(e)) => break Err((close::PROTOCOL, e.to_string())),
-                    Some(Ok(message)) => self.on_message(message),
+                    Some(Ok(message)) => self.on_message(message).await,
                 },
                 notice = notices.recv() => match notice {
                     Ok(notice) => self.on_notice(notice),
@@ -166,7 +166,11 @@ impl Connection {
                     let count = messages.len();
                     let mut sent = true;
                     for (i, m) in messages.into_iter().enumerate() {
-                        let r = if i + 1 == count { tx.send(m).await } else { tx.feed(m).await };
+                        let r = if i + 1 == count {
+                            tx.send(m).await
+                        } else {
+                            tx.feed(m).await
+                        };
                         if r.is_err() {
                             sent = false;
                             break;
@@ -190,11 +194,14 @@ impl Connection {
         }
     }
 
-    fn on_message(&mut self, message: Message) -> Result<Vec<Message>, Close> {
+    async fn on_message(&mut self, message: Message) -> Result<Vec<Message>, Close> {
         match message {
             Message::Binary(data) => {
                 if data.len() < 6 || data[0] != WS_PUBLISH {
-                    return Err((close::UNSUPPORTED, "binary messages must be 0x01 audio frames".into()));
+                    return Err((
+                        close::UNSUPPORTED,
+                        "binary messages must be 0x01 audio frames".into(),
+                    ));
                 }
                 let seq = u32::from_be_bytes(data[1..5].try_into().expect("4 bytes"));
                 self.space
@@ -208,11 +215,16 @@ impl Connection {
             Message::Text(text) => {
                 let command: Command = serde_json::from_str(text.as_str())
                     .map_err(|e| (close::INVALID, format!("unknown command: {e}")))?;
-                match self.space.command(self.user, command) {
+                match self.space.command(self.user, command).await {
                     Ok(()) => Ok(Vec::new()),
                     Err(refusal) => {
-                        let r = Refused { event: "refused", reason: refusal.to_string() };
-                        Ok(vec![Message::Text(serde_json::to_string(&r).expect("serializes").into())])
+                        let r = Refused {
+                            event: "refused",
+                            reason: refusal.to_string(),
+                        };
+                        Ok(vec![Message::Text(
+                            serde_json::to_string(&r).expect("serializes").into(),
+                        )])
                     }
                 }
             }
@@ -230,8 +242,14 @@ impl Connection {
             if role != self.role {
                 self.set_role(role);
                 let ticket = self.state.issue_ticket(&self.space.id, self.user, role);
-                let t = NewTicket { event: "ticket", ticket: self.state.tickets.sign(&ticket), role };
-                out.push(Message::Text(serde_json::to_string(&t).expect("serializes").into()));
+                let t = NewTicket {
+                    event: "ticket",
+                    ticket: self.state.tickets.sign(&ticket),
+                    role,
+                };
+                out.push(Message::Text(
+                    serde_json::to_string(&t).expect("serializes").into(),
+                ));
             }
         }
         Ok(out)
