@@ -4,5 +4,6 @@
 pub mod cli;
 pub mod client;
 pub mod demo;
+pub mod latency;
 pub mod listen;
 pub mod speak;

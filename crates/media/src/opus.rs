@@ -122,6 +122,8 @@ impl Drop for Encoder {
 /// An Opus decoder for mono 48 kHz audio in 20 ms frames, with packet-loss concealment.
 pub struct Decoder {
     raw: *mut ffi::OpusDecoder,
+    /// RMS of the last frame produced, to sanity-check concealment against.
+    last_rms: f32,
 }
 
 // SAFETY: the decoder state is plain memory owned by this value and only touched through &mut.
@@ -136,7 +138,7 @@ impl Decoder {
         if raw.is_null() || err != ffi::OPUS_OK {
             return Err(OpusError::Create(err));
         }
-        Ok(Self { raw })
+        Ok(Self { raw, last_rms: 0.0 })
     }
 
     /// Decodes one packet into `pcm`. The packet is validated first, so a malformed packet
@@ -159,13 +161,20 @@ impl Decoder {
             )
         };
         match n {
-            n if n == FRAME_SAMPLES as i32 => Ok(()),
+            n if n == FRAME_SAMPLES as i32 => {
+                self.last_rms = crate::signal::rms(pcm);
+                Ok(())
+            }
             n if n < 0 => Err(OpusError::Codec(n)),
             n => Err(OpusError::WrongDuration(n)),
         }
     }
 
     /// Fills `pcm` with a concealment frame for a packet that never arrived.
+    ///
+    /// Concealment may never be louder than the audio it continues: the transpiled codec's
+    /// concealment can diverge after near-silence (full-scale noise). Such a frame is replaced
+    /// by silence and the decoder is reset, so the divergence cannot leak into the next frame.
     pub fn conceal(&mut self, pcm: &mut [f32; FRAME_SAMPLES]) {
         // SAFETY: a null packet asks libopus for packet-loss concealment of one frame.
         let n = unsafe {
@@ -178,8 +187,14 @@ impl Decoder {
                 0,
             )
         };
-        if n != FRAME_SAMPLES as i32 {
+        let level = crate::signal::rms(pcm);
+        if n != FRAME_SAMPLES as i32 || !level.is_finite() || level > 1.5 * self.last_rms + 1e-3 {
             pcm.fill(0.0);
+            // SAFETY: `raw` is a live decoder; the reset request takes no argument.
+            unsafe { ffi::opus_decoder_ctl_impl(self.raw, ffi::OPUS_RESET_STATE, ffi::varargs!()) };
+            self.last_rms = 0.0;
+        } else {
+            self.last_rms = level;
         }
     }
 }
@@ -230,6 +245,53 @@ mod tests {
             validate_packet(&[0xf0, 0x00, 0x00]),
             Err(OpusError::WrongDuration(480))
         );
+    }
+
+    #[test]
+    fn concealment_after_silence_stays_silent_and_does_not_leak() {
+        let mut enc = Encoder::new(48_000).unwrap();
+        let mut dec = Decoder::new().unwrap();
+        let mut out = [0f32; FRAME_SAMPLES];
+        let mut tone = Tone::new(1000.0, 0.5);
+        for i in 0..30 {
+            let mut pcm = [0f32; FRAME_SAMPLES];
+            if i == 5 {
+                tone.fill(&mut pcm);
+            }
+            let packet = enc.encode(&pcm).unwrap().to_vec();
+            if i == 20 {
+                dec.conceal(&mut out);
+                assert!(
+                    rms(&out) < 0.01,
+                    "concealment after silence: rms {}",
+                    rms(&out)
+                );
+            }
+            dec.decode(&packet, &mut out).unwrap();
+            if i >= 20 {
+                assert!(
+                    rms(&out) < 0.01,
+                    "frame {i} after concealment: rms {}",
+                    rms(&out)
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn concealment_continues_a_tone_at_its_level() {
+        let mut enc = Encoder::new(48_000).unwrap();
+        let mut dec = Decoder::new().unwrap();
+        let mut out = [0f32; FRAME_SAMPLES];
+        let mut tone = Tone::new(440.0, 0.5);
+        for _ in 0..10 {
+            let mut pcm = [0f32; FRAME_SAMPLES];
+            tone.fill(&mut pcm);
+            dec.decode(enc.encode(&pcm).unwrap(), &mut out).unwrap();
+        }
+        dec.conceal(&mut out);
+        let level = rms(&out);
+        assert!(level > 0.1 && level < 0.4, "concealed level {level}");
     }
 
     proptest::proptest! {
