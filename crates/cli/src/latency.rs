@@ -72,7 +72,6 @@ pub async fn measure(
                 tokio::time::sleep_until(start + Duration::from_millis(FRAME_MS) * seq).await;
                 if seq % every == every / 2 {
                     sent_at.lock().await.push(Instant::now());
-                    eprintln!("DEBUG marker seq {seq}");
                 }
                 send_packet(&mut talker, seq, &packet).await?;
                 while let Some(Some(_)) = futures_util::FutureExt::now_or_never(talker.next()) {}
@@ -94,13 +93,6 @@ pub async fn measure(
             };
             decoder.decode(packet, &mut pcm)?;
             let is_loud = rms(&pcm) > 0.05;
-            if is_loud {
-                eprintln!(
-                    "DEBUG loud {:?} rms {}",
-                    parse_mix_frame(&data).map(|x| x.0),
-                    rms(&pcm)
-                );
-            }
             if is_loud && !loud {
                 onsets.push(now);
             }
