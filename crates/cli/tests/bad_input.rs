@@ -205,6 +205,21 @@ async fn bad_input_closes_only_the_connection_that_sent_it() {
     // Through all of this the Space went on: a new listener hears continuous audio.
     let rec = record(&server.api(), &space, 50).await.unwrap();
     assert_eq!(rec.gaps(), 0);
+
+    // Every refusal was counted by reason.
+    let metrics = reqwest::get(format!("{}/metrics", server.base)).await.unwrap().text().await.unwrap();
+    for line in [
+        r#"stentor_closes_total{reason="policy"} 1"#,
+        r#"stentor_closes_total{reason="invalid"} 2"#,
+        r#"stentor_closes_total{reason="unsupported"} 1"#,
+        r#"stentor_closes_total{reason="removed"} 1"#,
+        r#"stentor_rejections_total{reason="ticket_invalid"} 1"#,
+        r#"stentor_rejections_total{reason="ticket_expired"} 1"#,
+        r#"stentor_rejections_total{reason="ticket_wrong_space"} 1"#,
+        r#"stentor_rejections_total{reason="removed"} 1"#,
+    ] {
+        assert!(metrics.contains(line), "missing {line} in\n{metrics}");
+    }
     speaker.await.unwrap();
     server.stop().await;
 }

@@ -42,6 +42,28 @@ pub enum ApiError {
     Internal(String),
 }
 
+impl ApiError {
+    /// A short label for metrics.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            ApiError::BadRequest(_) => "bad_request",
+            ApiError::Unauthorized(_) => "unauthorized",
+            ApiError::Forbidden(_) => "forbidden",
+            ApiError::NotFound(_) => "not_found",
+            ApiError::Conflict(_) => "conflict",
+            ApiError::Gone => "ended",
+            ApiError::TooLarge(_) => "too_large",
+            ApiError::Ticket(TicketError::Expired) => "ticket_expired",
+            ApiError::Ticket(TicketError::WrongSpace) => "ticket_wrong_space",
+            ApiError::Ticket(_) => "ticket_invalid",
+            ApiError::Refused(Refusal::Removed) => "removed",
+            ApiError::Refused(Refusal::Ended) => "ended",
+            ApiError::Refused(_) => "refused",
+            ApiError::Internal(_) => "internal",
+        }
+    }
+}
+
 impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
         match e {

@@ -8,6 +8,7 @@ pub mod auth;
 pub mod config;
 pub mod error;
 pub mod live;
+pub mod metrics;
 mod mixer_task;
 pub mod registry;
 pub mod routes;
@@ -37,6 +38,8 @@ pub struct AppState {
     pub tickets: TicketKey,
     /// The configuration in force.
     pub config: Arc<Config>,
+    /// Metrics.
+    pub metrics: Arc<metrics::Metrics>,
 }
 
 /// An error starting the server.
@@ -75,7 +78,13 @@ impl Server {
             bitrate: config.bitrate(),
             ..MixerConfig::default()
         };
-        let spaces = Arc::new(Spaces::new(store.clone(), mixer, HubConfig::default()));
+        let metrics = Arc::new(metrics::Metrics::default());
+        let spaces = Arc::new(Spaces::new(
+            store.clone(),
+            mixer,
+            HubConfig::default(),
+            metrics.clone(),
+        ));
         let listener = TcpListener::bind(config.bind()).await?;
         tracing::info!(addr = %listener.local_addr()?, "listening");
         Ok(Self {
@@ -85,6 +94,7 @@ impl Server {
                 spaces,
                 tickets,
                 config: Arc::new(config),
+                metrics,
             },
         })
     }

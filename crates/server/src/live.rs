@@ -1,13 +1,13 @@
 //! A Space at runtime: its state machine behind a lock, its mixer task, its hub, and the
 //! channels that carry events and forwarded packets to connections.
 
+use crate::metrics::Metrics;
 use crate::mixer_task::{self, MixerInput};
 use axum::extract::ws::Utf8Bytes;
 use bytes::{BufMut, Bytes, BytesMut};
 use parking_lot::Mutex;
 use serde::Serialize;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 use stentor_hub::{Hub, HubConfig};
 use stentor_media::MixerConfig;
@@ -41,19 +41,6 @@ pub struct Notice {
     pub text: Utf8Bytes,
 }
 
-/// Counters of one Space.
-#[derive(Debug, Default)]
-pub struct SpaceStats {
-    /// Packets accepted from speakers.
-    pub packets_in: AtomicU64,
-    /// Packets dropped because the mixer queue was full.
-    pub packets_dropped: AtomicU64,
-    /// Mixer ticks that ran late by more than one frame.
-    pub ticks_late: AtomicU64,
-    /// Listeners that fell behind the ring and skipped to live.
-    pub listener_skips: AtomicU64,
-}
-
 /// One Space at runtime.
 pub struct LiveSpace {
     /// Public id.
@@ -62,8 +49,8 @@ pub struct LiveSpace {
     pub title: String,
     /// Fan-out of the mix.
     pub hub: Hub,
-    /// Counters.
-    pub stats: SpaceStats,
+    /// The server's metrics.
+    pub metrics: Arc<Metrics>,
     domain: Mutex<Space>,
     events: broadcast::Sender<Notice>,
     forward: broadcast::Sender<(UserId, Bytes)>,
@@ -99,6 +86,7 @@ impl LiveSpace {
         store: Store,
         mixer_config: MixerConfig,
         hub_config: HubConfig,
+        metrics: Arc<Metrics>,
     ) -> Arc<Self> {
         let serial = id
             .bytes()
@@ -111,7 +99,7 @@ impl LiveSpace {
             id,
             title,
             hub: hub.clone(),
-            stats: SpaceStats::default(),
+            metrics,
             domain: Mutex::new(domain),
             events: broadcast::channel(1024).0,
             forward: broadcast::channel(256).0,
@@ -240,7 +228,7 @@ impl LiveSpace {
         if !publishing {
             return Ok(());
         }
-        self.stats.packets_in.fetch_add(1, Ordering::Relaxed);
+        self.metrics.packets_in.inc();
         if self.forward.receiver_count() > 0 {
             let mut frame = BytesMut::with_capacity(13 + packet.len());
             frame.put_u8(WS_FORWARD);
@@ -256,7 +244,7 @@ impl LiveSpace {
             arrived,
         };
         if self.mixer.try_send(input).is_err() {
-            self.stats.packets_dropped.fetch_add(1, Ordering::Relaxed);
+            self.metrics.packets_dropped.inc();
         }
         Ok(())
     }

@@ -5,7 +5,6 @@ use crate::live::LiveSpace;
 use bytes::Bytes;
 use serde::Serialize;
 use std::sync::Weak;
-use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 use stentor_hub::Hub;
 use stentor_media::{FRAME_MS, Mixer, MixerConfig};
@@ -99,6 +98,7 @@ async fn run(
                 Some(input) => apply(&mut mixer, input),
             },
             _ = tokio::time::sleep_until(deadline) => {
+                let started = std::time::Instant::now();
                 let mix = match mixer.tick() {
                     Ok(mix) => mix,
                     Err(e) => {
@@ -109,9 +109,14 @@ async fn run(
                 hub.publish(&mix);
                 ticks += 1;
                 let Some(space) = space.upgrade() else { return };
+                let published = std::time::Instant::now();
+                space.metrics.tick_seconds.observe((published - started).as_secs_f64());
+                if let Some(arrived) = mix.oldest_arrival {
+                    space.metrics.speaker_to_mix_seconds.observe((published - arrived).as_secs_f64());
+                }
                 let behind = tokio::time::Instant::now().saturating_duration_since(deadline);
                 if behind > FRAME {
-                    space.stats.ticks_late.fetch_add(1, Ordering::Relaxed);
+                    space.metrics.ticks_late.inc();
                 }
                 if behind > FRAME * MAX_CATCH_UP {
                     // A stall (suspended process, overloaded machine): resume from now rather

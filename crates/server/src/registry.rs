@@ -2,6 +2,7 @@
 
 use crate::error::ApiError;
 use crate::live::{LiveSpace, role_from_name};
+use crate::metrics::Metrics;
 use parking_lot::Mutex;
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -15,16 +16,18 @@ pub struct Spaces {
     store: Store,
     mixer: MixerConfig,
     hub: HubConfig,
+    metrics: Arc<Metrics>,
     loaded: Mutex<HashMap<String, Arc<LiveSpace>>>,
 }
 
 impl Spaces {
     /// An empty registry over `store`.
-    pub fn new(store: Store, mixer: MixerConfig, hub: HubConfig) -> Self {
+    pub fn new(store: Store, mixer: MixerConfig, hub: HubConfig, metrics: Arc<Metrics>) -> Self {
         Self {
             store,
             mixer,
             hub,
+            metrics,
             loaded: Mutex::new(HashMap::new()),
         }
     }
@@ -73,6 +76,7 @@ impl Spaces {
             self.store.clone(),
             self.mixer,
             self.hub,
+            self.metrics.clone(),
         );
         loaded.insert(record.id, space.clone());
         space

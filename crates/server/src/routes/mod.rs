@@ -34,5 +34,6 @@ pub fn router(state: AppState) -> Router {
         .nest("/api/v1", api)
         .route("/spaces/{id}/live.opus", get(ogg::live))
         .route("/healthz", get(|| async { "ok\n" }))
+        .route("/metrics", get(crate::metrics::scrape))
         .with_state(state)
 }

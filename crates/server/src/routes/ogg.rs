@@ -26,6 +26,16 @@ pub async fn live(
     Path(id): Path<String>,
     Query(query): Query<TicketQuery>,
 ) -> Result<Response, ApiError> {
+    let metrics = state.metrics.clone();
+    let result = open_live(state, id, query).await;
+    match &result {
+        Ok(_) => metrics.join("ogg"),
+        Err(e) => metrics.reject(e.reason()),
+    }
+    result
+}
+
+async fn open_live(state: AppState, id: String, query: TicketQuery) -> Result<Response, ApiError> {
     let space = state.spaces.get(&id).await?;
     let user = match query.ticket() {
         Some(token) => Some(state.tickets.verify(token, &id, unix_now())?.user),

@@ -11,7 +11,6 @@ use bytes::Bytes;
 use futures_util::{SinkExt, StreamExt};
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 use std::time::Instant;
 use stentor_hub::{Read, Subscriber};
 use stentor_space::{Command, Role, UserId};
@@ -36,6 +35,19 @@ pub mod close {
     pub const POLICY: u16 = 1008;
     /// The participant was removed from the Space.
     pub const REMOVED: u16 = 4003;
+
+    /// A metrics label for a close code.
+    pub fn label(code: u16) -> &'static str {
+        match code {
+            NORMAL => "ended",
+            PROTOCOL => "protocol",
+            UNSUPPORTED => "unsupported",
+            INVALID => "invalid",
+            POLICY => "policy",
+            REMOVED => "removed",
+            _ => "other",
+        }
+    }
 }
 
 /// The query of the WebSocket URL.
@@ -57,6 +69,21 @@ pub async fn upgrade(
     State(state): State<AppState>,
     Path(id): Path<String>,
     Query(query): Query<TicketQuery>,
+    ws: WebSocketUpgrade,
+) -> Result<Response, ApiError> {
+    let metrics = state.metrics.clone();
+    let result = admit(state, id, query, ws).await;
+    match &result {
+        Ok(_) => metrics.join("ws"),
+        Err(e) => metrics.reject(e.reason()),
+    }
+    result
+}
+
+async fn admit(
+    state: AppState,
+    id: String,
+    query: TicketQuery,
     ws: WebSocketUpgrade,
 ) -> Result<Response, ApiError> {
     let token = query
@@ -155,7 +182,7 @@ impl Connection {
                     None => break Err((close::NORMAL, "the space has ended".into())),
                     Some(read) => {
                         if read.skipped > 0 {
-                            self.space.stats.listener_skips.fetch_add(1, Ordering::Relaxed);
+                            self.space.metrics.listener_skips.inc();
                         }
                         Ok(batch.drain(..).map(Message::Binary).collect())
                     }
@@ -185,6 +212,7 @@ impl Connection {
         };
         if let Err((code, reason)) = outcome {
             tracing::debug!(code, %reason, "closing websocket");
+            self.space.metrics.close(close::label(code));
             let reason = truncate(&reason, 123);
             let frame = CloseFrame {
                 code,

@@ -1,0 +1,157 @@
+//! Prometheus metrics (OpenMetrics text at `/metrics`): joins, rejections by reason,
+//! listeners, frames late and skipped, mixer tick duration and speaker-to-mix delay.
+
+use crate::AppState;
+use axum::extract::State;
+use axum::http::header;
+use axum::response::IntoResponse;
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+
+/// A label with one value.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct Reason {
+    /// Why (a short snake_case word).
+    pub reason: &'static str,
+}
+
+/// A transport label.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct Transport {
+    /// `ws` or `ogg`.
+    pub transport: &'static str,
+}
+
+/// Every metric of the server.
+pub struct Metrics {
+    registry: Registry,
+    /// Media connections opened, by transport.
+    pub joins: Family<Transport, Counter>,
+    /// Requests and connections refused, by reason.
+    pub rejections: Family<Reason, Counter>,
+    /// Connections closed by the server for bad input, by reason.
+    pub closes: Family<Reason, Counter>,
+    /// Listeners attached to a hub (set when scraped).
+    pub listeners: Gauge,
+    /// Packets accepted from speakers.
+    pub packets_in: Counter,
+    /// Packets dropped because a mixer queue was full.
+    pub packets_dropped: Counter,
+    /// Mixer ticks that ran more than a frame late.
+    pub ticks_late: Counter,
+    /// Times a listener fell behind the ring and skipped to live.
+    pub listener_skips: Counter,
+    /// Time to mix and encode one tick, in seconds.
+    pub tick_seconds: Histogram,
+    /// From a speaker's packet arriving to the mix that carries it being published, seconds.
+    pub speaker_to_mix_seconds: Histogram,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        let m = Self {
+            joins: Family::default(),
+            rejections: Family::default(),
+            closes: Family::default(),
+            listeners: Gauge::default(),
+            packets_in: Counter::default(),
+            packets_dropped: Counter::default(),
+            ticks_late: Counter::default(),
+            listener_skips: Counter::default(),
+            tick_seconds: Histogram::new(exponential_buckets(0.000_05, 2.0, 12)),
+            speaker_to_mix_seconds: Histogram::new(exponential_buckets(0.001, 2.0, 10)),
+            registry: Registry::default(),
+        };
+        let mut registry = Registry::with_prefix("stentor");
+        registry.register("joins", "Media connections opened", m.joins.clone());
+        registry.register(
+            "rejections",
+            "Requests refused, by reason",
+            m.rejections.clone(),
+        );
+        registry.register(
+            "closes",
+            "Connections closed for bad input, by reason",
+            m.closes.clone(),
+        );
+        registry.register(
+            "listeners",
+            "Listeners attached to a hub",
+            m.listeners.clone(),
+        );
+        registry.register(
+            "packets_in",
+            "Speaker packets accepted",
+            m.packets_in.clone(),
+        );
+        registry.register(
+            "packets_dropped",
+            "Speaker packets dropped (mixer queue full)",
+            m.packets_dropped.clone(),
+        );
+        registry.register(
+            "mixer_ticks_late",
+            "Mixer ticks more than a frame late",
+            m.ticks_late.clone(),
+        );
+        registry.register(
+            "listener_skips",
+            "Listeners that fell behind and skipped to live",
+            m.listener_skips.clone(),
+        );
+        registry.register(
+            "mixer_tick_seconds",
+            "Time to mix and encode one tick",
+            m.tick_seconds.clone(),
+        );
+        registry.register(
+            "speaker_to_mix_seconds",
+            "From a speaker packet arriving to its mix being published",
+            m.speaker_to_mix_seconds.clone(),
+        );
+        Self { registry, ..m }
+    }
+}
+
+impl Metrics {
+    /// Counts a refusal.
+    pub fn reject(&self, reason: &'static str) {
+        self.rejections.get_or_create(&Reason { reason }).inc();
+    }
+
+    /// Counts a close for bad input.
+    pub fn close(&self, reason: &'static str) {
+        self.closes.get_or_create(&Reason { reason }).inc();
+    }
+
+    /// Counts a join.
+    pub fn join(&self, transport: &'static str) {
+        self.joins.get_or_create(&Transport { transport }).inc();
+    }
+}
+
+/// `GET /metrics`.
+pub async fn scrape(State(state): State<AppState>) -> impl IntoResponse {
+    let listeners: usize = state
+        .spaces
+        .loaded()
+        .iter()
+        .map(|s| s.hub.listeners())
+        .sum();
+    state.metrics.listeners.set(listeners as i64);
+    let mut text = String::new();
+    if let Err(e) = prometheus_client::encoding::text::encode(&mut text, &state.metrics.registry) {
+        tracing::error!(error = %e, "metrics encoding failed");
+    }
+    (
+        [(
+            header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        text,
+    )
+}
