@@ -15,8 +15,8 @@ use std::collections::BTreeMap;
 /// Settings of a jitter buffer, counted in 20 ms frames.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct JitterConfig {
-    /// Frames buffered before playout starts (default 2, 40 ms): the initial delay traded
-    /// for tolerance of network jitter.
+    /// Frames buffered before playout starts (default 1, 20 ms): the initial delay traded
+    /// for tolerance of network jitter; it grows by itself when packets come late.
     pub target_frames: u32,
     /// Smallest target the delay adapts down to (default 1).
     pub min_frames: u32,
@@ -35,7 +35,7 @@ pub struct JitterConfig {
 impl Default for JitterConfig {
     fn default() -> Self {
         Self {
-            target_frames: 2,
+            target_frames: 1,
             min_frames: 1,
             max_target_frames: 10,
             shrink_after: 500,
@@ -261,8 +261,19 @@ impl<T> JitterBuffer<T> {
 mod tests {
     use super::*;
 
+    /// A buffer that starts two frames deep, so that waiting and reordering show.
     fn buffer() -> JitterBuffer<u32> {
-        JitterBuffer::new(JitterConfig::default())
+        JitterBuffer::new(JitterConfig {
+            target_frames: 2,
+            ..JitterConfig::default()
+        })
+    }
+
+    #[test]
+    fn by_default_a_packet_plays_at_the_next_tick() {
+        let mut jb = JitterBuffer::new(JitterConfig::default());
+        jb.push(7, 7);
+        assert_eq!(jb.pop(), Playout::Packet(7));
     }
 
     #[test]
