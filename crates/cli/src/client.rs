@@ -165,7 +165,8 @@ impl Api {
             "{}/api/v1/spaces/{space}/ws?ticket={ticket}",
             self.base.replacen("http", "ws", 1)
         );
-        let (mut ws, _) = tokio_tungstenite::connect_async(url)
+        // Small audio frames must leave at once: disable Nagle's algorithm.
+        let (mut ws, _) = tokio_tungstenite::connect_async_with_config(url, None, true)
             .await
             .context("websocket connect")?;
         while let Some(msg) = ws.next().await {

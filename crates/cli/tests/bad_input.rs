@@ -207,7 +207,12 @@ async fn bad_input_closes_only_the_connection_that_sent_it() {
     assert_eq!(rec.gaps(), 0);
 
     // Every refusal was counted by reason.
-    let metrics = reqwest::get(format!("{}/metrics", server.base)).await.unwrap().text().await.unwrap();
+    let metrics = reqwest::get(format!("{}/metrics", server.base))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
     for line in [
         r#"stentor_closes_total{reason="policy"} 1"#,
         r#"stentor_closes_total{reason="invalid"} 2"#,

@@ -13,7 +13,7 @@ pub mod ogg;
 pub mod opus;
 pub mod signal;
 
-pub use jitter::{JitterBuffer, JitterConfig, Playout};
+pub use jitter::{JitterBuffer, JitterConfig, JitterStats, Playout};
 pub use level::LevelMeter;
 pub use mixer::{MixOutput, Mixer, MixerConfig, SpeakerId};
 pub use opus::{Decoder, Encoder, OpusError};

@@ -8,7 +8,7 @@
 //! the encoded mix and the speakers' levels; nothing here reads a clock or touches a socket.
 
 use crate::FRAME_SAMPLES;
-use crate::jitter::{JitterBuffer, JitterConfig, Playout, Pushed};
+use crate::jitter::{JitterBuffer, JitterConfig, JitterStats, Playout, Pushed};
 use crate::level::LevelMeter;
 use crate::opus::{Decoder, Encoder, OpusError, validate_packet};
 use bytes::Bytes;
@@ -184,6 +184,21 @@ impl Mixer {
             active,
             oldest_arrival,
         })
+    }
+
+    /// Jitter buffer counters of the current speakers, summed.
+    pub fn jitter_stats(&self) -> JitterStats {
+        self.speakers
+            .values()
+            .fold(JitterStats::default(), |mut sum, ch| {
+                let s = ch.jitter.stats();
+                sum.received += s.received;
+                sum.late += s.late;
+                sum.duplicate += s.duplicate;
+                sum.concealed += s.concealed;
+                sum.overflow_dropped += s.overflow_dropped;
+                sum
+            })
     }
 
     /// Each speaker's current level in dBFS, in speaker order.

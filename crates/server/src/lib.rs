@@ -17,6 +17,7 @@ pub mod ticket;
 pub use config::Config;
 pub use live::LiveSpace;
 
+use axum::serve::ListenerExt;
 use registry::Spaces;
 use std::net::SocketAddr;
 use std::path::Path;
@@ -118,7 +119,13 @@ impl Server {
     ) -> std::io::Result<()> {
         let store = self.state.store.clone();
         let app = routes::router(self.state);
-        axum::serve(self.listener, app)
+        // Audio is many small writes: never let Nagle's algorithm hold one back.
+        let listener = self.listener.tap_io(|tcp| {
+            if let Err(e) = tcp.set_nodelay(true) {
+                tracing::debug!(error = %e, "could not set TCP_NODELAY");
+            }
+        });
+        axum::serve(listener, app)
             .with_graceful_shutdown(shutdown)
             .await?;
         store.close().await;

@@ -45,6 +45,10 @@ pub struct Metrics {
     pub ticks_late: Counter,
     /// Times a listener fell behind the ring and skipped to live.
     pub listener_skips: Counter,
+    /// Speaker frames concealed because they were missing at their tick.
+    pub concealed: Counter,
+    /// Speaker packets that came after their tick and were dropped.
+    pub late: Counter,
     /// Time to mix and encode one tick, in seconds.
     pub tick_seconds: Histogram,
     /// From a speaker's packet arriving to the mix that carries it being published, seconds.
@@ -62,6 +66,8 @@ impl Default for Metrics {
             packets_dropped: Counter::default(),
             ticks_late: Counter::default(),
             listener_skips: Counter::default(),
+            concealed: Counter::default(),
+            late: Counter::default(),
             tick_seconds: Histogram::new(exponential_buckets(0.000_05, 2.0, 12)),
             speaker_to_mix_seconds: Histogram::new(exponential_buckets(0.001, 2.0, 10)),
             registry: Registry::default(),
@@ -102,6 +108,16 @@ impl Default for Metrics {
             "listener_skips",
             "Listeners that fell behind and skipped to live",
             m.listener_skips.clone(),
+        );
+        registry.register(
+            "frames_concealed",
+            "Speaker frames concealed (missing at their tick)",
+            m.concealed.clone(),
+        );
+        registry.register(
+            "packets_late",
+            "Speaker packets that came after their tick",
+            m.late.clone(),
         );
         registry.register(
             "mixer_tick_seconds",

@@ -88,6 +88,7 @@ async fn run(
         }
     }
     let mut origin = tokio::time::Instant::now();
+    let mut counted = mixer.jitter_stats();
     let mut ticks: u32 = 0;
     loop {
         let deadline = origin + FRAME * ticks;
@@ -129,6 +130,11 @@ async fn run(
                     space.poll_timed();
                 }
                 if mix.seq % 50 == 0 {
+                    // Per-speaker counters restart when speakers change; count only growth.
+                    let now = mixer.jitter_stats();
+                    space.metrics.concealed.inc_by(now.concealed.saturating_sub(counted.concealed));
+                    space.metrics.late.inc_by(now.late.saturating_sub(counted.late));
+                    counted = now;
                     space.broadcast(&Listeners { event: "listeners", count: hub.listeners() });
                 }
             }
