@@ -16,6 +16,7 @@ for _ in $(seq 50); do curl -sf "http://127.0.0.1:$port/healthz" >/dev/null && b
 cmd="target/release/examples/latency --url http://127.0.0.1:$port --seconds $seconds --listeners $listeners"
 out=$($cmd)
 echo "$out"
+server_side=$(curl -s "http://127.0.0.1:$port/metrics" | grep -E '^stentor_(speaker_to_mix_seconds|frames_concealed|packets_late|mixer_ticks_late|mixer_tick_seconds_(sum|count))')
 mkdir -p bench/results
 file="bench/results/latency-$(date +%F).md"
 {
@@ -30,10 +31,18 @@ file="bench/results/latency-$(date +%F).md"
   echo "decodes the mix and timestamps each marker's arrival; $listeners other WebSocket listeners"
   echo "receive the mix meanwhile. Latency = marker received by the listener - marker sent by the"
   echo "speaker, so it includes the jitter buffer, the wait for the next 20 ms tick, decode, mix,"
-  echo "encode and fan-out."
+  echo "encode and fan-out. The speaker's clock and the mixer's tick are not aligned, so the"
+  echo "wait for the next tick (0 to 20 ms) differs from run to run; runs differ by that much."
   echo
   echo '```'
   echo "$out"
+  echo '```'
+  echo
+  echo "The server's own view (\`/metrics\` after the run): arrival of a speaker packet to the"
+  echo "publication of the mix that carries it, concealment and lateness counters."
+  echo
+  echo '```'
+  echo "$server_side"
   echo '```'
 } > "$file"
 echo "wrote $file"
