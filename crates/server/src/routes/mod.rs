@@ -4,14 +4,39 @@ pub mod api;
 pub mod ogg;
 pub mod ws;
 
-use crate::AppState;
 use crate::error::ApiError;
+use crate::live::LiveSpace;
+use crate::ticket::Ticket;
+use crate::{AppState, unix_now};
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::routing::{get, post, put};
+use std::sync::Arc;
 
 /// Largest JSON request body accepted by the API.
 pub const MAX_JSON_BODY: usize = 16 * 1024;
+
+/// The one door to a Space's media: a valid ticket for this Space, held by someone who may
+/// join it. Needs no database read when the Space is loaded.
+pub async fn admit(
+    state: &AppState,
+    space: &str,
+    ticket: Option<&str>,
+) -> Result<(Ticket, Arc<LiveSpace>), ApiError> {
+    let token = ticket.ok_or_else(|| ApiError::Unauthorized("a join ticket is required".into()))?;
+    let ticket = state.tickets.verify(token, space, unix_now())?;
+    let live = state.spaces.get(space).await?;
+    live.with_domain(|d| d.may_join(ticket.user))?;
+    Ok((ticket, live))
+}
+
+/// Counts a media connection as a join on `transport`, or a rejection by reason.
+pub fn count<T>(state: &AppState, transport: &'static str, result: &Result<T, ApiError>) {
+    match result {
+        Ok(_) => state.metrics.join(transport),
+        Err(e) => state.metrics.reject(e.reason()),
+    }
+}
 
 /// The router of the whole server.
 pub fn router(state: AppState) -> Router {

@@ -1,9 +1,9 @@
 //! Ogg/Opus over HTTP: the continuous live stream for any player, and the Icecast-style
 //! source (an HTTP PUT of an Ogg/Opus stream into a speaker slot, e.g. from ffmpeg).
 
+use crate::AppState;
 use crate::error::ApiError;
 use crate::routes::ws::TicketQuery;
-use crate::{AppState, unix_now};
 use axum::body::Body;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderValue, StatusCode, header};
@@ -26,27 +26,22 @@ pub async fn live(
     Path(id): Path<String>,
     Query(query): Query<TicketQuery>,
 ) -> Result<Response, ApiError> {
-    let metrics = state.metrics.clone();
-    let result = open_live(state, id, query).await;
-    match &result {
-        Ok(_) => metrics.join("ogg"),
-        Err(e) => metrics.reject(e.reason()),
-    }
+    let result = open_live(&state, &id, &query).await;
+    super::count(&state, "ogg", &result);
     result
 }
 
-async fn open_live(state: AppState, id: String, query: TicketQuery) -> Result<Response, ApiError> {
-    let space = state.spaces.get(&id).await?;
-    let user = match query.ticket() {
-        Some(token) => Some(state.tickets.verify(token, &id, unix_now())?.user),
-        None if state.config.allow_anonymous() => None,
-        None => return Err(ApiError::Unauthorized("a join ticket is required".into())),
+async fn open_live(state: &AppState, id: &str, query: &TicketQuery) -> Result<Response, ApiError> {
+    // Players cannot fetch tickets: where anonymous listening is on, the URL alone will do.
+    let space = if query.ticket().is_none() && state.config.allow_anonymous() {
+        let space = state.spaces.get(id).await?;
+        if space.with_domain(|d| d.lifecycle()) == Lifecycle::Ended {
+            return Err(ApiError::Gone);
+        }
+        space
+    } else {
+        super::admit(state, id, query.ticket()).await?.1
     };
-    space.with_domain(|d| match user {
-        Some(u) => d.may_join(u),
-        None if d.lifecycle() == Lifecycle::Ended => Err(stentor_space::Refusal::Ended),
-        None => Ok(()),
-    })?;
     let headers = space.hub.ogg_headers().clone();
     let subscriber = space.hub.ogg.subscribe();
     let live = stream::unfold((subscriber, space), |(mut sub, space)| async move {
@@ -81,17 +76,9 @@ pub async fn source(
     Query(query): Query<TicketQuery>,
     body: Body,
 ) -> Result<Response, ApiError> {
-    let token = query
-        .ticket()
-        .ok_or_else(|| ApiError::Unauthorized("a join ticket is required".into()))?;
-    let ticket = state.tickets.verify(token, &id, unix_now())?;
-    let space = state.spaces.get(&id).await?;
-    let speaker = space.with_domain(|d| {
-        d.may_join(ticket.user)?;
-        Ok::<_, stentor_space::Refusal>(
-            d.lifecycle() == Lifecycle::Live && d.role_of(ticket.user).is_speaker(),
-        )
-    })?;
+    let (ticket, space) = super::admit(&state, &id, query.ticket()).await?;
+    let speaker = space
+        .with_domain(|d| d.lifecycle() == Lifecycle::Live && d.role_of(ticket.user).is_speaker());
     if !speaker {
         return Err(ApiError::Forbidden(
             "only speakers of a live space may publish".into(),

@@ -1,9 +1,9 @@
 //! The WebSocket of a Space: commands and events as JSON text, audio as binary messages.
 //! One endpoint for every role; the join ticket says who is connecting.
 
+use crate::AppState;
 use crate::error::ApiError;
 use crate::live::{LiveSpace, Notice, WS_PUBLISH};
-use crate::{AppState, unix_now};
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
 use axum::extract::{Path, Query, State};
 use axum::response::Response;
@@ -71,27 +71,9 @@ pub async fn upgrade(
     Query(query): Query<TicketQuery>,
     ws: WebSocketUpgrade,
 ) -> Result<Response, ApiError> {
-    let metrics = state.metrics.clone();
-    let result = admit(state, id, query, ws).await;
-    match &result {
-        Ok(_) => metrics.join("ws"),
-        Err(e) => metrics.reject(e.reason()),
-    }
-    result
-}
-
-async fn admit(
-    state: AppState,
-    id: String,
-    query: TicketQuery,
-    ws: WebSocketUpgrade,
-) -> Result<Response, ApiError> {
-    let token = query
-        .ticket()
-        .ok_or_else(|| ApiError::Unauthorized("a join ticket is required".into()))?;
-    let ticket = state.tickets.verify(token, &id, unix_now())?;
-    let space = state.spaces.get(&id).await?;
-    space.with_domain(|d| d.may_join(ticket.user))?;
+    let result = super::admit(&state, &id, query.ticket()).await;
+    super::count(&state, "ws", &result);
+    let (ticket, space) = result?;
     let user = ticket.user;
     Ok(ws
         .max_message_size(MAX_WS_MESSAGE)
