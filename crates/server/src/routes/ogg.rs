@@ -44,12 +44,19 @@ async fn open_live(state: &AppState, id: &str, query: &TicketQuery) -> Result<Re
     };
     let headers = space.hub.ogg_headers().clone();
     let subscriber = space.hub.ogg.subscribe();
-    let live = stream::unfold((subscriber, space), |(mut sub, space)| async move {
-        let mut batch = Vec::with_capacity(MAX_BATCH);
-        sub.next_batch(&mut batch, MAX_BATCH).await?;
-        Some((stream::iter(batch), (sub, space)))
-    })
-    .flatten();
+    // One page at a time from a reused batch: no allocation per wake-up.
+    let state = (subscriber, Vec::with_capacity(MAX_BATCH), 0usize, space);
+    let live = stream::unfold(state, |(mut sub, mut batch, mut at, space)| async move {
+        if at == batch.len() {
+            batch.clear();
+            at = 0;
+            while batch.is_empty() {
+                sub.next_batch(&mut batch, MAX_BATCH).await?;
+            }
+        }
+        let page = std::mem::take(&mut batch[at]);
+        Some((page, (sub, batch, at + 1, space)))
+    });
     let body = stream::iter(headers)
         .chain(live)
         .map(Ok::<Bytes, Infallible>);

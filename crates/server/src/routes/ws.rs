@@ -112,6 +112,8 @@ struct Connection {
     user: UserId,
     role: Role,
     audio: Option<Subscriber>,
+    /// Messages due to the client, sent together after each event; reused.
+    out: Vec<Message>,
 }
 
 type Close = (u16, String);
@@ -125,6 +127,7 @@ impl Connection {
             user,
             role,
             audio: None,
+            out: Vec::with_capacity(MAX_BATCH),
         }
     }
 
@@ -145,7 +148,7 @@ impl Connection {
         }
         let mut batch: Vec<Bytes> = Vec::with_capacity(MAX_BATCH);
         let outcome: Result<(), Close> = loop {
-            let step = tokio::select! {
+            let step: Result<(), Close> = tokio::select! {
                 incoming = rx.next() => match incoming {
                     None | Some(Ok(Message::Close(_))) => break Ok(()),
                     Some(Err(e)) => break Err((close::PROTOCOL, e.to_string())),
@@ -153,12 +156,14 @@ impl Connection {
                 },
                 notice = notices.recv() => match notice {
                     Ok(notice) => self.on_notice(notice),
-                    Err(RecvError::Lagged(_)) => Ok(Vec::new()),
+                    Err(RecvError::Lagged(_)) => Ok(()),
                     Err(RecvError::Closed) => break Ok(()),
                 },
-                packet = forwarded.recv(), if self.role.is_speaker() => match packet {
-                    Ok((from, frame)) if from != self.user => Ok(vec![Message::Binary(frame)]),
-                    _ => Ok(Vec::new()),
+                packet = forwarded.recv(), if self.role.is_speaker() => {
+                    if let Ok((from, frame)) = packet && from != self.user {
+                        self.out.push(Message::Binary(frame));
+                    }
+                    Ok(())
                 },
                 read = next_audio(&mut self.audio, &mut batch) => match read {
                     None => break Err((close::NORMAL, "the space has ended".into())),
@@ -166,30 +171,24 @@ impl Connection {
                         if read.skipped > 0 {
                             self.space.metrics.listener_skips.inc();
                         }
-                        Ok(batch.drain(..).map(Message::Binary).collect())
+                        self.out.extend(batch.drain(..).map(Message::Binary));
+                        Ok(())
                     }
                 },
             };
-            match step {
-                Ok(messages) => {
-                    let count = messages.len();
-                    let mut sent = true;
-                    for (i, m) in messages.into_iter().enumerate() {
-                        let r = if i + 1 == count {
-                            tx.send(m).await
-                        } else {
-                            tx.feed(m).await
-                        };
-                        if r.is_err() {
-                            sent = false;
-                            break;
-                        }
-                    }
-                    if !sent {
-                        break Ok(());
-                    }
+            if let Err(close) = step {
+                break Err(close);
+            }
+            // Everything due goes out in one flush; the buffers are reused, not reallocated.
+            let mut sent = true;
+            for m in self.out.drain(..) {
+                if tx.feed(m).await.is_err() {
+                    sent = false;
+                    break;
                 }
-                Err(close) => break Err(close),
+            }
+            if !sent || tx.flush().await.is_err() {
+                break Ok(());
             }
         };
         if let Err((code, reason)) = outcome {
@@ -204,7 +203,7 @@ impl Connection {
         }
     }
 
-    async fn on_message(&mut self, message: Message) -> Result<Vec<Message>, Close> {
+    async fn on_message(&mut self, message: Message) -> Result<(), Close> {
         match message {
             Message::Binary(data) => {
                 if data.len() < 6 || data[0] != WS_PUBLISH {
@@ -219,31 +218,26 @@ impl Connection {
                     .map_err(|e| match e {
                         crate::live::IngestError::NotASpeaker => (close::POLICY, e.to_string()),
                         _ => (close::INVALID, e.to_string()),
-                    })?;
-                Ok(Vec::new())
+                    })
             }
             Message::Text(text) => {
                 let command: Command = serde_json::from_str(text.as_str())
                     .map_err(|e| (close::INVALID, format!("unknown command: {e}")))?;
-                match self.space.command(self.user, command).await {
-                    Ok(()) => Ok(Vec::new()),
-                    Err(refusal) => {
-                        let r = Refused {
-                            event: "refused",
-                            reason: refusal.to_string(),
-                        };
-                        Ok(vec![Message::Text(
-                            serde_json::to_string(&r).expect("serializes").into(),
-                        )])
-                    }
+                if let Err(refusal) = self.space.command(self.user, command).await {
+                    let r = Refused {
+                        event: "refused",
+                        reason: refusal.to_string(),
+                    };
+                    self.push_json(&r);
                 }
+                Ok(())
             }
-            Message::Ping(_) | Message::Pong(_) | Message::Close(_) => Ok(Vec::new()),
+            Message::Ping(_) | Message::Pong(_) | Message::Close(_) => Ok(()),
         }
     }
 
-    fn on_notice(&mut self, notice: Notice) -> Result<Vec<Message>, Close> {
-        let mut out = vec![Message::Text(notice.text)];
+    fn on_notice(&mut self, notice: Notice) -> Result<(), Close> {
+        self.out.push(Message::Text(notice.text));
         if notice.to == Some(self.user) {
             if self.space.with_domain(|d| d.is_removed(self.user)) {
                 return Err((close::REMOVED, "removed from this space".into()));
@@ -257,12 +251,15 @@ impl Connection {
                     ticket: self.state.tickets.sign(&ticket),
                     role,
                 };
-                out.push(Message::Text(
-                    serde_json::to_string(&t).expect("serializes").into(),
-                ));
+                self.push_json(&t);
             }
         }
-        Ok(out)
+        Ok(())
+    }
+
+    fn push_json<T: Serialize>(&mut self, value: &T) {
+        let text = serde_json::to_string(value).expect("serializes");
+        self.out.push(Message::Text(text.into()));
     }
 
     /// Speakers hear each other's forwarded packets; everyone else hears the mix.
