@@ -34,3 +34,34 @@ async fn accounts_spaces_and_roles_survive_a_restart() {
     assert!(live.with_domain(|d| d.is_removed(999)));
     server.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutting_down_tells_connected_listeners_and_does_not_wait_for_them() {
+    use futures_util::StreamExt;
+    use tokio_tungstenite::tungstenite::Message;
+    let server = TestServer::start("shutdown").await;
+    let (host, _guest, space, _) = live_space_with_two_speakers(&server).await;
+    let (mut speaker, _) = host
+        .connect(&space, &host.ticket(&space).await.unwrap().ticket)
+        .await
+        .unwrap();
+    let ogg = reqwest::get(format!("{}/spaces/{space}/live.opus", server.base))
+        .await
+        .unwrap();
+    let started = std::time::Instant::now();
+    server.stop().await;
+    assert!(
+        started.elapsed().as_secs_f64() < 2.0,
+        "stop took {:?}",
+        started.elapsed()
+    );
+    let code = loop {
+        match speaker.next().await {
+            Some(Ok(Message::Close(Some(frame)))) => break u16::from(frame.code),
+            Some(Ok(_)) => continue,
+            other => panic!("no close frame: {other:?}"),
+        }
+    };
+    assert_eq!(code, 1001);
+    assert!(ogg.bytes().await.is_ok(), "the ogg stream ends cleanly");
+}

@@ -215,3 +215,59 @@ async fn an_approved_listener_gets_a_new_ticket_and_may_publish() {
     until(&mut ws2, |m| matches!(m, Message::Pong(_))).await;
     server.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn when_the_host_ends_the_space_everyone_is_told_and_the_streams_end() {
+    let server = TestServer::start("stage-end").await;
+    let (host, _guest, space, _) = live_space_with_two_speakers(&server).await;
+    let anon = server.api();
+    let (mut listener, _) = anon
+        .connect(&space, &anon.ticket(&space).await.unwrap().ticket)
+        .await
+        .unwrap();
+    let ogg = reqwest::get(format!("{}/spaces/{space}/live.opus", server.base))
+        .await
+        .unwrap();
+    host.command(&space, serde_json::json!({"cmd": "end"}))
+        .await
+        .unwrap();
+    until(&mut listener, |m| event(m, "ended").is_some()).await;
+    let close = until(&mut listener, |m| matches!(m, Message::Close(_))).await;
+    let Message::Close(Some(frame)) = close else {
+        panic!("{close:?}")
+    };
+    assert_eq!(u16::from(frame.code), 1000);
+    // The Ogg body ends instead of hanging.
+    tokio::time::timeout(Duration::from_secs(5), ogg.bytes())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(host.space(&space).await.unwrap()["state"], "ended");
+    assert!(
+        anon.ticket(&space).await.is_err(),
+        "an ended space issues no tickets"
+    );
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_anonymous_listening_off_only_accounts_get_in() {
+    let server =
+        TestServer::start_with("stage-no-anon", |c| c.auth.allow_anonymous = Some(false)).await;
+    let (_host, guest, space, _) = live_space_with_two_speakers(&server).await;
+    let err = server.api().ticket(&space).await.unwrap_err().to_string();
+    assert!(err.contains("401"), "{err}");
+    let resp = reqwest::get(format!("{}/spaces/{space}/live.opus", server.base))
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 401);
+    let ticket = guest.ticket(&space).await.unwrap();
+    let resp = reqwest::get(format!(
+        "{}/spaces/{space}/live.opus?ticket={}",
+        server.base, ticket.ticket
+    ))
+    .await
+    .unwrap();
+    assert_eq!(resp.status(), 200);
+    server.stop().await;
+}

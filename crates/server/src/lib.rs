@@ -41,6 +41,8 @@ pub struct AppState {
     pub config: Arc<Config>,
     /// Metrics.
     pub metrics: Arc<metrics::Metrics>,
+    /// Becomes true when the server shuts down; long-lived connections watch it.
+    pub shutdown: tokio::sync::watch::Receiver<bool>,
 }
 
 /// An error starting the server.
@@ -62,6 +64,7 @@ pub enum StartError {
 pub struct Server {
     listener: TcpListener,
     state: AppState,
+    shutdown: tokio::sync::watch::Sender<bool>,
 }
 
 impl Server {
@@ -88,14 +91,17 @@ impl Server {
         ));
         let listener = TcpListener::bind(config.bind()).await?;
         tracing::info!(addr = %listener.local_addr()?, "listening");
+        let (shutdown, shutdown_rx) = tokio::sync::watch::channel(false);
         Ok(Self {
             listener,
+            shutdown,
             state: AppState {
                 store,
                 spaces,
                 tickets,
                 config: Arc::new(config),
                 metrics,
+                shutdown: shutdown_rx,
             },
         })
     }
@@ -112,12 +118,23 @@ impl Server {
         &self.state
     }
 
-    /// Serves until `shutdown` resolves.
+    /// Serves until `shutdown` resolves, then tells every connection to go away (WebSocket
+    /// close 1001, end of the Ogg streams) and waits for them to finish.
     pub async fn run(
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
         let store = self.state.store.clone();
+        let spaces = self.state.spaces.clone();
+        let going_away = self.shutdown;
+        let shutdown = async move {
+            shutdown.await;
+            tracing::info!("shutting down");
+            let _ = going_away.send(true);
+            for space in spaces.loaded() {
+                space.hub.close();
+            }
+        };
         let app = routes::router(self.state);
         // Audio is many small writes: never let Nagle's algorithm hold one back.
         let listener = self.listener.tap_io(|tcp| {

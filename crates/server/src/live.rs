@@ -106,7 +106,7 @@ impl LiveSpace {
             mixer,
             store,
         });
-        mixer_task::spawn(Arc::downgrade(&space), mixer_config, rx, hub);
+        mixer_task::spawn(&space.id, Arc::downgrade(&space), mixer_config, rx, hub);
         for (user, muted) in speakers {
             space.to_mixer(MixerInput::AddSpeaker(user));
             space.to_mixer(MixerInput::Mute(user, muted));

@@ -10,6 +10,7 @@ use stentor_hub::Hub;
 use stentor_media::{FRAME_MS, Mixer, MixerConfig};
 use stentor_space::UserId;
 use tokio::sync::mpsc;
+use tracing::Instrument;
 
 /// What the rest of the server tells a mixer.
 #[derive(Debug)]
@@ -55,22 +56,26 @@ struct Listeners {
 
 /// Spawns the mixer task; it ends on [`MixerInput::Stop`] or when the Space is dropped.
 pub fn spawn(
+    id: &str,
     space: Weak<LiveSpace>,
     config: MixerConfig,
     rx: mpsc::Receiver<MixerInput>,
     hub: Hub,
 ) {
-    tokio::spawn(async move {
-        let mixer = match Mixer::new(config) {
-            Ok(m) => m,
-            Err(e) => {
-                tracing::error!(error = %e, "mixer could not start");
-                return;
-            }
-        };
-        run(space, mixer, rx, &hub).await;
-        hub.close();
-    });
+    tokio::spawn(
+        async move {
+            let mixer = match Mixer::new(config) {
+                Ok(m) => m,
+                Err(e) => {
+                    tracing::error!(error = %e, "mixer could not start");
+                    return;
+                }
+            };
+            run(space, mixer, rx, &hub).await;
+            hub.close();
+        }
+        .instrument(tracing::info_span!("mixer", space = %id)),
+    );
 }
 
 async fn run(

@@ -19,15 +19,25 @@ pub struct TestServer {
 impl TestServer {
     /// Starts a server with a fresh data directory.
     pub async fn start(name: &str) -> Self {
+        Self::start_with(name, |_| {}).await
+    }
+
+    /// Starts a server with a fresh data directory and adjusted settings.
+    pub async fn start_with(name: &str, adjust: impl FnOnce(&mut Config)) -> Self {
         let data_dir =
             std::env::temp_dir().join(format!("stentor-test-{name}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&data_dir);
-        Self::start_in(data_dir).await
+        let mut config = Config::default();
+        adjust(&mut config);
+        Self::start_config(data_dir, config).await
     }
 
     /// Starts a server on an existing data directory.
     pub async fn start_in(data_dir: PathBuf) -> Self {
-        let mut config = Config::default();
+        Self::start_config(data_dir, Config::default()).await
+    }
+
+    async fn start_config(data_dir: PathBuf, mut config: Config) -> Self {
         config.http.bind = Some("127.0.0.1:0".parse().unwrap());
         config.store.data_dir = Some(data_dir.clone());
         let server = Server::bind(config).await.expect("server binds");

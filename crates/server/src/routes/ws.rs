@@ -15,6 +15,7 @@ use std::time::Instant;
 use stentor_hub::{Read, Subscriber};
 use stentor_space::{Command, Role, UserId};
 use tokio::sync::broadcast::error::RecvError;
+use tracing::Instrument;
 
 /// Largest WebSocket message accepted from a client.
 pub const MAX_WS_MESSAGE: usize = 16 * 1024;
@@ -33,6 +34,8 @@ pub mod close {
     pub const INVALID: u16 = 1007;
     /// The client did something its role does not allow (a listener publishing).
     pub const POLICY: u16 = 1008;
+    /// The server is shutting down.
+    pub const GOING_AWAY: u16 = 1001;
     /// The participant was removed from the Space.
     pub const REMOVED: u16 = 4003;
 
@@ -40,6 +43,7 @@ pub mod close {
     pub fn label(code: u16) -> &'static str {
         match code {
             NORMAL => "ended",
+            GOING_AWAY => "shutdown",
             PROTOCOL => "protocol",
             UNSUPPORTED => "unsupported",
             INVALID => "invalid",
@@ -78,10 +82,11 @@ pub async fn upgrade(
     Ok(ws
         .max_message_size(MAX_WS_MESSAGE)
         .max_frame_size(MAX_WS_MESSAGE)
-        .on_upgrade(move |socket| async move {
+        .on_upgrade(move |socket| {
             let span = tracing::info_span!("ws", space = %space.id, user);
-            let _enter = span.enter();
-            Connection::new(state, space, user).run(socket).await;
+            Connection::new(state, space, user)
+                .run(socket)
+                .instrument(span)
         }))
 }
 
@@ -134,6 +139,7 @@ impl Connection {
     async fn run(mut self, socket: WebSocket) {
         let (mut tx, mut rx) = socket.split();
         let mut notices = self.space.events();
+        let mut shutdown = self.state.shutdown.clone();
         let mut forwarded = self.space.forwarded();
         self.set_role(self.role);
         let hello = Hello {
@@ -153,6 +159,9 @@ impl Connection {
                     None | Some(Ok(Message::Close(_))) => break Ok(()),
                     Some(Err(e)) => break Err((close::PROTOCOL, e.to_string())),
                     Some(Ok(message)) => self.on_message(message).await,
+                },
+                () = going_away(&mut shutdown) => {
+                    break Err((close::GOING_AWAY, "the server is shutting down".into()));
                 },
                 notice = notices.recv() => match notice {
                     Ok(notice) => self.on_notice(notice),
@@ -270,6 +279,13 @@ impl Connection {
         } else if self.audio.is_none() {
             self.audio = Some(self.space.hub.ws.subscribe());
         }
+    }
+}
+
+/// Resolves when the server starts shutting down.
+async fn going_away(shutdown: &mut tokio::sync::watch::Receiver<bool>) {
+    if shutdown.wait_for(|down| *down).await.is_err() {
+        std::future::pending::<()>().await;
     }
 }
 
