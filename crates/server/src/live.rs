@@ -149,8 +149,15 @@ impl LiveSpace {
         }
     }
 
-    /// Carries an event to the mixer and to every connection.
+    /// Carries an event to every connection, then to the mixer.
     fn apply(&self, event: &Event) {
+        let to = match event {
+            Event::RoleChanged { user, .. }
+            | Event::MuteChanged { user, .. }
+            | Event::Removed { user } => Some(*user),
+            _ => None,
+        };
+        self.notify(to, event);
         match event {
             Event::Started => self.to_mixer(MixerInput::Start),
             Event::Ended => self.to_mixer(MixerInput::Stop),
@@ -165,13 +172,6 @@ impl LiveSpace {
             }
             _ => {}
         }
-        let to = match event {
-            Event::RoleChanged { user, .. }
-            | Event::MuteChanged { user, .. }
-            | Event::Removed { user } => Some(*user),
-            _ => None,
-        };
-        self.notify(to, event);
     }
 
     /// Stores what an event changed.

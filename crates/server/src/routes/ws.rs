@@ -175,7 +175,14 @@ impl Connection {
                     Ok(())
                 },
                 read = next_audio(&mut self.audio, &mut batch) => match read {
-                    None => break Err((close::NORMAL, "the space has ended".into())),
+                    None => {
+                        // The feed ended with the Space: deliver the events that came with it
+                        // (`ended`) before the close.
+                        while let Ok(notice) = notices.try_recv() {
+                            let _ = self.on_notice(notice);
+                        }
+                        break Err((close::NORMAL, "the space has ended".into()));
+                    }
                     Some(read) => {
                         if read.skipped > 0 {
                             self.space.metrics.listener_skips.inc();
@@ -202,6 +209,9 @@ impl Connection {
         };
         if let Err((code, reason)) = outcome {
             tracing::debug!(code, %reason, "closing websocket");
+            for m in self.out.drain(..) {
+                let _ = tx.feed(m).await;
+            }
             self.space.metrics.close(close::label(code));
             let reason = truncate(&reason, 123);
             let frame = CloseFrame {
