@@ -101,6 +101,18 @@ async fn bad_input_closes_only_the_connection_that_sent_it() {
     let (code, _) = close_of(&mut ws).await;
     assert_ne!(code, 1000);
 
+    // A malformed WebSocket frame (a reserved opcode) is a protocol error.
+    let mut ws = listener(&anon, &space).await;
+    {
+        use tokio::io::AsyncWriteExt;
+        let tokio_tungstenite::MaybeTlsStream::Plain(tcp) = ws.get_mut() else {
+            unreachable!()
+        };
+        tcp.write_all(&[0x83, 0x80, 0, 0, 0, 0]).await.unwrap();
+    }
+    let (code, reason) = close_of(&mut ws).await;
+    assert_eq!(code, 1002, "{reason}");
+
     // A binary message of an unknown kind, then an unknown command.
     let mut ws = listener(&anon, &space).await;
     ws.send(Message::Binary(vec![0x7f, 0, 0, 0, 0, 0].into()))
@@ -218,6 +230,7 @@ async fn bad_input_closes_only_the_connection_that_sent_it() {
         r#"stentor_closes_total{reason="invalid"} 2"#,
         r#"stentor_closes_total{reason="unsupported"} 1"#,
         r#"stentor_closes_total{reason="removed"} 1"#,
+        r#"stentor_closes_total{reason="protocol"} 2"#,
         r#"stentor_rejections_total{reason="ticket_invalid"} 1"#,
         r#"stentor_rejections_total{reason="ticket_expired"} 1"#,
         r#"stentor_rejections_total{reason="ticket_wrong_space"} 1"#,

@@ -157,6 +157,7 @@ impl Connection {
             let step: Result<(), Close> = tokio::select! {
                 incoming = rx.next() => match incoming {
                     None | Some(Ok(Message::Close(_))) => break Ok(()),
+                    Some(Err(e)) if is_disconnect(&e) => break Ok(()),
                     Some(Err(e)) => break Err((close::PROTOCOL, e.to_string())),
                     Some(Ok(message)) => self.on_message(message).await,
                 },
@@ -290,6 +291,23 @@ impl Connection {
             self.audio = Some(self.space.hub.ws.subscribe());
         }
     }
+}
+
+/// Whether a read error is the peer going away rather than bad input.
+fn is_disconnect(e: &axum::Error) -> bool {
+    use tungstenite::error::{Error, ProtocolError};
+    let inner = std::error::Error::source(e);
+    inner
+        .and_then(|e| e.downcast_ref::<Error>())
+        .is_some_and(|e| {
+            matches!(
+                e,
+                Error::ConnectionClosed
+                    | Error::AlreadyClosed
+                    | Error::Io(_)
+                    | Error::Protocol(ProtocolError::ResetWithoutClosingHandshake)
+            )
+        })
 }
 
 /// Resolves when the server starts shutting down.
