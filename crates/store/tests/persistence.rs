@@ -52,3 +52,10 @@ async fn accounts_and_spaces_survive_a_reopen() {
     assert_eq!(store.open_spaces(10).await.unwrap().len(), 1);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[tokio::test]
+async fn an_unsupported_database_url_is_a_clear_error() {
+    let err = Store::open("postgres://localhost/test").await.unwrap_err();
+    assert!(matches!(err, StoreError::Unsupported(_)));
+    assert!(err.to_string().contains("sqlite://"), "{err}");
+}
