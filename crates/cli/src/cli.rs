@@ -97,6 +97,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             demo::spawn_speaker(space, host);
             let base = format!("http://{}", server.local_addr());
             println!("stentor demo is live");
+            println!("  open in a browser:   {base}/s/demo");
             println!("  listen in a player:  ffplay {base}/spaces/demo/live.opus");
             println!("                       vlc {base}/spaces/demo/live.opus");
             println!(

@@ -65,12 +65,17 @@ impl Caller {
 
 /// The token a request carries, from `Authorization: Bearer` or the session cookie.
 pub fn request_token(parts: &Parts) -> Option<String> {
+    request_token_kind(parts).map(|(token, _)| token)
+}
+
+/// The token and whether it came as a bearer token (true) or a cookie.
+fn request_token_kind(parts: &Parts) -> Option<(String, bool)> {
     if let Some(v) = parts.headers.get(header::AUTHORIZATION) {
         return v
             .to_str()
             .ok()?
             .strip_prefix("Bearer ")
-            .map(|t| t.trim().to_owned());
+            .map(|t| (t.trim().to_owned(), true));
     }
     parts
         .headers
@@ -80,7 +85,7 @@ pub fn request_token(parts: &Parts) -> Option<String> {
         .flat_map(|v| v.split(';'))
         .find_map(|kv| {
             let (k, v) = kv.trim().split_once('=')?;
-            (k == SESSION_COOKIE).then(|| v.to_owned())
+            (k == SESSION_COOKIE).then(|| (v.to_owned(), false))
         })
 }
 
@@ -88,7 +93,7 @@ impl FromRequestParts<AppState> for Caller {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        let Some(token) = request_token(parts) else {
+        let Some((token, bearer)) = request_token_kind(parts) else {
             return Ok(Caller(None));
         };
         let user = state
@@ -97,7 +102,10 @@ impl FromRequestParts<AppState> for Caller {
             .await?;
         match user {
             Some(u) => Ok(Caller(Some(u))),
-            None => Err(ApiError::Unauthorized("unknown or expired session".into())),
+            // A bad bearer token is the client's mistake and says so; a stale cookie just
+            // means the browser is signed out, which must not stop it from listening.
+            None if bearer => Err(ApiError::Unauthorized("unknown or expired session".into())),
+            None => Ok(Caller(None)),
         }
     }
 }

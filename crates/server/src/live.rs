@@ -7,12 +7,13 @@ use axum::extract::ws::Utf8Bytes;
 use bytes::{BufMut, Bytes, BytesMut};
 use parking_lot::Mutex;
 use serde::Serialize;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::Instant;
 use stentor_hub::{Hub, HubConfig};
 use stentor_media::MixerConfig;
 use stentor_space::{Command, Event, Lifecycle, Refusal, Role, Space, UserId};
-use stentor_store::Store;
+use stentor_store::{SpaceRecord, Store};
 use tokio::sync::{broadcast, mpsc};
 
 /// First byte of a WebSocket binary message carrying a speaker's packet (client to server).
@@ -47,6 +48,8 @@ pub struct LiveSpace {
     pub id: String,
     /// Title.
     pub title: String,
+    /// Announced start, Unix seconds.
+    pub starts_at: Option<i64>,
     /// Fan-out of the mix.
     pub hub: Hub,
     /// The server's metrics.
@@ -56,6 +59,8 @@ pub struct LiveSpace {
     forward: broadcast::Sender<(UserId, Bytes)>,
     mixer: mpsc::Sender<MixerInput>,
     store: Store,
+    /// Handles of the users this Space has seen, for display.
+    names: Mutex<HashMap<UserId, String>>,
 }
 
 /// Summary of a Space for the API.
@@ -69,6 +74,10 @@ pub struct SpaceView {
     pub state: Lifecycle,
     /// Host user id.
     pub host: UserId,
+    /// Announced start, Unix seconds.
+    pub starts_at: Option<i64>,
+    /// Handles of the host, the stage and raised hands, where known.
+    pub names: BTreeMap<UserId, String>,
     /// Stage members: (user, role, muted).
     pub stage: Vec<(UserId, Role, bool)>,
     /// Raised hands.
@@ -80,14 +89,20 @@ pub struct SpaceView {
 impl LiveSpace {
     /// Starts the runtime of a Space: spawns its mixer task (which runs while it is live).
     pub fn spawn(
-        id: String,
-        title: String,
+        record: SpaceRecord,
+        names: HashMap<UserId, String>,
         domain: Space,
         store: Store,
         mixer_config: MixerConfig,
         hub_config: HubConfig,
         metrics: Arc<Metrics>,
     ) -> Arc<Self> {
+        let SpaceRecord {
+            id,
+            title,
+            starts_at,
+            ..
+        } = record;
         let serial = id
             .bytes()
             .fold(0x5354_454e_u32, |h, b| h.rotate_left(5) ^ u32::from(b));
@@ -98,6 +113,8 @@ impl LiveSpace {
         let space = Arc::new(Self {
             id,
             title,
+            starts_at,
+            names: Mutex::new(names),
             hub: hub.clone(),
             metrics,
             domain: Mutex::new(domain),
@@ -154,7 +171,10 @@ impl LiveSpace {
         let to = match event {
             Event::RoleChanged { user, .. }
             | Event::MuteChanged { user, .. }
-            | Event::Removed { user } => Some(*user),
+            | Event::Removed { user }
+            | Event::HandRaised { user }
+            | Event::HandLowered { user }
+            | Event::Invited { user, .. } => Some(*user),
             _ => None,
         };
         self.notify(to, event);
@@ -198,7 +218,16 @@ impl LiveSpace {
     }
 
     fn notify<T: Serialize>(&self, to: Option<UserId>, event: &T) {
-        let text = serde_json::to_string(event).expect("events serialize");
+        let name = to.and_then(|u| self.names.lock().get(&u).cloned());
+        let text = match name {
+            // Events about a user carry their handle, so no client needs to look it up.
+            Some(name) => {
+                let mut value = serde_json::to_value(event).expect("events serialize");
+                value["name"] = name.into();
+                value.to_string()
+            }
+            None => serde_json::to_string(event).expect("events serialize"),
+        };
         let _ = self.events.send(Notice {
             to,
             text: Utf8Bytes::from(text),
@@ -267,14 +296,33 @@ impl LiveSpace {
     /// A summary for the API.
     pub fn view(&self) -> SpaceView {
         let domain = self.domain.lock();
+        let stage: Vec<_> = domain.stage().map(|(u, m)| (u, m.role, m.muted)).collect();
+        let hands: Vec<_> = domain.hands().collect();
+        let names = self.names.lock();
+        let names = stage
+            .iter()
+            .map(|s| s.0)
+            .chain(hands.iter().copied())
+            .filter_map(|u| Some((u, names.get(&u)?.clone())))
+            .collect();
         SpaceView {
             id: self.id.clone(),
             title: self.title.clone(),
             state: domain.lifecycle(),
             host: domain.host(),
-            stage: domain.stage().map(|(u, m)| (u, m.role, m.muted)).collect(),
-            hands: domain.hands().collect(),
+            starts_at: self.starts_at,
+            names,
+            stage,
+            hands,
             listeners: self.hub.listeners(),
+        }
+    }
+
+    /// Remembers a user's handle, so events and views about them can name them.
+    pub fn remember_name(&self, user: UserId, handle: &str) {
+        let mut names = self.names.lock();
+        if names.get(&user).is_none_or(|h| h != handle) {
+            names.insert(user, handle.to_owned());
         }
     }
 

@@ -54,31 +54,50 @@ impl Spaces {
             stage,
             removed,
         );
-        Ok(self.insert(record, domain))
+        let mut names = HashMap::new();
+        for (user, _) in domain.stage() {
+            if let Some(u) = self.store.user(user).await? {
+                names.insert(user, u.handle);
+            }
+        }
+        Ok(self.insert(record, domain, names))
     }
 
     /// Creates a new Space in the store and loads it.
     pub async fn create(&self, record: SpaceRecord) -> Result<Arc<LiveSpace>, ApiError> {
         self.store.create_space(&record).await?;
         let domain = Space::new(record.host_id, Limits::default());
-        Ok(self.insert(record, domain))
+        let names = self
+            .store
+            .user(record.host_id)
+            .await?
+            .map(|u| (u.id, u.handle))
+            .into_iter()
+            .collect();
+        Ok(self.insert(record, domain, names))
     }
 
-    fn insert(&self, record: SpaceRecord, domain: Space) -> Arc<LiveSpace> {
+    fn insert(
+        &self,
+        record: SpaceRecord,
+        domain: Space,
+        names: HashMap<u64, String>,
+    ) -> Arc<LiveSpace> {
         let mut loaded = self.loaded.lock();
         if let Some(existing) = loaded.get(&record.id) {
             return existing.clone();
         }
+        let id = record.id.clone();
         let space = LiveSpace::spawn(
-            record.id.clone(),
-            record.title,
+            record,
+            names,
             domain,
             self.store.clone(),
             self.mixer,
             self.hub,
             self.metrics.clone(),
         );
-        loaded.insert(record.id, space.clone());
+        loaded.insert(id, space.clone());
         space
     }
 

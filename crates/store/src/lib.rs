@@ -196,12 +196,30 @@ impl Store {
         Ok(row.as_ref().map(space_from))
     }
 
-    /// Spaces that are not ended, newest first, at most `limit`.
-    pub async fn open_spaces(&self, limit: u32) -> Result<Vec<SpaceRecord>, StoreError> {
+    /// Spaces that are not ended, newest first, at most `limit`, with their host's handle.
+    pub async fn open_spaces(&self, limit: u32) -> Result<Vec<(SpaceRecord, String)>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT s.id, s.host_id, s.title, s.state, s.starts_at, s.created_at, u.handle \
+             FROM spaces s JOIN users u ON u.id = s.host_id \
+             WHERE s.state <> 'ended' ORDER BY s.created_at DESC LIMIT $1",
+        )
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows.iter().map(|r| (space_from(r), r.get(6))).collect())
+    }
+
+    /// Spaces hosted by `host`, newest first, at most `limit`.
+    pub async fn hosted_spaces(
+        &self,
+        host: u64,
+        limit: u32,
+    ) -> Result<Vec<SpaceRecord>, StoreError> {
         let rows = sqlx::query(
             "SELECT id, host_id, title, state, starts_at, created_at FROM spaces \
-             WHERE state <> 'ended' ORDER BY created_at DESC LIMIT $1",
+             WHERE host_id = $1 ORDER BY created_at DESC LIMIT $2",
         )
+        .bind(host as i64)
         .bind(i64::from(limit))
         .fetch_all(&self.pool)
         .await?;

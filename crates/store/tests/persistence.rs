@@ -49,7 +49,17 @@ async fn accounts_and_spaces_survive_a_reopen() {
         vec![(7, "speaker".to_string())]
     );
     assert_eq!(store.removed("s1").await.unwrap(), vec![9]);
-    assert_eq!(store.open_spaces(10).await.unwrap().len(), 1);
+    let open = store.open_spaces(10).await.unwrap();
+    assert_eq!(open.len(), 1);
+    assert_eq!(open[0].1, "alice");
+    assert_eq!(store.hosted_spaces(alice.id, 10).await.unwrap().len(), 1);
+    assert!(
+        store
+            .hosted_spaces(alice.id + 1, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
     let _ = std::fs::remove_dir_all(&dir);
 }
 

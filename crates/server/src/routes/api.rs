@@ -154,9 +154,9 @@ pub async fn sign_out(
     Ok((StatusCode::NO_CONTENT, [(header::SET_COOKIE, cookie)]).into_response())
 }
 
-/// `GET /api/v1/me`: the signed-in user.
-pub async fn me(caller: Caller) -> Result<Json<UserView>, ApiError> {
-    Ok(Json(caller.required()?.into()))
+/// `GET /api/v1/me`: the signed-in user, or `null` when signed out.
+pub async fn me(caller: Caller) -> Json<Option<UserView>> {
+    Json(caller.0.map(Into::into))
 }
 
 /// A new Space.
@@ -212,8 +212,23 @@ pub struct SpaceSummary {
     pub state: String,
     /// Host user id.
     pub host: u64,
+    /// Host handle.
+    pub host_handle: Option<String>,
     /// Announced start, Unix seconds.
     pub starts_at: Option<i64>,
+}
+
+impl SpaceSummary {
+    fn new(r: SpaceRecord, host_handle: Option<String>) -> Self {
+        Self {
+            id: r.id,
+            title: r.title,
+            state: r.state,
+            host: r.host_id,
+            host_handle,
+            starts_at: r.starts_at,
+        }
+    }
 }
 
 /// `GET /api/v1/spaces`: Spaces that are scheduled or live.
@@ -224,15 +239,37 @@ pub async fn list_spaces(
     Ok(Json(
         records
             .into_iter()
-            .map(|r| SpaceSummary {
-                id: r.id,
-                title: r.title,
-                state: r.state,
-                host: r.host_id,
-                starts_at: r.starts_at,
-            })
+            .map(|(r, handle)| SpaceSummary::new(r, Some(handle)))
             .collect(),
     ))
+}
+
+/// `GET /api/v1/me/spaces`: the Spaces the caller hosts, newest first.
+pub async fn my_spaces(
+    State(state): State<AppState>,
+    caller: Caller,
+) -> Result<Json<Vec<SpaceSummary>>, ApiError> {
+    let user = caller.required()?;
+    let records = state.store.hosted_spaces(user.id, 100).await?;
+    Ok(Json(
+        records
+            .into_iter()
+            .map(|r| SpaceSummary::new(r, Some(user.handle.clone())))
+            .collect(),
+    ))
+}
+
+/// `GET /api/v1/users/{handle}`: a user by handle (to invite them).
+pub async fn user_by_handle(
+    State(state): State<AppState>,
+    Path(handle): Path<String>,
+) -> Result<Json<UserView>, ApiError> {
+    let (user, _) = state
+        .store
+        .user_with_hash(&handle)
+        .await?
+        .ok_or(ApiError::NotFound("user"))?;
+    Ok(Json(user.into()))
 }
 
 /// `GET /api/v1/spaces/{id}`: one Space with its stage.
@@ -278,7 +315,10 @@ pub async fn ticket(
 ) -> Result<Json<TicketView>, ApiError> {
     let space = state.spaces.get(&id).await?;
     let user = match caller.0 {
-        Some(u) => u.id,
+        Some(u) => {
+            space.remember_name(u.id, &u.handle);
+            u.id
+        }
         None if state.config.allow_anonymous() => anonymous_id(),
         None => return Err(ApiError::Unauthorized("sign in to listen".into())),
     };
@@ -293,9 +333,11 @@ pub async fn ticket(
     }))
 }
 
-/// Anonymous listeners get ids with the top bit set, so they never collide with accounts.
+/// Anonymous listeners get ids of 2^52 and above, so they never collide with accounts.
 pub fn anonymous_id() -> UserId {
-    rand::random::<u64>() | (1 << 63)
+    // From 2^52 up to (not including) 2^53: exact as a JavaScript number, and far above
+    // any account id.
+    (rand::random::<u64>() >> 12) | (1 << 52)
 }
 
 impl AppState {

@@ -2,6 +2,7 @@
 
 pub mod api;
 pub mod ogg;
+pub mod web;
 pub mod ws;
 
 use crate::error::ApiError;
@@ -44,6 +45,8 @@ pub fn router(state: AppState) -> Router {
         .route("/accounts", post(api::sign_up))
         .route("/sessions", post(api::sign_in).delete(api::sign_out))
         .route("/me", get(api::me))
+        .route("/me/spaces", get(api::my_spaces))
+        .route("/users/{handle}", get(api::user_by_handle))
         .route("/spaces", post(api::create_space).get(api::list_spaces))
         .route("/spaces/{id}", get(api::get_space))
         .route("/spaces/{id}/commands", post(api::command))
@@ -58,6 +61,12 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .nest("/api/v1", api)
         .route("/spaces/{id}/live.opus", get(ogg::live))
+        .route("/", get(web::page))
+        .route("/signin", get(web::page))
+        .route("/signup", get(web::page))
+        .route("/new", get(web::page))
+        .route("/s/{id}", get(web::page))
+        .route("/assets/{name}", get(web::asset))
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/metrics", get(crate::metrics::scrape))
         .with_state(state)

@@ -1,0 +1,95 @@
+//! The web app is served from the binary, and the API endpoints it uses behave.
+
+mod common;
+
+use common::TestServer;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_app_and_its_assets_are_served_with_their_types() {
+    let server = TestServer::start("web-assets").await;
+    for path in ["/", "/s/demo", "/signin", "/signup", "/new"] {
+        let resp = reqwest::get(format!("{}{path}", server.base))
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 200, "{path}");
+        assert!(
+            resp.headers()["content-type"]
+                .to_str()
+                .unwrap()
+                .starts_with("text/html")
+        );
+        assert!(resp.headers().contains_key("content-security-policy"));
+        assert!(resp.text().await.unwrap().contains("/assets/app.js"));
+    }
+    for (name, mime) in [
+        ("app.js", "text/javascript"),
+        ("space.js", "text/javascript"),
+        ("playback-worklet.js", "text/javascript"),
+        ("style.css", "text/css"),
+        ("favicon.svg", "image/svg+xml"),
+    ] {
+        let resp = reqwest::get(format!("{}/assets/{name}", server.base))
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 200, "{name}");
+        assert!(
+            resp.headers()["content-type"]
+                .to_str()
+                .unwrap()
+                .starts_with(mime),
+            "{name}"
+        );
+    }
+    let missing = reqwest::get(format!("{}/assets/../Cargo.toml", server.base))
+        .await
+        .unwrap();
+    assert_eq!(missing.status(), 404);
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stale_cookie_is_signed_out_but_a_bad_bearer_token_is_refused() {
+    let server = TestServer::start("web-session").await;
+    let http = reqwest::Client::new();
+    let me = |cookie: Option<&str>, bearer: Option<&str>| {
+        let mut req = http.get(format!("{}/api/v1/me", server.base));
+        if let Some(c) = cookie {
+            req = req.header("cookie", format!("stentor_session={c}"));
+        }
+        if let Some(b) = bearer {
+            req = req.bearer_auth(b);
+        }
+        req.send()
+    };
+    let anonymous = me(None, None).await.unwrap();
+    assert_eq!(anonymous.status(), 200);
+    assert_eq!(anonymous.text().await.unwrap(), "null");
+    let stale = me(Some("deadbeef"), None).await.unwrap();
+    assert_eq!(stale.text().await.unwrap(), "null");
+    assert_eq!(me(None, Some("deadbeef")).await.unwrap().status(), 401);
+
+    let mut alice = server.api();
+    let id = alice.sign_up("alice_w", "password-1").await.unwrap();
+    let space = alice.create_space("Mine").await.unwrap();
+    let mine: serde_json::Value = http
+        .get(format!("{}/api/v1/me/spaces", server.base))
+        .bearer_auth(alice.token().unwrap())
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(mine[0]["id"], space.as_str());
+    assert_eq!(mine[0]["host_handle"], "alice_w");
+    let found: serde_json::Value = reqwest::get(format!("{}/api/v1/users/alice_w", server.base))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(found["id"], id);
+    let view = alice.space(&space).await.unwrap();
+    assert_eq!(view["names"][id.to_string()], "alice_w");
+    server.stop().await;
+}

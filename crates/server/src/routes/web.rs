@@ -1,0 +1,70 @@
+//! The browser app: the files of `web/`, embedded in the binary at build time.
+
+use axum::extract::Path;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+
+struct Asset {
+    name: &'static str,
+    mime: &'static str,
+    body: &'static [u8],
+}
+
+macro_rules! assets {
+    ($($name:literal => $mime:expr),* $(,)?) => {
+        &[$(Asset {
+            name: $name,
+            mime: $mime,
+            body: include_bytes!(concat!(env!("CARGO_MANIFEST_DIR"), "/../../web/", $name)),
+        }),*]
+    };
+}
+
+const JS: &str = "text/javascript; charset=utf-8";
+
+static ASSETS: &[Asset] = assets! {
+    "index.html" => "text/html; charset=utf-8",
+    "style.css" => "text/css; charset=utf-8",
+    "favicon.svg" => "image/svg+xml",
+    "app.js" => JS,
+    "api.js" => JS,
+    "dom.js" => JS,
+    "space.js" => JS,
+    "audio.js" => JS,
+    "playback-worklet.js" => JS,
+    "capture-worklet.js" => JS,
+};
+
+/// The app's security policy: only our own scripts, styles and connections.
+const CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
+                   media-src 'self' blob:; connect-src 'self' ws: wss:; object-src 'none'; \
+                   base-uri 'none'; frame-ancestors 'none'";
+
+fn serve(asset: &Asset) -> Response {
+    let mut response = asset.body.into_response();
+    let h = response.headers_mut();
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static(asset.mime));
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    h.insert(
+        "x-content-type-options",
+        HeaderValue::from_static("nosniff"),
+    );
+    h.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(CSP),
+    );
+    response
+}
+
+/// `GET /`, `/s/{id}`, `/signin`, ...: the app's single page; it routes on the client.
+pub async fn page() -> Response {
+    serve(&ASSETS[0])
+}
+
+/// `GET /assets/{name}`.
+pub async fn asset(Path(name): Path<String>) -> Response {
+    match ASSETS.iter().find(|a| a.name == name) {
+        Some(asset) => serve(asset),
+        None => (StatusCode::NOT_FOUND, "no such asset").into_response(),
+    }
+}

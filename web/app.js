@@ -1,0 +1,161 @@
+// The stentor web app: a tiny router and the pages around the Space page.
+
+import { api, currentUser } from './api.js';
+import { h, mount, toast } from './dom.js';
+import { openSpace } from './space.js';
+
+const main = document.getElementById('main');
+const nav = document.getElementById('nav');
+let user = null;
+let leavePage = null;
+
+export function navigate(path) {
+  history.pushState({}, '', path);
+  route();
+}
+
+document.addEventListener('click', (e) => {
+  const link = e.target.closest('a[data-link]');
+  if (!link || e.metaKey || e.ctrlKey || e.shiftKey) return;
+  e.preventDefault();
+  navigate(link.getAttribute('href'));
+});
+window.addEventListener('popstate', route);
+
+async function route() {
+  if (leavePage) leavePage();
+  leavePage = null;
+  try {
+    user = await currentUser();
+  } catch {
+    user = null;
+  }
+  renderNav();
+  const path = location.pathname;
+  const space = path.match(/^\/s\/([A-Za-z0-9_-]{1,64})$/);
+  if (path === '/') await home();
+  else if (path === '/signin') authPage('signin');
+  else if (path === '/signup') authPage('signup');
+  else if (path === '/new') newSpace();
+  else if (space) leavePage = await openSpace(main, space[1], user);
+  else notFound();
+  main.focus({ preventScroll: true });
+}
+
+function renderNav() {
+  if (user) {
+    mount(nav,
+      h('span', { class: 'who' }, `@${user.handle}`),
+      h('a', { class: 'btn small', href: '/new', 'data-link': true }, 'New Space'),
+      h('button', { class: 'btn small ghost', type: 'button', onclick: signOut }, 'Sign out'));
+  } else {
+    mount(nav,
+      h('a', { class: 'btn small ghost', href: '/signin', 'data-link': true }, 'Sign in'),
+      h('a', { class: 'btn small', href: '/signup', 'data-link': true }, 'Sign up'));
+  }
+}
+
+async function signOut() {
+  await api('DELETE', '/sessions').catch(() => {});
+  navigate('/');
+}
+
+function card(space) {
+  const when = space.state === 'live'
+    ? h('span', { class: 'badge live' }, 'Live')
+    : h('span', { class: 'badge' }, space.starts_at
+      ? new Date(space.starts_at * 1000).toLocaleString([], { dateStyle: 'medium', timeStyle: 'short' })
+      : 'Scheduled');
+  return h('li', {},
+    h('a', { class: 'card', href: `/s/${space.id}`, 'data-link': true },
+      h('span', { class: 'card-title' }, space.title),
+      h('span', { class: 'card-meta' }, when, space.host_handle ? ` hosted by @${space.host_handle}` : '')));
+}
+
+function section(title, spaces, empty) {
+  return h('section', { class: 'section', 'aria-label': title },
+    h('h2', {}, title),
+    spaces.length ? h('ul', { class: 'cards' }, spaces.map(card)) : h('p', { class: 'muted' }, empty));
+}
+
+async function home() {
+  mount(main, h('div', { class: 'page' }, h('p', { class: 'muted' }, 'Loading…')));
+  const spaces = await api('GET', '/spaces').catch(() => []);
+  const mine = user ? await api('GET', '/me/spaces').catch(() => []) : [];
+  const live = spaces.filter((s) => s.state === 'live');
+  const scheduled = spaces.filter((s) => s.state === 'scheduled');
+  mount(main, h('div', { class: 'page' },
+    h('div', { class: 'hero' },
+      h('h1', {}, 'Live audio for crowds'),
+      h('p', { class: 'lead' }, 'Open a Space, bring up to a dozen voices, and let anyone listen — in the browser or any audio player.'),
+      user
+        ? h('a', { class: 'btn big', href: '/new', 'data-link': true }, 'Start a Space')
+        : h('a', { class: 'btn big', href: '/signup', 'data-link': true }, 'Create an account to host')),
+    section('Live now', live, 'Nothing is live right now.'),
+    section('Scheduled', scheduled, 'Nothing is scheduled yet.'),
+    user ? section('Your Spaces', mine, 'You have not hosted a Space yet.') : null));
+}
+
+function field(label, attrs) {
+  const id = `f-${attrs.name}`;
+  return h('div', { class: 'field' }, h('label', { for: id }, label), h('input', { id, ...attrs }));
+}
+
+function authPage(kind) {
+  const signup = kind === 'signup';
+  const error = h('p', { class: 'error', role: 'alert' });
+  const form = h('form', { class: 'panel form', novalidate: true },
+    h('h1', {}, signup ? 'Create your account' : 'Welcome back'),
+    field('Handle', { name: 'handle', autocomplete: 'username', required: true, minlength: 3, maxlength: 30, pattern: '[a-z0-9_]+', placeholder: 'e.g. ada_l' }),
+    field('Password', { name: 'password', type: 'password', autocomplete: signup ? 'new-password' : 'current-password', required: true, minlength: 8 }),
+    error,
+    h('button', { class: 'btn big', type: 'submit' }, signup ? 'Sign up' : 'Sign in'),
+    h('p', { class: 'muted' }, signup ? 'Have an account? ' : 'New here? ',
+      h('a', { href: signup ? '/signin' : '/signup', 'data-link': true }, signup ? 'Sign in' : 'Create an account')));
+  form.addEventListener('submit', async (e) => {
+    e.preventDefault();
+    const data = Object.fromEntries(new FormData(form));
+    try {
+      await api('POST', signup ? '/accounts' : '/sessions', { handle: data.handle.trim().toLowerCase(), password: data.password });
+      const next = new URLSearchParams(location.search).get('next');
+      navigate(next && next.startsWith('/') ? next : '/');
+    } catch (err) {
+      error.textContent = err.message;
+    }
+  });
+  mount(main, h('div', { class: 'page narrow' }, form));
+}
+
+function newSpace() {
+  if (!user) return navigate('/signin?next=/new');
+  const error = h('p', { class: 'error', role: 'alert' });
+  const form = h('form', { class: 'panel form' },
+    h('h1', {}, 'Start a Space'),
+    field('Title', { name: 'title', required: true, maxlength: 120, placeholder: 'What will you talk about?' }),
+    field('Start time (optional)', { name: 'starts_at', type: 'datetime-local' }),
+    h('p', { class: 'muted' }, 'Without a start time, you go live from the Space page when you are ready.'),
+    error,
+    h('button', { class: 'btn big', type: 'submit' }, 'Create Space'));
+  form.addEventListener('submit', async (e) => {
+    e.preventDefault();
+    const data = Object.fromEntries(new FormData(form));
+    const body = { title: data.title };
+    if (data.starts_at) body.starts_at = Math.floor(new Date(data.starts_at).getTime() / 1000);
+    try {
+      const space = await api('POST', '/spaces', body);
+      toast('Your Space is ready');
+      navigate(`/s/${space.id}`);
+    } catch (err) {
+      error.textContent = err.message;
+    }
+  });
+  mount(main, h('div', { class: 'page narrow' }, form));
+}
+
+function notFound() {
+  mount(main, h('div', { class: 'page narrow' },
+    h('h1', {}, 'Nothing here'),
+    h('p', {}, h('a', { href: '/', 'data-link': true }, 'Back to the live Spaces'))));
+}
+
+route();

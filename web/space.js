@@ -1,0 +1,525 @@
+// The Space page: lobby, listening, speaking and moderation, over one WebSocket that
+// reconnects by itself.
+
+import { api } from './api.js';
+import { AudioOut, Mic, supportsWebCodecs } from './audio.js';
+import { h, initials, mount, toast, until } from './dom.js';
+
+const REACTIONS = ['👏', '❤️', '😂', '😮', '😢', '🔥', '💯', '🙌'];
+const SPEAKING_DB = -45;
+const ROLE_LABEL = { host: 'Host', co_host: 'Co-host', speaker: 'Speaker', listener: 'Listener' };
+const RANK = { listener: 0, speaker: 1, co_host: 2, host: 3 };
+
+/** Opens the page of Space `id` in `main`; returns a function that leaves it. */
+export async function openSpace(main, id, user) {
+  const page = new SpacePage(main, id, user);
+  await page.start();
+  return () => page.leave();
+}
+
+class SpacePage {
+  constructor(main, id, user) {
+    this.main = main;
+    this.id = id;
+    this.user = user;
+    this.me = user ? user.id : null;
+    this.role = 'listener';
+    this.state = 'scheduled';
+    this.title = '';
+    this.startsAt = null;
+    this.stage = new Map();
+    this.hands = new Set();
+    this.names = new Map();
+    this.levels = new Map();
+    this.listeners = 0;
+    this.socket = null;
+    this.audio = null;
+    this.fallback = null;
+    this.mic = null;
+    this.retry = 0;
+    this.status = 'connecting';
+    this.invited = false;
+    this.removed = false;
+    this.closed = false;
+    this.nextPoll = 0;
+  }
+
+  async start() {
+    let view;
+    try {
+      view = await api('GET', `/spaces/${this.id}`);
+    } catch (e) {
+      mount(this.main, h('div', { class: 'page narrow' },
+        h('h1', {}, e.status === 404 ? 'No such Space' : 'Could not load this Space'),
+        h('p', { class: 'muted' }, e.message),
+        h('p', {}, h('a', { href: '/', 'data-link': true }, 'Back to the live Spaces'))));
+      return;
+    }
+    this.absorb(view);
+    this.render();
+    if (this.state !== 'ended') this.connect();
+    this.timer = setInterval(() => this.tick(), 1000);
+  }
+
+  leave() {
+    this.closed = true;
+    clearInterval(this.timer);
+    this.stopMic();
+    if (this.socket) this.socket.close(1000);
+    if (this.audio) this.audio.close();
+    if (this.fallback) this.fallback.pause();
+  }
+
+  // ---- state -------------------------------------------------------------------------
+
+  absorb(view) {
+    this.title = view.title;
+    this.state = view.state;
+    this.startsAt = view.starts_at;
+    this.listeners = view.listeners;
+    this.stage = new Map(view.stage.map(([u, role, muted]) => [String(u), { role, muted }]));
+    this.hands = new Set(view.hands.map(String));
+    for (const [u, name] of Object.entries(view.names || {})) this.names.set(String(u), name);
+  }
+
+  name(user) {
+    const known = this.names.get(String(user));
+    if (known) return known;
+    return Number(user) >= 2 ** 52 ? 'guest' : `user ${user}`;
+  }
+
+  get isMod() {
+    return RANK[this.role] >= RANK.co_host;
+  }
+
+  get onStage() {
+    return RANK[this.role] >= RANK.speaker;
+  }
+
+  // ---- connection --------------------------------------------------------------------
+
+  async connect() {
+    if (this.closed) return;
+    this.setStatus(this.retry ? 'reconnecting' : 'connecting');
+    let ticket;
+    try {
+      ticket = await api('POST', `/spaces/${this.id}/tickets`);
+    } catch (e) {
+      if (e.status === 403) {
+        this.removed = true;
+        return this.render();
+      }
+      if (e.status === 410) {
+        this.state = 'ended';
+        return this.render();
+      }
+      return this.reconnectLater();
+    }
+    if (this.closed) return;
+    const scheme = location.protocol === 'https:' ? 'wss' : 'ws';
+    const url = `${scheme}://${location.host}/api/v1/spaces/${this.id}/ws?ticket=${encodeURIComponent(ticket.ticket)}`;
+    const ws = new WebSocket(url);
+    ws.binaryType = 'arraybuffer';
+    this.socket = ws;
+    ws.onmessage = (e) => {
+      if (typeof e.data === 'string') this.onEvent(JSON.parse(e.data));
+      else this.onAudio(new Uint8Array(e.data));
+    };
+    ws.onclose = (e) => {
+      if (this.socket !== ws) return;
+      this.socket = null;
+      this.stopMic();
+      if (this.closed) return;
+      if (e.code === 4003) {
+        this.removed = true;
+        return this.render();
+      }
+      if (this.state === 'ended') return this.render();
+      if (e.code === 1007 || e.code === 1008 || e.code === 1003) toast(`Disconnected: ${e.reason}`);
+      this.reconnectLater();
+    };
+  }
+
+  reconnectLater() {
+    if (this.closed) return;
+    this.retry += 1;
+    const ceiling = Math.min(10000, 500 * 2 ** Math.min(this.retry, 5));
+    const delay = ceiling / 2 + Math.random() * (ceiling / 2);
+    this.setStatus('reconnecting');
+    setTimeout(() => this.connect(), delay);
+  }
+
+  send(command) {
+    if (this.socket && this.socket.readyState === WebSocket.OPEN) {
+      this.socket.send(JSON.stringify(command));
+      return true;
+    }
+    toast('Not connected; try again in a moment');
+    return false;
+  }
+
+  setStatus(status) {
+    this.status = status;
+    const el = this.main.querySelector('[data-connection]');
+    if (el) {
+      el.textContent = status === 'reconnecting' ? 'Reconnecting…' : status === 'connecting' ? 'Connecting…' : '';
+      el.hidden = status === 'connected';
+    }
+  }
+
+  onEvent(ev) {
+    if (ev.name && ev.user != null) this.names.set(String(ev.user), ev.name);
+    const mine = ev.user != null && Number(ev.user) === Number(this.me);
+    switch (ev.event) {
+      case 'hello':
+        this.retry = 0;
+        this.me = ev.user;
+        this.role = ev.role;
+        this.absorb(ev.space);
+        if (this.audio) this.audio.reset();
+        this.setStatus('connected');
+        break;
+      case 'started':
+        this.state = 'live';
+        toast('The Space is live');
+        break;
+      case 'ended':
+        this.state = 'ended';
+        this.stopMic();
+        break;
+      case 'role_changed':
+        if (ev.role === 'listener') this.stage.delete(String(ev.user));
+        else this.stage.set(String(ev.user), { role: ev.role, muted: this.stage.get(String(ev.user))?.muted ?? false });
+        if (this.audio) this.audio.drop(ev.user);
+        if (mine) {
+          const wasOnStage = this.onStage;
+          this.role = ev.role;
+          this.invited = false;
+          if (this.audio) this.audio.reset();
+          if (!this.onStage) this.stopMic();
+          if (this.onStage && !wasOnStage) toast('You are on stage. Turn on your mic when you are ready.');
+          if (!this.onStage && wasOnStage) toast('You are back in the audience');
+        }
+        break;
+      case 'hand_raised':
+        this.hands.add(String(ev.user));
+        if (this.isMod && !mine) toast(`${this.name(ev.user)} asks to speak`);
+        break;
+      case 'hand_lowered':
+        this.hands.delete(String(ev.user));
+        break;
+      case 'invited':
+        if (mine) {
+          this.invited = true;
+          toast('You are invited to speak');
+        }
+        break;
+      case 'mute_changed': {
+        const member = this.stage.get(String(ev.user));
+        if (member) member.muted = ev.muted;
+        if (mine && ev.muted && Number(ev.by) !== Number(this.me)) {
+          this.stopMic();
+          toast(`${this.name(ev.by)} muted you`);
+        }
+        break;
+      }
+      case 'removed':
+        this.stage.delete(String(ev.user));
+        this.hands.delete(String(ev.user));
+        break;
+      case 'reactions':
+        this.burst(ev.counts);
+        return;
+      case 'levels':
+        for (const [u, level] of ev.levels) this.levels.set(String(u), level);
+        this.paintLevels();
+        return;
+      case 'listeners':
+        this.listeners = ev.count;
+        this.paintCount();
+        return;
+      case 'refused':
+        toast(ev.reason);
+        return;
+      case 'ticket':
+        this.role = ev.role;
+        return;
+      default:
+        return;
+    }
+    this.render();
+  }
+
+  onAudio(bytes) {
+    if (!this.audio) return;
+    if (bytes[0] === 0x02 && !this.onStage) {
+      this.audio.push('mix', bytes.subarray(9));
+    } else if (bytes[0] === 0x03) {
+      const from = Number(new DataView(bytes.buffer, bytes.byteOffset).getBigUint64(1));
+      this.audio.push(from, bytes.subarray(13));
+    }
+  }
+
+  tick() {
+    if (this.state !== 'scheduled') return;
+    const countdown = this.main.querySelector('[data-countdown]');
+    if (countdown && this.startsAt) countdown.textContent = `Starts ${until(this.startsAt - Date.now() / 1000)}`;
+    // The lobby count comes from a cheap status poll, spread out with jitter.
+    if (Date.now() >= this.nextPoll) {
+      this.nextPoll = Date.now() + 4000 + Math.random() * 4000;
+      api('GET', `/spaces/${this.id}`).then((v) => {
+        this.listeners = v.listeners;
+        this.paintCount();
+        if (v.state !== this.state && this.state === 'scheduled') {
+          this.absorb(v);
+          this.render();
+        }
+      }).catch(() => {});
+    }
+  }
+
+  // ---- audio -------------------------------------------------------------------------
+
+  async listen() {
+    if (this.audio || this.fallback) return;
+    if (!supportsWebCodecs) {
+      this.fallback = h('audio', { src: `/spaces/${this.id}/live.opus`, autoplay: true, controls: true, 'aria-label': 'Live audio' });
+      this.fallback.play().catch(() => {});
+      return this.render();
+    }
+    try {
+      this.audio = await AudioOut.start();
+    } catch (e) {
+      toast(`Audio could not start: ${e.message}`);
+      return;
+    }
+    this.render();
+  }
+
+  stopListening() {
+    this.stopMic();
+    if (this.audio) this.audio.close();
+    this.audio = null;
+    if (this.fallback) this.fallback.pause();
+    this.fallback = null;
+    this.render();
+  }
+
+  async toggleMic() {
+    if (this.mic) {
+      this.stopMic();
+      this.send({ cmd: 'mute_self' });
+      return this.render();
+    }
+    if (!supportsWebCodecs) return toast('This browser cannot encode audio; try a recent Chrome, Edge or Firefox');
+    await this.listen();
+    if (!this.audio) return;
+    try {
+      this.mic = await Mic.start(this.audio, (bytes) => {
+        if (this.socket && this.socket.readyState === WebSocket.OPEN) this.socket.send(bytes);
+      });
+    } catch (e) {
+      toast(`Microphone unavailable: ${e.message}`);
+      return;
+    }
+    this.send({ cmd: 'unmute_self' });
+    this.render();
+  }
+
+  stopMic() {
+    if (this.mic) this.mic.stop();
+    this.mic = null;
+  }
+
+  // ---- rendering ---------------------------------------------------------------------
+
+  render() {
+    const focused = document.activeElement && document.activeElement.dataset.key;
+    mount(this.main, h('div', { class: 'page space', 'data-state': this.state, 'data-role': this.role },
+      this.header(),
+      this.body()));
+    this.paintLevels();
+    if (focused) {
+      const again = this.main.querySelector(`[data-key="${CSS.escape(focused)}"]`);
+      if (again) again.focus();
+    }
+  }
+
+  header() {
+    const badge = { live: h('span', { class: 'badge live' }, 'Live'), scheduled: h('span', { class: 'badge' }, 'Scheduled'), ended: h('span', { class: 'badge' }, 'Ended') }[this.state];
+    return h('div', { class: 'space-head' },
+      h('div', { class: 'space-title' }, badge, h('h1', {}, this.title)),
+      h('p', { class: 'muted', 'data-count': true }, this.countText()),
+      h('p', { class: 'connection', 'data-connection': true, role: 'status', hidden: this.status === 'connected' || this.state === 'ended' },
+        this.status === 'reconnecting' ? 'Reconnecting…' : 'Connecting…'));
+  }
+
+  countText() {
+    const n = this.listeners;
+    if (this.state === 'scheduled') return `${n} waiting`;
+    if (this.state === 'live') return `${n} listening`;
+    return '';
+  }
+
+  paintCount() {
+    const el = this.main.querySelector('[data-count]');
+    if (el) el.textContent = this.countText();
+  }
+
+  paintLevels() {
+    for (const el of this.main.querySelectorAll('[data-speaker]')) {
+      const level = this.levels.get(el.dataset.speaker) ?? -90;
+      el.classList.toggle('speaking', level > SPEAKING_DB);
+    }
+  }
+
+  body() {
+    if (this.removed) {
+      return h('div', { class: 'panel notice' }, h('h2', {}, 'You were removed from this Space'), h('p', {}, h('a', { href: '/', 'data-link': true }, 'Find another Space')));
+    }
+    if (this.state === 'ended') {
+      return h('div', { class: 'panel notice', 'data-ended': true }, h('h2', {}, 'This Space has ended'), h('p', { class: 'muted' }, 'Thanks for listening.'), h('p', {}, h('a', { href: '/', 'data-link': true }, 'Find another Space')));
+    }
+    return [
+      this.state === 'scheduled' ? this.lobby() : null,
+      this.stageSection(),
+      this.controls(),
+      this.isMod ? this.moderation() : null,
+      h('div', { class: 'reaction-layer', 'aria-hidden': 'true', 'data-reactions': true }),
+    ];
+  }
+
+  lobby() {
+    const isHost = this.role === 'host';
+    return h('div', { class: 'panel lobby' },
+      h('p', { class: 'big-text', 'data-countdown': true }, this.startsAt ? `Starts ${until(this.startsAt - Date.now() / 1000)}` : 'Starting soon'),
+      h('p', { class: 'muted' }, isHost
+        ? 'Your audience waits here. Start when you are ready; everyone in the lobby hears you at once.'
+        : 'Stay on this page: it turns live by itself. Press Listen now so the audio can start the moment it does.'),
+      isHost ? h('button', { class: 'btn big', type: 'button', 'data-key': 'start', 'data-testid': 'start', onclick: () => this.send({ cmd: 'start' }) }, 'Go live') : null);
+  }
+
+  stageSection() {
+    const members = [...this.stage.entries()].sort(([, a], [, b]) => RANK[b.role] - RANK[a.role]);
+    return h('section', { class: 'stage', 'aria-label': 'On stage' },
+      h('ul', { class: 'speakers' }, members.map(([user, m]) => this.speakerCard(user, m))));
+  }
+
+  speakerCard(user, m) {
+    const name = this.name(user);
+    const isMe = Number(user) === Number(this.me);
+    const actions = [];
+    if (this.isMod && !isMe && RANK[m.role] < RANK[this.role]) {
+      if (!m.muted) actions.push(['Mute', `mute-${name}`, { cmd: 'mute', user: Number(user) }]);
+      actions.push(['To audience', `move-${name}`, { cmd: 'move_to_listener', user: Number(user) }]);
+      actions.push(['Remove', `remove-${name}`, { cmd: 'remove', user: Number(user) }]);
+    } else if (this.role === 'host' && !isMe && !m.muted) {
+      actions.push(['Mute', `mute-${name}`, { cmd: 'mute', user: Number(user) }]);
+    }
+    if (this.role === 'host' && !isMe) {
+      if (m.role === 'speaker') actions.push(['Make co-host', `promote-${name}`, { cmd: 'promote', user: Number(user) }]);
+      if (m.role === 'co_host') actions.push(['Make speaker', `demote-${name}`, { cmd: 'demote', user: Number(user) }]);
+    }
+    return h('li', { class: 'speaker', 'data-speaker': user },
+      h('span', { class: 'avatar', 'aria-hidden': 'true' }, initials(name)),
+      h('span', { class: 'speaker-name' }, name, isMe ? ' (you)' : ''),
+      h('span', { class: 'speaker-role' }, ROLE_LABEL[m.role], m.muted ? h('span', { class: 'mic-off', title: 'Muted' }, ' · muted') : null),
+      actions.length
+        ? h('div', { class: 'speaker-actions' }, actions.map(([label, key, cmd]) =>
+          h('button', { class: 'btn tiny ghost', type: 'button', 'data-key': key, 'data-testid': key, 'aria-label': `${label}: ${name}`, onclick: () => this.send(cmd) }, label)))
+        : null);
+  }
+
+  controls() {
+    const row = [];
+    if (this.audio || this.fallback) {
+      row.push(h('button', { class: 'btn ghost', type: 'button', 'data-key': 'listen', 'data-testid': 'stop-listening', onclick: () => this.stopListening() }, 'Stop listening'));
+    } else {
+      row.push(h('button', { class: 'btn big', type: 'button', 'data-key': 'listen', 'data-testid': 'listen', onclick: () => this.listen() }, this.onStage ? 'Hear the stage' : 'Listen'));
+    }
+    if (this.onStage && this.state === 'live') {
+      row.push(h('button', { class: `btn ${this.mic ? 'danger' : ''}`, type: 'button', 'data-key': 'mic', 'data-testid': 'mic', 'aria-pressed': this.mic ? 'true' : 'false', onclick: () => this.toggleMic() }, this.mic ? 'Mute mic' : 'Turn on mic'));
+      if (this.role !== 'host') {
+        row.push(h('button', { class: 'btn ghost', type: 'button', 'data-key': 'step-down', onclick: () => this.send({ cmd: 'move_to_listener', user: Number(this.me) }) }, 'Leave the stage'));
+      }
+    }
+    if (!this.onStage && this.state === 'live') {
+      if (this.invited) {
+        row.push(h('button', { class: 'btn', type: 'button', 'data-key': 'accept', 'data-testid': 'accept-invite', onclick: () => this.send({ cmd: 'accept_invite' }) }, 'Accept invitation to speak'));
+      } else if (this.hands.has(String(this.me))) {
+        row.push(h('button', { class: 'btn ghost', type: 'button', 'data-key': 'hand', 'data-testid': 'cancel-request', onclick: () => this.send({ cmd: 'cancel_request' }) }, 'Cancel request'));
+      } else {
+        row.push(h('button', { class: 'btn', type: 'button', 'data-key': 'hand', 'data-testid': 'request', onclick: () => this.send({ cmd: 'request_to_speak' }) }, 'Request to speak'));
+      }
+    }
+    return h('section', { class: 'controls', 'aria-label': 'Your controls' },
+      h('div', { class: 'row' }, row),
+      this.fallback,
+      this.state === 'live'
+        ? h('div', { class: 'reactions', role: 'group', 'aria-label': 'Send a reaction' },
+          REACTIONS.map((emoji) => h('button', { class: 'reaction', type: 'button', 'data-key': `react-${emoji}`, 'aria-label': `React ${emoji}`, onclick: () => this.send({ cmd: 'react', emoji }) }, emoji)))
+        : null);
+  }
+
+  moderation() {
+    const hands = [...this.hands];
+    const invite = h('form', { class: 'invite' },
+      h('label', { for: 'invite-handle' }, 'Invite to speak'),
+      h('div', { class: 'row' },
+        h('input', { id: 'invite-handle', name: 'handle', placeholder: 'handle', autocomplete: 'off', 'data-key': 'invite-handle' }),
+        h('button', { class: 'btn small', type: 'submit', 'data-key': 'invite' }, 'Invite')));
+    invite.addEventListener('submit', async (e) => {
+      e.preventDefault();
+      const handle = new FormData(invite).get('handle').trim().toLowerCase();
+      if (!handle) return;
+      try {
+        const target = await api('GET', `/users/${encodeURIComponent(handle)}`);
+        if (this.send({ cmd: 'invite', user: target.id })) toast(`Invited @${target.handle}`);
+      } catch (err) {
+        toast(err.status === 404 ? `No user @${handle}` : err.message);
+      }
+    });
+    return h('section', { class: 'panel moderation', 'aria-label': 'Moderation' },
+      h('h2', {}, 'Requests to speak'),
+      hands.length
+        ? h('ul', { class: 'hands' }, hands.map((user) => {
+          const name = this.name(user);
+          return h('li', {},
+            h('span', { class: 'avatar small', 'aria-hidden': 'true' }, initials(name)),
+            h('span', { class: 'grow' }, name),
+            h('button', { class: 'btn small', type: 'button', 'data-key': `approve-${name}`, 'data-testid': `approve-${name}`, onclick: () => this.send({ cmd: 'approve', user: Number(user) }) }, 'Approve'),
+            h('button', { class: 'btn small ghost', type: 'button', 'data-key': `deny-${name}`, onclick: () => this.send({ cmd: 'deny', user: Number(user) }) }, 'Deny'),
+            h('button', { class: 'btn small ghost', type: 'button', 'data-key': `remove-hand-${name}`, onclick: () => this.send({ cmd: 'remove', user: Number(user) }) }, 'Remove'));
+        }))
+        : h('p', { class: 'muted' }, 'No raised hands.'),
+      this.state === 'live' ? invite : null,
+      h('div', { class: 'row' },
+        this.state === 'live' ? h('button', { class: 'btn ghost', type: 'button', 'data-key': 'mute-all', 'data-testid': 'mute-all', onclick: () => this.send({ cmd: 'mute_all' }) }, 'Mute all') : null,
+        this.role === 'host'
+          ? h('button', {
+            class: 'btn danger', type: 'button', 'data-key': 'end', 'data-testid': 'end',
+            onclick: () => { if (confirm('End this Space for everyone?')) this.send({ cmd: 'end' }); },
+          }, 'End Space')
+          : null));
+  }
+
+  burst(counts) {
+    const layer = this.main.querySelector('[data-reactions]');
+    if (!layer) return;
+    for (const [emoji, n] of counts) {
+      for (let i = 0; i < Math.min(n, 12); i++) {
+        const el = h('span', { class: 'floater' }, emoji);
+        el.style.left = `${10 + Math.random() * 80}%`;
+        el.style.animationDelay = `${i * 80}ms`;
+        layer.append(el);
+        setTimeout(() => el.remove(), 2600 + i * 80);
+      }
+      if (n > 12) {
+        const tag = h('span', { class: 'floater count' }, `${emoji} ×${n}`);
+        tag.style.left = `${40 + Math.random() * 20}%`;
+        layer.append(tag);
+        setTimeout(() => tag.remove(), 2600);
+      }
+    }
+  }
+}

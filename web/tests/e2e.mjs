@@ -1,0 +1,259 @@
+// End-to-end tests of the web app in headless Chromium (Playwright), against a real stentor
+// server, with fake microphones playing known tones. Run by .ci/run: `node e2e.mjs`.
+//
+// Environment: STENTOR_BIN (default ../../target/debug/stentor), CHROMIUM (default
+// /usr/bin/chromium). Screenshots go to web/tests/screenshots/.
+
+import { spawn, execFileSync } from 'node:child_process';
+import { mkdtempSync, mkdirSync, writeFileSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, dirname, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import assert from 'node:assert/strict';
+import { chromium } from 'playwright-core';
+
+const here = dirname(fileURLToPath(import.meta.url));
+const bin = resolve(process.env.STENTOR_BIN || join(here, '../../target/debug/stentor'));
+const chromePath = process.env.CHROMIUM || '/usr/bin/chromium';
+const shots = join(here, 'screenshots');
+mkdirSync(shots, { recursive: true });
+const work = mkdtempSync(join(tmpdir(), 'stentor-e2e-'));
+
+// ---- fixtures -------------------------------------------------------------------------
+
+/** A 16-bit mono 48 kHz WAV of beeps at `hz`: 300 ms on, 100 ms off, like syllables. */
+function beepWav(path, hz, seconds = 30) {
+  const rate = 48000;
+  const n = rate * seconds;
+  const data = Buffer.alloc(n * 2);
+  for (let i = 0; i < n; i++) {
+    const t = (i % (rate * 0.4)) / rate;
+    const env = t < 0.3 ? Math.min(1, t / 0.01, (0.3 - t) / 0.01) : 0;
+    const s = 0.4 * env * Math.sin((2 * Math.PI * hz * i) / rate);
+    data.writeInt16LE(Math.round(s * 32767), i * 2);
+  }
+  const header = Buffer.alloc(44);
+  header.write('RIFF', 0);
+  header.writeUInt32LE(36 + data.length, 4);
+  header.write('WAVEfmt ', 8);
+  header.writeUInt32LE(16, 16);
+  header.writeUInt16LE(1, 20);
+  header.writeUInt16LE(1, 22);
+  header.writeUInt32LE(rate, 24);
+  header.writeUInt32LE(rate * 2, 28);
+  header.writeUInt16LE(2, 32);
+  header.writeUInt16LE(16, 34);
+  header.write('data', 36);
+  header.writeUInt32LE(data.length, 40);
+  writeFileSync(path, Buffer.concat([header, data]));
+  return path;
+}
+
+async function startServer() {
+  const port = 20000 + Math.floor(Math.random() * 20000);
+  const proc = spawn(bin, ['serve', '--bind', `127.0.0.1:${port}`, '--data-dir', join(work, 'data')], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  proc.stderr.on('data', (d) => process.env.E2E_VERBOSE && process.stderr.write(d));
+  const base = `http://127.0.0.1:${port}`;
+  for (let i = 0; i < 100; i++) {
+    try {
+      if ((await fetch(`${base}/healthz`)).ok) return { proc, base };
+    } catch { /* not yet */ }
+    await sleep(100);
+  }
+  throw new Error('the server did not start');
+}
+
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+async function browser(micWav) {
+  const args = [
+    '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update',
+    '--disable-sync', '--no-first-run', '--disable-quic',
+    '--use-fake-ui-for-media-stream', '--use-fake-device-for-media-stream',
+    '--autoplay-policy=no-user-gesture-required',
+  ];
+  if (micWav) args.push(`--use-file-for-fake-audio-capture=${micWav}`);
+  return chromium.launch({ executablePath: chromePath, headless: true, args });
+}
+
+const consoleErrors = [];
+async function page(b, name) {
+  const context = await b.newContext({ viewport: { width: 1200, height: 860 } });
+  const p = await context.newPage();
+  p.on('console', (m) => { if (m.type() === 'error') consoleErrors.push(`${name}: ${m.text()}`); });
+  p.on('pageerror', (e) => consoleErrors.push(`${name}: ${e.message}`));
+  p.on('dialog', (d) => d.accept());
+  return p;
+}
+
+async function signUp(p, base, handle) {
+  await p.goto(`${base}/signup`);
+  await p.getByLabel('Handle').fill(handle);
+  await p.getByLabel('Password').fill('correct horse battery');
+  await p.getByRole('button', { name: 'Sign up' }).click();
+  await p.getByText(`@${handle}`).waitFor();
+}
+
+const stats = (p) => p.evaluate(() => ({ ...window.stentorStats, tones: { ...window.stentorStats.tones } }));
+
+/** The strongest level of `hz` seen by the page over `ms`. */
+async function peakTone(p, hz, ms = 2500) {
+  let peak = -200;
+  const end = Date.now() + ms;
+  while (Date.now() < end) {
+    peak = Math.max(peak, (await stats(p)).tones[hz]);
+    await sleep(100);
+  }
+  return peak;
+}
+
+async function waitFor(what, fn, ms = 10000) {
+  const end = Date.now() + ms;
+  for (;;) {
+    if (await fn()) return;
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await sleep(100);
+  }
+}
+
+/** Power of `hz` (dB, a sine of amplitude a gives a²/4) in what `stentor listen` recorded. */
+function toneInRecording(base, space, hz) {
+  const out = join(work, `listen-${hz}.ogg`);
+  execFileSync(bin, ['listen', '--server', base, '--space', space, '--seconds', '3', '--out', out], { stdio: 'ignore' });
+  const raw = execFileSync('ffmpeg', ['-v', 'error', '-i', out, '-f', 'f32le', '-ac', '1', '-ar', '48000', '-'], { maxBuffer: 1 << 26 });
+  const x = new Float32Array(raw.buffer, raw.byteOffset, raw.length / 4);
+  const coeff = 2 * Math.cos((2 * Math.PI * hz) / 48000);
+  let s1 = 0;
+  let s2 = 0;
+  for (const v of x) {
+    const s0 = v + coeff * s1 - s2;
+    s2 = s1;
+    s1 = s0;
+  }
+  const power = (s1 * s1 + s2 * s2 - coeff * s1 * s2) / (x.length * x.length);
+  return 10 * Math.log10(power + 1e-12);
+}
+
+// ---- the run --------------------------------------------------------------------------
+
+const results = [];
+async function step(name, fn) {
+  const t0 = Date.now();
+  await fn();
+  results.push(`ok   ${name} (${Date.now() - t0} ms)`);
+  console.log(results.at(-1));
+}
+
+const { proc, base } = await startServer();
+const hostBrowser = await browser(beepWav(join(work, 'host-440.wav'), 440));
+const speakerBrowser = await browser(beepWav(join(work, 'speaker-1000.wav'), 1000));
+const audienceBrowser = await browser(null);
+let failed = null;
+try {
+  const host = await page(hostBrowser, 'host');
+  const speaker = await page(speakerBrowser, 'speaker');
+  const early = await page(audienceBrowser, 'lobby listener');
+  const late = await page(audienceBrowser, 'listener');
+  let spaceId;
+
+  await step('the host signs up and creates a Space', async () => {
+    await signUp(host, base, 'host_e2e');
+    await host.getByRole('link', { name: 'Start a Space' }).click();
+    await host.getByLabel('Title').fill('Launch day');
+    await host.getByRole('button', { name: 'Create Space' }).click();
+    await host.waitForURL(/\/s\//);
+    spaceId = new URL(host.url()).pathname.split('/').pop();
+    await host.getByTestId('start').waitFor();
+  });
+
+  await step('a listener waits in the lobby', async () => {
+    await early.goto(`${base}/s/${spaceId}`);
+    await early.getByText('Starting soon').waitFor();
+    await early.getByTestId('listen').click();
+    await early.screenshot({ path: join(shots, 'lobby.png'), fullPage: true });
+    assert.equal((await stats(early)).decodedFrames, 0);
+  });
+
+  await step('the host goes live and the lobby hears audio within 2 s', async () => {
+    const t0 = Date.now();
+    await host.getByTestId('start').click();
+    await waitFor('audio in the lobby', async () => (await stats(early)).decodedFrames > 0, 2000);
+    results.push(`     first audio in the lobby after ${Date.now() - t0} ms`);
+    await host.getByTestId('mic').click();
+    await waitFor('the host tone', async () => (await stats(early)).tones[440] > -40, 8000);
+  });
+
+  await step('home lists the live Space', async () => {
+    const home = await page(audienceBrowser, 'home');
+    await home.goto(base);
+    await home.getByText('Launch day').waitFor();
+    await home.screenshot({ path: join(shots, 'home.png'), fullPage: true });
+    await home.close();
+  });
+
+  await step('a listener asks to speak and the host approves', async () => {
+    await signUp(speaker, base, 'speaker_e2e');
+    await speaker.goto(`${base}/s/${spaceId}`);
+    await speaker.getByTestId('request').click();
+    await host.getByTestId('approve-speaker_e2e').click();
+    await speaker.getByTestId('mic').click();
+    await waitFor('frames sent by the new speaker', async () => (await stats(speaker)).sentFrames > 50, 8000);
+  });
+
+  await step('a third listener hears the new speaker', async () => {
+    await late.goto(`${base}/s/${spaceId}`);
+    await late.getByTestId('listen').click();
+    await waitFor('the speaker tone', async () => (await stats(late)).tones[1000] > -40, 8000);
+    const s = await stats(late);
+    results.push(`     listener: ${s.decodedFrames} frames, level ${s.levelDb.toFixed(1)} dB, 1000 Hz ${s.tones[1000].toFixed(1)} dB, 440 Hz ${s.tones[440].toFixed(1)} dB, buffer ${s.bufferedMs.toFixed(0)} ms`);
+    const recorded = toneInRecording(base, spaceId, 1000);
+    results.push(`     stentor listen: 1000 Hz at ${recorded.toFixed(1)} dB`);
+    assert.ok(recorded > -40, `the recording lacks the speaker's tone (${recorded} dB)`);
+    await late.screenshot({ path: join(shots, 'live-listener.png'), fullPage: true });
+    await late.setViewportSize({ width: 390, height: 844 });
+    await late.screenshot({ path: join(shots, 'live-listener-phone.png'), fullPage: true });
+    await late.setViewportSize({ width: 1200, height: 860 });
+    await host.screenshot({ path: join(shots, 'live-host.png'), fullPage: true });
+  });
+
+  await step('the host mutes the speaker and the tone disappears', async () => {
+    const before = await peakTone(late, 1000, 1500);
+    await host.getByTestId('mute-speaker_e2e').click();
+    await sleep(1000);
+    const muted = await peakTone(late, 1000);
+    const hostTone = await peakTone(late, 440, 1000);
+    results.push(`     1000 Hz peak ${before.toFixed(1)} dB before the mute, ${muted.toFixed(1)} dB after; 440 Hz (host) ${hostTone.toFixed(1)} dB`);
+    assert.ok(before > -40, `the speaker was not heard before the mute (${before} dB)`);
+    assert.ok(muted < before - 30, `the muted speaker is still heard (${muted} dB)`);
+    assert.ok(hostTone > -40, `the host is no longer heard (${hostTone} dB)`);
+    const s = await stats(late);
+    assert.ok(s.playedSeconds > 1, `the audio output is not running (${s.playedSeconds} s)`);
+    const recorded = toneInRecording(base, spaceId, 1000);
+    assert.ok(recorded < -55, `the recording still has the muted tone (${recorded} dB)`);
+  });
+
+  await step('the host ends the Space and everyone sees it', async () => {
+    await host.getByTestId('end').click();
+    for (const p of [host, speaker, early, late]) {
+      await p.getByText('This Space has ended').waitFor({ timeout: 5000 });
+    }
+  });
+
+  await step('no console errors on any page', async () => {
+    assert.deepEqual(consoleErrors, []);
+  });
+} catch (e) {
+  failed = e;
+} finally {
+  await Promise.all([hostBrowser.close(), speakerBrowser.close(), audienceBrowser.close()]);
+  proc.kill();
+}
+console.log(`\n${results.join('\n')}`);
+if (failed) {
+  console.error(`\nFAILED: ${failed.stack || failed}`);
+  if (consoleErrors.length) console.error(`console errors:\n${consoleErrors.join('\n')}`);
+  process.exit(1);
+}
+console.log(`\nall web tests passed; screenshots in ${shots}`);
