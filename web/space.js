@@ -36,6 +36,8 @@ class SpacePage {
     this.audio = null;
     this.fallback = null;
     this.mic = null;
+    /** Whether the user wants their mic on: survives a reconnect, not a host's mute. */
+    this.wantMic = false;
     this.retry = 0;
     this.status = 'connecting';
     this.invited = false;
@@ -178,6 +180,7 @@ class SpacePage {
         this.absorb(ev.space);
         if (this.audio) this.audio.reset();
         this.setStatus('connected');
+        if (this.wantMic && this.onStage && !this.mic && this.state === 'live') this.toggleMic();
         break;
       case 'started':
         this.state = 'live';
@@ -196,7 +199,10 @@ class SpacePage {
           this.role = ev.role;
           this.invited = false;
           if (this.audio) this.audio.reset();
-          if (!this.onStage) this.stopMic();
+          if (!this.onStage) {
+            this.stopMic();
+            this.wantMic = false;
+          }
           if (this.onStage && !wasOnStage) toast('You are on stage. Turn on your mic when you are ready.');
           if (!this.onStage && wasOnStage) toast('You are back in the audience');
         }
@@ -219,6 +225,7 @@ class SpacePage {
         if (member) member.muted = ev.muted;
         if (mine && ev.muted && Number(ev.by) !== Number(this.me)) {
           this.stopMic();
+          this.wantMic = false;
           toast(`${this.name(ev.by)} muted you`);
         }
         break;
@@ -298,6 +305,7 @@ class SpacePage {
 
   stopListening() {
     this.stopMic();
+    this.wantMic = false;
     if (this.audio) this.audio.close();
     this.audio = null;
     if (this.fallback) this.fallback.pause();
@@ -308,6 +316,7 @@ class SpacePage {
   async toggleMic() {
     if (this.mic) {
       this.stopMic();
+      this.wantMic = false;
       this.send({ cmd: 'mute_self' });
       return this.render();
     }
@@ -322,6 +331,7 @@ class SpacePage {
       toast(`Microphone unavailable: ${e.message}`);
       return;
     }
+    this.wantMic = true;
     this.send({ cmd: 'unmute_self' });
     this.render();
   }

@@ -49,8 +49,7 @@ function beepWav(path, hz, seconds = 30) {
   return path;
 }
 
-async function startServer() {
-  const port = 20000 + Math.floor(Math.random() * 20000);
+async function startServer(port = 20000 + Math.floor(Math.random() * 20000)) {
   const proc = spawn(bin, ['serve', '--bind', `127.0.0.1:${port}`, '--data-dir', join(work, 'data')], {
     stdio: ['ignore', 'pipe', 'pipe'],
   });
@@ -58,7 +57,7 @@ async function startServer() {
   const base = `http://127.0.0.1:${port}`;
   for (let i = 0; i < 100; i++) {
     try {
-      if ((await fetch(`${base}/healthz`)).ok) return { proc, base };
+      if ((await fetch(`${base}/healthz`)).ok) return { proc, base, port };
     } catch { /* not yet */ }
     await sleep(100);
   }
@@ -84,6 +83,7 @@ async function page(b, name) {
   const p = await context.newPage();
   p.on('console', (m) => { if (m.type() === 'error') consoleErrors.push(`${name}: ${m.text()}`); });
   p.on('pageerror', (e) => consoleErrors.push(`${name}: ${e.message}`));
+  p.on('console', (m) => { if (process.env.E2E_VERBOSE) console.log(`[${name}] ${m.type()}: ${m.text()}`); });
   p.on('dialog', (d) => d.accept());
   return p;
 }
@@ -146,7 +146,7 @@ async function step(name, fn) {
   console.log(results.at(-1));
 }
 
-const { proc, base } = await startServer();
+let { proc, base, port } = await startServer();
 const hostBrowser = await browser(beepWav(join(work, 'host-440.wav'), 440));
 const speakerBrowser = await browser(beepWav(join(work, 'speaker-1000.wav'), 1000));
 const audienceBrowser = await browser(null);
@@ -171,7 +171,10 @@ try {
   await step('a listener waits in the lobby', async () => {
     await early.goto(`${base}/s/${spaceId}`);
     await early.getByText('Starting soon').waitFor();
-    await early.getByTestId('listen').click();
+    // Keyboard only: focus the button and press Enter.
+    await early.getByTestId('listen').focus();
+    await early.keyboard.press('Enter');
+    await early.getByTestId('stop-listening').waitFor();
     await early.screenshot({ path: join(shots, 'lobby.png'), fullPage: true });
     assert.equal((await stats(early)).decodedFrames, 0);
   });
@@ -200,6 +203,8 @@ try {
     await host.getByTestId('approve-speaker_e2e').click();
     await speaker.getByTestId('mic').click();
     await waitFor('frames sent by the new speaker', async () => (await stats(speaker)).sentFrames > 50, 8000);
+    // Speakers hear each other: the new speaker decodes the host's forwarded packets.
+    await waitFor('the host heard on stage', async () => (await stats(speaker)).tones[440] > -40, 8000);
   });
 
   await step('a third listener hears the new speaker', async () => {
@@ -218,6 +223,23 @@ try {
     await host.screenshot({ path: join(shots, 'live-host.png'), fullPage: true });
   });
 
+  await step('a reaction reaches the host as a burst', async () => {
+    await late.getByRole('button', { name: 'React 🔥' }).click();
+    await host.locator('.floater').first().waitFor({ timeout: 3000 });
+  });
+
+  await step('without WebCodecs, a listener falls back to the Ogg stream in <audio>', async () => {
+    const old = await page(audienceBrowser, 'fallback listener');
+    await old.addInitScript(() => { delete window.AudioDecoder; delete window.AudioEncoder; });
+    await old.goto(`${base}/s/${spaceId}`);
+    await old.getByTestId('listen').click();
+    await waitFor('the <audio> element playing', () => old.evaluate(() => {
+      const a = document.querySelector('audio');
+      return a && a.src.endsWith(`/live.opus`) && a.currentTime > 0.5;
+    }), 10000);
+    await old.close();
+  });
+
   await step('the host mutes the speaker and the tone disappears', async () => {
     const before = await peakTone(late, 1000, 1500);
     await host.getByTestId('mute-speaker_e2e').click();
@@ -232,6 +254,27 @@ try {
     assert.ok(s.playedSeconds > 1, `the audio output is not running (${s.playedSeconds} s)`);
     const recorded = toneInRecording(base, spaceId, 1000);
     assert.ok(recorded < -55, `the recording still has the muted tone (${recorded} dB)`);
+  });
+
+  await step('the server dies and comes back: pages say so and reconnect by themselves', async () => {
+    const before = (await stats(late)).decodedFrames;
+    proc.kill('SIGKILL');
+    await late.getByText('Reconnecting…').waitFor({ timeout: 5000 });
+    await host.getByText('Reconnecting…').waitFor({ timeout: 5000 });
+    ({ proc } = await startServer(port));
+    await waitFor('audio after the restart', async () => (await stats(late)).decodedFrames > before + 50, 15000);
+    for (const p of [late, host]) await p.locator('[data-connection]').waitFor({ state: 'hidden', timeout: 15000 });
+    // The host's mic was on: it comes back on by itself.
+    await waitFor('the host heard again', async () => (await stats(late)).tones[440] > -40, 8000);
+  });
+
+  await step('every control has an accessible name', async () => {
+    for (const p of [host, late]) {
+      const unnamed = await p.evaluate(() => [...document.querySelectorAll('button, input, a')]
+        .filter((el) => !(el.getAttribute('aria-label') || el.textContent.trim() || (el.id && document.querySelector(`label[for="${el.id}"]`))))
+        .map((el) => el.outerHTML));
+      assert.deepEqual(unnamed, []);
+    }
   });
 
   await step('the host ends the Space and everyone sees it', async () => {
