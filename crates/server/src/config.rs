@@ -35,6 +35,13 @@ pub struct HttpConfig {
     /// Address to listen on [default: 127.0.0.1:8080].
     #[arg(long, env = "STENTOR_BIND")]
     pub bind: Option<SocketAddr>,
+    /// Accept queue length, for crowds arriving at once [default: 4096; the kernel caps it
+    /// at net.core.somaxconn].
+    #[arg(long, env = "STENTOR_BACKLOG")]
+    pub backlog: Option<u32>,
+    /// Most listeners this process admits [default: what the file limit allows].
+    #[arg(long, env = "STENTOR_MAX_LISTENERS")]
+    pub max_listeners: Option<usize>,
 }
 
 /// Durable state settings.
@@ -113,6 +120,8 @@ impl Config {
         Self {
             http: HttpConfig {
                 bind: self.http.bind.or(lower.http.bind),
+                backlog: self.http.backlog.or(lower.http.backlog),
+                max_listeners: self.http.max_listeners.or(lower.http.max_listeners),
             },
             store: StoreConfig {
                 data_dir: self.store.data_dir.or(lower.store.data_dir),
@@ -143,6 +152,11 @@ impl Config {
     /// Listen address.
     pub fn bind(&self) -> SocketAddr {
         self.http.bind.unwrap_or(([127, 0, 0, 1], 8080).into())
+    }
+
+    /// Accept queue length.
+    pub fn backlog(&self) -> u32 {
+        self.http.backlog.unwrap_or(4096)
     }
 
     /// Data directory.

@@ -37,6 +37,12 @@ pub enum ApiError {
     /// The Space refused the command.
     #[error(transparent)]
     Refused(#[from] Refusal),
+    /// The server is at capacity; come back after `retry_after` seconds.
+    #[error("the server is full; retry in {retry_after} s")]
+    Unavailable {
+        /// Seconds to wait (jittered, so that a refused crowd does not return at once).
+        retry_after: u64,
+    },
     /// Something failed on our side.
     #[error("internal error")]
     Internal(String),
@@ -59,6 +65,7 @@ impl ApiError {
             ApiError::Refused(Refusal::Removed) => "removed",
             ApiError::Refused(Refusal::Ended) => "ended",
             ApiError::Refused(_) => "refused",
+            ApiError::Unavailable { .. } => "capacity",
             ApiError::Internal(_) => "internal",
         }
     }
@@ -90,6 +97,7 @@ impl From<&ApiError> for StatusCode {
                 }
                 _ => StatusCode::CONFLICT,
             },
+            ApiError::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -112,6 +120,11 @@ impl IntoResponse for ApiError {
             header::CONTENT_TYPE,
             HeaderValue::from_static("application/problem+json"),
         );
+        if let ApiError::Unavailable { retry_after } = self {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(retry_after));
+        }
         response
     }
 }

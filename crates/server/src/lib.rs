@@ -5,6 +5,7 @@
 //! real servers on port 0 in-process.
 
 pub mod auth;
+pub mod capacity;
 pub mod config;
 pub mod error;
 pub mod live;
@@ -41,6 +42,8 @@ pub struct AppState {
     pub config: Arc<Config>,
     /// Metrics.
     pub metrics: Arc<metrics::Metrics>,
+    /// The listener budget of this process.
+    pub capacity: Arc<capacity::Capacity>,
     /// Becomes true when the server shuts down; long-lived connections watch it.
     pub shutdown: tokio::sync::watch::Receiver<bool>,
 }
@@ -89,8 +92,14 @@ impl Server {
             HubConfig::default(),
             metrics.clone(),
         ));
-        let listener = TcpListener::bind(config.bind()).await?;
-        tracing::info!(addr = %listener.local_addr()?, "listening");
+        let listener = listen(config.bind(), config.backlog())?;
+        let (capacity, files) = capacity::Capacity::from_file_limit(config.http.max_listeners);
+        tracing::info!(
+            addr = %listener.local_addr()?,
+            files,
+            listeners = capacity.max(),
+            "listening; the file limit allows this many listeners"
+        );
         let (shutdown, shutdown_rx) = tokio::sync::watch::channel(false);
         Ok(Self {
             listener,
@@ -101,6 +110,7 @@ impl Server {
                 tickets,
                 config: Arc::new(config),
                 metrics,
+                capacity,
                 shutdown: shutdown_rx,
             },
         })
@@ -148,6 +158,17 @@ impl Server {
         store.close().await;
         Ok(())
     }
+}
+
+/// Binds with an accept queue sized for crowds (tokio's default is 1024).
+fn listen(addr: SocketAddr, backlog: u32) -> std::io::Result<TcpListener> {
+    let socket = match addr {
+        SocketAddr::V4(_) => tokio::net::TcpSocket::new_v4()?,
+        SocketAddr::V6(_) => tokio::net::TcpSocket::new_v6()?,
+    };
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(backlog)
 }
 
 /// The ticket key lives in the data directory so tickets survive a restart.

@@ -31,6 +31,25 @@ pub async fn admit(
     Ok((ticket, live))
 }
 
+/// A place for a media connection: a listener gets a counted slot while the budget lasts;
+/// people on stage are never refused and need none (the reserve covers them).
+pub fn slot(
+    state: &AppState,
+    space: &LiveSpace,
+    user: Option<u64>,
+) -> Result<Option<crate::capacity::Slot>, ApiError> {
+    let on_stage = user.is_some_and(|u| space.with_domain(|d| d.role_of(u).is_speaker()));
+    if on_stage {
+        return Ok(None);
+    }
+    match state.capacity.try_acquire() {
+        Some(slot) => Ok(Some(slot)),
+        None => Err(ApiError::Unavailable {
+            retry_after: 2 + rand::random::<u64>() % 8,
+        }),
+    }
+}
+
 /// Counts a media connection as a join on `transport`, or a rejection by reason.
 pub fn count<T>(state: &AppState, transport: &'static str, result: &Result<T, ApiError>) {
     match result {

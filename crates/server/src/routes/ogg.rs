@@ -33,20 +33,22 @@ pub async fn live(
 
 async fn open_live(state: &AppState, id: &str, query: &TicketQuery) -> Result<Response, ApiError> {
     // Players cannot fetch tickets: where anonymous listening is on, the URL alone will do.
-    let space = if query.ticket().is_none() && state.config.allow_anonymous() {
+    let (space, user) = if query.ticket().is_none() && state.config.allow_anonymous() {
         let space = state.spaces.get(id).await?;
         if space.with_domain(|d| d.lifecycle()) == Lifecycle::Ended {
             return Err(ApiError::Gone);
         }
-        space
+        (space, None)
     } else {
-        super::admit(state, id, query.ticket()).await?.1
+        let (ticket, space) = super::admit(state, id, query.ticket()).await?;
+        (space, Some(ticket.user))
     };
+    let slot = super::slot(state, &space, user)?;
     let headers = space.hub.ogg_headers().clone();
     let subscriber = space.hub.ogg.subscribe();
     // One page at a time from a reused batch: no allocation per wake-up.
-    let state = (subscriber, Vec::with_capacity(MAX_BATCH), 0usize, space);
-    let live = stream::unfold(state, |(mut sub, mut batch, mut at, space)| async move {
+    let state = (subscriber, Vec::with_capacity(MAX_BATCH), 0usize, slot);
+    let live = stream::unfold(state, |(mut sub, mut batch, mut at, slot)| async move {
         if at == batch.len() {
             batch.clear();
             at = 0;
@@ -55,7 +57,7 @@ async fn open_live(state: &AppState, id: &str, query: &TicketQuery) -> Result<Re
             }
         }
         let page = std::mem::take(&mut batch[at]);
-        Some((page, (sub, batch, at + 1, space)))
+        Some((page, (sub, batch, at + 1, slot)))
     });
     let body = stream::iter(headers)
         .chain(live)

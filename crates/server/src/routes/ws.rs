@@ -75,18 +75,25 @@ pub async fn upgrade(
     Query(query): Query<TicketQuery>,
     ws: WebSocketUpgrade,
 ) -> Result<Response, ApiError> {
-    let result = super::admit(&state, &id, query.ticket()).await;
+    let result = match super::admit(&state, &id, query.ticket()).await {
+        Ok((ticket, space)) => {
+            super::slot(&state, &space, Some(ticket.user)).map(|slot| (ticket, space, slot))
+        }
+        Err(e) => Err(e),
+    };
     super::count(&state, "ws", &result);
-    let (ticket, space) = result?;
+    let (ticket, space, slot) = result?;
     let user = ticket.user;
     Ok(ws
         .max_message_size(MAX_WS_MESSAGE)
         .max_frame_size(MAX_WS_MESSAGE)
         .on_upgrade(move |socket| {
             let span = tracing::info_span!("ws", space = %space.id, user);
-            Connection::new(state, space, user)
-                .run(socket)
-                .instrument(span)
+            async move {
+                Connection::new(state, space, user).run(socket).await;
+                drop(slot);
+            }
+            .instrument(span)
         }))
 }
 
