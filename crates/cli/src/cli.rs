@@ -42,6 +42,14 @@ pub enum Cmd {
         #[arg(long)]
         seconds: Option<f64>,
     },
+    /// Open many listeners against a server (or any Ogg stream) and report how they fared.
+    Loadtest(LoadtestArgs),
+    /// Runs one shard of a load test (started by `loadtest`).
+    #[command(name = "loadtest-worker", hide = true)]
+    LoadtestWorker {
+        /// The shard, as JSON.
+        shard: String,
+    },
     /// Record what a listener hears into an Ogg/Opus file.
     Listen {
         /// Server base URL.
@@ -60,6 +68,45 @@ pub enum Cmd {
         #[arg(long, env = "STENTOR_TOKEN")]
         token: Option<String>,
     },
+}
+
+/// Flags of `loadtest`.
+#[derive(Debug, clap::Args)]
+pub struct LoadtestArgs {
+    /// Server base URL (for `--transport ogg` without `--space`: the full URL of any
+    /// Icecast-compatible Ogg/Opus stream).
+    #[arg(long, default_value = "http://127.0.0.1:8080")]
+    pub url: String,
+    /// Space id.
+    #[arg(long, default_value = "")]
+    pub space: String,
+    /// Listeners to open.
+    #[arg(long)]
+    pub listeners: usize,
+    /// `ws` (the Space WebSocket) or `ogg` (the Ogg/Opus HTTP stream).
+    #[arg(long, default_value = "ws", value_parser = ["ws", "ogg"])]
+    pub transport: String,
+    /// Arrivals per second (a ramp); without it, everyone joins at once (a spike).
+    #[arg(long, conflicts_with = "at")]
+    pub rate: Option<f64>,
+    /// Everyone joins at this Unix time in seconds (a waiting crowd at a scheduled start).
+    #[arg(long)]
+    pub at: Option<f64>,
+    /// Seconds every listener stays after the last has joined.
+    #[arg(long, default_value_t = 30.0)]
+    pub hold: f64,
+    /// Loopback source addresses to spread connections over.
+    #[arg(long, default_value = "127.0.0.2-127.0.0.61")]
+    pub sources: String,
+    /// Worker processes [default: one per 15 000 listeners].
+    #[arg(long)]
+    pub workers: Option<usize>,
+    /// A frame later than this after its earliest delivery is not on time (ms).
+    #[arg(long, default_value_t = 1000.0)]
+    pub allowance_ms: f64,
+    /// Write the report as JSON here.
+    #[arg(long)]
+    pub json: Option<PathBuf>,
 }
 
 /// Flags of `serve` and `demo`.
@@ -121,6 +168,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             };
             speak::run(&server, &space, token, source, seconds).await?;
         }
+        Cmd::Loadtest(args) => loadtest(args).await?,
+        Cmd::LoadtestWorker { shard } => stentor_loadtest::run::worker_main(&shard)?, // normally run by main
         Cmd::Listen {
             server,
             space,
@@ -130,6 +179,53 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         } => {
             listen::run(&server, &space, token, seconds, &out).await?;
         }
+    }
+    Ok(())
+}
+
+async fn loadtest(args: LoadtestArgs) -> anyhow::Result<()> {
+    use stentor_loadtest::{Plan, Profile, Transport, plan::parse_sources};
+    let transport = if args.transport == "ogg" {
+        Transport::Ogg
+    } else {
+        Transport::Ws
+    };
+    if transport == Transport::Ws && args.space.is_empty() {
+        anyhow::bail!("--space is needed for WebSocket listeners");
+    }
+    let profile = match (args.rate, args.at) {
+        (Some(per_second), _) => Profile::Ramp { per_second },
+        (None, Some(at)) => Profile::Crowd {
+            at_unix_ms: (at * 1000.0) as i64,
+        },
+        (None, None) => Profile::Spike,
+    };
+    let plan = Plan {
+        url: args.url,
+        space: args.space,
+        transport,
+        listeners: args.listeners,
+        profile,
+        hold_secs: args.hold,
+        sources: parse_sources(&args.sources).map_err(anyhow::Error::msg)?,
+        workers: args
+            .workers
+            .unwrap_or(args.listeners.div_ceil(15_000))
+            .max(1),
+    };
+    eprintln!(
+        "{} listeners over {:?}, {:?}, {} worker(s), {} source addresses",
+        plan.listeners,
+        plan.transport,
+        plan.profile,
+        plan.workers,
+        plan.sources.len()
+    );
+    let report = stentor_loadtest::run::run(plan, args.allowance_ms, true).await?;
+    println!("{}", report.table());
+    if let Some(path) = args.json {
+        std::fs::write(&path, serde_json::to_string_pretty(&report)?)?;
+        eprintln!("wrote {}", path.display());
     }
     Ok(())
 }

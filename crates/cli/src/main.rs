@@ -1,9 +1,9 @@
 //! The `stentor` binary: parses the command line and hands over to the library.
 
 use clap::Parser;
+use stentor::cli::{Cli, Cmd};
 
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
+fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
@@ -11,5 +11,10 @@ async fn main() -> anyhow::Result<()> {
         )
         .with_writer(std::io::stderr)
         .init();
-    stentor::cli::run(stentor::cli::Cli::parse()).await
+    let cli = Cli::parse();
+    // A load test worker is one single-threaded event loop of its own.
+    if let Cmd::LoadtestWorker { shard } = &cli.command {
+        return stentor_loadtest::run::worker_main(shard);
+    }
+    tokio::runtime::Runtime::new()?.block_on(stentor::cli::run(cli))
 }

@@ -1,0 +1,173 @@
+//! What a load test does: how many listeners, how they arrive, over which transport and from
+//! which source addresses, split into shards for worker processes.
+
+use serde::{Deserialize, Serialize};
+use std::net::Ipv4Addr;
+use std::time::Duration;
+
+/// How listeners connect.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Transport {
+    /// The Space WebSocket (ticket, then upgrade); frames are `0x02` messages.
+    Ws,
+    /// An Ogg/Opus HTTP stream (stentor's `live.opus`, or any Icecast-compatible URL);
+    /// frames are counted from granule positions.
+    Ogg,
+}
+
+/// How listeners arrive.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Profile {
+    /// A steady ramp of `per_second` joins.
+    Ramp {
+        /// Joins per second.
+        per_second: f64,
+    },
+    /// Everyone at once.
+    Spike,
+    /// Everyone at a scheduled instant (Unix milliseconds), as a waiting crowd at a start.
+    Crowd {
+        /// When, in Unix milliseconds.
+        at_unix_ms: i64,
+    },
+}
+
+/// A whole load test.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Plan {
+    /// For `ws` and stentor's Ogg: the server's base URL, e.g. `http://127.0.0.1:8080`.
+    /// For a foreign Ogg stream: its full URL.
+    pub url: String,
+    /// The Space id (empty for a foreign Ogg URL).
+    pub space: String,
+    /// The transport.
+    pub transport: Transport,
+    /// Listeners in all.
+    pub listeners: usize,
+    /// Arrival profile.
+    pub profile: Profile,
+    /// How long every listener stays after the last has joined, seconds.
+    pub hold_secs: f64,
+    /// Source addresses to spread connections over.
+    pub sources: Vec<Ipv4Addr>,
+    /// Worker processes (0: run in this process, for tests).
+    pub workers: usize,
+}
+
+/// One worker's part of a plan: listeners `first..first + count`, all sharing one start.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Shard {
+    /// The plan.
+    pub plan: Plan,
+    /// First listener index of this shard.
+    pub first: usize,
+    /// Listeners in this shard.
+    pub count: usize,
+    /// The run's start, Unix milliseconds (shared by every shard).
+    pub start_unix_ms: i64,
+}
+
+impl Plan {
+    /// When listener `i` joins, after the start of the run.
+    pub fn join_offset(&self, i: usize, start_unix_ms: i64) -> Duration {
+        match self.profile {
+            Profile::Ramp { per_second } => {
+                Duration::from_secs_f64(i as f64 / per_second.max(0.001))
+            }
+            Profile::Spike => Duration::ZERO,
+            Profile::Crowd { at_unix_ms } => {
+                Duration::from_millis((at_unix_ms - start_unix_ms).max(0) as u64)
+            }
+        }
+    }
+
+    /// When the last listener joins, after the start.
+    pub fn last_join(&self, start_unix_ms: i64) -> Duration {
+        self.join_offset(self.listeners.saturating_sub(1), start_unix_ms)
+    }
+
+    /// The source address of listener `i`.
+    pub fn source(&self, i: usize) -> Option<Ipv4Addr> {
+        (!self.sources.is_empty()).then(|| self.sources[i % self.sources.len()])
+    }
+
+    /// Splits the plan into `max(workers, 1)` shards of nearly equal size.
+    pub fn shards(&self, start_unix_ms: i64) -> Vec<Shard> {
+        let n = self.workers.max(1);
+        (0..n)
+            .map(|w| {
+                let first = self.listeners * w / n;
+                let end = self.listeners * (w + 1) / n;
+                Shard {
+                    plan: self.clone(),
+                    first,
+                    count: end - first,
+                    start_unix_ms,
+                }
+            })
+            .filter(|s| s.count > 0)
+            .collect()
+    }
+}
+
+/// Parses `127.0.0.2-127.0.0.61` or a single address into the list of addresses.
+pub fn parse_sources(spec: &str) -> Result<Vec<Ipv4Addr>, String> {
+    let (a, b) = spec.split_once('-').unwrap_or((spec, spec));
+    let a: Ipv4Addr = a.trim().parse().map_err(|e| format!("{a}: {e}"))?;
+    let b: Ipv4Addr = b.trim().parse().map_err(|e| format!("{b}: {e}"))?;
+    let (lo, hi) = (u32::from(a), u32::from(b));
+    if hi < lo || hi - lo > 65_535 {
+        return Err(format!("{spec}: not a usable range"));
+    }
+    if !a.is_loopback() || !b.is_loopback() {
+        return Err(format!(
+            "{spec}: load tests use loopback source addresses only"
+        ));
+    }
+    Ok((lo..=hi).map(Ipv4Addr::from).collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn plan(listeners: usize, workers: usize, profile: Profile) -> Plan {
+        Plan {
+            url: "http://127.0.0.1:1".into(),
+            space: "s".into(),
+            transport: Transport::Ws,
+            listeners,
+            profile,
+            hold_secs: 1.0,
+            sources: parse_sources("127.0.0.2-127.0.0.4").unwrap(),
+            workers,
+        }
+    }
+
+    #[test]
+    fn shards_cover_every_listener_once() {
+        let p = plan(10, 3, Profile::Spike);
+        let shards = p.shards(0);
+        assert_eq!(shards.iter().map(|s| s.count).sum::<usize>(), 10);
+        assert_eq!(shards[1].first, shards[0].first + shards[0].count);
+    }
+
+    #[test]
+    fn profiles_place_joins_in_time() {
+        let ramp = plan(100, 1, Profile::Ramp { per_second: 50.0 });
+        assert_eq!(ramp.join_offset(50, 0), Duration::from_secs(1));
+        assert_eq!(ramp.last_join(0), Duration::from_secs_f64(99.0 / 50.0));
+        let crowd = plan(100, 1, Profile::Crowd { at_unix_ms: 5_000 });
+        assert_eq!(crowd.join_offset(7, 2_000), Duration::from_secs(3));
+        assert_eq!(ramp.source(4), Some(Ipv4Addr::new(127, 0, 0, 3)));
+    }
+
+    #[test]
+    fn only_loopback_sources_are_accepted() {
+        assert_eq!(parse_sources("127.0.0.2-127.0.0.3").unwrap().len(), 2);
+        assert!(parse_sources("10.0.0.1-10.0.0.2").is_err());
+        assert!(parse_sources("127.0.0.9-127.0.0.2").is_err());
+    }
+}

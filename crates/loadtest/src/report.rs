@@ -1,0 +1,200 @@
+//! The result of a load test: who got in, how fast audio started, how late and how complete
+//! it was, and how that went over time.
+
+use crate::account::Outcome;
+use crate::worker::Tick;
+use serde::Serialize;
+use std::collections::BTreeMap;
+
+/// One second of the run.
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct Point {
+    /// Seconds since the start.
+    pub t: u64,
+    /// Listeners receiving audio.
+    pub connected: u64,
+    /// Joins in this second.
+    pub joins: u64,
+    /// Frames received in this second, all listeners together.
+    pub frames: u64,
+}
+
+/// Quantiles of a measure, in milliseconds.
+#[derive(Debug, Clone, Copy, Default, Serialize)]
+pub struct Spread {
+    /// Median.
+    pub p50: f64,
+    /// 99th percentile.
+    pub p99: f64,
+    /// Largest.
+    pub max: f64,
+}
+
+impl Spread {
+    fn of(mut values: Vec<f64>) -> Self {
+        if values.is_empty() {
+            return Self::default();
+        }
+        values.sort_by(f64::total_cmp);
+        let at =
+            |q: f64| values[((q * values.len() as f64).ceil() as usize).clamp(1, values.len()) - 1];
+        Self {
+            p50: at(0.5),
+            p99: at(0.99),
+            max: at(1.0),
+        }
+    }
+}
+
+/// The summary of a run.
+#[derive(Debug, Clone, Serialize)]
+pub struct Report {
+    /// Listeners planned.
+    pub listeners: usize,
+    /// Listeners that received audio.
+    pub admitted: usize,
+    /// Failures, by reason.
+    pub failures: BTreeMap<String, usize>,
+    /// Share of all planned listeners that got every frame within the allowance.
+    pub on_time_share: f64,
+    /// The allowance: lateness within which a frame is on time, milliseconds.
+    pub allowance_ms: f64,
+    /// Time to first audio.
+    pub first_audio_ms: Spread,
+    /// Each listener's worst lateness against the earliest delivery of the same frame.
+    pub worst_late_ms: Spread,
+    /// Frames received, all listeners together.
+    pub frames: u64,
+    /// Frames missed, all listeners together.
+    pub missed: u64,
+    /// Pauses of more than a second.
+    pub stalls: u64,
+    /// One point a second.
+    pub timeline: Vec<Point>,
+}
+
+impl Report {
+    /// Builds the report from every listener's outcome and the summed ticks of the run.
+    pub fn new(listeners: usize, outcomes: &[Outcome], ticks: &[Tick], allowance_ms: f64) -> Self {
+        let ok: Vec<&Outcome> = outcomes.iter().filter(|o| o.failure.is_none()).collect();
+        let base = ok.iter().map(|o| o.min_offset_us).min().unwrap_or(0);
+        let allowance_us = (allowance_ms * 1000.0) as i64;
+        let mut failures = BTreeMap::new();
+        for o in outcomes {
+            if let Some(f) = &o.failure {
+                *failures.entry(short(f)).or_insert(0) += 1;
+            }
+        }
+        let on_time = ok.iter().filter(|o| o.on_time(base, allowance_us)).count();
+        let mut timeline = Vec::with_capacity(ticks.len());
+        for (t, tick) in ticks.iter().enumerate() {
+            let prev = t.checked_sub(1).map(|p| ticks[p]).unwrap_or_default();
+            timeline.push(Point {
+                t: t as u64,
+                connected: tick.connected,
+                joins: tick.joined - prev.joined,
+                frames: tick.frames - prev.frames,
+            });
+        }
+        Self {
+            listeners,
+            admitted: ok.len(),
+            failures,
+            on_time_share: on_time as f64 / listeners.max(1) as f64,
+            allowance_ms,
+            first_audio_ms: Spread::of(
+                ok.iter()
+                    .filter_map(|o| o.first_audio_us)
+                    .map(|us| us as f64 / 1000.0)
+                    .collect(),
+            ),
+            worst_late_ms: Spread::of(
+                ok.iter()
+                    .map(|o| o.worst_late_us(base) as f64 / 1000.0)
+                    .collect(),
+            ),
+            frames: outcomes.iter().map(|o| o.frames).sum(),
+            missed: outcomes.iter().map(|o| o.missed).sum(),
+            stalls: outcomes.iter().map(|o| o.stalls).sum(),
+            timeline,
+        }
+    }
+
+    /// A table for people.
+    pub fn table(&self) -> String {
+        let mut s = String::new();
+        let row = |s: &mut String, k: &str, v: String| s.push_str(&format!("  {k:<28} {v}\n"));
+        row(
+            &mut s,
+            "listeners",
+            format!(
+                "{} planned, {} received audio",
+                self.listeners, self.admitted
+            ),
+        );
+        row(
+            &mut s,
+            "on time (all frames)",
+            format!(
+                "{:.3}% within {:.0} ms",
+                100.0 * self.on_time_share,
+                self.allowance_ms
+            ),
+        );
+        let spread =
+            |x: &Spread| format!("p50 {:.1}  p99 {:.1}  max {:.1} ms", x.p50, x.p99, x.max);
+        row(&mut s, "time to first audio", spread(&self.first_audio_ms));
+        row(
+            &mut s,
+            "worst lateness per listener",
+            spread(&self.worst_late_ms),
+        );
+        row(
+            &mut s,
+            "frames",
+            format!(
+                "{} received, {} missed, {} stalls",
+                self.frames, self.missed, self.stalls
+            ),
+        );
+        for (reason, n) in &self.failures {
+            row(&mut s, "failed", format!("{n} × {reason}"));
+        }
+        s
+    }
+}
+
+/// Failure reasons grouped: the first line, without the variable parts of addresses.
+fn short(reason: &str) -> String {
+    let first = reason.lines().next().unwrap_or(reason);
+    first.chars().take(100).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_report_counts_on_time_listeners_against_the_earliest_delivery() {
+        let good = Outcome {
+            frames: 100,
+            min_offset_us: 1_000,
+            max_offset_us: 5_000,
+            first_audio_us: Some(10_000),
+            ..Outcome::default()
+        };
+        let late = Outcome {
+            max_offset_us: 2_000_000,
+            ..good.clone()
+        };
+        let failed = Outcome {
+            failure: Some("HTTP 503".into()),
+            ..Outcome::default()
+        };
+        let r = Report::new(3, &[good, late, failed], &[], 1000.0);
+        assert_eq!(r.admitted, 2);
+        assert!((r.on_time_share - 1.0 / 3.0).abs() < 1e-9);
+        assert_eq!(r.failures["HTTP 503"], 1);
+        assert!((r.worst_late_ms.max - 1999.0).abs() < 1e-9);
+    }
+}

@@ -1,0 +1,245 @@
+//! One shard of listeners on one event loop: connect at the planned instant from the planned
+//! source address, account for every frame, report progress and outcomes.
+
+use crate::account::{Account, Outcome};
+use crate::plan::{Shard, Transport};
+use anyhow::{Context, anyhow, bail};
+use bytes::Bytes;
+use futures_util::StreamExt;
+use http_body_util::{BodyExt, Empty};
+use hyper_util::rt::TokioIo;
+use serde::{Deserialize, Serialize};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+use stentor_media::ogg::{OggReader, PRE_SKIP};
+use tokio::net::{TcpSocket, TcpStream};
+use tokio::time::Instant;
+use tokio_tungstenite::tungstenite::Message;
+
+/// Progress of a shard, sent about once a second.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Tick {
+    /// Listeners that have started to connect.
+    pub joined: u64,
+    /// Listeners receiving audio now.
+    pub connected: u64,
+    /// Listeners that failed.
+    pub failed: u64,
+    /// Frames received so far.
+    pub frames: u64,
+}
+
+#[derive(Default)]
+struct Counters {
+    joined: AtomicU64,
+    connected: AtomicU64,
+    failed: AtomicU64,
+    frames: AtomicU64,
+}
+
+impl Counters {
+    fn tick(&self) -> Tick {
+        Tick {
+            joined: self.joined.load(Ordering::Relaxed),
+            connected: self.connected.load(Ordering::Relaxed),
+            failed: self.failed.load(Ordering::Relaxed),
+            frames: self.frames.load(Ordering::Relaxed),
+        }
+    }
+}
+
+/// Microseconds since the Unix epoch: a clock every worker process shares.
+pub fn now_us() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_micros() as i64)
+        .unwrap_or(0)
+}
+
+/// Runs a shard to its end, calling `on_tick` about once a second; returns one outcome per
+/// listener.
+pub async fn run_shard(shard: Shard, mut on_tick: impl FnMut(Tick)) -> Vec<Outcome> {
+    let plan = Arc::new(shard.plan.clone());
+    let counters = Arc::new(Counters::default());
+    let wait_ms = (shard.start_unix_ms - now_us() / 1000).max(0) as u64;
+    let start = Instant::now() + Duration::from_millis(wait_ms);
+    let end = start + plan.last_join(shard.start_unix_ms) + Duration::from_secs_f64(plan.hold_secs);
+    // One pooled HTTP client per source address, for tickets.
+    let clients: Vec<reqwest::Client> = if plan.sources.is_empty() {
+        vec![reqwest::Client::new()]
+    } else {
+        plan.sources
+            .iter()
+            .map(|ip| {
+                reqwest::Client::builder()
+                    .local_address(IpAddr::V4(*ip))
+                    .build()
+                    .expect("a client")
+            })
+            .collect()
+    };
+    let mut tasks = Vec::with_capacity(shard.count);
+    for i in shard.first..shard.first + shard.count {
+        let plan = plan.clone();
+        let counters = counters.clone();
+        let client = clients[i % clients.len()].clone();
+        let at = start + plan.join_offset(i, shard.start_unix_ms);
+        tasks.push(tokio::spawn(async move {
+            tokio::time::sleep_until(at).await;
+            counters.joined.fetch_add(1, Ordering::Relaxed);
+            let mut account = Account::new(now_us());
+            let result = listen(&plan, i, &client, &mut account, end, &counters).await;
+            if account.frames() > 0 {
+                counters.connected.fetch_sub(1, Ordering::Relaxed);
+            }
+            let failure = result.err().map(|e| format!("{e:#}"));
+            let outcome = account.outcome(failure);
+            if outcome.failure.is_some() {
+                counters.failed.fetch_add(1, Ordering::Relaxed);
+            }
+            outcome
+        }));
+    }
+    let mut ticker = tokio::time::interval(Duration::from_secs(1));
+    let all = futures_util::future::join_all(tasks);
+    tokio::pin!(all);
+    let outcomes = loop {
+        tokio::select! {
+            done = &mut all => break done,
+            _ = ticker.tick() => on_tick(counters.tick()),
+        }
+    };
+    on_tick(counters.tick());
+    outcomes
+        .into_iter()
+        .map(|r| {
+            r.unwrap_or_else(|e| Outcome {
+                failure: Some(e.to_string()),
+                ..Outcome::default()
+            })
+        })
+        .collect()
+}
+
+async fn listen(
+    plan: &crate::Plan,
+    i: usize,
+    client: &reqwest::Client,
+    account: &mut Account,
+    end: Instant,
+    counters: &Counters,
+) -> anyhow::Result<()> {
+    let url: reqwest::Url = plan.url.parse().context("the url")?;
+    let host = url
+        .host_str()
+        .ok_or_else(|| anyhow!("no host in {url}"))?
+        .to_owned();
+    let port = url.port_or_known_default().unwrap_or(80);
+    let addr: SocketAddr = tokio::net::lookup_host((host.as_str(), port))
+        .await?
+        .next()
+        .ok_or_else(|| anyhow!("cannot resolve {host}"))?;
+    let on_frame = |seq: u64, account: &mut Account| {
+        if account.frames() == 0 {
+            counters.connected.fetch_add(1, Ordering::Relaxed);
+        }
+        account.on_frame(seq, now_us());
+        counters.frames.fetch_add(1, Ordering::Relaxed);
+    };
+    match plan.transport {
+        Transport::Ws => {
+            let ticket: serde_json::Value = client
+                .post(format!(
+                    "{}/api/v1/spaces/{}/tickets",
+                    plan.url.trim_end_matches('/'),
+                    plan.space
+                ))
+                .send()
+                .await?
+                .error_for_status()?
+                .json()
+                .await?;
+            let ticket = ticket["ticket"]
+                .as_str()
+                .ok_or_else(|| anyhow!("no ticket"))?;
+            let stream = connect_from(plan.source(i), addr).await?;
+            let ws_url = format!(
+                "ws://{host}:{port}/api/v1/spaces/{}/ws?ticket={ticket}",
+                plan.space
+            );
+            let (mut ws, _) = tokio_tungstenite::client_async(ws_url, stream).await?;
+            loop {
+                let msg = match tokio::time::timeout_at(end, ws.next()).await {
+                    Err(_) => return Ok(()),
+                    Ok(None) => bail!("closed by the server"),
+                    Ok(Some(msg)) => msg?,
+                };
+                match msg {
+                    Message::Binary(b) if b.len() > 9 && b[0] == 0x02 => {
+                        let seq = u64::from_be_bytes(b[1..9].try_into().expect("8 bytes"));
+                        on_frame(seq, account);
+                    }
+                    Message::Close(frame) => bail!("closed by the server: {frame:?}"),
+                    _ => {}
+                }
+            }
+        }
+        Transport::Ogg => {
+            let stream = connect_from(plan.source(i), addr).await?;
+            let (mut sender, conn) =
+                hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
+            tokio::spawn(conn);
+            let path = if plan.space.is_empty() {
+                url.path().to_owned()
+            } else {
+                format!("/spaces/{}/live.opus", plan.space)
+            };
+            let req = hyper::Request::get(path)
+                .header(hyper::header::HOST, format!("{host}:{port}"))
+                .body(Empty::<Bytes>::new())?;
+            let resp = sender.send_request(req).await?;
+            if !resp.status().is_success() {
+                bail!("HTTP {}", resp.status());
+            }
+            let mut body = resp.into_body();
+            let mut reader = OggReader::new();
+            loop {
+                let frame = match tokio::time::timeout_at(end, body.frame()).await {
+                    Err(_) => return Ok(()),
+                    Ok(None) => bail!("the stream ended"),
+                    Ok(Some(frame)) => frame?,
+                };
+                let Ok(data) = frame.into_data() else {
+                    continue;
+                };
+                reader.feed(&data);
+                while let Some(page) = reader.next_page()? {
+                    // Frames completed on this page end at its granule; 20 ms each at 48 kHz.
+                    let completed = page.lacing.iter().filter(|&&l| l < 255).count() as u64;
+                    let end_samples = page.granule.saturating_sub(u64::from(PRE_SKIP));
+                    if completed == 0 || end_samples < 960 || page.granule == u64::MAX {
+                        continue;
+                    }
+                    let last = end_samples / 960 - 1;
+                    for seq in last.saturating_sub(completed - 1)..=last {
+                        on_frame(seq, account);
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Connects from a chosen loopback source address, so that many listeners do not share one
+/// address's ephemeral ports.
+async fn connect_from(source: Option<Ipv4Addr>, addr: SocketAddr) -> anyhow::Result<TcpStream> {
+    let socket = TcpSocket::new_v4()?;
+    if let Some(ip) = source {
+        socket.bind(SocketAddr::new(IpAddr::V4(ip), 0))?;
+    }
+    let stream = socket.connect(addr).await?;
+    stream.set_nodelay(true)?;
+    Ok(stream)
+}
