@@ -4,7 +4,7 @@ use crate::ring::{Cursor, Read, Ring};
 use bytes::Bytes;
 use parking_lot::RwLock;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use tokio::sync::watch;
 
 /// One stream of frames (one transport's framing of one Space's mix).
@@ -19,6 +19,10 @@ struct Inner {
     head: watch::Sender<u64>,
     burst: usize,
     closed: AtomicBool,
+    /// Subscribers are woken once every this many frames (the cadence).
+    wake_every: AtomicU32,
+    /// The largest backlog a subscriber had when it read, since it was last taken.
+    max_lag: AtomicU64,
 }
 
 impl Feed {
@@ -31,18 +35,40 @@ impl Feed {
                 head,
                 burst,
                 closed: AtomicBool::new(false),
+                wake_every: AtomicU32::new(1),
+                max_lag: AtomicU64::new(0),
             }),
         }
     }
 
-    /// Publishes a frame to every subscriber.
+    /// Publishes a frame; subscribers are woken when a cadence's worth has gathered.
     pub fn publish(&self, frame: Bytes) {
         let head = {
             let mut ring = self.inner.ring.write();
             ring.push(frame);
             ring.head()
         };
-        self.inner.head.send_replace(head);
+        let every = u64::from(self.inner.wake_every.load(Ordering::Relaxed).max(1));
+        if head % every == 0 {
+            self.inner.head.send_replace(head);
+        }
+    }
+
+    /// Sets the cadence: subscribers wake once every `frames` frames.
+    pub fn set_wake_every(&self, frames: u32) {
+        self.inner
+            .wake_every
+            .store(frames.max(1), Ordering::Relaxed);
+    }
+
+    /// The cadence in frames.
+    pub fn wake_every(&self) -> u32 {
+        self.inner.wake_every.load(Ordering::Relaxed)
+    }
+
+    /// The largest backlog (frames) any subscriber had when it read since the last call.
+    pub fn take_max_lag(&self) -> u64 {
+        self.inner.max_lag.swap(0, Ordering::Relaxed)
     }
 
     /// Ends the feed: subscribers drain what is left, then see the end.
@@ -89,6 +115,8 @@ impl Subscriber {
     /// Appends what is available now (up to `max` frames) without waiting.
     pub fn read_now(&mut self, out: &mut Vec<Bytes>, max: usize) -> Read {
         let ring = self.feed.inner.ring.read();
+        let lag = ring.head().saturating_sub(self.cursor.position());
+        self.feed.inner.max_lag.fetch_max(lag, Ordering::Relaxed);
         ring.read(&mut self.cursor, out, max, self.feed.inner.burst)
     }
 
@@ -130,6 +158,31 @@ mod tests {
         tokio::task::yield_now().await;
         publisher.publish(Bytes::from_static(b"x"));
         assert_eq!(task.await.unwrap(), vec![Bytes::from_static(b"x")]);
+    }
+
+    #[tokio::test]
+    async fn with_a_cadence_subscribers_wake_once_per_batch() {
+        let feed = Feed::new(64, 0);
+        feed.set_wake_every(5);
+        let mut sub = feed.subscribe();
+        let reader = tokio::spawn(async move {
+            let mut out = Vec::new();
+            sub.next_batch(&mut out, 64).await.unwrap().frames
+        });
+        // Let the reader catch up and wait.
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        for i in 0..4u8 {
+            feed.publish(Bytes::from(vec![i]));
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        assert!(
+            !reader.is_finished(),
+            "woken before a cadence's worth had gathered"
+        );
+        feed.publish(Bytes::from_static(&[4]));
+        assert_eq!(reader.await.unwrap(), 5);
+        assert_eq!(feed.take_max_lag(), 5);
+        assert_eq!(feed.take_max_lag(), 0);
     }
 
     #[tokio::test]

@@ -5,10 +5,12 @@
 //! frames are [`bytes::Bytes`], so handing one to a thousand writers is a thousand reference
 //! count increments. A listener that falls behind the ring skips to live and is counted.
 
+pub mod cadence;
 mod feed;
 mod ring;
 mod space_hub;
 
+pub use cadence::CadencePolicy;
 pub use feed::{Feed, Subscriber};
 pub use ring::{Cursor, Read, Ring};
 pub use space_hub::{Hub, HubConfig, WS_AUDIO, ws_audio_frame};

@@ -1,5 +1,6 @@
 //! The hub of one Space: the mix framed once for each transport.
 
+use crate::cadence::CadencePolicy;
 use crate::feed::Feed;
 use bytes::{BufMut, Bytes, BytesMut};
 use stentor_media::ogg::{self, PageWriter};
@@ -9,12 +10,14 @@ use stentor_media::{FRAME_SAMPLES, MixOutput};
 pub const WS_AUDIO: u8 = 0x02;
 
 /// Settings of a Space's hub.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub struct HubConfig {
     /// Frames kept in each ring (default 250: 5 s).
     pub ring_frames: usize,
     /// Frames a new listener receives at once (default 10: 200 ms).
     pub burst_frames: usize,
+    /// How often writers wake, by audience size.
+    pub cadence: CadencePolicy,
 }
 
 impl Default for HubConfig {
@@ -22,6 +25,7 @@ impl Default for HubConfig {
         Self {
             ring_frames: 250,
             burst_frames: 10,
+            cadence: CadencePolicy::default(),
         }
     }
 }
@@ -44,6 +48,7 @@ pub struct Hub {
     pub ogg: Feed,
     ogg_headers: [Bytes; 2],
     serial: u32,
+    cadence: CadencePolicy,
 }
 
 impl Hub {
@@ -56,13 +61,30 @@ impl Hub {
             ogg: Feed::new(config.ring_frames, config.burst_frames),
             ogg_headers,
             serial,
+            cadence: config.cadence,
         }
     }
 
     /// Frames one tick of the mix for every transport and publishes it.
     pub fn publish(&self, mix: &MixOutput) {
+        if mix.seq % 50 == 0 {
+            self.adapt_cadence();
+        }
         self.ws.publish(ws_audio_frame(mix.seq, &mix.packet));
         self.ogg.publish(self.ogg_page(mix.seq, &mix.packet));
+    }
+
+    /// Re-evaluates how often writers wake, from the audience and how far behind they were.
+    fn adapt_cadence(&self) {
+        let lag = self.ws.take_max_lag().max(self.ogg.take_max_lag());
+        let every = self.cadence.frames_per_wake(self.listeners(), lag);
+        self.ws.set_wake_every(every);
+        self.ogg.set_wake_every(every);
+    }
+
+    /// Frames between writer wake-ups now.
+    pub fn cadence_frames(&self) -> u32 {
+        self.ws.wake_every()
     }
 
     /// The header pages every Ogg listener receives first.

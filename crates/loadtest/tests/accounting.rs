@@ -108,7 +108,11 @@ async fn dropped_and_delayed_frames_are_counted_on_both_transports() {
             .await
             .unwrap();
         assert_eq!(report.admitted, 3, "{transport:?}: {report:?}");
-        assert_eq!(report.missed, 3 * (DROPPED.end - DROPPED.start), "{transport:?}");
+        assert_eq!(
+            report.missed,
+            3 * (DROPPED.end - DROPPED.start),
+            "{transport:?}"
+        );
         assert!(
             report.stalls >= 3,
             "{transport:?}: {} stalls",

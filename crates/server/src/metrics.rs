@@ -49,6 +49,8 @@ pub struct Metrics {
     pub concealed: Counter,
     /// Speaker packets that came after their tick and were dropped.
     pub late: Counter,
+    /// Milliseconds between writer wake-ups (the fan-out cadence) of the largest Space.
+    pub cadence_ms: Gauge,
     /// Time to mix and encode one tick, in seconds.
     pub tick_seconds: Histogram,
     /// From a speaker's packet arriving to the mix that carries it being published, seconds.
@@ -67,6 +69,7 @@ impl Default for Metrics {
             ticks_late: Counter::default(),
             listener_skips: Counter::default(),
             concealed: Counter::default(),
+            cadence_ms: Gauge::default(),
             late: Counter::default(),
             tick_seconds: Histogram::new(exponential_buckets(0.000_05, 2.0, 12)),
             speaker_to_mix_seconds: Histogram::new(exponential_buckets(0.001, 2.0, 10)),
@@ -108,6 +111,11 @@ impl Default for Metrics {
             "listener_skips",
             "Listeners that fell behind and skipped to live",
             m.listener_skips.clone(),
+        );
+        registry.register(
+            "cadence_ms",
+            "Milliseconds between fan-out writer wake-ups",
+            m.cadence_ms.clone(),
         );
         registry.register(
             "frames_concealed",

@@ -140,6 +140,7 @@ async fn run(
                     space.metrics.concealed.inc_by(now.concealed.saturating_sub(counted.concealed));
                     space.metrics.late.inc_by(now.late.saturating_sub(counted.late));
                     counted = now;
+                    space.metrics.cadence_ms.set(i64::from(hub.cadence_frames()) * 20);
                     space.broadcast(&Listeners { event: "listeners", count: hub.listeners() });
                 }
             }

@@ -87,6 +87,9 @@ pub async fn upgrade(
     Ok(ws
         .max_message_size(MAX_WS_MESSAGE)
         .max_frame_size(MAX_WS_MESSAGE)
+        // Small buffers: a listener mostly receives, and memory per listener must stay small.
+        .read_buffer_size(4 * 1024)
+        .write_buffer_size(16 * 1024)
         .on_upgrade(move |socket| {
             let span = tracing::info_span!("ws", space = %space.id, user);
             async move {
