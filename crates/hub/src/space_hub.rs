@@ -67,7 +67,7 @@ impl Hub {
 
     /// Frames one tick of the mix for every transport and publishes it.
     pub fn publish(&self, mix: &MixOutput) {
-        if mix.seq % 50 == 0 {
+        if mix.seq.is_multiple_of(50) {
             self.adapt_cadence();
         }
         self.ws.publish(ws_audio_frame(mix.seq, &mix.packet));
