@@ -5,7 +5,6 @@ use crate::account::{Account, Outcome};
 use crate::plan::{Shard, Transport};
 use anyhow::{Context, anyhow, bail};
 use bytes::Bytes;
-use futures_util::StreamExt;
 use http_body_util::{BodyExt, Empty};
 use hyper_util::rt::TokioIo;
 use serde::{Deserialize, Serialize};
@@ -16,7 +15,6 @@ use std::time::Duration;
 use stentor_media::ogg::{OggReader, PRE_SKIP};
 use tokio::net::{TcpSocket, TcpStream};
 use tokio::time::Instant;
-use tokio_tungstenite::tungstenite::Message;
 
 /// Progress of a shard, sent about once a second.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -165,26 +163,11 @@ async fn listen(
                 .as_str()
                 .ok_or_else(|| anyhow!("no ticket"))?;
             let stream = connect_from(plan.source(i), addr).await?;
-            let ws_url = format!(
-                "ws://{host}:{port}/api/v1/spaces/{}/ws?ticket={ticket}",
-                plan.space
-            );
-            let (mut ws, _) = tokio_tungstenite::client_async(ws_url, stream).await?;
-            loop {
-                let msg = match tokio::time::timeout_at(end, ws.next()).await {
-                    Err(_) => return Ok(()),
-                    Ok(None) => bail!("closed by the server"),
-                    Ok(Some(msg)) => msg?,
-                };
-                match msg {
-                    Message::Binary(b) if b.len() > 9 && b[0] == 0x02 => {
-                        let seq = u64::from_be_bytes(b[1..9].try_into().expect("8 bytes"));
-                        on_frame(seq, account);
-                    }
-                    Message::Close(frame) => bail!("closed by the server: {frame:?}"),
-                    _ => {}
-                }
-            }
+            let path = format!("/api/v1/spaces/{}/ws?ticket={ticket}", plan.space);
+            ws_listen(stream, &format!("{host}:{port}"), &path, end, |seq| {
+                on_frame(seq, account)
+            })
+            .await
         }
         Transport::Ogg => {
             let stream = connect_from(plan.source(i), addr).await?;
@@ -227,6 +210,82 @@ async fn listen(
                         on_frame(seq, account);
                     }
                 }
+            }
+        }
+    }
+}
+
+/// A WebSocket listener that reads frames in place: one reused buffer per connection and no
+/// allocation per frame, so that the load generator stays cheaper than the server it measures.
+/// The handshake and the frame headers are tungstenite's; only audio frames are looked at.
+async fn ws_listen(
+    mut stream: TcpStream,
+    host: &str,
+    path: &str,
+    end: Instant,
+    mut on_frame: impl FnMut(u64),
+) -> anyhow::Result<()> {
+    use bytes::Buf;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tungstenite::protocol::frame::FrameHeader;
+    use tungstenite::protocol::frame::coding::{Control, Data, OpCode};
+    let key = tungstenite::handshake::client::generate_key();
+    let request = format!(
+        "GET {path} HTTP/1.1\r\nHost: {host}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+         Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n"
+    );
+    stream.write_all(request.as_bytes()).await?;
+    let mut buf = bytes::BytesMut::with_capacity(8 * 1024);
+    loop {
+        if tokio::time::timeout_at(end, stream.read_buf(&mut buf)).await?? == 0 {
+            bail!("closed during the handshake");
+        }
+        if let Some(at) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            let head = String::from_utf8_lossy(&buf[..at]).into_owned();
+            let status = head.lines().next().unwrap_or_default().to_owned();
+            if !status.starts_with("HTTP/1.1 101") {
+                bail!("{status}");
+            }
+            let accept = tungstenite::handshake::derive_accept_key(key.as_bytes());
+            if !head.contains(&accept) {
+                bail!("bad Sec-WebSocket-Accept");
+            }
+            buf.advance(at + 4);
+            break;
+        }
+        if buf.len() > 16 * 1024 {
+            bail!("handshake response too large");
+        }
+    }
+    loop {
+        loop {
+            let mut cursor = std::io::Cursor::new(&buf[..]);
+            let Some((header, len)) = FrameHeader::parse(&mut cursor)? else {
+                break;
+            };
+            let start = cursor.position() as usize;
+            let total = start + len as usize;
+            if buf.len() < total {
+                break;
+            }
+            match header.opcode {
+                OpCode::Data(Data::Binary) if len >= 9 && buf[start] == 0x02 => {
+                    let seq = &buf[start + 1..start + 9];
+                    on_frame(u64::from_be_bytes(seq.try_into().expect("8 bytes")));
+                }
+                OpCode::Control(Control::Close) => bail!("closed by the server"),
+                _ => {}
+            }
+            buf.advance(total);
+        }
+        if buf.capacity() - buf.len() < 2048 {
+            buf.reserve(8 * 1024);
+        }
+        match tokio::time::timeout_at(end, stream.read_buf(&mut buf)).await {
+            Err(_) => return Ok(()),
+            Ok(Ok(0)) => bail!("closed by the server"),
+            Ok(r) => {
+                r?;
             }
         }
     }
