@@ -12,7 +12,7 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
-use stentor_media::ogg::{OggReader, PRE_SKIP};
+use stentor_media::ogg::{PRE_SKIP, peek_page};
 use tokio::net::{TcpSocket, TcpStream};
 use tokio::time::Instant;
 
@@ -187,7 +187,8 @@ async fn listen(
                 bail!("HTTP {}", resp.status());
             }
             let mut body = resp.into_body();
-            let mut reader = OggReader::new();
+            // Pages are only counted, in place: no copy or allocation per page.
+            let mut buf = bytes::BytesMut::with_capacity(8 * 1024);
             loop {
                 let frame = match tokio::time::timeout_at(end, body.frame()).await {
                     Err(_) => return Ok(()),
@@ -197,10 +198,11 @@ async fn listen(
                 let Ok(data) = frame.into_data() else {
                     continue;
                 };
-                reader.feed(&data);
-                while let Some(page) = reader.next_page()? {
+                buf.extend_from_slice(&data);
+                while let Some(page) = peek_page(&buf)? {
+                    bytes::Buf::advance(&mut buf, page.len);
                     // Frames completed on this page end at its granule; 20 ms each at 48 kHz.
-                    let completed = page.lacing.iter().filter(|&&l| l < 255).count() as u64;
+                    let completed = page.packets_completed as u64;
                     let end_samples = page.granule.saturating_sub(u64::from(PRE_SKIP));
                     if completed == 0 || end_samples < 960 || page.granule == u64::MAX {
                         continue;

@@ -277,6 +277,42 @@ impl OggReader {
     }
 }
 
+/// What [`peek_page`] tells about a page without copying it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PageInfo {
+    /// Bytes of the whole page (header, segment table and body).
+    pub len: usize,
+    /// Granule position.
+    pub granule: u64,
+    /// Packets that end on this page.
+    pub packets_completed: usize,
+}
+
+/// Looks at the page at the start of `buf` without copying or checking its CRC: `Ok(None)`
+/// if the page is not complete yet. For readers that only count (load generators), where
+/// [`OggReader`] would allocate per page.
+pub fn peek_page(buf: &[u8]) -> Result<Option<PageInfo>, OggError> {
+    if buf.len() < HEADER_LEN {
+        return Ok(None);
+    }
+    if &buf[..4] != b"OggS" {
+        return Err(OggError::NoCapture);
+    }
+    let segments = buf[26] as usize;
+    let Some(lacing) = buf.get(HEADER_LEN..HEADER_LEN + segments) else {
+        return Ok(None);
+    };
+    let len = HEADER_LEN + segments + lacing.iter().map(|&l| l as usize).sum::<usize>();
+    if buf.len() < len {
+        return Ok(None);
+    }
+    Ok(Some(PageInfo {
+        len,
+        granule: u64::from_le_bytes(buf[6..14].try_into().expect("8 bytes")),
+        packets_completed: lacing.iter().filter(|&&l| l < 255).count(),
+    }))
+}
+
 /// Checks that `packet` is an OpusHead and returns its channel count and pre-skip.
 pub fn parse_opus_head(packet: &[u8]) -> Result<(u8, u16), OggError> {
     if packet.len() < 19 || &packet[..8] != b"OpusHead" {
@@ -330,6 +366,27 @@ mod tests {
         assert!(packets[4].data.is_empty());
         assert_eq!(packets[4].granule, 960);
         assert_eq!(packets[4].page_sequence, 2);
+    }
+
+    #[test]
+    fn peeking_sees_length_granule_and_packets_without_copying() {
+        let mut w = PageWriter::new(3);
+        let page = w.page(&[b"ab", &[9u8; 300]], 4242, 0);
+        assert_eq!(peek_page(&page[..10]), Ok(None));
+        assert_eq!(peek_page(&page[..page.len() - 1]), Ok(None));
+        let info = peek_page(&page).unwrap().unwrap();
+        assert_eq!(
+            info,
+            PageInfo {
+                len: page.len(),
+                granule: 4242,
+                packets_completed: 2
+            }
+        );
+        assert_eq!(
+            peek_page(b"NotOgg at all, no capture here"),
+            Err(OggError::NoCapture)
+        );
     }
 
     #[test]
