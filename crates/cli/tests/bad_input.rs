@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{TestServer, live_space_with_two_speakers};
+use common::{TestServer, close_of, live_space_with_two_speakers};
 use futures_util::{SinkExt, StreamExt};
 use std::time::Duration;
 use stentor::client::{Api, SpaceSocket, publish_frame};
@@ -12,24 +12,6 @@ use stentor_server::ticket::Ticket;
 use stentor_server::unix_now;
 use stentor_space::Role;
 use tokio_tungstenite::tungstenite::{self, Message};
-
-/// Waits for the server to close the socket and returns the close code and reason.
-async fn close_of(ws: &mut SpaceSocket) -> (u16, String) {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
-    loop {
-        let msg = tokio::time::timeout_at(deadline, ws.next())
-            .await
-            .expect("closed in time");
-        match msg {
-            Some(Ok(Message::Close(Some(frame)))) => {
-                return (frame.code.into(), frame.reason.to_string());
-            }
-            Some(Ok(Message::Close(None))) | None => return (1005, String::new()),
-            Some(Ok(_)) => continue,
-            Some(Err(e)) => return (1006, e.to_string()),
-        }
-    }
-}
 
 /// The HTTP status of a refused WebSocket handshake.
 async fn refused_status(url: String) -> u16 {
@@ -219,12 +201,7 @@ async fn bad_input_closes_only_the_connection_that_sent_it() {
     assert_eq!(rec.gaps(), 0);
 
     // Every refusal was counted by reason.
-    let metrics = reqwest::get(format!("{}/metrics", server.base))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = server.metrics().await;
     for line in [
         r#"stentor_closes_total{reason="policy"} 1"#,
         r#"stentor_closes_total{reason="invalid"} 2"#,

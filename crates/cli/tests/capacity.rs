@@ -61,12 +61,7 @@ async fn listeners_beyond_the_budget_get_503_with_retry_after_but_speakers_get_i
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }
     assert!(admitted, "the freed place was not reused");
-    let metrics = reqwest::get(format!("{}/metrics", server.base))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = server.metrics().await;
     assert!(
         metrics.contains(r#"stentor_rejections_total{reason="capacity"}"#),
         "{metrics}"

@@ -37,8 +37,6 @@ async fn accounts_spaces_and_roles_survive_a_restart() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn shutting_down_tells_connected_listeners_and_does_not_wait_for_them() {
-    use futures_util::StreamExt;
-    use tokio_tungstenite::tungstenite::Message;
     let server = TestServer::start("shutdown").await;
     let (host, _guest, space, _) = live_space_with_two_speakers(&server).await;
     let (mut speaker, _) = host
@@ -55,13 +53,6 @@ async fn shutting_down_tells_connected_listeners_and_does_not_wait_for_them() {
         "stop took {:?}",
         started.elapsed()
     );
-    let code = loop {
-        match speaker.next().await {
-            Some(Ok(Message::Close(Some(frame)))) => break u16::from(frame.code),
-            Some(Ok(_)) => continue,
-            other => panic!("no close frame: {other:?}"),
-        }
-    };
-    assert_eq!(code, 1001);
+    assert_eq!(common::close_of(&mut speaker).await.0, 1001);
     assert!(ogg.bytes().await.is_ok(), "the ogg stream ends cleanly");
 }

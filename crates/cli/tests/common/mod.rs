@@ -1,11 +1,15 @@
 //! Helpers shared by the end-to-end tests: a real server on port 0, and audio analysis.
 #![allow(dead_code)]
 
+use futures_util::StreamExt;
 use std::path::PathBuf;
+use std::time::Duration;
 use stentor::client::Api;
+use stentor::client::SpaceSocket;
 use stentor_media::{Decoder, FRAME_SAMPLES};
 use stentor_server::{AppState, Config, Server};
 use tokio::sync::oneshot;
+use tokio_tungstenite::tungstenite::Message;
 
 /// A server running in this process.
 pub struct TestServer {
@@ -71,6 +75,32 @@ impl TestServer {
 
     pub fn api(&self) -> Api {
         Api::new(&self.base)
+    }
+
+    /// The server's metrics text.
+    pub async fn metrics(&self) -> String {
+        let resp = reqwest::get(format!("{}/metrics", self.base))
+            .await
+            .unwrap();
+        resp.text().await.unwrap()
+    }
+}
+
+/// Waits for the server to close the socket and returns the close code and reason.
+pub async fn close_of(ws: &mut SpaceSocket) -> (u16, String) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        let msg = tokio::time::timeout_at(deadline, ws.next())
+            .await
+            .expect("closed in time");
+        match msg {
+            Some(Ok(Message::Close(Some(frame)))) => {
+                return (frame.code.into(), frame.reason.to_string());
+            }
+            Some(Ok(Message::Close(None))) | None => return (1005, String::new()),
+            Some(Ok(_)) => continue,
+            Some(Err(e)) => return (1006, e.to_string()),
+        }
     }
 }
 
