@@ -20,8 +20,8 @@ mkdir -p bench/results
   echo "Machine: $(nproc) cores, $(uname -sr); server and load generator on the same machine."
   echo "Command: \`bench/fanout.sh \"$counts\" $rate $hold\`. Each row: a fresh \`stentor demo\`"
   echo "(release build, 32 kbit/s mix), then \`stentor loadtest --rate $rate --hold $hold\`."
-  echo "On time = every frame received, none later than 1 s after its earliest delivery to"
-  echo "anyone. CPU and RSS are the server's, from /proc, over the whole run."
+  echo "On time = every frame received, none later than 1 s plus the server's cadence after its"
+  echo "earliest delivery to anyone. CPU and RSS are the server's, from /proc, over the run."
   echo
   echo "| transport | listeners | received audio | on time | first audio p50 / p99 ms | worst lateness p99 ms | server CPU s per 1 000 listeners per minute | RSS KiB per listener |"
   echo "|---|---|---|---|---|---|---|---|"

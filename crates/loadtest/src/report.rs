@@ -57,8 +57,11 @@ pub struct Report {
     pub failures: BTreeMap<String, usize>,
     /// Share of all planned listeners that got every frame within the allowance.
     pub on_time_share: f64,
-    /// The allowance: lateness within which a frame is on time, milliseconds.
+    /// The allowance: lateness within which a frame is on time, milliseconds (1 s plus the
+    /// server's cadence, by default).
     pub allowance_ms: f64,
+    /// The largest fan-out cadence the server reported during the run, milliseconds.
+    pub cadence_ms: f64,
     /// Time to first audio.
     pub first_audio_ms: Spread,
     /// Each listener's worst lateness against the earliest delivery of the same frame.
@@ -102,6 +105,7 @@ impl Report {
             failures,
             on_time_share: on_time as f64 / listeners.max(1) as f64,
             allowance_ms,
+            cadence_ms: 0.0,
             first_audio_ms: Spread::of(
                 ok.iter()
                     .filter_map(|o| o.first_audio_us)
@@ -136,9 +140,10 @@ impl Report {
             &mut s,
             "on time (all frames)",
             format!(
-                "{:.3}% within {:.0} ms",
+                "{:.3}% within {:.0} ms (server cadence {:.0} ms)",
                 100.0 * self.on_time_share,
-                self.allowance_ms
+                self.allowance_ms,
+                self.cadence_ms
             ),
         );
         let spread =

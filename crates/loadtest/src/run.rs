@@ -24,7 +24,20 @@ enum Line {
     Done(Vec<Outcome>),
 }
 
-/// Runs `plan`; `allowance_ms` is the lateness within which a frame counts as on time.
+/// The server's fan-out cadence in milliseconds, from its metrics (stentor servers only).
+async fn server_cadence_ms(client: &reqwest::Client, plan: &Plan) -> Option<f64> {
+    if plan.space.is_empty() {
+        return None;
+    }
+    let url = format!("{}/metrics", plan.url.trim_end_matches('/'));
+    let text = client.get(url).send().await.ok()?.text().await.ok()?;
+    text.lines()
+        .find_map(|l| l.strip_prefix("stentor_cadence_ms "))
+        .and_then(|v| v.trim().parse().ok())
+}
+
+/// Runs `plan`; a frame is on time within `allowance_ms` plus the server's cadence (read
+/// from its metrics during the run, when the server is stentor).
 pub async fn run(plan: Plan, allowance_ms: f64, progress: bool) -> anyhow::Result<Report> {
     // Start a moment from now, so that every worker process is up before the first join.
     let start_unix_ms = now_us() / 1000 + if plan.workers == 0 { 100 } else { 1500 };
@@ -64,6 +77,10 @@ pub async fn run(plan: Plan, allowance_ms: f64, progress: bool) -> anyhow::Resul
     let mut done = 0;
     let mut timeline = Vec::new();
     let mut second = tokio::time::interval(Duration::from_secs(1));
+    let metrics = reqwest::Client::builder()
+        .timeout(Duration::from_millis(500))
+        .build()?;
+    let mut cadence_ms: f64 = 0.0;
     while done < shards.len() {
         tokio::select! {
             line = rx.recv() => match line {
@@ -75,6 +92,9 @@ pub async fn run(plan: Plan, allowance_ms: f64, progress: bool) -> anyhow::Resul
                 }
             },
             _ = second.tick() => {
+                if let Some(c) = server_cadence_ms(&metrics, &plan).await {
+                    cadence_ms = cadence_ms.max(c);
+                }
                 let sum = sum(&latest);
                 timeline.push(sum);
                 if let Some(bar) = &bar {
@@ -90,12 +110,14 @@ pub async fn run(plan: Plan, allowance_ms: f64, progress: bool) -> anyhow::Resul
     for mut child in children {
         let _ = child.wait().await;
     }
-    Ok(Report::new(
+    let mut report = Report::new(
         plan.listeners,
         &outcomes,
         &timeline,
-        allowance_ms,
-    ))
+        allowance_ms + cadence_ms,
+    );
+    report.cadence_ms = cadence_ms;
+    Ok(report)
 }
 
 fn sum(ticks: &[Tick]) -> Tick {
