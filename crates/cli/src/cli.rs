@@ -107,6 +107,9 @@ pub struct LoadtestArgs {
     /// Write the report as JSON here.
     #[arg(long)]
     pub json: Option<PathBuf>,
+    /// Draw the run over time as an SVG chart here.
+    #[arg(long)]
+    pub plot: Option<PathBuf>,
 }
 
 /// Flags of `serve` and `demo`.
@@ -225,6 +228,10 @@ async fn loadtest(args: LoadtestArgs) -> anyhow::Result<()> {
     println!("{}", report.table());
     if let Some(path) = args.json {
         std::fs::write(&path, serde_json::to_string_pretty(&report)?)?;
+        eprintln!("wrote {}", path.display());
+    }
+    if let Some(path) = args.plot {
+        stentor_loadtest::plot::svg(&report, &path)?;
         eprintln!("wrote {}", path.display());
     }
     Ok(())

@@ -8,6 +8,7 @@
 
 pub mod account;
 pub mod plan;
+pub mod plot;
 pub mod report;
 pub mod run;
 pub mod worker;
