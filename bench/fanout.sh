@@ -36,8 +36,9 @@ for transport in ws ogg; do
     rss0=$(ps -o rss= -p $pid)
     cpu0=$(awk '{print $14+$15}' /proc/$pid/stat)
     t0=$(date +%s.%N)
+    plot="bench/results/fanout-$(date +%F)-$transport-$n.svg"
     $bin loadtest --url "http://127.0.0.1:$port" --space demo --transport $transport \
-      --listeners "$n" --rate "$rate" --hold "$hold" --json "$data/report.json" 2>/dev/null | sed 's/^/    /'
+      --listeners "$n" --rate "$rate" --hold "$hold" --json "$data/report.json" --plot "$plot" 2>/dev/null | sed 's/^/    /'
     t1=$(date +%s.%N)
     cpu1=$(awk '{print $14+$15}' /proc/$pid/stat)
     rss1=$(grep VmHWM /proc/$pid/status | awk '{print $2}')
@@ -55,5 +56,7 @@ PY
     rm -rf "$data"
   done
 done
+echo "" >> "$file"
+echo "Charts of each run over time: \`fanout-$(date +%F)-<transport>-<listeners>.svg\` beside this file." >> "$file"
 echo "wrote $file"
 cat "$file"
