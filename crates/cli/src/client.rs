@@ -89,26 +89,23 @@ impl Api {
 
     /// Creates an account and signs in as it; returns the user id.
     pub async fn sign_up(&mut self, handle: &str, password: &str) -> anyhow::Result<u64> {
-        let v = self
-            .call(
-                reqwest::Method::POST,
-                "/accounts",
-                Some(serde_json::json!({"handle": handle, "password": password})),
-            )
-            .await?;
-        self.token = v["token"].as_str().map(str::to_owned);
-        v["user"]["id"].as_u64().context("no user id")
+        self.open_session("/accounts", handle, password).await
     }
 
     /// Signs in; returns the user id.
     pub async fn sign_in(&mut self, handle: &str, password: &str) -> anyhow::Result<u64> {
-        let v = self
-            .call(
-                reqwest::Method::POST,
-                "/sessions",
-                Some(serde_json::json!({"handle": handle, "password": password})),
-            )
-            .await?;
+        self.open_session("/sessions", handle, password).await
+    }
+
+    /// Posts credentials to `path` and keeps the session token it answers with.
+    async fn open_session(
+        &mut self,
+        path: &str,
+        handle: &str,
+        password: &str,
+    ) -> anyhow::Result<u64> {
+        let body = serde_json::json!({"handle": handle, "password": password});
+        let v = self.call(reqwest::Method::POST, path, Some(body)).await?;
         self.token = v["token"].as_str().map(str::to_owned);
         v["user"]["id"].as_u64().context("no user id")
     }
