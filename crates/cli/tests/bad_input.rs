@@ -80,8 +80,8 @@ async fn bad_input_closes_only_the_connection_that_sent_it() {
     ws.send(Message::Binary(vec![1u8; 64 * 1024].into()))
         .await
         .unwrap();
-    let (code, _) = close_of(&mut ws).await;
-    assert_ne!(code, 1000);
+    let (code, reason) = close_of(&mut ws).await;
+    assert_eq!(code, 1009, "{reason}");
 
     // A malformed WebSocket frame (a reserved opcode) is a protocol error.
     let mut ws = listener(&anon, &space).await;
@@ -207,7 +207,8 @@ async fn bad_input_closes_only_the_connection_that_sent_it() {
         r#"stentor_closes_total{reason="invalid"} 2"#,
         r#"stentor_closes_total{reason="unsupported"} 1"#,
         r#"stentor_closes_total{reason="removed"} 1"#,
-        r#"stentor_closes_total{reason="protocol"} 2"#,
+        r#"stentor_closes_total{reason="protocol"} 1"#,
+        r#"stentor_closes_total{reason="too_big"} 1"#,
         r#"stentor_rejections_total{reason="ticket_invalid"} 1"#,
         r#"stentor_rejections_total{reason="ticket_expired"} 1"#,
         r#"stentor_rejections_total{reason="ticket_wrong_space"} 1"#,

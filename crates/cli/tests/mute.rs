@@ -55,13 +55,13 @@ async fn a_muted_speaker_leaves_the_mix_within_100_ms_and_comes_back_on_unmute()
     host.command(&space, serde_json::json!({"cmd": "mute", "user": guest_id}))
         .await
         .unwrap();
-    let muted_at = live.hub.ws.head();
+    let muted_at = live.hub.ogg.head();
     tokio::time::sleep(Duration::from_millis(1500)).await;
     unmute_tx.send(()).unwrap();
     // The unmute travels over the guest's socket; wait until the Space has applied it.
     let unmuted_at = loop {
         if !live.with_domain(|d| d.is_muted(guest_id)) {
-            break live.hub.ws.head();
+            break live.hub.ogg.head();
         }
         tokio::time::sleep(Duration::from_millis(1)).await;
     };

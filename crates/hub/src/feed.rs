@@ -1,10 +1,11 @@
 //! A ring shared between one publisher and many subscribers, with wake-ups.
 
 use crate::ring::{Cursor, Read, Ring};
+use crate::writer::Snapshot;
 use bytes::Bytes;
 use parking_lot::RwLock;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use tokio::sync::watch;
 
 /// One stream of frames (one transport's framing of one Space's mix).
@@ -23,6 +24,8 @@ struct Inner {
     wake_every: AtomicU32,
     /// The largest backlog a subscriber had when it read, since it was last taken.
     max_lag: AtomicU64,
+    /// Listeners attached, whoever writes to them.
+    listeners: AtomicUsize,
 }
 
 impl Feed {
@@ -37,6 +40,7 @@ impl Feed {
                 closed: AtomicBool::new(false),
                 wake_every: AtomicU32::new(1),
                 max_lag: AtomicU64::new(0),
+                listeners: AtomicUsize::new(0),
             }),
         }
     }
@@ -85,6 +89,7 @@ impl Feed {
     /// A new subscriber positioned a short burst behind live.
     pub fn subscribe(&self) -> Subscriber {
         let cursor = self.inner.ring.read().join(self.inner.burst);
+        self.attach(1);
         Subscriber {
             feed: self.clone(),
             cursor,
@@ -92,9 +97,41 @@ impl Feed {
         }
     }
 
-    /// Number of subscribers currently attached.
+    /// Number of listeners currently attached.
     pub fn subscribers(&self) -> usize {
-        self.inner.head.receiver_count()
+        self.inner.listeners.load(Ordering::Relaxed)
+    }
+
+    /// Counts `n` listeners in (a writer that serves listeners without a [`Subscriber`]).
+    pub fn attach(&self, n: usize) {
+        self.inner.listeners.fetch_add(n, Ordering::Relaxed);
+    }
+
+    /// Counts `n` listeners out.
+    pub fn detach(&self, n: usize) {
+        self.inner.listeners.fetch_sub(n, Ordering::Relaxed);
+    }
+
+    /// Wake-ups at the feed's cadence, for a writer that serves many listeners at once.
+    pub fn wakeups(&self) -> watch::Receiver<u64> {
+        self.inner.head.subscribe()
+    }
+
+    /// Copies the whole ring (shared buffers: a reference count each) into `snap`.
+    pub fn snapshot(&self, snap: &mut Snapshot) {
+        let ring = self.inner.ring.read();
+        let (start, frames) = ring.frames();
+        snap.fill(start, frames.cloned());
+    }
+
+    /// Frames a new listener gets at once.
+    pub fn burst(&self) -> usize {
+        self.inner.burst
+    }
+
+    /// Records how many frames behind a listener was when it was written to.
+    pub fn note_lag(&self, frames: u64) {
+        self.inner.max_lag.fetch_max(frames, Ordering::Relaxed);
     }
 
     /// Number of the next frame to be published.
@@ -138,6 +175,12 @@ impl Subscriber {
     /// The subscriber's cursor position.
     pub fn position(&self) -> u64 {
         self.cursor.position()
+    }
+}
+
+impl Drop for Subscriber {
+    fn drop(&mut self) {
+        self.feed.detach(1);
     }
 }
 

@@ -9,8 +9,11 @@ pub mod cadence;
 mod feed;
 mod ring;
 mod space_hub;
+pub mod writer;
+pub mod wsframe;
 
 pub use cadence::CadencePolicy;
 pub use feed::{Feed, Subscriber};
 pub use ring::{Cursor, Read, Ring};
 pub use space_hub::{Hub, HubConfig, WS_AUDIO, ws_audio_frame};
+pub use writer::{Position, Snapshot};

@@ -53,6 +53,16 @@ impl Ring {
         self.head.saturating_sub(self.slots.len() as u64)
     }
 
+    /// Every frame held, oldest first, with the number of the first.
+    pub fn frames(&self) -> (u64, impl Iterator<Item = &Bytes>) {
+        let len = self.slots.len() as u64;
+        let tail = self.tail();
+        (
+            tail,
+            (tail..self.head).map(move |n| &self.slots[(n % len) as usize]),
+        )
+    }
+
     /// A cursor for a new listener, `burst` frames behind live so audio starts at once.
     pub fn join(&self, burst: usize) -> Cursor {
         Cursor {

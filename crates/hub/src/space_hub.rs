@@ -18,6 +18,8 @@ pub struct HubConfig {
     pub burst_frames: usize,
     /// How often writers wake, by audience size.
     pub cadence: CadencePolicy,
+    /// Most listeners one writer task serves (default 1024; 1 gives a task per listener).
+    pub per_writer: usize,
 }
 
 impl Default for HubConfig {
@@ -26,23 +28,25 @@ impl Default for HubConfig {
             ring_frames: 250,
             burst_frames: 10,
             cadence: CadencePolicy::default(),
+            per_writer: 1024,
         }
     }
 }
 
-/// Frames one mix packet as a WebSocket binary message: kind, mix sequence, Opus packet.
+/// Frames one mix packet as a whole WebSocket frame (header included, so the same bytes go
+/// to every listener): a binary message of kind, mix sequence, Opus packet.
 pub fn ws_audio_frame(seq: u64, packet: &[u8]) -> Bytes {
     let mut b = BytesMut::with_capacity(9 + packet.len());
     b.put_u8(WS_AUDIO);
     b.put_u64(seq);
     b.put_slice(packet);
-    b.freeze()
+    crate::wsframe::binary(b.freeze())
 }
 
 /// The feeds of one Space, one per transport, fed by its mixer.
 #[derive(Debug, Clone)]
 pub struct Hub {
-    /// WebSocket binary messages (see [`ws_audio_frame`]).
+    /// Whole WebSocket frames: audio (see [`ws_audio_frame`]) and the Space's events as text.
     pub ws: Feed,
     /// Ogg pages, one 20 ms packet each.
     pub ogg: Feed,
@@ -72,6 +76,11 @@ impl Hub {
         }
         self.ws.publish(ws_audio_frame(mix.seq, &mix.packet));
         self.ogg.publish(self.ogg_page(mix.seq, &mix.packet));
+    }
+
+    /// Publishes an event of the Space to every WebSocket listener, in order with the audio.
+    pub fn publish_event(&self, json: &str) {
+        self.ws.publish(crate::wsframe::text(json));
     }
 
     /// Re-evaluates how often writers wake, from the audience and how far behind they were.

@@ -4,9 +4,6 @@
 use crate::account::{Account, Outcome};
 use crate::plan::{Shard, Transport};
 use anyhow::{Context, anyhow, bail};
-use bytes::Bytes;
-use http_body_util::{BodyExt, Empty};
-use hyper_util::rt::TokioIo;
 use serde::{Deserialize, Serialize};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
@@ -171,47 +168,94 @@ async fn listen(
         }
         Transport::Ogg => {
             let stream = connect_from(plan.source(i), addr).await?;
-            let (mut sender, conn) =
-                hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
-            tokio::spawn(conn);
             let path = if plan.space.is_empty() {
                 url.path().to_owned()
             } else {
                 format!("/spaces/{}/live.opus", plan.space)
             };
-            let req = hyper::Request::get(path)
-                .header(hyper::header::HOST, format!("{host}:{port}"))
-                .body(Empty::<Bytes>::new())?;
-            let resp = sender.send_request(req).await?;
-            if !resp.status().is_success() {
-                bail!("HTTP {}", resp.status());
+            ogg_listen(stream, &format!("{host}:{port}"), &path, end, |seq| {
+                on_frame(seq, account)
+            })
+            .await
+        }
+    }
+}
+
+/// Reads an HTTP response head into `buf` and returns it (without the blank line), leaving
+/// what follows it in `buf`.
+async fn read_head(
+    stream: &mut TcpStream,
+    buf: &mut bytes::BytesMut,
+    end: Instant,
+) -> anyhow::Result<String> {
+    use bytes::Buf;
+    use tokio::io::AsyncReadExt;
+    loop {
+        if tokio::time::timeout_at(end, stream.read_buf(buf)).await?? == 0 {
+            bail!("closed before the response head");
+        }
+        if let Some(at) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            let head = String::from_utf8_lossy(&buf[..at]).into_owned();
+            buf.advance(at + 4);
+            return Ok(head);
+        }
+        if buf.len() > 16 * 1024 {
+            bail!("response head too large");
+        }
+    }
+}
+
+/// An Ogg listener on a bare socket: one request, a close-delimited body as Icecast and
+/// stentor send it, pages counted in place in one reused buffer (no HTTP client machinery
+/// per listener, so the generator stays cheaper than what it measures).
+async fn ogg_listen(
+    mut stream: TcpStream,
+    host: &str,
+    path: &str,
+    end: Instant,
+    mut on_frame: impl FnMut(u64),
+) -> anyhow::Result<()> {
+    use bytes::Buf;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    // HTTP/1.0: the body is then close-delimited whatever serves it, never chunked.
+    let request = format!("GET {path} HTTP/1.0\r\nHost: {host}\r\n\r\n");
+    stream.write_all(request.as_bytes()).await?;
+    let mut buf = bytes::BytesMut::with_capacity(8 * 1024);
+    let head = read_head(&mut stream, &mut buf, end).await?;
+    let status = head.lines().next().unwrap_or_default();
+    if !status.contains(" 200") {
+        bail!("{status}");
+    }
+    if head
+        .to_ascii_lowercase()
+        .contains("transfer-encoding: chunked")
+    {
+        bail!(
+            "a chunked stream (this reader takes close-delimited streams, as players are served)"
+        );
+    }
+    loop {
+        while let Some(page) = peek_page(&buf)? {
+            buf.advance(page.len);
+            // Frames completed on this page end at its granule; 20 ms each at 48 kHz.
+            let completed = page.packets_completed as u64;
+            let end_samples = page.granule.saturating_sub(u64::from(PRE_SKIP));
+            if completed == 0 || end_samples < 960 || page.granule == u64::MAX {
+                continue;
             }
-            let mut body = resp.into_body();
-            // Pages are only counted, in place: no copy or allocation per page.
-            let mut buf = bytes::BytesMut::with_capacity(8 * 1024);
-            loop {
-                let frame = match tokio::time::timeout_at(end, body.frame()).await {
-                    Err(_) => return Ok(()),
-                    Ok(None) => bail!("the stream ended"),
-                    Ok(Some(frame)) => frame?,
-                };
-                let Ok(data) = frame.into_data() else {
-                    continue;
-                };
-                buf.extend_from_slice(&data);
-                while let Some(page) = peek_page(&buf)? {
-                    bytes::Buf::advance(&mut buf, page.len);
-                    // Frames completed on this page end at its granule; 20 ms each at 48 kHz.
-                    let completed = page.packets_completed as u64;
-                    let end_samples = page.granule.saturating_sub(u64::from(PRE_SKIP));
-                    if completed == 0 || end_samples < 960 || page.granule == u64::MAX {
-                        continue;
-                    }
-                    let last = end_samples / 960 - 1;
-                    for seq in last.saturating_sub(completed - 1)..=last {
-                        on_frame(seq, account);
-                    }
-                }
+            let last = end_samples / 960 - 1;
+            for seq in last.saturating_sub(completed - 1)..=last {
+                on_frame(seq);
+            }
+        }
+        if buf.capacity() - buf.len() < 2048 {
+            buf.reserve(8 * 1024);
+        }
+        match tokio::time::timeout_at(end, stream.read_buf(&mut buf)).await {
+            Err(_) => return Ok(()),
+            Ok(Ok(0)) => bail!("the stream ended"),
+            Ok(r) => {
+                r?;
             }
         }
     }
@@ -238,26 +282,14 @@ async fn ws_listen(
     );
     stream.write_all(request.as_bytes()).await?;
     let mut buf = bytes::BytesMut::with_capacity(8 * 1024);
-    loop {
-        if tokio::time::timeout_at(end, stream.read_buf(&mut buf)).await?? == 0 {
-            bail!("closed during the handshake");
-        }
-        if let Some(at) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
-            let head = String::from_utf8_lossy(&buf[..at]).into_owned();
-            let status = head.lines().next().unwrap_or_default().to_owned();
-            if !status.starts_with("HTTP/1.1 101") {
-                bail!("{status}");
-            }
-            let accept = tungstenite::handshake::derive_accept_key(key.as_bytes());
-            if !head.contains(&accept) {
-                bail!("bad Sec-WebSocket-Accept");
-            }
-            buf.advance(at + 4);
-            break;
-        }
-        if buf.len() > 16 * 1024 {
-            bail!("handshake response too large");
-        }
+    let head = read_head(&mut stream, &mut buf, end).await?;
+    let status = head.lines().next().unwrap_or_default();
+    if !status.starts_with("HTTP/1.1 101") {
+        bail!("{status}");
+    }
+    let accept = tungstenite::handshake::derive_accept_key(key.as_bytes());
+    if !head.contains(&accept) {
+        bail!("bad Sec-WebSocket-Accept");
     }
     loop {
         loop {

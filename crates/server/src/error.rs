@@ -103,10 +103,11 @@ impl From<&ApiError> for StatusCode {
     }
 }
 
-impl IntoResponse for ApiError {
-    fn into_response(self) -> Response {
-        let status = StatusCode::from(&self);
-        if let ApiError::Internal(detail) = &self {
+impl ApiError {
+    /// The status and the problem document.
+    fn problem(&self) -> (StatusCode, String) {
+        let status = StatusCode::from(self);
+        if let ApiError::Internal(detail) = self {
             tracing::error!(%detail, "internal error");
         }
         let body = serde_json::json!({
@@ -115,7 +116,31 @@ impl IntoResponse for ApiError {
             "status": status.as_u16(),
             "detail": self.to_string(),
         });
-        let mut response = (status, body.to_string()).into_response();
+        (status, body.to_string())
+    }
+
+    /// The same answer as a whole HTTP/1.1 response, for connections served off the HTTP
+    /// stack; the connection closes after it.
+    pub fn to_http1(&self) -> Vec<u8> {
+        let (status, body) = self.problem();
+        let retry = match self {
+            ApiError::Unavailable { retry_after } => format!("retry-after: {retry_after}\r\n"),
+            _ => String::new(),
+        };
+        format!(
+            "HTTP/1.1 {} {}\r\ncontent-type: application/problem+json\r\ncontent-length: {}\r\n{retry}connection: close\r\n\r\n{body}",
+            status.as_u16(),
+            status.canonical_reason().unwrap_or("error"),
+            body.len(),
+        )
+        .into_bytes()
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let (status, body) = self.problem();
+        let mut response = (status, body).into_response();
         response.headers_mut().insert(
             header::CONTENT_TYPE,
             HeaderValue::from_static("application/problem+json"),

@@ -7,7 +7,9 @@
 pub mod auth;
 pub mod capacity;
 pub mod config;
+pub mod door;
 pub mod error;
+pub mod fanout;
 pub mod live;
 pub mod metrics;
 mod mixer_task;
@@ -18,11 +20,11 @@ pub mod ticket;
 pub use config::Config;
 pub use live::LiveSpace;
 
-use axum::serve::ListenerExt;
 use registry::Spaces;
 use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use stentor_hub::HubConfig;
 use stentor_media::MixerConfig;
 use stentor_store::Store;
@@ -145,16 +147,75 @@ impl Server {
                 space.hub.close();
             }
         };
-        let app = routes::router(self.state);
-        // Audio is many small writes: never let Nagle's algorithm hold one back.
-        let listener = self.listener.tap_io(|tcp| {
+        let state = self.state;
+        let app = routes::router(state.clone());
+        let open_http = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let mut shutdown = std::pin::pin!(shutdown);
+        // The accept loop does nothing but accept: each connection is looked at in its own
+        // task, so a crowd arriving never waits behind one slow client or the fan-out.
+        loop {
+            let tcp = tokio::select! {
+                biased;
+                () = &mut shutdown => break,
+                accepted = self.listener.accept() => match accepted {
+                    Ok((tcp, _)) => tcp,
+                    Err(e) => {
+                        // Out of files or memory for a moment: back off instead of spinning.
+                        tracing::warn!(error = %e, "accept failed");
+                        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+                        continue;
+                    }
+                },
+            };
+            // Audio is many small writes: never let Nagle's algorithm hold one back.
             if let Err(e) = tcp.set_nodelay(true) {
                 tracing::debug!(error = %e, "could not set TCP_NODELAY");
             }
-        });
-        axum::serve(listener, app)
-            .with_graceful_shutdown(shutdown)
-            .await?;
+            let (app, state, open_http) = (app.clone(), state.clone(), open_http.clone());
+            tokio::spawn(async move {
+                match door::sniff(&tcp).await {
+                    door::Sniffed::OggLive {
+                        space,
+                        ticket,
+                        head,
+                    } => door::ogg_live(&state, tcp, space, ticket, head).await,
+                    door::Sniffed::Http => {
+                        let conn = hyper::server::conn::http1::Builder::new()
+                            .timer(hyper_util::rt::TokioTimer::new())
+                            .header_read_timeout(door::HEAD_TIMEOUT)
+                            .serve_connection(
+                                hyper_util::rt::TokioIo::new(tcp),
+                                hyper_util::service::TowerToHyperService::new(app),
+                            )
+                            .with_upgrades();
+                        open_http.fetch_add(1, Ordering::Relaxed);
+                        let mut conn = std::pin::pin!(conn);
+                        let mut down = state.shutdown.clone();
+                        let result = tokio::select! {
+                            result = conn.as_mut() => result,
+                            () = routes::ws::going_away(&mut down) => {
+                                // Finish the request in flight, then close.
+                                conn.as_mut().graceful_shutdown();
+                                conn.await
+                            }
+                        };
+                        open_http.fetch_sub(1, Ordering::Relaxed);
+                        if let Err(e) = result {
+                            tracing::debug!(error = %e, "connection ended with an error");
+                        }
+                    }
+                }
+            });
+        }
+        drop(self.listener);
+        drop(app);
+        // Requests in flight finish and fan-out writers send every listener its close.
+        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(5);
+        while (state.metrics.writers.get() > 0 || open_http.load(Ordering::Relaxed) > 0)
+            && tokio::time::Instant::now() < deadline
+        {
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        }
         store.close().await;
         Ok(())
     }

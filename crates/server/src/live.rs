@@ -1,9 +1,9 @@
 //! A Space at runtime: its state machine behind a lock, its mixer task, its hub, and the
 //! channels that carry events and forwarded packets to connections.
 
+use crate::fanout::{Fanout, Transport};
 use crate::metrics::Metrics;
 use crate::mixer_task::{self, MixerInput};
-use axum::extract::ws::Utf8Bytes;
 use bytes::{BufMut, Bytes, BytesMut};
 use parking_lot::Mutex;
 use serde::Serialize;
@@ -15,6 +15,7 @@ use stentor_media::MixerConfig;
 use stentor_space::{Command, Event, Lifecycle, Refusal, Role, Space, UserId};
 use stentor_store::{SpaceRecord, Store};
 use tokio::sync::{broadcast, mpsc};
+use tungstenite::Utf8Bytes;
 
 /// First byte of a WebSocket binary message carrying a speaker's packet (client to server).
 pub const WS_PUBLISH: u8 = 0x01;
@@ -52,6 +53,10 @@ pub struct LiveSpace {
     pub starts_at: Option<i64>,
     /// Fan-out of the mix.
     pub hub: Hub,
+    /// Writers of the WebSocket listeners.
+    pub ws_fanout: Fanout,
+    /// Writers of the Ogg listeners.
+    pub ogg_fanout: Fanout,
     /// The server's metrics.
     pub metrics: Arc<Metrics>,
     domain: Mutex<Space>,
@@ -116,6 +121,8 @@ impl LiveSpace {
             starts_at,
             names: Mutex::new(names),
             hub: hub.clone(),
+            ws_fanout: Fanout::new(hub.ws.clone(), Transport::WebSocket, hub_config.per_writer),
+            ogg_fanout: Fanout::new(hub.ogg.clone(), Transport::Ogg, hub_config.per_writer),
             metrics,
             domain: Mutex::new(domain),
             events: broadcast::channel(1024).0,
@@ -228,6 +235,7 @@ impl LiveSpace {
             }
             None => serde_json::to_string(event).expect("events serialize"),
         };
+        self.hub.publish_event(&text);
         let _ = self.events.send(Notice {
             to,
             text: Utf8Bytes::from(text),

@@ -49,6 +49,8 @@ pub struct Metrics {
     pub concealed: Counter,
     /// Speaker packets that came after their tick and were dropped.
     pub late: Counter,
+    /// Fan-out writer tasks running (each serves up to a shard of listeners).
+    pub writers: Gauge,
     /// Milliseconds between writer wake-ups (the fan-out cadence) of the largest Space.
     pub cadence_ms: Gauge,
     /// Time to mix and encode one tick, in seconds.
@@ -70,6 +72,7 @@ impl Default for Metrics {
             listener_skips: Counter::default(),
             concealed: Counter::default(),
             cadence_ms: Gauge::default(),
+            writers: Gauge::default(),
             late: Counter::default(),
             tick_seconds: Histogram::new(exponential_buckets(0.000_05, 2.0, 12)),
             speaker_to_mix_seconds: Histogram::new(exponential_buckets(0.001, 2.0, 10)),
@@ -77,6 +80,11 @@ impl Default for Metrics {
         };
         let mut registry = Registry::with_prefix("stentor");
         registry.register("joins", "Media connections opened", m.joins.clone());
+        registry.register(
+            "fanout_writers",
+            "Fan-out writer tasks running",
+            m.writers.clone(),
+        );
         registry.register(
             "rejections",
             "Requests refused, by reason",

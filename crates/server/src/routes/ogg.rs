@@ -2,7 +2,9 @@
 //! source (an HTTP PUT of an Ogg/Opus stream into a speaker slot, e.g. from ffmpeg).
 
 use crate::AppState;
+use crate::capacity::Slot;
 use crate::error::ApiError;
+use crate::live::LiveSpace;
 use crate::routes::ws::TicketQuery;
 use axum::body::Body;
 use axum::extract::{Path, Query, State};
@@ -11,39 +13,25 @@ use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use futures_util::{StreamExt, stream};
 use std::convert::Infallible;
+use std::sync::Arc;
 use std::time::Duration;
 use stentor_media::FRAME_MS;
 use stentor_media::ogg::{OggReader, parse_opus_head};
-use stentor_space::Lifecycle;
+use stentor_space::{Lifecycle, UserId};
 
 /// Most pages handed to the HTTP body in one batch.
 const MAX_BATCH: usize = 64;
 
-/// `GET /spaces/{id}/live.opus`: header pages, then the live pages shared by every listener.
-/// A listener who arrives before the start waits on the headers until audio begins.
+/// `GET /spaces/{id}/live.opus` on a connection that already carried other requests (a fresh
+/// connection is served by the door, `crate::door`): header pages, then the live pages.
 pub async fn live(
     State(state): State<AppState>,
     Path(id): Path<String>,
     Query(query): Query<TicketQuery>,
 ) -> Result<Response, ApiError> {
-    let result = open_live(&state, &id, &query).await;
+    let result = admit_listener(&state, &id, query.ticket()).await;
     super::count(&state, "ogg", &result);
-    result
-}
-
-async fn open_live(state: &AppState, id: &str, query: &TicketQuery) -> Result<Response, ApiError> {
-    // Players cannot fetch tickets: where anonymous listening is on, the URL alone will do.
-    let (space, user) = if query.ticket().is_none() && state.config.allow_anonymous() {
-        let space = state.spaces.get(id).await?;
-        if space.with_domain(|d| d.lifecycle()) == Lifecycle::Ended {
-            return Err(ApiError::Gone);
-        }
-        (space, None)
-    } else {
-        let (ticket, space) = super::admit(state, id, query.ticket()).await?;
-        (space, Some(ticket.user))
-    };
-    let slot = super::slot(state, &space, user)?;
+    let (space, _user, slot) = result?;
     let headers = space.hub.ogg_headers().clone();
     let subscriber = space.hub.ogg.subscribe();
     // One page at a time from a reused batch: no allocation per wake-up.
@@ -74,6 +62,27 @@ async fn open_live(state: &AppState, id: &str, query: &TicketQuery) -> Result<Re
         HeaderValue::from_static("nosniff"),
     );
     Ok(response)
+}
+
+/// Admits an Ogg listener: a ticket, or nothing where anonymous listening is on (players
+/// cannot fetch tickets, so there the URL alone will do); then a slot in the budget.
+pub async fn admit_listener(
+    state: &AppState,
+    id: &str,
+    ticket: Option<&str>,
+) -> Result<(Arc<LiveSpace>, Option<UserId>, Option<Slot>), ApiError> {
+    let (space, user) = if ticket.is_none() && state.config.allow_anonymous() {
+        let space = state.spaces.get(id).await?;
+        if space.with_domain(|d| d.lifecycle()) == Lifecycle::Ended {
+            return Err(ApiError::Gone);
+        }
+        (space, None)
+    } else {
+        let (ticket, space) = super::admit(state, id, ticket).await?;
+        (space, Some(ticket.user))
+    };
+    let slot = super::slot(state, &space, user)?;
+    Ok((space, user, slot))
 }
 
 /// `PUT /api/v1/spaces/{id}/source?ticket=T`: an Ogg/Opus stream (mono or stereo, 20 ms

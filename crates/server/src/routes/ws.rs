@@ -3,19 +3,30 @@
 
 use crate::AppState;
 use crate::error::ApiError;
+use crate::fanout::Sink;
 use crate::live::{LiveSpace, Notice, WS_PUBLISH};
-use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
-use axum::extract::{Path, Query, State};
+use axum::body::Body;
+use axum::extract::{Path, Query, Request, State};
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::Response;
 use bytes::Bytes;
 use futures_util::{SinkExt, StreamExt};
+use hyper_util::rt::TokioIo;
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 use std::time::Instant;
-use stentor_hub::{Read, Subscriber};
+use stentor_hub::{Read, Snapshot, Subscriber, wsframe};
 use stentor_space::{Command, Role, UserId};
+use tokio::io::AsyncWriteExt;
+use tokio::net::TcpStream;
 use tokio::sync::broadcast::error::RecvError;
+use tokio_tungstenite::WebSocketStream;
 use tracing::Instrument;
+use tungstenite::protocol::frame::coding::CloseCode;
+use tungstenite::protocol::{CloseFrame, Role as WsRole, WebSocketConfig};
+use tungstenite::{Message, Utf8Bytes};
+
+type Socket = WebSocketStream<TcpStream>;
 
 /// Largest WebSocket message accepted from a client.
 pub const MAX_WS_MESSAGE: usize = 16 * 1024;
@@ -34,6 +45,8 @@ pub mod close {
     pub const INVALID: u16 = 1007;
     /// The client did something its role does not allow (a listener publishing).
     pub const POLICY: u16 = 1008;
+    /// A message larger than the server accepts.
+    pub const TOO_BIG: u16 = 1009;
     /// The server is shutting down.
     pub const GOING_AWAY: u16 = 1001;
     /// The participant was removed from the Space.
@@ -48,6 +61,7 @@ pub mod close {
             UNSUPPORTED => "unsupported",
             INVALID => "invalid",
             POLICY => "policy",
+            TOO_BIG => "too_big",
             REMOVED => "removed",
             _ => "other",
         }
@@ -68,36 +82,153 @@ impl TicketQuery {
 }
 
 /// `GET /api/v1/spaces/{id}/ws?ticket=T`: checks the ticket before upgrading, so nothing is
-/// allocated for a connection without one.
+/// allocated for a connection without one. After the handshake a listener's socket goes to a
+/// fan-out shard (hello and the first audio in one write); people on stage get a full
+/// connection.
 pub async fn upgrade(
     State(state): State<AppState>,
     Path(id): Path<String>,
     Query(query): Query<TicketQuery>,
-    ws: WebSocketUpgrade,
+    mut request: Request,
 ) -> Result<Response, ApiError> {
-    let result = match super::admit(&state, &id, query.ticket()).await {
-        Ok((ticket, space)) => {
-            super::slot(&state, &space, Some(ticket.user)).map(|slot| (ticket, space, slot))
-        }
+    let result = match handshake(request.headers()) {
+        Ok(accept) => match super::admit(&state, &id, query.ticket()).await {
+            Ok((ticket, space)) => super::slot(&state, &space, Some(ticket.user))
+                .map(|slot| (ticket, space, slot, accept)),
+            Err(e) => Err(e),
+        },
         Err(e) => Err(e),
     };
     super::count(&state, "ws", &result);
-    let (ticket, space, slot) = result?;
+    let (ticket, space, slot, accept) = result?;
+    let on_upgrade = hyper::upgrade::on(&mut request);
     let user = ticket.user;
-    Ok(ws
-        .max_message_size(MAX_WS_MESSAGE)
-        .max_frame_size(MAX_WS_MESSAGE)
-        // Small buffers: a listener mostly receives, and memory per listener must stay small.
-        .read_buffer_size(4 * 1024)
-        .write_buffer_size(16 * 1024)
-        .on_upgrade(move |socket| {
-            let span = tracing::info_span!("ws", space = %space.id, user);
-            async move {
-                Connection::new(state, space, user).run(socket).await;
+    let span = tracing::info_span!("ws", space = %space.id, user);
+    tokio::spawn(
+        async move {
+            let (stream, read) = match on_upgrade.await.map(|u| u.downcast::<TokioIo<TcpStream>>())
+            {
+                Ok(Ok(parts)) => (parts.io.into_inner(), parts.read_buf),
+                Ok(Err(_)) => {
+                    tracing::error!("an upgraded connection is not a TCP stream");
+                    return;
+                }
+                Err(e) => {
+                    tracing::debug!(error = %e, "the upgrade did not complete");
+                    return;
+                }
+            };
+            let role = space.with_domain(|d| d.role_of(user));
+            if role.is_speaker() {
+                let socket = stage_socket(stream, read.to_vec()).await;
+                Connection::new(state, space, user).run(socket, None).await;
                 drop(slot);
+            } else {
+                join_listener(state, space, user, stream, &read, slot).await;
             }
-            .instrument(span)
-        }))
+        }
+        .instrument(span),
+    );
+    Response::builder()
+        .status(StatusCode::SWITCHING_PROTOCOLS)
+        .header(header::CONNECTION, "upgrade")
+        .header(header::UPGRADE, "websocket")
+        .header(header::SEC_WEBSOCKET_ACCEPT, accept)
+        .body(Body::empty())
+        .map_err(|e| ApiError::Internal(e.to_string()))
+}
+
+/// Checks an upgrade request (RFC 6455 4.2.1) and returns the `Sec-WebSocket-Accept` value.
+fn handshake(headers: &HeaderMap) -> Result<String, ApiError> {
+    let has_token = |name: header::HeaderName, token: &str| {
+        headers
+            .get_all(name)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .any(|t| t.trim().eq_ignore_ascii_case(token))
+    };
+    if !has_token(header::CONNECTION, "upgrade") || !has_token(header::UPGRADE, "websocket") {
+        return Err(ApiError::BadRequest(
+            "this is a WebSocket endpoint: upgrade the connection".into(),
+        ));
+    }
+    if headers
+        .get(header::SEC_WEBSOCKET_VERSION)
+        .map(|v| v.as_bytes())
+        != Some(b"13")
+    {
+        return Err(ApiError::BadRequest(
+            "Sec-WebSocket-Version must be 13".into(),
+        ));
+    }
+    let key = headers
+        .get(header::SEC_WEBSOCKET_KEY)
+        .ok_or_else(|| ApiError::BadRequest("Sec-WebSocket-Key is missing".into()))?;
+    Ok(tungstenite::handshake::derive_accept_key(key.as_bytes()))
+}
+
+/// The WebSocket of someone on stage (a handful per Space), with the full protocol machinery.
+async fn stage_socket(stream: TcpStream, read: Vec<u8>) -> Socket {
+    let config = WebSocketConfig::default()
+        .max_message_size(Some(MAX_WS_MESSAGE))
+        .max_frame_size(Some(MAX_WS_MESSAGE))
+        .read_buffer_size(4 * 1024)
+        .write_buffer_size(16 * 1024);
+    WebSocketStream::from_partially_read(stream, read, WsRole::Server, Some(config)).await
+}
+
+/// Sends a new listener its hello and the burst of recent audio in one write, then hands the
+/// socket to a fan-out shard.
+async fn join_listener(
+    state: AppState,
+    space: Arc<LiveSpace>,
+    user: UserId,
+    mut stream: TcpStream,
+    read: &[u8],
+    slot: Option<crate::capacity::Slot>,
+) {
+    let hello = Hello {
+        event: "hello",
+        user,
+        role: Role::Listener,
+        space: &space.view(),
+    };
+    let mut first = wsframe::text(&serde_json::to_string(&hello).expect("serializes")).to_vec();
+    let mut snap = Snapshot::default();
+    space.hub.ws.snapshot(&mut snap);
+    let burst = space.hub.ws.burst() as u64;
+    // Recent audio only: the hello already reflects the events before it.
+    for n in snap.head().saturating_sub(burst).max(snap.start())..snap.head() {
+        if let Some(frame) = snap.get(n).filter(|f| !wsframe::is_text(f)) {
+            first.extend_from_slice(frame);
+        }
+    }
+    if stream.write_all(&first).await.is_err() {
+        return;
+    }
+    let sink = Sink::new(stream, snap.head(), Some(user), slot, read);
+    space.ws_fanout.add(sink, &state, &space);
+}
+
+/// Takes over a listener's socket when they come on stage: what they were due first, then a
+/// full connection that tells them their new role.
+pub async fn hand_over(
+    state: AppState,
+    space: Arc<LiveSpace>,
+    user: UserId,
+    mut stream: TcpStream,
+    due: Vec<u8>,
+) {
+    if stream.write_all(&due).await.is_err() {
+        return;
+    }
+    let socket = stage_socket(stream, Vec::new()).await;
+    let span = tracing::info_span!("ws", space = %space.id, user);
+    Connection::new(state, space, user)
+        .run(socket, Some(Role::Listener))
+        .instrument(span)
+        .await;
 }
 
 #[derive(Serialize)]
@@ -146,7 +277,9 @@ impl Connection {
         }
     }
 
-    async fn run(mut self, socket: WebSocket) {
+    /// Serves the connection; `was` is the role it had before a hand-over, if it had one (the
+    /// client then gets a ticket for its new role).
+    async fn run(mut self, socket: Socket, was: Option<Role>) {
         let (mut tx, mut rx) = socket.split();
         let mut notices = self.space.events();
         let mut shutdown = self.state.shutdown.clone();
@@ -161,6 +294,9 @@ impl Connection {
         let hello = Message::Text(serde_json::to_string(&hello).expect("serializes").into());
         if tx.send(hello).await.is_err() {
             return;
+        }
+        if was.is_some_and(|was| was != self.role) {
+            self.send_ticket();
         }
         let mut batch: Vec<Bytes> = Vec::with_capacity(MAX_BATCH);
         let outcome: Result<(), Close> = loop {
@@ -198,7 +334,13 @@ impl Connection {
                         if read.skipped > 0 {
                             self.space.metrics.listener_skips.inc();
                         }
-                        self.out.extend(batch.drain(..).map(Message::Binary));
+                        // Events arrive on their own channel here: take the audio only.
+                        self.out.extend(
+                            batch
+                                .drain(..)
+                                .filter(|f| !wsframe::is_text(f))
+                                .map(|f| Message::Binary(wsframe::payload(&f))),
+                        );
                         Ok(())
                     }
                 },
@@ -226,7 +368,7 @@ impl Connection {
             self.space.metrics.close(close::label(code));
             let reason = truncate(&reason, 123);
             let frame = CloseFrame {
-                code,
+                code: CloseCode::from(code),
                 reason: Utf8Bytes::from(reason),
             };
             let _ = tx.send(Message::Close(Some(frame))).await;
@@ -262,7 +404,7 @@ impl Connection {
                 }
                 Ok(())
             }
-            Message::Ping(_) | Message::Pong(_) | Message::Close(_) => Ok(()),
+            Message::Ping(_) | Message::Pong(_) | Message::Close(_) | Message::Frame(_) => Ok(()),
         }
     }
 
@@ -275,16 +417,23 @@ impl Connection {
             let role = self.space.with_domain(|d| d.role_of(self.user));
             if role != self.role {
                 self.set_role(role);
-                let ticket = self.state.issue_ticket(&self.space.id, self.user, role);
-                let t = NewTicket {
-                    event: "ticket",
-                    ticket: self.state.tickets.sign(&ticket),
-                    role,
-                };
-                self.push_json(&t);
+                self.send_ticket();
             }
         }
         Ok(())
+    }
+
+    /// A ticket for the connection's current role, to reconnect with.
+    fn send_ticket(&mut self) {
+        let ticket = self
+            .state
+            .issue_ticket(&self.space.id, self.user, self.role);
+        let t = NewTicket {
+            event: "ticket",
+            ticket: self.state.tickets.sign(&ticket),
+            role: self.role,
+        };
+        self.push_json(&t);
     }
 
     fn push_json<T: Serialize>(&mut self, value: &T) {
@@ -304,24 +453,19 @@ impl Connection {
 }
 
 /// Whether a read error is the peer going away rather than bad input.
-fn is_disconnect(e: &axum::Error) -> bool {
+fn is_disconnect(e: &tungstenite::Error) -> bool {
     use tungstenite::error::{Error, ProtocolError};
-    let inner = std::error::Error::source(e);
-    inner
-        .and_then(|e| e.downcast_ref::<Error>())
-        .is_some_and(|e| {
-            matches!(
-                e,
-                Error::ConnectionClosed
-                    | Error::AlreadyClosed
-                    | Error::Io(_)
-                    | Error::Protocol(ProtocolError::ResetWithoutClosingHandshake)
-            )
-        })
+    matches!(
+        e,
+        Error::ConnectionClosed
+            | Error::AlreadyClosed
+            | Error::Io(_)
+            | Error::Protocol(ProtocolError::ResetWithoutClosingHandshake)
+    )
 }
 
 /// Resolves when the server starts shutting down.
-async fn going_away(shutdown: &mut tokio::sync::watch::Receiver<bool>) {
+pub(crate) async fn going_away(shutdown: &mut tokio::sync::watch::Receiver<bool>) {
     if shutdown.wait_for(|down| *down).await.is_err() {
         std::future::pending::<()>().await;
     }

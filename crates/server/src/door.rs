@@ -1,0 +1,185 @@
+//! The media door: a fresh connection whose first request is `GET /spaces/{id}/live.opus` is
+//! served off the HTTP stack, so the response head, the Ogg header pages and the first audio
+//! leave in one write and the socket goes straight to a fan-out shard. Every other
+//! connection goes to the HTTP server untouched (the request is only peeked at).
+
+use crate::AppState;
+use crate::fanout::Sink;
+use crate::routes::ogg::admit_listener;
+use serde::Deserialize;
+use std::time::Duration;
+use stentor_hub::Snapshot;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+/// Longest request head looked at; a larger one goes to the HTTP server.
+const MAX_HEAD: usize = 4096;
+/// How long a client may take to send its request head.
+pub const HEAD_TIMEOUT: Duration = Duration::from_secs(10);
+/// What every Ogg request line starts with.
+const PREFIX: &[u8] = b"GET /spaces/";
+
+/// What the first request of a connection is.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Sniffed {
+    /// A live Ogg stream request, `head` bytes long.
+    OggLive {
+        /// Space id.
+        space: String,
+        /// The join ticket from the query, if any.
+        ticket: Option<String>,
+        /// Length of the request head.
+        head: usize,
+    },
+    /// Anything else: the HTTP server answers.
+    Http,
+}
+
+#[derive(Deserialize)]
+struct Query {
+    ticket: Option<String>,
+}
+
+/// Parses a complete request head (no I/O): `None` while it is incomplete.
+pub fn classify(bytes: &[u8]) -> Option<Sniffed> {
+    let prefix = &bytes[..bytes.len().min(PREFIX.len())];
+    if !PREFIX.starts_with(prefix) {
+        return Some(Sniffed::Http);
+    }
+    let mut headers = [httparse::EMPTY_HEADER; 48];
+    let mut request = httparse::Request::new(&mut headers);
+    let head = match request.parse(bytes) {
+        Ok(httparse::Status::Complete(n)) => n,
+        Ok(httparse::Status::Partial) => return None,
+        Err(_) => return Some(Sniffed::Http),
+    };
+    let Some(target) = request.path else {
+        return Some(Sniffed::Http);
+    };
+    let (path, query) = target.split_once('?').unwrap_or((target, ""));
+    let Some(space) = path
+        .strip_prefix("/spaces/")
+        .and_then(|rest| rest.strip_suffix("/live.opus"))
+        .filter(|id| !id.is_empty() && !id.contains('/'))
+    else {
+        return Some(Sniffed::Http);
+    };
+    let Ok(query) = serde_urlencoded::from_str::<Query>(query) else {
+        return Some(Sniffed::Http);
+    };
+    Some(Sniffed::OggLive {
+        space: space.to_owned(),
+        ticket: query.ticket,
+        head,
+    })
+}
+
+/// Looks at the first request of a connection without consuming it.
+pub async fn sniff(tcp: &TcpStream) -> Sniffed {
+    let mut buf = [0u8; MAX_HEAD];
+    let deadline = tokio::time::Instant::now() + HEAD_TIMEOUT;
+    loop {
+        let n = match tokio::time::timeout_at(deadline, tcp.peek(&mut buf)).await {
+            Ok(Ok(n)) if n > 0 => n,
+            _ => return Sniffed::Http,
+        };
+        if let Some(sniffed) = classify(&buf[..n]) {
+            return sniffed;
+        }
+        if n == buf.len() {
+            return Sniffed::Http;
+        }
+        // The head is still arriving; peeking again at once would find the same bytes.
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+/// The response head of a live stream: its length is the connection's.
+const OGG_HEAD: &[u8] = b"HTTP/1.1 200 OK\r\ncontent-type: audio/ogg\r\ncache-control: no-cache, no-store\r\nx-content-type-options: nosniff\r\nconnection: close\r\n\r\n";
+
+/// Serves a live Ogg stream request found by [`sniff`].
+pub async fn ogg_live(
+    state: &AppState,
+    mut tcp: TcpStream,
+    space: String,
+    ticket: Option<String>,
+    head: usize,
+) {
+    let mut request = vec![0; head];
+    if tcp.read_exact(&mut request).await.is_err() {
+        return;
+    }
+    let result = admit_listener(state, &space, ticket.as_deref()).await;
+    crate::routes::count(state, "ogg", &result);
+    let (space, user, slot) = match result {
+        Ok(admitted) => admitted,
+        Err(e) => {
+            let _ = tcp.write_all(&e.to_http1()).await;
+            let _ = tcp.shutdown().await;
+            return;
+        }
+    };
+    let mut first = OGG_HEAD.to_vec();
+    for page in space.hub.ogg_headers() {
+        first.extend_from_slice(page);
+    }
+    let mut snap = Snapshot::default();
+    space.hub.ogg.snapshot(&mut snap);
+    let burst = space.hub.ogg.burst() as u64;
+    for n in snap.head().saturating_sub(burst).max(snap.start())..snap.head() {
+        if let Some(page) = snap.get(n) {
+            first.extend_from_slice(page);
+        }
+    }
+    if tcp.write_all(&first).await.is_err() {
+        return;
+    }
+    let sink = Sink::new(tcp, snap.head(), user, slot, &[]);
+    space.ogg_fanout.add(sink, state, &space);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn live_stream_requests_are_recognised_with_their_ticket() {
+        let req = b"GET /spaces/abc/live.opus?ticket=t.1 HTTP/1.1\r\nHost: x\r\n\r\n";
+        assert_eq!(
+            classify(req),
+            Some(Sniffed::OggLive {
+                space: "abc".into(),
+                ticket: Some("t.1".into()),
+                head: req.len()
+            })
+        );
+        let anon = b"GET /spaces/abc/live.opus HTTP/1.1\r\n\r\n";
+        assert!(matches!(
+            classify(anon),
+            Some(Sniffed::OggLive { ticket: None, .. })
+        ));
+    }
+
+    #[test]
+    fn everything_else_goes_to_the_http_server() {
+        for req in [
+            &b"GET /api/v1/spaces HTTP/1.1\r\n\r\n"[..],
+            b"POST /spaces/abc/live.opus HTTP/1.1\r\n\r\n",
+            b"GET /spaces/a/b/live.opus HTTP/1.1\r\n\r\n",
+            b"GET /spaces//live.opus HTTP/1.1\r\n\r\n",
+            b"GET /spaces/abc/live.opus HTTP/1.1\r\nbad header\r\n\r\n",
+            b"\x16\x03\x01",
+        ] {
+            assert_eq!(classify(req), Some(Sniffed::Http), "{req:?}");
+        }
+    }
+
+    #[test]
+    fn an_incomplete_head_waits() {
+        assert_eq!(classify(b"GET /spa"), None);
+        assert_eq!(
+            classify(b"GET /spaces/abc/live.opus HTTP/1.1\r\nHost"),
+            None
+        );
+    }
+}

@@ -1,0 +1,543 @@
+//! Sharded listener writers: a shard task owns many listeners' sockets and, each time its feed
+//! wakes it, sends each one everything it is behind in one vectored write of shared frames.
+//!
+//! A listener costs a socket and a few dozen bytes here: no task, no buffer, no protocol
+//! object. What a WebSocket listener sends (commands, pings, a close) is read when its shard
+//! passes by, through the readiness the runtime already tracks, so a quiet socket costs no
+//! system call. People on stage are not here: they have a full connection (routes/ws.rs), and
+//! a listener invited on stage is handed over to one.
+
+use crate::AppState;
+use crate::capacity::Slot;
+use crate::live::{IngestError, LiveSpace, WS_PUBLISH};
+use crate::routes::ws::{MAX_WS_MESSAGE, close};
+use bytes::Bytes;
+use parking_lot::Mutex;
+use std::io::{self, IoSlice};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+use stentor_hub::wsframe::{self, ClientFrame};
+use stentor_hub::{Feed, Position, Snapshot};
+use stentor_space::{Command, UserId};
+use tokio::io::AsyncWriteExt;
+use tokio::net::TcpStream;
+use tokio::sync::broadcast::error::RecvError;
+use tokio::sync::mpsc;
+
+/// Most slices in one vectored write (the unfinished frame, personal bytes, 64 frames).
+const MAX_SLICES: usize = 66;
+/// Listeners served between two yields to the runtime, so accepts and the mixer never wait
+/// behind a long pass.
+const YIELD_EVERY: usize = 256;
+/// Reads of one socket per pass: a client that floods cannot hold its shard.
+const MAX_READS: usize = 4;
+/// A pass runs at least this often even when the feed is quiet (lobby, silence).
+const IDLE_PASS: Duration = Duration::from_millis(250);
+
+/// Which framing a fan-out sends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Transport {
+    /// WebSocket frames; the listener may send commands.
+    WebSocket,
+    /// Ogg pages after an HTTP response; anything the listener sends is ignored.
+    Ogg,
+}
+
+/// A listener's socket as a shard holds it.
+pub struct Sink {
+    stream: TcpStream,
+    pos: Position,
+    user: Option<UserId>,
+    _slot: Option<Slot>,
+    /// Rarely needed state, allocated only when needed.
+    extra: Option<Box<Extra>>,
+}
+
+#[derive(Default)]
+struct Extra {
+    /// Frames for this listener alone (answers, refusals, a close), sent between shared ones.
+    out: Vec<u8>,
+    /// The start of a client frame that has not fully arrived.
+    input: Vec<u8>,
+    /// Set once a close frame is queued: the socket is dropped when it has gone out.
+    closing: Option<u16>,
+}
+
+impl Sink {
+    /// A listener positioned at frame `next` of its feed; `input` is anything it already sent.
+    pub fn new(
+        stream: TcpStream,
+        next: u64,
+        user: Option<UserId>,
+        slot: Option<Slot>,
+        input: &[u8],
+    ) -> Self {
+        let mut sink = Self {
+            stream,
+            pos: Position::at(next),
+            user,
+            _slot: slot,
+            extra: None,
+        };
+        if !input.is_empty() {
+            sink.extra().input.extend_from_slice(input);
+        }
+        sink
+    }
+
+    fn extra(&mut self) -> &mut Extra {
+        self.extra.get_or_insert_with(Box::default)
+    }
+
+    fn queue(&mut self, frame: &[u8]) {
+        self.extra().out.extend_from_slice(frame);
+    }
+
+    fn close_with(&mut self, code: u16, reason: &str) {
+        let extra = self.extra();
+        if extra.closing.is_none() {
+            extra.out.extend_from_slice(&wsframe::close(code, reason));
+            extra.closing = Some(code);
+        }
+    }
+}
+
+/// The shards of one feed.
+pub struct Fanout {
+    feed: Feed,
+    transport: Transport,
+    per_shard: usize,
+    shards: Mutex<Vec<ShardHandle>>,
+}
+
+struct ShardHandle {
+    tx: mpsc::UnboundedSender<Sink>,
+    load: Arc<AtomicUsize>,
+}
+
+impl Fanout {
+    /// Fan-out of `feed`, at most `per_shard` listeners per writer task (1 gives a task per
+    /// listener).
+    pub fn new(feed: Feed, transport: Transport, per_shard: usize) -> Self {
+        Self {
+            feed,
+            transport,
+            per_shard: per_shard.max(1),
+            shards: Mutex::new(Vec::new()),
+        }
+    }
+
+    /// Hands a listener to the least loaded shard with room, starting one if none has.
+    pub fn add(&self, sink: Sink, state: &AppState, space: &Arc<LiveSpace>) {
+        let mut shards = self.shards.lock();
+        shards.retain(|s| !s.tx.is_closed());
+        let best = shards
+            .iter()
+            .filter(|s| s.load.load(Ordering::Relaxed) < self.per_shard)
+            .min_by_key(|s| s.load.load(Ordering::Relaxed));
+        let sink = match best {
+            Some(shard) => {
+                shard.load.fetch_add(1, Ordering::Relaxed);
+                match shard.tx.send(sink) {
+                    Ok(()) => return,
+                    Err(e) => {
+                        shard.load.fetch_sub(1, Ordering::Relaxed);
+                        e.0
+                    }
+                }
+            }
+            None => sink,
+        };
+        let (tx, rx) = mpsc::unbounded_channel();
+        let load = Arc::new(AtomicUsize::new(1));
+        let _ = tx.send(sink);
+        let shard = Shard::new(self, rx, load.clone(), state.clone(), space.clone());
+        tokio::spawn(shard.run());
+        shards.push(ShardHandle { tx, load });
+    }
+
+    /// Writer tasks running.
+    pub fn shards(&self) -> usize {
+        self.shards.lock().len()
+    }
+}
+
+/// What a pass decided for one listener.
+enum Next {
+    Keep,
+    /// The socket is gone or closed; the label says why, for metrics.
+    Drop(&'static str),
+}
+
+struct Shard {
+    feed: Feed,
+    transport: Transport,
+    sinks: Vec<Sink>,
+    load: Arc<AtomicUsize>,
+    rx: mpsc::UnboundedReceiver<Sink>,
+    personal_tx: mpsc::UnboundedSender<(UserId, Bytes)>,
+    personal_rx: mpsc::UnboundedReceiver<(UserId, Bytes)>,
+    snap: Snapshot,
+    scratch: Vec<u8>,
+    state: AppState,
+    space: Arc<LiveSpace>,
+}
+
+impl Shard {
+    fn new(
+        fanout: &Fanout,
+        rx: mpsc::UnboundedReceiver<Sink>,
+        load: Arc<AtomicUsize>,
+        state: AppState,
+        space: Arc<LiveSpace>,
+    ) -> Self {
+        let (personal_tx, personal_rx) = mpsc::unbounded_channel();
+        Self {
+            feed: fanout.feed.clone(),
+            transport: fanout.transport,
+            sinks: Vec::new(),
+            load,
+            rx,
+            personal_tx,
+            personal_rx,
+            snap: Snapshot::default(),
+            scratch: vec![0; MAX_WS_MESSAGE + 64],
+            state,
+            space,
+        }
+    }
+
+    async fn run(mut self) {
+        self.space.metrics.writers.inc();
+        let mut wake = self.feed.wakeups();
+        let mut notices = self.space.events();
+        let mut shutdown = self.state.shutdown.clone();
+        let mut idle = tokio::time::interval(IDLE_PASS);
+        idle.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let ws = self.transport == Transport::WebSocket;
+        loop {
+            tokio::select! {
+                biased;
+                () = crate::routes::ws::going_away(&mut shutdown) => {
+                    self.close_all(close::GOING_AWAY, "the server is shutting down").await;
+                    break;
+                }
+                sink = self.rx.recv() => match sink {
+                    Some(sink) => {
+                        self.feed.attach(1);
+                        self.sinks.push(sink);
+                    }
+                    None => break,
+                },
+                Some((user, frame)) = self.personal_rx.recv() => {
+                    for sink in self.sinks.iter_mut().filter(|s| s.user == Some(user)) {
+                        sink.queue(&frame);
+                    }
+                }
+                notice = notices.recv(), if ws => match notice {
+                    Ok(notice) => if let Some(user) = notice.to {
+                        self.on_notice_to(user);
+                    },
+                    Err(RecvError::Lagged(_)) => {}
+                    Err(RecvError::Closed) => break,
+                },
+                changed = wake.changed() => {
+                    self.pass().await;
+                    if changed.is_err() || self.feed.is_closed() {
+                        self.close_all(close::NORMAL, "the space has ended").await;
+                        break;
+                    }
+                }
+                _ = idle.tick() => self.pass().await,
+            }
+        }
+        self.feed.detach(self.sinks.len());
+        self.load.fetch_sub(self.sinks.len(), Ordering::Relaxed);
+        self.rx.close();
+        self.space.metrics.writers.dec();
+    }
+
+    /// One pass over every listener: read what it sent, write what it is due.
+    async fn pass(&mut self) {
+        self.feed.snapshot(&mut self.snap);
+        let burst = self.feed.burst() as u64;
+        let mut max_lag = 0;
+        let mut i = 0;
+        let mut served = 0;
+        while i < self.sinks.len() {
+            let next = {
+                let sink = &mut self.sinks[i];
+                max_lag = max_lag.max(sink.pos.lag(&self.snap));
+                let next = match self.transport {
+                    Transport::WebSocket => {
+                        read_ws(sink, &mut self.scratch, &self.space, &self.personal_tx)
+                    }
+                    Transport::Ogg => read_ignored(sink, &mut self.scratch),
+                };
+                match next {
+                    Next::Keep => write_due(sink, &self.snap, burst, &self.space),
+                    gone => gone,
+                }
+            };
+            match next {
+                Next::Keep => i += 1,
+                Next::Drop(why) => {
+                    self.sinks.swap_remove(i);
+                    self.feed.detach(1);
+                    self.load.fetch_sub(1, Ordering::Relaxed);
+                    self.space.metrics.close(why);
+                }
+            }
+            served += 1;
+            if served % YIELD_EVERY == 0 {
+                tokio::task::yield_now().await;
+            }
+        }
+        self.feed.note_lag(max_lag);
+    }
+
+    /// A change concerning `user`: a removal closes their sockets, a move on stage hands them
+    /// to a full connection.
+    fn on_notice_to(&mut self, user: UserId) {
+        let (removed, role) = self
+            .space
+            .with_domain(|d| (d.is_removed(user), d.role_of(user)));
+        let mut i = 0;
+        while i < self.sinks.len() {
+            if self.sinks[i].user != Some(user) {
+                i += 1;
+                continue;
+            }
+            if removed {
+                self.sinks[i].close_with(close::REMOVED, "removed from this space");
+                i += 1;
+            } else if role.is_speaker() {
+                let sink = self.sinks.swap_remove(i);
+                self.feed.detach(1);
+                self.load.fetch_sub(1, Ordering::Relaxed);
+                self.feed.snapshot(&mut self.snap);
+                let due = due_bytes(&sink, &self.snap);
+                tokio::spawn(crate::routes::ws::hand_over(
+                    self.state.clone(),
+                    self.space.clone(),
+                    user,
+                    sink.stream,
+                    due,
+                ));
+            } else {
+                i += 1;
+            }
+        }
+    }
+
+    /// Sends every listener a close (WebSocket) or ends its stream (Ogg), best effort.
+    async fn close_all(&mut self, code: u16, reason: &str) {
+        self.feed.snapshot(&mut self.snap);
+        let frame = wsframe::close(code, reason);
+        let mut sinks = std::mem::take(&mut self.sinks);
+        for sink in &mut sinks {
+            if self.transport == Transport::WebSocket {
+                sink.queue(&frame);
+            }
+            let due = due_bytes(sink, &self.snap);
+            // A listener whose socket is full gets what fits; nobody waits for one.
+            let _ = sink.stream.try_write(&due);
+            let _ = sink.stream.shutdown().await;
+        }
+        for _ in &sinks {
+            self.space.metrics.close(close::label(code));
+        }
+        self.feed.detach(sinks.len());
+        self.load.fetch_sub(sinks.len(), Ordering::Relaxed);
+    }
+}
+
+/// Everything a listener is due right now, as one buffer (for the rare hand-over or close).
+fn due_bytes(sink: &Sink, snap: &Snapshot) -> Vec<u8> {
+    let extra = sink.extra.as_ref().map_or(&[][..], |e| &e.out);
+    let mut pos = sink.pos.clone();
+    let mut out = Vec::new();
+    loop {
+        let mut slices = [IoSlice::new(&[]); MAX_SLICES];
+        let x = if out.is_empty() { extra } else { &[] };
+        let n = pos.slices(snap, x, &mut slices);
+        if n == 0 {
+            return out;
+        }
+        let before = out.len();
+        for s in &slices[..n] {
+            out.extend_from_slice(s);
+        }
+        pos.advance(snap, x.len(), out.len() - before);
+    }
+}
+
+/// Writes what the listener is due in one vectored write; a full socket waits for the next
+/// pass (and skips to live if it falls out of the ring).
+fn write_due(sink: &mut Sink, snap: &Snapshot, burst: u64, space: &LiveSpace) -> Next {
+    let closing = sink.extra.as_ref().and_then(|e| e.closing);
+    if closing.is_none() && sink.pos.catch_up(snap, burst) > 0 {
+        space.metrics.listener_skips.inc();
+    }
+    let empty = Snapshot::default();
+    // After a close frame nothing else may follow.
+    let frames = if closing.is_some() { &empty } else { snap };
+    let extra: &[u8] = sink.extra.as_ref().map_or(&[], |e| &e.out);
+    if !sink.pos.is_due(frames) && extra.is_empty() {
+        return match closing {
+            Some(code) => Next::Drop(close::label(code)),
+            None => Next::Keep,
+        };
+    }
+    let mut slices = [IoSlice::new(&[]); MAX_SLICES];
+    let n = sink.pos.slices(frames, extra, &mut slices);
+    let extra_len = extra.len();
+    match sink.stream.try_write_vectored(&slices[..n]) {
+        Ok(written) => {
+            let done = sink.pos.advance(frames, extra_len, written);
+            if let Some(extra) = sink.extra.as_mut() {
+                extra.out.drain(..done);
+                if extra.out.is_empty() && extra.input.is_empty() && extra.closing.is_none() {
+                    sink.extra = None;
+                }
+            }
+            Next::Keep
+        }
+        Err(e) if e.kind() == io::ErrorKind::WouldBlock => Next::Keep,
+        Err(_) => Next::Drop("gone"),
+    }
+}
+
+/// Drains what an Ogg listener sent (players send nothing after the request) and notices
+/// when it has gone.
+fn read_ignored(sink: &mut Sink, scratch: &mut [u8]) -> Next {
+    for _ in 0..MAX_READS {
+        match sink.stream.try_read(scratch) {
+            Ok(0) => return Next::Drop("gone"),
+            Ok(_) => {}
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+            Err(_) => return Next::Drop("gone"),
+        }
+    }
+    Next::Keep
+}
+
+/// Reads and acts on what a WebSocket listener sent.
+fn read_ws(
+    sink: &mut Sink,
+    scratch: &mut [u8],
+    space: &Arc<LiveSpace>,
+    personal: &mpsc::UnboundedSender<(UserId, Bytes)>,
+) -> Next {
+    if sink.extra.as_ref().is_some_and(|e| e.closing.is_some()) {
+        return read_ignored(sink, scratch);
+    }
+    if sink.extra.as_ref().is_some_and(|e| !e.input.is_empty()) {
+        // Bytes left over from the handshake or an earlier pass come first.
+        let pending = std::mem::take(&mut sink.extra().input);
+        if let Err((code, reason)) = consume(sink, &pending, space, personal) {
+            sink.close_with(code, &reason);
+            return Next::Keep;
+        }
+    }
+    for _ in 0..MAX_READS {
+        let n = match sink.stream.try_read(scratch) {
+            Ok(0) => return Next::Drop("gone"),
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+            Err(_) => return Next::Drop("gone"),
+        };
+        let result = if sink.extra.as_ref().is_some_and(|e| !e.input.is_empty()) {
+            let mut pending = std::mem::take(&mut sink.extra().input);
+            pending.extend_from_slice(&scratch[..n]);
+            consume(sink, &pending, space, personal)
+        } else {
+            consume(sink, &scratch[..n], space, personal)
+        };
+        if let Err((code, reason)) = result {
+            sink.close_with(code, &reason);
+            break;
+        }
+        if sink.extra.as_ref().is_some_and(|e| e.closing.is_some()) {
+            break;
+        }
+    }
+    Next::Keep
+}
+
+/// Parses whole frames from `bytes`, acts on each, and keeps an incomplete tail for later.
+fn consume(
+    sink: &mut Sink,
+    mut bytes: &[u8],
+    space: &Arc<LiveSpace>,
+    personal: &mpsc::UnboundedSender<(UserId, Bytes)>,
+) -> Result<(), (u16, String)> {
+    loop {
+        match wsframe::parse_client(bytes, MAX_WS_MESSAGE) {
+            Ok(Some((frame, used))) => {
+                bytes = &bytes[used..];
+                on_frame(sink, frame, space, personal)?;
+                if sink.extra.as_ref().is_some_and(|e| e.closing.is_some()) {
+                    return Ok(());
+                }
+            }
+            Ok(None) => {
+                if !bytes.is_empty() {
+                    sink.extra().input.extend_from_slice(bytes);
+                }
+                return Ok(());
+            }
+            Err(e) => return Err((e.close_code(), e.to_string())),
+        }
+    }
+}
+
+fn on_frame(
+    sink: &mut Sink,
+    frame: ClientFrame,
+    space: &Arc<LiveSpace>,
+    personal: &mpsc::UnboundedSender<(UserId, Bytes)>,
+) -> Result<(), (u16, String)> {
+    let user = sink.user.unwrap_or_default();
+    match frame {
+        ClientFrame::Text(text) => {
+            let command: Command = serde_json::from_slice(&text)
+                .map_err(|e| (close::INVALID, format!("unknown command: {e}")))?;
+            let (space, personal) = (space.clone(), personal.clone());
+            tokio::spawn(async move {
+                if let Err(refusal) = space.command(user, command).await {
+                    let json =
+                        serde_json::json!({"event": "refused", "reason": refusal.to_string()});
+                    let _ = personal.send((user, wsframe::text(&json.to_string())));
+                }
+            });
+            Ok(())
+        }
+        ClientFrame::Binary(data) => {
+            if data.len() < 6 || data[0] != WS_PUBLISH {
+                return Err((
+                    close::UNSUPPORTED,
+                    "binary messages must be 0x01 audio frames".into(),
+                ));
+            }
+            let seq = u32::from_be_bytes(data[1..5].try_into().expect("4 bytes"));
+            let packet = Bytes::copy_from_slice(&data[5..]);
+            space
+                .ingest(user, seq, packet, Instant::now())
+                .map_err(|e| match e {
+                    IngestError::NotASpeaker => (close::POLICY, e.to_string()),
+                    _ => (close::INVALID, e.to_string()),
+                })
+        }
+        ClientFrame::Ping(payload) => {
+            sink.queue(&wsframe::pong(payload.into()));
+            Ok(())
+        }
+        ClientFrame::Pong => Ok(()),
+        ClientFrame::Close => {
+            sink.close_with(close::NORMAL, "");
+            Ok(())
+        }
+    }
+}
