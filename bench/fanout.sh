@@ -12,7 +12,9 @@ hold=${3:-30}
 cargo build --release -q --bin stentor
 bin=target/release/stentor
 hz=$(getconf CLK_TCK)
-file="bench/results/fanout-$(date +%F).md"
+# NAME (optional) tells runs of one day apart: fanout-DATE-NAME.md.
+tag="$(date +%F)${NAME:+-$NAME}"
+file="bench/results/fanout-$tag.md"
 mkdir -p bench/results
 {
   echo "# Fan-out of one stentor process, $(date -u '+%F %H:%M UTC')"
@@ -30,13 +32,13 @@ for transport in ws ogg; do
   for n in $counts; do
     data=$(mktemp -d)
     port=$((20000 + RANDOM % 20000))
-    $bin demo --bind "127.0.0.1:$port" --data-dir "$data" >"$data/log" 2>&1 &
+    $bin demo ${SERVER_ARGS:-} --bind "127.0.0.1:$port" --data-dir "$data" >"$data/log" 2>&1 &
     pid=$!
     for _ in $(seq 50); do curl -sf "http://127.0.0.1:$port/healthz" >/dev/null && break; sleep 0.1; done
     rss0=$(ps -o rss= -p $pid)
     cpu0=$(awk '{print $14+$15}' /proc/$pid/stat)
     t0=$(date +%s.%N)
-    plot="bench/results/fanout-$(date +%F)-$transport-$n.svg"
+    plot="bench/results/fanout-$tag-$transport-$n.svg"
     $bin loadtest --url "http://127.0.0.1:$port" --space demo --transport $transport \
       --listeners "$n" --rate "$rate" --hold "$hold" --json "$data/report.json" --plot "$plot" 2>/dev/null | sed 's/^/    /'
     t1=$(date +%s.%N)
@@ -57,6 +59,6 @@ PY
   done
 done
 echo "" >> "$file"
-echo "Charts of each run over time: \`fanout-$(date +%F)-<transport>-<listeners>.svg\` beside this file." >> "$file"
+echo "Charts of each run over time: \`fanout-$tag-<transport>-<listeners>.svg\` beside this file." >> "$file"
 echo "wrote $file"
 cat "$file"

@@ -42,6 +42,10 @@ pub struct HttpConfig {
     /// Most listeners this process admits [default: what the file limit allows].
     #[arg(long, env = "STENTOR_MAX_LISTENERS")]
     pub max_listeners: Option<usize>,
+    /// Most listeners one fan-out writer task serves [default: 1024; 1 gives a task per
+    /// listener, for comparison].
+    #[arg(long, env = "STENTOR_LISTENERS_PER_WRITER")]
+    pub listeners_per_writer: Option<usize>,
 }
 
 /// Durable state settings.
@@ -122,6 +126,10 @@ impl Config {
                 bind: self.http.bind.or(lower.http.bind),
                 backlog: self.http.backlog.or(lower.http.backlog),
                 max_listeners: self.http.max_listeners.or(lower.http.max_listeners),
+                listeners_per_writer: self
+                    .http
+                    .listeners_per_writer
+                    .or(lower.http.listeners_per_writer),
             },
             store: StoreConfig {
                 data_dir: self.store.data_dir.or(lower.store.data_dir),
@@ -157,6 +165,11 @@ impl Config {
     /// Accept queue length.
     pub fn backlog(&self) -> u32 {
         self.http.backlog.unwrap_or(4096)
+    }
+
+    /// Listeners per fan-out writer task.
+    pub fn listeners_per_writer(&self) -> usize {
+        self.http.listeners_per_writer.unwrap_or(1024).max(1)
     }
 
     /// Data directory.

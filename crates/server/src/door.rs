@@ -76,7 +76,8 @@ pub fn classify(bytes: &[u8]) -> Option<Sniffed> {
 
 /// Looks at the first request of a connection without consuming it.
 pub async fn sniff(tcp: &TcpStream) -> Sniffed {
-    let mut buf = [0u8; MAX_HEAD];
+    // On the heap: the connection's task would otherwise carry it for its whole life.
+    let mut buf = vec![0u8; MAX_HEAD];
     let deadline = tokio::time::Instant::now() + HEAD_TIMEOUT;
     loop {
         let n = match tokio::time::timeout_at(deadline, tcp.peek(&mut buf)).await {
@@ -134,8 +135,10 @@ pub async fn ogg_live(
     if tcp.write_all(&first).await.is_err() {
         return;
     }
-    let sink = Sink::new(tcp, snap.head(), user, slot, &[]);
-    space.ogg_fanout.add(sink, state, &space);
+    match Sink::new(tcp, snap.head(), user, slot, &[]) {
+        Ok(sink) => space.ogg_fanout.add(sink, state, &space),
+        Err(e) => tracing::warn!(error = %e, "could not hand a listener to a writer"),
+    }
 }
 
 #[cfg(test)]

@@ -66,15 +66,16 @@ struct Extra {
 
 impl Sink {
     /// A listener positioned at frame `next` of its feed; `input` is anything it already sent.
+    /// Fails only if the runtime cannot take the socket back (the connection is then dropped).
     pub fn new(
         stream: TcpStream,
         next: u64,
         user: Option<UserId>,
         slot: Option<Slot>,
         input: &[u8],
-    ) -> Self {
+    ) -> io::Result<Self> {
         let mut sink = Self {
-            stream,
+            stream: fresh_registration(stream)?,
             pos: Position::at(next),
             user,
             _slot: slot,
@@ -83,7 +84,7 @@ impl Sink {
         if !input.is_empty() {
             sink.extra().input.extend_from_slice(input);
         }
-        sink
+        Ok(sink)
     }
 
     fn extra(&mut self) -> &mut Extra {
@@ -101,6 +102,13 @@ impl Sink {
             extra.closing = Some(code);
         }
     }
+}
+
+/// The same socket registered anew with the runtime. Whoever read from it before (the HTTP
+/// server, the handshake) left a waker in its registration, and that waker keeps the finished
+/// task's whole memory alive for as long as the socket lives; a shard never registers one.
+fn fresh_registration(stream: TcpStream) -> io::Result<TcpStream> {
+    TcpStream::from_std(stream.into_std()?)
 }
 
 /// The shards of one feed.

@@ -24,7 +24,6 @@ use registry::Spaces;
 use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 use stentor_hub::HubConfig;
 use stentor_media::MixerConfig;
 use stentor_store::Store;
@@ -91,7 +90,10 @@ impl Server {
         let spaces = Arc::new(Spaces::new(
             store.clone(),
             mixer,
-            HubConfig::default(),
+            HubConfig {
+                per_writer: config.listeners_per_writer(),
+                ..HubConfig::default()
+            },
             metrics.clone(),
         ));
         let listener = listen(config.bind(), config.backlog())?;
@@ -149,7 +151,6 @@ impl Server {
         };
         let state = self.state;
         let app = routes::router(state.clone());
-        let open_http = Arc::new(std::sync::atomic::AtomicUsize::new(0));
         let mut shutdown = std::pin::pin!(shutdown);
         // The accept loop does nothing but accept: each connection is looked at in its own
         // task, so a crowd arriving never waits behind one slow client or the fan-out.
@@ -171,7 +172,7 @@ impl Server {
             if let Err(e) = tcp.set_nodelay(true) {
                 tracing::debug!(error = %e, "could not set TCP_NODELAY");
             }
-            let (app, state, open_http) = (app.clone(), state.clone(), open_http.clone());
+            let (app, state) = (app.clone(), state.clone());
             tokio::spawn(async move {
                 match door::sniff(&tcp).await {
                     door::Sniffed::OggLive {
@@ -188,7 +189,7 @@ impl Server {
                                 hyper_util::service::TowerToHyperService::new(app),
                             )
                             .with_upgrades();
-                        open_http.fetch_add(1, Ordering::Relaxed);
+                        state.metrics.http_connections.inc();
                         let mut conn = std::pin::pin!(conn);
                         let mut down = state.shutdown.clone();
                         let result = tokio::select! {
@@ -199,7 +200,7 @@ impl Server {
                                 conn.await
                             }
                         };
-                        open_http.fetch_sub(1, Ordering::Relaxed);
+                        state.metrics.http_connections.dec();
                         if let Err(e) = result {
                             tracing::debug!(error = %e, "connection ended with an error");
                         }
@@ -211,7 +212,7 @@ impl Server {
         drop(app);
         // Requests in flight finish and fan-out writers send every listener its close.
         let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(5);
-        while (state.metrics.writers.get() > 0 || open_http.load(Ordering::Relaxed) > 0)
+        while (state.metrics.writers.get() > 0 || state.metrics.http_connections.get() > 0)
             && tokio::time::Instant::now() < deadline
         {
             tokio::time::sleep(std::time::Duration::from_millis(5)).await;

@@ -49,6 +49,8 @@ pub struct Metrics {
     pub concealed: Counter,
     /// Speaker packets that came after their tick and were dropped.
     pub late: Counter,
+    /// HTTP connections open (API, pages, WebSocket handshakes not yet handed over).
+    pub http_connections: Gauge,
     /// Fan-out writer tasks running (each serves up to a shard of listeners).
     pub writers: Gauge,
     /// Milliseconds between writer wake-ups (the fan-out cadence) of the largest Space.
@@ -73,6 +75,7 @@ impl Default for Metrics {
             concealed: Counter::default(),
             cadence_ms: Gauge::default(),
             writers: Gauge::default(),
+            http_connections: Gauge::default(),
             late: Counter::default(),
             tick_seconds: Histogram::new(exponential_buckets(0.000_05, 2.0, 12)),
             speaker_to_mix_seconds: Histogram::new(exponential_buckets(0.001, 2.0, 10)),
@@ -80,6 +83,11 @@ impl Default for Metrics {
         };
         let mut registry = Registry::with_prefix("stentor");
         registry.register("joins", "Media connections opened", m.joins.clone());
+        registry.register(
+            "http_connections",
+            "HTTP connections open",
+            m.http_connections.clone(),
+        );
         registry.register(
             "fanout_writers",
             "Fan-out writer tasks running",

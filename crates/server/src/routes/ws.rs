@@ -207,8 +207,10 @@ async fn join_listener(
     if stream.write_all(&first).await.is_err() {
         return;
     }
-    let sink = Sink::new(stream, snap.head(), Some(user), slot, read);
-    space.ws_fanout.add(sink, &state, &space);
+    match Sink::new(stream, snap.head(), Some(user), slot, read) {
+        Ok(sink) => space.ws_fanout.add(sink, &state, &space),
+        Err(e) => tracing::warn!(error = %e, "could not hand a listener to a writer"),
+    }
 }
 
 /// Takes over a listener's socket when they come on stage: what they were due first, then a
