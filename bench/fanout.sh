@@ -1,64 +1,131 @@
 #!/usr/bin/env bash
-# Fan-out of one stentor process: listeners joining at a rate over WebSocket and Ogg, as
-# measured by `stentor loadtest` on the same machine. Records on-time share, time to first
-# audio, lateness, server CPU per 1 000 listeners and RSS per listener.
-# Usage: bench/fanout.sh "1000 5000 19000" [JOIN_RATE] [HOLD_SECONDS]
-# Writes bench/results/fanout-DATE.md. (Icecast and a bare write loop come next.)
+# Fan-out side by side on one machine, measured by the same `stentor loadtest`:
+#   stentor-ws   stentor, WebSocket listeners
+#   stentor-ogg  stentor, Ogg listeners
+#   bare-ogg     bare write loop (crates/loadtest/examples/bare_loop.rs) at stentor's cadence
+#   icecast-ogg  Icecast 2 fed the same 32 kbit/s CBR Opus by ffmpeg (one 20 ms packet a page)
+# Usage: bench/fanout.sh "1000 5000 10000 19000" "500 2000" [HOLD_SECONDS] [SERVERS]
+# Env: NAME tells runs of one day apart (fanout-DATE-NAME.md); SERVER_ARGS go to stentor.
+# Writes bench/results/fanout-DATE[-NAME].md and one SVG chart per run beside it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 counts=${1:-"1000 5000"}
-rate=${2:-2000}
+rates=${2:-"2000"}
 hold=${3:-30}
+servers=${4:-"stentor-ws stentor-ogg bare-ogg icecast-ogg"}
 cargo build --release -q --bin stentor
+cargo build --release -q -p stentor-loadtest --example bare_loop
 bin=target/release/stentor
+bare=target/release/examples/bare_loop
 hz=$(getconf CLK_TCK)
-# NAME (optional) tells runs of one day apart: fanout-DATE-NAME.md.
 tag="$(date +%F)${NAME:+-$NAME}"
 file="bench/results/fanout-$tag.md"
 mkdir -p bench/results
+ulimit -n "$(ulimit -Hn)"
+# Steady state: from 2 s after the last join for `window` seconds.
+window=$((hold > 8 ? hold - 6 : 2))
+
 {
-  echo "# Fan-out of one stentor process, $(date -u '+%F %H:%M UTC')"
+  echo "# Fan-out side by side, $(date -u '+%F %H:%M UTC')"
   echo
-  echo "Machine: $(nproc) cores, $(uname -sr); server and load generator on the same machine."
-  echo "Command: \`bench/fanout.sh \"$counts\" $rate $hold\`. Each row: a fresh \`stentor demo\`"
-  echo "(release build, 32 kbit/s mix), then \`stentor loadtest --rate $rate --hold $hold\`."
+  echo "Machine: $(nproc) cores, $(uname -sr); servers and load generator on the same machine."
+  echo "Command: \`bench/fanout.sh \"$counts\" \"$rates\" $hold \"$servers\"\`${SERVER_ARGS:+ with SERVER_ARGS=\`$SERVER_ARGS\`}."
+  echo "Each row: a fresh server, then \`stentor loadtest --rate R --hold $hold\` (32 kbit/s)."
   echo "On time = every frame received, none later than 1 s plus the server's cadence after its"
-  echo "earliest delivery to anyone. CPU and RSS are the server's, from /proc, over the run."
+  echo "earliest delivery to anyone. CPU = the server's, from /proc: steady = over ${window} s from"
+  echo "2 s after the last join, above the server's idle CPU (3 s before the run, nobody"
+  echo "listening), as % of one core per 1 000 listeners; run = whole run, CPU"
+  echo "seconds per 1 000 listeners per minute. RSS per listener = resident memory in the steady"
+  echo "window minus before the run, divided by the listeners (peak: VmHWM instead)."
+  echo "bare-ogg writes at the cadence stentor-ogg chose for the same audience."
   echo
-  echo "| transport | listeners | received audio | on time | first audio p50 / p99 ms | worst lateness p99 ms | server CPU s per 1 000 listeners per minute | RSS KiB per listener |"
-  echo "|---|---|---|---|---|---|---|---|"
+  echo "| server | listeners | joins/s | cadence ms | received audio | on time | first audio p50 / p99 ms | worst lateness p99 ms | idle CPU % | steady CPU %/1000 | run CPU s/1000/min | RSS B/listener (peak) |"
+  echo "|---|---|---|---|---|---|---|---|---|---|---|---|"
 } > "$file"
-for transport in ws ogg; do
+
+start_server() { # kind port data -> prints pid
+  local kind=$1 port=$2 data=$3 cadence=$4
+  case $kind in
+    stentor-*)
+      $bin demo ${SERVER_ARGS:-} --bind "127.0.0.1:$port" --data-dir "$data" >"$data/log" 2>&1 &
+      echo $!
+      for _ in $(seq 50); do curl -sf "http://127.0.0.1:$port/healthz" >/dev/null && break; sleep 0.1; done ;;
+    bare-ogg)
+      $bare "127.0.0.1:$port" "$cadence" >/dev/null 2>"$data/log" &
+      echo $!
+      sleep 0.3 ;;
+    icecast-ogg)
+      sed -e "s|@PORT@|$port|; s|@DIR@|$data|g" bench/icecast.xml >"$data/icecast.xml"
+      icecast2 -c "$data/icecast.xml" >"$data/log" 2>&1 &
+      echo $!
+      sleep 1
+      ffmpeg -nostdin -v error -re -f lavfi -i "sine=frequency=440:sample_rate=48000" -ac 1 \
+        -c:a libopus -b:a 32k -vbr off -frame_duration 20 -page_duration 20000 \
+        -content_type audio/ogg -f ogg "icecast://source:stentor-bench@127.0.0.1:$port/live.opus" \
+        >"$data/ffmpeg.log" 2>&1 &
+      echo $! >"$data/ffmpeg.pid"
+      sleep 2 ;;
+  esac
+}
+
+cpu_of() { awk '{print $14+$15}' "/proc/$1/stat"; }
+rss_of() { awk '/VmRSS/ {print $2}' "/proc/$1/status"; }
+
+for rate in $rates; do
   for n in $counts; do
-    data=$(mktemp -d)
-    port=$((20000 + RANDOM % 20000))
-    $bin demo ${SERVER_ARGS:-} --bind "127.0.0.1:$port" --data-dir "$data" >"$data/log" 2>&1 &
-    pid=$!
-    for _ in $(seq 50); do curl -sf "http://127.0.0.1:$port/healthz" >/dev/null && break; sleep 0.1; done
-    rss0=$(ps -o rss= -p $pid)
-    cpu0=$(awk '{print $14+$15}' /proc/$pid/stat)
-    t0=$(date +%s.%N)
-    plot="bench/results/fanout-$tag-$transport-$n.svg"
-    $bin loadtest --url "http://127.0.0.1:$port" --space demo --transport $transport \
-      --listeners "$n" --rate "$rate" --hold "$hold" --json "$data/report.json" --plot "$plot" 2>/dev/null | sed 's/^/    /'
-    t1=$(date +%s.%N)
-    cpu1=$(awk '{print $14+$15}' /proc/$pid/stat)
-    rss1=$(grep VmHWM /proc/$pid/status | awk '{print $2}')
-    kill $pid
-    python3 - "$data/report.json" "$transport" "$n" "$cpu0" "$cpu1" "$hz" "$t0" "$t1" "$rss0" "$rss1" >>"$file" <<'PY'
+    cadence=20
+    for kind in $servers; do
+      data=$(mktemp -d)
+      chmod 777 "$data"
+      port=$((20000 + RANDOM % 20000))
+      pid=$(start_server "$kind" "$port" "$data" "$cadence")
+      case $kind in
+        stentor-ws) args=(--url "http://127.0.0.1:$port" --space demo --transport ws) ;;
+        stentor-ogg) args=(--url "http://127.0.0.1:$port" --space demo --transport ogg) ;;
+        *) args=(--url "http://127.0.0.1:$port/live.opus" --transport ogg) ;;
+      esac
+      # What the server costs with nobody listening (the demo's speaker and mixer, Icecast's
+      # source), so that per-listener figures count the fan-out alone.
+      idle0=$(cpu_of "$pid"); sleep 3; idle1=$(cpu_of "$pid")
+      rss0=$(rss_of "$pid"); cpu0=$(cpu_of "$pid"); t0=$(date +%s.%N)
+      plot="bench/results/fanout-$tag-$kind-$n-$rate.svg"
+      $bin loadtest "${args[@]}" --listeners "$n" --rate "$rate" --hold "$hold" \
+        --json "$data/report.json" --plot "$plot" >"$data/loadtest.log" 2>&1 &
+      lt=$!
+      # Joins take n/rate seconds after the load generator starts (about 1 s).
+      sleep "$(python3 -c "print(1 + $n / $rate + 2)")"
+      cpu1=$(cpu_of "$pid"); sleep "$window"; cpu2=$(cpu_of "$pid"); rss1=$(rss_of "$pid")
+      wait $lt || true
+      t1=$(date +%s.%N); cpu3=$(cpu_of "$pid"); hwm=$(awk '/VmHWM/ {print $2}' "/proc/$pid/status")
+      kill "$pid"; [ -f "$data/ffmpeg.pid" ] && kill "$(cat "$data/ffmpeg.pid")" || true
+      wait "$pid" 2>/dev/null || true
+      sed 's/^/    /' "$data/loadtest.log" | tail -7
+      python3 - "$data/report.json" "$kind" "$n" "$rate" "$hz" "$window" "$cpu0" "$cpu1" "$cpu2" "$cpu3" \
+        "$t0" "$t1" "$rss0" "$rss1" "$hwm" "$cadence" "$idle0" "$idle1" >>"$file" <<'PY'
 import json, sys
-r = json.load(open(sys.argv[1]))
-transport, n = sys.argv[2], int(sys.argv[3])
-cpu = (int(sys.argv[5]) - int(sys.argv[4])) / int(sys.argv[6])
-minutes = (float(sys.argv[8]) - float(sys.argv[7])) / 60
-rss = (int(sys.argv[10]) - int(sys.argv[9])) / n
+a = sys.argv
+r = json.load(open(a[1]))
+kind, n, rate, hz, window = a[2], int(a[3]), a[4], int(a[5]), float(a[6])
+cpu0, cpu1, cpu2, cpu3 = (int(x) for x in a[7:11])
+minutes = (float(a[12]) - float(a[11])) / 60
+rss0, rss1, hwm = (int(x) for x in a[13:16])
+cadence = r["cadence_ms"] if kind.startswith("stentor") else float(a[16])
+idle = (int(a[18]) - int(a[17])) / hz / 3 * 100
+steady = ((cpu2 - cpu1) / hz / window * 100 - idle) / (n / 1000)
+run = (cpu3 - cpu0) / hz / (n / 1000) / minutes
 fa, late = r["first_audio_ms"], r["worst_late_ms"]
-print(f"| {transport} | {n} | {r['admitted']} | {100*r['on_time_share']:.2f}% | {fa['p50']:.0f} / {fa['p99']:.0f} | {late['p99']:.0f} | {cpu / (n/1000) / minutes:.2f} | {rss:.1f} |")
+print(f"| {kind} | {n} | {rate} | {cadence:.0f} | {r['admitted']} | {100*r['on_time_share']:.2f}% | "
+      f"{fa['p50']:.0f} / {fa['p99']:.0f} | {late['p99']:.0f} | {idle:.1f} | {steady:.2f} | {run:.2f} | "
+      f"{(rss1-rss0)*1024/n:.0f} ({(hwm-rss0)*1024/n:.0f}) |")
 PY
-    rm -rf "$data"
+      if [ "$kind" = stentor-ogg ]; then
+        cadence=$(python3 -c "import json; print(max(20, int(json.load(open('$data/report.json'))['cadence_ms'])))")
+      fi
+      tail -1 "$file"
+      rm -rf "$data"
+    done
   done
 done
 echo "" >> "$file"
-echo "Charts of each run over time: \`fanout-$tag-<transport>-<listeners>.svg\` beside this file." >> "$file"
+echo "Charts of each run over time: \`fanout-$tag-<server>-<listeners>-<joins per second>.svg\` beside this file." >> "$file"
 echo "wrote $file"
-cat "$file"

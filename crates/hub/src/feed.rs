@@ -26,6 +26,8 @@ struct Inner {
     max_lag: AtomicU64,
     /// Listeners attached, whoever writes to them.
     listeners: AtomicUsize,
+    /// Frames published that count toward the cadence.
+    timed: AtomicU64,
 }
 
 impl Feed {
@@ -41,21 +43,32 @@ impl Feed {
                 wake_every: AtomicU32::new(1),
                 max_lag: AtomicU64::new(0),
                 listeners: AtomicUsize::new(0),
+                timed: AtomicU64::new(0),
             }),
         }
     }
 
-    /// Publishes a frame; subscribers are woken when a cadence's worth has gathered.
+    /// Publishes a frame of the stream; subscribers are woken when a cadence's worth of
+    /// frames has gathered.
     pub fn publish(&self, frame: Bytes) {
-        let head = {
-            let mut ring = self.inner.ring.write();
-            ring.push(frame);
-            ring.head()
-        };
+        let head = self.push(frame);
+        let n = self.inner.timed.fetch_add(1, Ordering::Relaxed) + 1;
         let every = u64::from(self.inner.wake_every.load(Ordering::Relaxed).max(1));
-        if head % every == 0 {
+        if n % every == 0 {
             self.inner.head.send_replace(head);
         }
+    }
+
+    /// Adds an entry in order with the stream that does not count toward the cadence (an
+    /// event): it leaves with the next wake-up, so it costs no write of its own.
+    pub fn publish_along(&self, frame: Bytes) {
+        self.push(frame);
+    }
+
+    fn push(&self, frame: Bytes) -> u64 {
+        let mut ring = self.inner.ring.write();
+        ring.push(frame);
+        ring.head()
     }
 
     /// Sets the cadence: subscribers wake once every `frames` frames.
@@ -226,6 +239,23 @@ mod tests {
         assert_eq!(reader.await.unwrap(), 5);
         assert_eq!(feed.take_max_lag(), 5);
         assert_eq!(feed.take_max_lag(), 0);
+    }
+
+    #[tokio::test]
+    async fn events_ride_along_with_the_next_wake_up() {
+        let feed = Feed::new(64, 0);
+        feed.set_wake_every(2);
+        let mut wake = feed.wakeups();
+        feed.publish(Bytes::from_static(b"a1"));
+        for _ in 0..5 {
+            feed.publish_along(Bytes::from_static(b"event"));
+        }
+        assert!(!wake.has_changed().unwrap(), "an event woke the writers");
+        feed.publish(Bytes::from_static(b"a2"));
+        assert!(wake.has_changed().unwrap());
+        let mut snap = crate::writer::Snapshot::default();
+        feed.snapshot(&mut snap);
+        assert_eq!(snap.head(), 7);
     }
 
     #[tokio::test]

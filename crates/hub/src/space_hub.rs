@@ -78,9 +78,10 @@ impl Hub {
         self.ogg.publish(self.ogg_page(mix.seq, &mix.packet));
     }
 
-    /// Publishes an event of the Space to every WebSocket listener, in order with the audio.
+    /// Publishes an event of the Space to every WebSocket listener, in order with the audio;
+    /// it leaves with the next batch of audio (or the writers' idle pass), never on its own.
     pub fn publish_event(&self, json: &str) {
-        self.ws.publish(crate::wsframe::text(json));
+        self.ws.publish_along(crate::wsframe::text(json));
     }
 
     /// Re-evaluates how often writers wake, from the audience and how far behind they were.

@@ -251,6 +251,8 @@ impl Shard {
                     Err(RecvError::Closed) => break,
                 },
                 changed = wake.changed() => {
+                    // While the feed wakes the shard, the idle pass has nothing to add.
+                    idle.reset();
                     self.pass().await;
                     if changed.is_err() || self.feed.is_closed() {
                         self.close_all(close::NORMAL, "the space has ended").await;
