@@ -54,7 +54,7 @@ impl Feed {
         let head = self.push(frame);
         let n = self.inner.timed.fetch_add(1, Ordering::Relaxed) + 1;
         let every = u64::from(self.inner.wake_every.load(Ordering::Relaxed).max(1));
-        if n % every == 0 {
+        if n.is_multiple_of(every) {
             self.inner.head.send_replace(head);
         }
     }
@@ -245,7 +245,7 @@ mod tests {
     async fn events_ride_along_with_the_next_wake_up() {
         let feed = Feed::new(64, 0);
         feed.set_wake_every(2);
-        let mut wake = feed.wakeups();
+        let wake = feed.wakeups();
         feed.publish(Bytes::from_static(b"a1"));
         for _ in 0..5 {
             feed.publish_along(Bytes::from_static(b"event"));
