@@ -286,3 +286,36 @@ async fn with_anonymous_listening_off_only_accounts_get_in() {
     assert_eq!(resp.status(), 200);
     server.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn packets_in_flight_when_the_space_ends_do_not_get_a_speaker_thrown_out() {
+    let server = TestServer::start("stage-end").await;
+    let (host, guest, space, _) = live_space_with_two_speakers(&server).await;
+    let ticket = guest.ticket(&space).await.unwrap();
+    let (mut ws, _) = guest.connect(&space, &ticket.ticket).await.unwrap();
+    let mut encoder = Encoder::new(32_000).unwrap();
+    let mut tone = Tone::new(440.0, 0.3);
+    let mut frame = [0f32; FRAME_SAMPLES];
+    host.command(&space, serde_json::json!({"cmd": "end"}))
+        .await
+        .unwrap();
+    // The speaker has not heard of the end yet and goes on sending.
+    for seq in 0..10u32 {
+        tone.fill(&mut frame);
+        let p = encoder.encode(&frame).unwrap();
+        send_packet(&mut ws, seq, p).await.unwrap();
+    }
+    // The end arrives, and the packets sent after it close nothing.
+    let mut ended = false;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(1);
+    while let Ok(msg) = tokio::time::timeout_at(deadline, ws.next()).await {
+        match msg {
+            Some(Ok(Message::Text(t))) => ended |= t.contains(r#""event":"ended""#),
+            Some(Ok(Message::Close(frame))) => panic!("the speaker was closed: {frame:?}"),
+            Some(Ok(_)) => {}
+            other => panic!("the socket failed: {other:?}"),
+        }
+    }
+    assert!(ended, "no ended event");
+    server.stop().await;
+}

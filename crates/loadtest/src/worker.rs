@@ -61,31 +61,16 @@ pub async fn run_shard(shard: Shard, mut on_tick: impl FnMut(Tick)) -> Vec<Outco
     let wait_ms = (shard.start_unix_ms - now_us() / 1000).max(0) as u64;
     let start = Instant::now() + Duration::from_millis(wait_ms);
     let end = start + plan.last_join(shard.start_unix_ms) + Duration::from_secs_f64(plan.hold_secs);
-    // One pooled HTTP client per source address, for tickets.
-    let clients: Vec<reqwest::Client> = if plan.sources.is_empty() {
-        vec![reqwest::Client::new()]
-    } else {
-        plan.sources
-            .iter()
-            .map(|ip| {
-                reqwest::Client::builder()
-                    .local_address(IpAddr::V4(*ip))
-                    .build()
-                    .expect("a client")
-            })
-            .collect()
-    };
     let mut tasks = Vec::with_capacity(shard.count);
     for i in shard.first..shard.first + shard.count {
         let plan = plan.clone();
         let counters = counters.clone();
-        let client = clients[i % clients.len()].clone();
         let at = start + plan.join_offset(i, shard.start_unix_ms);
         tasks.push(tokio::spawn(async move {
             tokio::time::sleep_until(at).await;
             counters.joined.fetch_add(1, Ordering::Relaxed);
             let mut account = Account::new(now_us());
-            let result = listen(&plan, i, &client, &mut account, end, &counters).await;
+            let result = listen(&plan, i, &mut account, end, &counters).await;
             if account.frames() > 0 {
                 counters.connected.fetch_sub(1, Ordering::Relaxed);
             }
@@ -121,7 +106,6 @@ pub async fn run_shard(shard: Shard, mut on_tick: impl FnMut(Tick)) -> Vec<Outco
 async fn listen(
     plan: &crate::Plan,
     i: usize,
-    client: &reqwest::Client,
     account: &mut Account,
     end: Instant,
     counters: &Counters,
@@ -145,20 +129,7 @@ async fn listen(
     };
     match plan.transport {
         Transport::Ws => {
-            let ticket: serde_json::Value = client
-                .post(format!(
-                    "{}/api/v1/spaces/{}/tickets",
-                    plan.url.trim_end_matches('/'),
-                    plan.space
-                ))
-                .send()
-                .await?
-                .error_for_status()?
-                .json()
-                .await?;
-            let ticket = ticket["ticket"]
-                .as_str()
-                .ok_or_else(|| anyhow!("no ticket"))?;
+            let ticket = fetch_ticket(plan, i, addr, &host, end).await?;
             let stream = connect_from(plan.source(i), addr).await?;
             let path = format!("/api/v1/spaces/{}/ws?ticket={ticket}", plan.space);
             ws_listen(stream, &format!("{host}:{port}"), &path, end, |seq| {
@@ -179,6 +150,37 @@ async fn listen(
             .await
         }
     }
+}
+
+/// Asks for a join ticket on a connection of its own (as a client arriving cold would), with
+/// a bare request: no HTTP client machinery per listener in the load generator.
+async fn fetch_ticket(
+    plan: &crate::Plan,
+    i: usize,
+    addr: SocketAddr,
+    host: &str,
+    end: Instant,
+) -> anyhow::Result<String> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = connect_from(plan.source(i), addr).await?;
+    let request = format!(
+        "POST /api/v1/spaces/{}/tickets HTTP/1.1\r\nHost: {host}\r\nContent-Length: 0\r\n\
+         Connection: close\r\n\r\n",
+        plan.space
+    );
+    stream.write_all(request.as_bytes()).await?;
+    let mut buf = bytes::BytesMut::with_capacity(2048);
+    let head = read_head(&mut stream, &mut buf, end).await?;
+    let status = head.lines().next().unwrap_or_default();
+    if !status.starts_with("HTTP/1.1 200") {
+        bail!("ticket: {status}");
+    }
+    while tokio::time::timeout_at(end, stream.read_buf(&mut buf)).await?? > 0 {}
+    let body: serde_json::Value = serde_json::from_slice(&buf).context("the ticket response")?;
+    body["ticket"]
+        .as_str()
+        .map(str::to_owned)
+        .ok_or_else(|| anyhow!("no ticket in the response"))
 }
 
 /// Reads an HTTP response head into `buf` and returns it (without the blank line), leaving

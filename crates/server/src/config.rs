@@ -46,6 +46,10 @@ pub struct HttpConfig {
     /// listener, for comparison].
     #[arg(long, env = "STENTOR_LISTENERS_PER_WRITER")]
     pub listeners_per_writer: Option<usize>,
+    /// Writes per second the fan-out may make; the cadence stretches to stay within it
+    /// [default: 40000, for a 2-core machine; about 20000 per core is a fair start].
+    #[arg(long, env = "STENTOR_FANOUT_WRITES_PER_SEC")]
+    pub fanout_writes_per_sec: Option<u32>,
 }
 
 /// Durable state settings.
@@ -130,6 +134,10 @@ impl Config {
                     .http
                     .listeners_per_writer
                     .or(lower.http.listeners_per_writer),
+                fanout_writes_per_sec: self
+                    .http
+                    .fanout_writes_per_sec
+                    .or(lower.http.fanout_writes_per_sec),
             },
             store: StoreConfig {
                 data_dir: self.store.data_dir.or(lower.store.data_dir),
@@ -170,6 +178,18 @@ impl Config {
     /// Listeners per fan-out writer task.
     pub fn listeners_per_writer(&self) -> usize {
         self.http.listeners_per_writer.unwrap_or(1024).max(1)
+    }
+
+    /// The fan-out's cadence policy.
+    pub fn cadence(&self) -> stentor_hub::CadencePolicy {
+        let default = stentor_hub::CadencePolicy::default();
+        stentor_hub::CadencePolicy {
+            writes_per_sec: self
+                .http
+                .fanout_writes_per_sec
+                .map_or(default.writes_per_sec, |w| f64::from(w.max(1))),
+            ..default
+        }
     }
 
     /// Data directory.

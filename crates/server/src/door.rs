@@ -1,11 +1,13 @@
-//! The media door: a fresh connection whose first request is `GET /spaces/{id}/live.opus` is
-//! served off the HTTP stack, so the response head, the Ogg header pages and the first audio
-//! leave in one write and the socket goes straight to a fan-out shard. Every other
-//! connection goes to the HTTP server untouched (the request is only peeked at).
+//! The media door: a fresh connection whose first request is a live Ogg stream
+//! (`GET /spaces/{id}/live.opus`) or a WebSocket upgrade (`GET /api/v1/spaces/{id}/ws`) is
+//! served off the HTTP stack, so the response head and the first audio leave in one write and
+//! a listener's socket goes straight to a fan-out shard. Every other connection goes to the
+//! HTTP server untouched (the request is only peeked at).
 
 use crate::AppState;
 use crate::fanout::Sink;
 use crate::routes::ogg::admit_listener;
+use crate::routes::ws;
 use serde::Deserialize;
 use std::time::Duration;
 use stentor_hub::Snapshot;
@@ -16,8 +18,8 @@ use tokio::net::TcpStream;
 const MAX_HEAD: usize = 4096;
 /// How long a client may take to send its request head.
 pub const HEAD_TIMEOUT: Duration = Duration::from_secs(10);
-/// What every Ogg request line starts with.
-const PREFIX: &[u8] = b"GET /spaces/";
+/// What the request lines the door serves start with.
+const PREFIXES: [&[u8]; 2] = [b"GET /spaces/", b"GET /api/v1/spaces/"];
 
 /// What the first request of a connection is.
 #[derive(Debug, PartialEq, Eq)]
@@ -31,6 +33,17 @@ pub enum Sniffed {
         /// Length of the request head.
         head: usize,
     },
+    /// A WebSocket upgrade with valid handshake headers, `head` bytes long.
+    WebSocket {
+        /// Space id.
+        space: String,
+        /// The join ticket from the query, if any.
+        ticket: Option<String>,
+        /// Length of the request head.
+        head: usize,
+        /// The `Sec-WebSocket-Accept` value.
+        accept: String,
+    },
     /// Anything else: the HTTP server answers.
     Http,
 }
@@ -42,8 +55,11 @@ struct Query {
 
 /// Parses a complete request head (no I/O): `None` while it is incomplete.
 pub fn classify(bytes: &[u8]) -> Option<Sniffed> {
-    let prefix = &bytes[..bytes.len().min(PREFIX.len())];
-    if !PREFIX.starts_with(prefix) {
+    let prefix = &bytes[..bytes.len().min(PREFIXES[1].len())];
+    if !PREFIXES
+        .iter()
+        .any(|p| p.starts_with(&prefix[..prefix.len().min(p.len())]))
+    {
         return Some(Sniffed::Http);
     }
     let mut headers = [httparse::EMPTY_HEADER; 48];
@@ -53,25 +69,42 @@ pub fn classify(bytes: &[u8]) -> Option<Sniffed> {
         Ok(httparse::Status::Partial) => return None,
         Err(_) => return Some(Sniffed::Http),
     };
+    if request.method != Some("GET") {
+        return Some(Sniffed::Http);
+    }
     let Some(target) = request.path else {
         return Some(Sniffed::Http);
     };
     let (path, query) = target.split_once('?').unwrap_or((target, ""));
-    let Some(space) = path
-        .strip_prefix("/spaces/")
-        .and_then(|rest| rest.strip_suffix("/live.opus"))
-        .filter(|id| !id.is_empty() && !id.contains('/'))
-    else {
-        return Some(Sniffed::Http);
+    let id = |prefix: &str, suffix: &str| {
+        path.strip_prefix(prefix)
+            .and_then(|rest| rest.strip_suffix(suffix))
+            .filter(|id| !id.is_empty() && !id.contains('/'))
+            .map(str::to_owned)
     };
     let Ok(query) = serde_urlencoded::from_str::<Query>(query) else {
         return Some(Sniffed::Http);
     };
-    Some(Sniffed::OggLive {
-        space: space.to_owned(),
-        ticket: query.ticket,
-        head,
-    })
+    if let Some(space) = id("/spaces/", "/live.opus") {
+        return Some(Sniffed::OggLive {
+            space,
+            ticket: query.ticket,
+            head,
+        });
+    }
+    if let Some(space) = id("/api/v1/spaces/", "/ws") {
+        let headers = request.headers.iter().map(|h| (h.name, h.value));
+        // A bad handshake is answered by the HTTP server, with the same error as ever.
+        if let Ok(accept) = crate::routes::ws::accept_key(headers) {
+            return Some(Sniffed::WebSocket {
+                space,
+                ticket: query.ticket,
+                head,
+                accept,
+            });
+        }
+    }
+    Some(Sniffed::Http)
 }
 
 /// Looks at the first request of a connection without consuming it.
@@ -92,6 +125,34 @@ pub async fn sniff(tcp: &TcpStream) -> Sniffed {
         }
         // The head is still arriving; peeking again at once would find the same bytes.
         tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+/// Serves a WebSocket upgrade found by [`sniff`]: the ticket is checked before anything is
+/// answered; then the 101, the hello and the first audio go out in one write.
+pub async fn websocket(
+    state: &AppState,
+    mut tcp: TcpStream,
+    space: String,
+    ticket: Option<String>,
+    head: usize,
+    accept: String,
+) {
+    let mut request = vec![0; head];
+    if tcp.read_exact(&mut request).await.is_err() {
+        return;
+    }
+    let result = ws::admit(state, &space, ticket.as_deref()).await;
+    crate::routes::count(state, "ws", &result);
+    match result {
+        Ok((user, space, slot)) => {
+            let head = ws::switching_protocols(&accept);
+            ws::open(state.clone(), space, user, tcp, &[], slot, &head).await;
+        }
+        Err(e) => {
+            let _ = tcp.write_all(&e.to_http1()).await;
+            let _ = tcp.shutdown().await;
+        }
     }
 }
 
@@ -164,6 +225,23 @@ mod tests {
     }
 
     #[test]
+    fn websocket_upgrades_are_recognised_with_their_accept_key() {
+        let req = b"GET /api/v1/spaces/abc/ws?ticket=t.2 HTTP/1.1\r\nHost: x\r\n\
+            Connection: keep-alive, Upgrade\r\nUpgrade: websocket\r\n\
+            Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n";
+        assert_eq!(
+            classify(req),
+            Some(Sniffed::WebSocket {
+                space: "abc".into(),
+                ticket: Some("t.2".into()),
+                head: req.len(),
+                // The example of RFC 6455 1.3.
+                accept: "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=".into(),
+            })
+        );
+    }
+
+    #[test]
     fn everything_else_goes_to_the_http_server() {
         for req in [
             &b"GET /api/v1/spaces HTTP/1.1\r\n\r\n"[..],
@@ -171,6 +249,8 @@ mod tests {
             b"GET /spaces/a/b/live.opus HTTP/1.1\r\n\r\n",
             b"GET /spaces//live.opus HTTP/1.1\r\n\r\n",
             b"GET /spaces/abc/live.opus HTTP/1.1\r\nbad header\r\n\r\n",
+            b"GET /api/v1/spaces/abc/ws?ticket=t HTTP/1.1\r\nHost: x\r\n\r\n",
+            b"GET /api/v1/spaces/abc HTTP/1.1\r\n\r\n",
             b"\x16\x03\x01",
         ] {
             assert_eq!(classify(req), Some(Sniffed::Http), "{req:?}");

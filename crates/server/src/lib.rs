@@ -92,6 +92,7 @@ impl Server {
             mixer,
             HubConfig {
                 per_writer: config.listeners_per_writer(),
+                cadence: config.cadence(),
                 ..HubConfig::default()
             },
             metrics.clone(),
@@ -180,6 +181,12 @@ impl Server {
                         ticket,
                         head,
                     } => door::ogg_live(&state, tcp, space, ticket, head).await,
+                    door::Sniffed::WebSocket {
+                        space,
+                        ticket,
+                        head,
+                        accept,
+                    } => door::websocket(&state, tcp, space, ticket, head, accept).await,
                     door::Sniffed::Http => {
                         let conn = hyper::server::conn::http1::Builder::new()
                             .timer(hyper_util::rt::TokioTimer::new())

@@ -26,7 +26,7 @@ pub const WS_FORWARD: u8 = 0x03;
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum IngestError {
-    /// The sender is not a speaker of this live Space.
+    /// The sender is not a speaker of this Space.
     #[error("only speakers of a live space may publish")]
     NotASpeaker,
     /// The packet is not a valid 20 ms Opus packet.
@@ -251,10 +251,11 @@ impl LiveSpace {
         packet: Bytes,
         arrived: Instant,
     ) -> Result<(), IngestError> {
-        let (speaker, publishing) = {
+        let (speaker, live, publishing) = {
             let domain = self.domain.lock();
             (
-                domain.lifecycle() == Lifecycle::Live && domain.role_of(user).is_speaker(),
+                domain.role_of(user).is_speaker(),
+                domain.lifecycle() == Lifecycle::Live,
                 domain.may_publish(user),
             )
         };
@@ -262,7 +263,9 @@ impl LiveSpace {
             return Err(IngestError::NotASpeaker);
         }
         stentor_media::opus::validate_packet(&packet)?;
-        if !publishing {
+        // A speaker's packets still in flight when the Space ends (or sent before it starts)
+        // are dropped, not held against the speaker.
+        if !live || !publishing {
             return Ok(());
         }
         self.metrics.packets_in.inc();

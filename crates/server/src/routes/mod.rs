@@ -10,7 +10,9 @@ use crate::live::LiveSpace;
 use crate::ticket::Ticket;
 use crate::{AppState, unix_now};
 use axum::Router;
-use axum::extract::DefaultBodyLimit;
+use axum::extract::{DefaultBodyLimit, State};
+use axum::http::{HeaderValue, header};
+use axum::response::Response;
 use axum::routing::{get, post, put};
 use std::sync::Arc;
 
@@ -58,6 +60,20 @@ pub fn count<T>(state: &AppState, transport: &'static str, result: &Result<T, Ap
     }
 }
 
+/// HTTP connections kept open after a response, beyond which each one closes after its
+/// response: a crowd fetching tickets must not spend the files its listeners need.
+pub const KEEP_ALIVE_CONNECTIONS: i64 = 256;
+
+/// Asks the client to close the connection after this response when many are open.
+async fn spare_files(State(state): State<AppState>, mut response: Response) -> Response {
+    if state.metrics.http_connections.get() > KEEP_ALIVE_CONNECTIONS {
+        response
+            .headers_mut()
+            .insert(header::CONNECTION, HeaderValue::from_static("close"));
+    }
+    response
+}
+
 /// The router of the whole server.
 pub fn router(state: AppState) -> Router {
     let api = Router::new()
@@ -88,5 +104,9 @@ pub fn router(state: AppState) -> Router {
         .route("/assets/{name}", get(web::asset))
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/metrics", get(crate::metrics::scrape))
+        .layer(axum::middleware::map_response_with_state(
+            state.clone(),
+            spare_files,
+        ))
         .with_state(state)
 }

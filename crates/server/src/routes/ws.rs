@@ -7,7 +7,7 @@ use crate::fanout::Sink;
 use crate::live::{LiveSpace, Notice, WS_PUBLISH};
 use axum::body::Body;
 use axum::extract::{Path, Query, Request, State};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{StatusCode, header};
 use axum::response::Response;
 use bytes::Bytes;
 use futures_util::{SinkExt, StreamExt};
@@ -91,44 +91,26 @@ pub async fn upgrade(
     Query(query): Query<TicketQuery>,
     mut request: Request,
 ) -> Result<Response, ApiError> {
-    let result = match handshake(request.headers()) {
-        Ok(accept) => match super::admit(&state, &id, query.ticket()).await {
-            Ok((ticket, space)) => super::slot(&state, &space, Some(ticket.user))
-                .map(|slot| (ticket, space, slot, accept)),
-            Err(e) => Err(e),
-        },
+    let headers = request.headers().iter();
+    let result = match accept_key(headers.map(|(n, v)| (n.as_str(), v.as_bytes()))) {
+        Ok(accept) => admit(&state, &id, query.ticket())
+            .await
+            .map(|(user, space, slot)| (user, space, slot, accept)),
         Err(e) => Err(e),
     };
     super::count(&state, "ws", &result);
-    let (ticket, space, slot, accept) = result?;
+    let (user, space, slot, accept) = result?;
     let on_upgrade = hyper::upgrade::on(&mut request);
-    let user = ticket.user;
-    let span = tracing::info_span!("ws", space = %space.id, user);
-    tokio::spawn(
-        async move {
-            let (stream, read) = match on_upgrade.await.map(|u| u.downcast::<TokioIo<TcpStream>>())
-            {
-                Ok(Ok(parts)) => (parts.io.into_inner(), parts.read_buf),
-                Ok(Err(_)) => {
-                    tracing::error!("an upgraded connection is not a TCP stream");
-                    return;
-                }
-                Err(e) => {
-                    tracing::debug!(error = %e, "the upgrade did not complete");
-                    return;
-                }
-            };
-            let role = space.with_domain(|d| d.role_of(user));
-            if role.is_speaker() {
-                let socket = stage_socket(stream, read.to_vec()).await;
-                Connection::new(state, space, user).run(socket, None).await;
-                drop(slot);
-            } else {
-                join_listener(state, space, user, stream, &read, slot).await;
+    tokio::spawn(async move {
+        match on_upgrade.await.map(|u| u.downcast::<TokioIo<TcpStream>>()) {
+            Ok(Ok(parts)) => {
+                let stream = parts.io.into_inner();
+                open(state, space, user, stream, &parts.read_buf, slot, &[]).await;
             }
+            Ok(Err(_)) => tracing::error!("an upgraded connection is not a TCP stream"),
+            Err(e) => tracing::debug!(error = %e, "the upgrade did not complete"),
         }
-        .instrument(span),
-    );
+    });
     Response::builder()
         .status(StatusCode::SWITCHING_PROTOCOLS)
         .header(header::CONNECTION, "upgrade")
@@ -138,34 +120,91 @@ pub async fn upgrade(
         .map_err(|e| ApiError::Internal(e.to_string()))
 }
 
-/// Checks an upgrade request (RFC 6455 4.2.1) and returns the `Sec-WebSocket-Accept` value.
-fn handshake(headers: &HeaderMap) -> Result<String, ApiError> {
-    let has_token = |name: header::HeaderName, token: &str| {
-        headers
-            .get_all(name)
-            .iter()
-            .filter_map(|v| v.to_str().ok())
-            .flat_map(|v| v.split(','))
+/// Admits a WebSocket: a valid ticket, then a place in the budget (always for the stage).
+pub async fn admit(
+    state: &AppState,
+    space: &str,
+    ticket: Option<&str>,
+) -> Result<(UserId, Arc<LiveSpace>, Option<crate::capacity::Slot>), ApiError> {
+    let (ticket, space) = super::admit(state, space, ticket).await?;
+    let slot = super::slot(state, &space, Some(ticket.user))?;
+    Ok((ticket.user, space, slot))
+}
+
+/// Checks the headers of an upgrade request (RFC 6455 4.2.1) and returns the
+/// `Sec-WebSocket-Accept` value.
+pub fn accept_key<'a>(
+    headers: impl Iterator<Item = (&'a str, &'a [u8])>,
+) -> Result<String, ApiError> {
+    let (mut upgrade, mut connection, mut version, mut key) = (false, false, false, None);
+    let has_token = |value: &[u8], token: &str| {
+        std::str::from_utf8(value)
+            .unwrap_or_default()
+            .split(',')
             .any(|t| t.trim().eq_ignore_ascii_case(token))
     };
-    if !has_token(header::CONNECTION, "upgrade") || !has_token(header::UPGRADE, "websocket") {
+    for (name, value) in headers {
+        if name.eq_ignore_ascii_case("connection") {
+            connection |= has_token(value, "upgrade");
+        } else if name.eq_ignore_ascii_case("upgrade") {
+            upgrade |= has_token(value, "websocket");
+        } else if name.eq_ignore_ascii_case("sec-websocket-version") {
+            version = value == b"13";
+        } else if name.eq_ignore_ascii_case("sec-websocket-key") {
+            key = Some(value);
+        }
+    }
+    if !connection || !upgrade {
         return Err(ApiError::BadRequest(
             "this is a WebSocket endpoint: upgrade the connection".into(),
         ));
     }
-    if headers
-        .get(header::SEC_WEBSOCKET_VERSION)
-        .map(|v| v.as_bytes())
-        != Some(b"13")
-    {
+    if !version {
         return Err(ApiError::BadRequest(
             "Sec-WebSocket-Version must be 13".into(),
         ));
     }
-    let key = headers
-        .get(header::SEC_WEBSOCKET_KEY)
-        .ok_or_else(|| ApiError::BadRequest("Sec-WebSocket-Key is missing".into()))?;
-    Ok(tungstenite::handshake::derive_accept_key(key.as_bytes()))
+    let key = key.ok_or_else(|| ApiError::BadRequest("Sec-WebSocket-Key is missing".into()))?;
+    Ok(tungstenite::handshake::derive_accept_key(key))
+}
+
+/// The response head that completes a handshake, for connections served off the HTTP stack.
+pub fn switching_protocols(accept: &str) -> Vec<u8> {
+    format!(
+        "HTTP/1.1 101 Switching Protocols\r\nconnection: upgrade\r\nupgrade: websocket\r\nsec-websocket-accept: {accept}\r\n\r\n"
+    )
+    .into_bytes()
+}
+
+/// Serves an admitted WebSocket: a full connection for someone on stage, a fan-out shard for
+/// a listener. `head` (the handshake's response, when the HTTP stack did not send it) goes
+/// out first, in the same write as the hello and the first audio.
+pub async fn open(
+    state: AppState,
+    space: Arc<LiveSpace>,
+    user: UserId,
+    mut stream: TcpStream,
+    read: &[u8],
+    slot: Option<crate::capacity::Slot>,
+    head: &[u8],
+) {
+    let span = tracing::info_span!("ws", space = %space.id, user);
+    let role = space.with_domain(|d| d.role_of(user));
+    if role.is_speaker() {
+        if stream.write_all(head).await.is_err() {
+            return;
+        }
+        let socket = stage_socket(stream, read.to_vec()).await;
+        Connection::new(state, space, user)
+            .run(socket, None)
+            .instrument(span)
+            .await;
+        drop(slot);
+    } else {
+        join_listener(state, space, user, stream, read, slot, head)
+            .instrument(span)
+            .await;
+    }
 }
 
 /// The WebSocket of someone on stage (a handful per Space), with the full protocol machinery.
@@ -187,6 +226,7 @@ async fn join_listener(
     mut stream: TcpStream,
     read: &[u8],
     slot: Option<crate::capacity::Slot>,
+    head: &[u8],
 ) {
     let hello = Hello {
         event: "hello",
@@ -194,7 +234,10 @@ async fn join_listener(
         role: Role::Listener,
         space: &space.view(),
     };
-    let mut first = wsframe::text(&serde_json::to_string(&hello).expect("serializes")).to_vec();
+    let mut first = head.to_vec();
+    first.extend_from_slice(&wsframe::text(
+        &serde_json::to_string(&hello).expect("serializes"),
+    ));
     let mut snap = Snapshot::default();
     space.hub.ws.snapshot(&mut snap);
     let burst = space.hub.ws.burst() as u64;
