@@ -1,5 +1,6 @@
-//! The run over time as an SVG chart: listeners receiving audio, joins per second, and
-//! frames delivered per listener per second (50 when every listener keeps up).
+//! The run over time as an SVG chart: listeners receiving audio and joins per second, the
+//! share of each second's frames that were on time, and each second's 99th-percentile
+//! lateness against the allowance.
 
 use crate::report::Report;
 use plotters::prelude::*;
@@ -7,9 +8,10 @@ use std::path::Path;
 
 /// Draws `report`'s timeline into an SVG file.
 pub fn svg(report: &Report, path: &Path) -> anyhow::Result<()> {
-    let root = SVGBackend::new(path, (960, 540)).into_drawing_area();
+    let root = SVGBackend::new(path, (960, 720)).into_drawing_area();
     root.fill(&WHITE)?;
-    let (top, bottom) = root.split_vertically(270);
+    let (top, rest) = root.split_vertically(270);
+    let (middle, bottom) = rest.split_vertically(225);
     let t_max = report.timeline.len().max(1) as u64;
 
     let most = report
@@ -45,23 +47,53 @@ pub fn svg(report: &Report, path: &Path) -> anyhow::Result<()> {
         .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], RED));
     chart.configure_series_labels().border_style(BLACK).draw()?;
 
-    let mut rate = ChartBuilder::on(&bottom)
+    let mut share = ChartBuilder::on(&middle)
         .caption(
-            "Frames delivered per listener per second (50 = keeping up)",
+            "Frames on time in each second (%), against the earliest delivery",
             ("sans-serif", 18),
         )
         .margin(10)
         .x_label_area_size(30)
         .y_label_area_size(60)
-        .build_cartesian_2d(0..t_max, 0f64..80f64)?;
-    rate.configure_mesh().x_desc("seconds").draw()?;
-    rate.draw_series(LineSeries::new(
+        .build_cartesian_2d(0..t_max, 0f64..101f64)?;
+    share.configure_mesh().x_desc("seconds").draw()?;
+    share.draw_series(LineSeries::new(
         report
             .timeline
             .iter()
-            .filter(|p| p.connected > 0)
-            .map(|p| (p.t, p.frames as f64 / p.connected as f64)),
+            .filter(|p| p.frames > 0)
+            .map(|p| (p.t, 100.0 * p.on_time)),
         &GREEN,
+    ))?;
+
+    let worst = report
+        .timeline
+        .iter()
+        .map(|p| p.late_p99_ms)
+        .fold(report.allowance_ms, f64::max);
+    let mut late = ChartBuilder::on(&bottom)
+        .caption(
+            "99th-percentile lateness in each second (ms); dashed: the allowance",
+            ("sans-serif", 18),
+        )
+        .margin(10)
+        .x_label_area_size(30)
+        .y_label_area_size(60)
+        .build_cartesian_2d(0..t_max, 0f64..worst * 1.1)?;
+    late.configure_mesh().x_desc("seconds").draw()?;
+    late.draw_series(LineSeries::new(
+        report
+            .timeline
+            .iter()
+            .filter(|p| p.frames > 0)
+            .map(|p| (p.t, p.late_p99_ms)),
+        &MAGENTA,
+    ))?;
+    late.draw_series(DashedLineSeries::new(
+        [(0, report.allowance_ms), (t_max, report.allowance_ms)],
+        6,
+        4,
+        BLACK.into(),
     ))?;
     root.present()?;
     Ok(())
@@ -80,6 +112,7 @@ mod tests {
                 connected: t * 100,
                 failed: 0,
                 frames: t * t * 2500,
+                late: std::array::from_fn(|i| if i < 2 { t * 1000 } else { 0 }),
             })
             .collect();
         let report = Report::new(1000, &[], &ticks, 1000.0);
@@ -88,7 +121,8 @@ mod tests {
         let text = std::fs::read_to_string(&path).unwrap();
         assert!(text.starts_with("<svg"), "{}", &text[..50]);
         assert!(text.contains("joins per second"));
-        assert!(text.matches("<polyline").count() >= 3, "three series");
+        assert!(text.contains("lateness"));
+        assert!(text.matches("<polyline").count() >= 4, "four series");
         let _ = std::fs::remove_file(path);
     }
 }

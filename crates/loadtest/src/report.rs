@@ -2,7 +2,7 @@
 //! it was, and how that went over time.
 
 use crate::account::Outcome;
-use crate::worker::Tick;
+use crate::worker::{LATE_BUCKET_US, LATE_BUCKETS, Tick};
 use serde::Serialize;
 use std::collections::BTreeMap;
 
@@ -17,6 +17,37 @@ pub struct Point {
     pub joins: u64,
     /// Frames received in this second, all listeners together.
     pub frames: u64,
+    /// Share of this second's frames that arrived within the allowance of the earliest
+    /// delivery of the same frame (1 when no frame arrived).
+    pub on_time: f64,
+    /// 99th percentile of this second's lateness, milliseconds (to the 50 ms bucket).
+    pub late_p99_ms: f64,
+}
+
+/// On-time share and 99th-percentile lateness (ms) of frames counted by lateness bucket. A
+/// bucket counts as on time only if all of it is within the allowance.
+pub fn lateness(late: &[u64; LATE_BUCKETS], allowance_ms: f64) -> (f64, f64) {
+    let width_ms = LATE_BUCKET_US as f64 / 1000.0;
+    let total: u64 = late.iter().sum();
+    if total == 0 {
+        return (1.0, 0.0);
+    }
+    let on_time: u64 = late
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| (*i + 1) as f64 * width_ms <= allowance_ms)
+        .map(|(_, n)| n)
+        .sum();
+    let mut seen = 0;
+    let mut p99 = LATE_BUCKETS as f64 * width_ms;
+    for (i, n) in late.iter().enumerate() {
+        seen += n;
+        if seen as f64 >= 0.99 * total as f64 {
+            p99 = (i + 1) as f64 * width_ms;
+            break;
+        }
+    }
+    (on_time as f64 / total as f64, p99)
 }
 
 /// Quantiles of a measure, in milliseconds.
@@ -92,11 +123,16 @@ impl Report {
         let mut timeline = Vec::with_capacity(ticks.len());
         for (t, tick) in ticks.iter().enumerate() {
             let prev = t.checked_sub(1).map(|p| ticks[p]).unwrap_or_default();
+            let late: [u64; LATE_BUCKETS] =
+                std::array::from_fn(|i| tick.late[i].saturating_sub(prev.late[i]));
+            let (on_time, late_p99_ms) = lateness(&late, allowance_ms);
             timeline.push(Point {
                 t: t as u64,
                 connected: tick.connected,
                 joins: tick.joined - prev.joined,
                 frames: tick.frames - prev.frames,
+                on_time,
+                late_p99_ms,
             });
         }
         Self {
@@ -201,5 +237,19 @@ mod tests {
         assert!((r.on_time_share - 1.0 / 3.0).abs() < 1e-9);
         assert_eq!(r.failures["HTTP 503"], 1);
         assert!((r.worst_late_ms.max - 1999.0).abs() < 1e-9);
+    }
+
+    #[test]
+    fn each_second_gets_its_on_time_share_and_p99_lateness() {
+        let mut late = [0u64; LATE_BUCKETS];
+        late[0] = 900; // within 50 ms
+        late[3] = 95; // 150–200 ms
+        late[25] = 5; // 1.25–1.3 s
+        let (on_time, p99) = lateness(&late, 1000.0);
+        assert!((on_time - 0.995).abs() < 1e-9, "{on_time}");
+        assert_eq!(p99, 200.0);
+        let (on_time, _) = lateness(&late, 1300.0);
+        assert_eq!(on_time, 1.0);
+        assert_eq!(lateness(&[0; LATE_BUCKETS], 1000.0), (1.0, 0.0));
     }
 }

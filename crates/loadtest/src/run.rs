@@ -20,7 +20,7 @@ pub const WORKER_SUBCOMMAND: &str = "loadtest-worker";
 #[derive(Debug, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 enum Line {
-    Tick(Tick),
+    Tick(Box<Tick>),
     Done(Vec<Outcome>),
 }
 
@@ -50,7 +50,7 @@ pub async fn run(plan: Plan, allowance_ms: f64, progress: bool) -> anyhow::Resul
             tokio::spawn(async move {
                 let ticks = tx.clone();
                 let outcomes = run_shard(shard, move |t| {
-                    let _ = ticks.send((w, Line::Tick(t)));
+                    let _ = ticks.send((w, Line::Tick(Box::new(t))));
                 })
                 .await;
                 let _ = tx.send((w, Line::Done(outcomes)));
@@ -85,7 +85,7 @@ pub async fn run(plan: Plan, allowance_ms: f64, progress: bool) -> anyhow::Resul
         tokio::select! {
             line = rx.recv() => match line {
                 None => bail!("a worker ended without reporting"),
-                Some((w, Line::Tick(t))) => latest[w] = t,
+                Some((w, Line::Tick(t))) => latest[w] = *t,
                 Some((_, Line::Done(o))) => {
                     outcomes.extend(o);
                     done += 1;
@@ -126,6 +126,7 @@ fn sum(ticks: &[Tick]) -> Tick {
         connected: a.connected + t.connected,
         failed: a.failed + t.failed,
         frames: a.frames + t.frames,
+        late: std::array::from_fn(|i| a.late[i] + t.late[i]),
     })
 }
 
@@ -172,7 +173,7 @@ pub fn worker_main(shard_json: &str) -> anyhow::Result<()> {
     let outcomes = runtime.block_on(run_shard(shard, |t| {
         println!(
             "{}",
-            serde_json::to_string(&Line::Tick(t)).expect("serializes")
+            serde_json::to_string(&Line::Tick(Box::new(t))).expect("serializes")
         );
     }));
     println!("{}", serde_json::to_string(&Line::Done(outcomes))?);

@@ -1,19 +1,24 @@
 //! One shard of listeners on one event loop: connect at the planned instant from the planned
 //! source address, account for every frame, report progress and outcomes.
 
-use crate::account::{Account, Outcome};
+use crate::account::{Account, FRAME_US, Outcome};
 use crate::plan::{Shard, Transport};
 use anyhow::{Context, anyhow, bail};
 use serde::{Deserialize, Serialize};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::time::Duration;
 use stentor_media::ogg::{PRE_SKIP, peek_page};
 use tokio::net::{TcpSocket, TcpStream};
 use tokio::time::Instant;
 
-/// Progress of a shard, sent about once a second.
+/// Width of a lateness bucket, microseconds.
+pub const LATE_BUCKET_US: i64 = 50_000;
+/// Lateness buckets; the last one holds everything from 1.55 s on.
+pub const LATE_BUCKETS: usize = 32;
+
+/// Progress of a shard, sent about once a second (every count since the start).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Tick {
     /// Listeners that have started to connect.
@@ -24,14 +29,32 @@ pub struct Tick {
     pub failed: u64,
     /// Frames received so far.
     pub frames: u64,
+    /// Frames received so far by lateness, in buckets of [`LATE_BUCKET_US`]: how much later
+    /// than the earliest delivery of a frame this shard has seen.
+    pub late: [u64; LATE_BUCKETS],
 }
 
-#[derive(Default)]
 struct Counters {
     joined: AtomicU64,
     connected: AtomicU64,
     failed: AtomicU64,
     frames: AtomicU64,
+    late: [AtomicU64; LATE_BUCKETS],
+    /// The smallest (arrival − media time) seen so far: the earliest delivery.
+    base_us: AtomicI64,
+}
+
+impl Default for Counters {
+    fn default() -> Self {
+        Self {
+            joined: AtomicU64::default(),
+            connected: AtomicU64::default(),
+            failed: AtomicU64::default(),
+            frames: AtomicU64::default(),
+            late: Default::default(),
+            base_us: AtomicI64::new(i64::MAX),
+        }
+    }
 }
 
 impl Counters {
@@ -41,7 +64,21 @@ impl Counters {
             connected: self.connected.load(Ordering::Relaxed),
             failed: self.failed.load(Ordering::Relaxed),
             frames: self.frames.load(Ordering::Relaxed),
+            late: std::array::from_fn(|i| self.late[i].load(Ordering::Relaxed)),
         }
+    }
+
+    /// Counts a frame `seq` arriving at `now_us` in its lateness bucket. The earliest delivery
+    /// is the running minimum, which settles within the first cadence of the run.
+    fn on_frame(&self, seq: u64, now_us: i64) {
+        self.frames.fetch_add(1, Ordering::Relaxed);
+        let offset = now_us - seq as i64 * FRAME_US;
+        let base = self
+            .base_us
+            .fetch_min(offset, Ordering::Relaxed)
+            .min(offset);
+        let bucket = ((offset - base) / LATE_BUCKET_US) as usize;
+        self.late[bucket.min(LATE_BUCKETS - 1)].fetch_add(1, Ordering::Relaxed);
     }
 }
 
@@ -124,8 +161,9 @@ async fn listen(
         if account.frames() == 0 {
             counters.connected.fetch_add(1, Ordering::Relaxed);
         }
-        account.on_frame(seq, now_us());
-        counters.frames.fetch_add(1, Ordering::Relaxed);
+        let now = now_us();
+        account.on_frame(seq, now);
+        counters.on_frame(seq, now);
     };
     match plan.transport {
         Transport::Ws => {

@@ -124,6 +124,12 @@ async fn dropped_and_delayed_frames_are_counted_on_both_transports() {
             report.worst_late_ms
         );
         assert_eq!(report.on_time_share, 0.0, "{transport:?}");
+        // The second after the stall shows it.
+        assert!(
+            report.timeline.iter().any(|p| p.late_p99_ms >= 1400.0),
+            "{transport:?}: {:?}",
+            report.timeline
+        );
     }
 }
 
@@ -136,6 +142,11 @@ async fn a_clean_stream_is_all_on_time() {
         assert_eq!(report.admitted, 3);
         assert_eq!(report.missed, 0);
         assert_eq!(report.on_time_share, 1.0, "{transport:?}: {report:?}");
+        assert!(
+            report.timeline.iter().all(|p| p.on_time == 1.0),
+            "{transport:?}: {:?}",
+            report.timeline
+        );
         assert!(
             report.first_audio_ms.p99 < 500.0,
             "{:?}",

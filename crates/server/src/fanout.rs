@@ -32,8 +32,10 @@ const MAX_SLICES: usize = 66;
 const YIELD_EVERY: usize = 256;
 /// Reads of one socket per pass: a client that floods cannot hold its shard.
 const MAX_READS: usize = 4;
-/// A pass runs at least this often even when the feed is quiet (lobby, silence).
-const IDLE_PASS: Duration = Duration::from_millis(250);
+/// A pass runs at least this often when the feed is quiet (a lobby before the start): events
+/// and what listeners send are dealt with then. Longer than the longest cadence, so that
+/// while audio flows it never adds a write of its own.
+const IDLE_PASS: Duration = Duration::from_secs(1);
 
 /// Which framing a fan-out sends.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -549,5 +551,17 @@ fn on_frame(
             sink.close_with(close::NORMAL, "");
             Ok(())
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use stentor_hub::CadencePolicy;
+
+    #[test]
+    fn the_idle_pass_never_comes_between_two_wake_ups() {
+        let longest = CadencePolicy::period(CadencePolicy::default().max_frames);
+        assert!(IDLE_PASS > longest, "{IDLE_PASS:?} vs {longest:?}");
     }
 }

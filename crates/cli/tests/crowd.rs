@@ -1,0 +1,56 @@
+//! A crowd of real listeners on one server: 1 000 over the WebSocket and 1 000 over Ogg,
+//! joining at 1 000 a second, every one of them receiving every frame of the demo Space in
+//! time, counted by the load tester without decoding.
+
+mod common;
+
+use common::TestServer;
+use stentor_loadtest::plan::parse_sources;
+use stentor_loadtest::run::run;
+use stentor_loadtest::{Plan, Profile, Transport};
+
+fn plan(base: &str, transport: Transport, sources: &str) -> Plan {
+    Plan {
+        url: base.to_owned(),
+        space: "demo".into(),
+        transport,
+        listeners: 1000,
+        profile: Profile::Ramp { per_second: 500.0 },
+        hold_secs: 4.0,
+        sources: parse_sources(sources).unwrap(),
+        workers: 0,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_thousand_listeners_get_every_frame_on_time() {
+    let server = TestServer::start("crowd").await;
+    let (space, host) = stentor::demo::prepare(&server.state).await.unwrap();
+    stentor::demo::spawn_speaker(space, host);
+    let (ws, ogg) = tokio::join!(
+        run(
+            plan(&server.base, Transport::Ws, "127.0.0.2-127.0.0.11"),
+            1000.0,
+            false
+        ),
+        run(
+            plan(&server.base, Transport::Ogg, "127.0.0.12-127.0.0.21"),
+            1000.0,
+            false
+        ),
+    );
+    for report in [ws.unwrap(), ogg.unwrap()] {
+        assert_eq!(report.admitted, 1000, "{:?}", report.failures);
+        assert_eq!(report.missed, 0);
+        assert_eq!(report.stalls, 0);
+        assert_eq!(report.on_time_share, 1.0, "{:?}", report.worst_late_ms);
+        // Everyone heard at least the hold: 4 s of 50 frames a second.
+        assert!(report.frames >= 1000 * 200, "{} frames", report.frames);
+    }
+    let metrics = server.metrics().await;
+    assert!(
+        metrics.contains("stentor_fanout_writers 2"),
+        "one writer per transport for 1 000 listeners each:\n{metrics}"
+    );
+    server.stop().await;
+}
