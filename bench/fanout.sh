@@ -34,7 +34,7 @@ window=$((hold > 8 ? hold - 6 : 2))
   echo "On time = every frame received, none later than 1 s plus the server's cadence after its"
   echo "earliest delivery to anyone. CPU = the server's, from /proc: steady = over ${window} s from"
   echo "2 s after the last join, above the server's idle CPU (3 s before the run, nobody"
-  echo "listening), as % of one core per 1 000 listeners; run = whole run, CPU"
+  echo "listening), as % of one core per 1 000 listeners served (received audio); run = whole run, CPU"
   echo "seconds per 1 000 listeners per minute. RSS per listener = resident memory in the steady"
   echo "window minus before the run, divided by the listeners (peak: VmHWM instead)."
   echo "bare-ogg writes at the cadence stentor-ogg chose for the same audience."
@@ -111,8 +111,10 @@ minutes = (float(a[12]) - float(a[11])) / 60
 rss0, rss1, hwm = (int(x) for x in a[13:16])
 cadence = r["cadence_ms"] if kind.startswith("stentor") else float(a[16])
 idle = (int(a[18]) - int(a[17])) / hz / 3 * 100
-steady = ((cpu2 - cpu1) / hz / window * 100 - idle) / (n / 1000)
-run = (cpu3 - cpu0) / hz / (n / 1000) / minutes
+# Per listener actually served: a server that lost some has fewer to write to.
+served = max(r["admitted"], 1)
+steady = ((cpu2 - cpu1) / hz / window * 100 - idle) / (served / 1000)
+run = (cpu3 - cpu0) / hz / (served / 1000) / minutes
 fa, late = r["first_audio_ms"], r["worst_late_ms"]
 print(f"| {kind} | {n} | {rate} | {cadence:.0f} | {r['admitted']} | {100*r['on_time_share']:.2f}% | "
       f"{fa['p50']:.0f} / {fa['p99']:.0f} | {late['p99']:.0f} | {idle:.1f} | {steady:.2f} | {run:.2f} | "
