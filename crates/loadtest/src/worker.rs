@@ -221,6 +221,24 @@ async fn fetch_ticket(
         .ok_or_else(|| anyhow!("no ticket in the response"))
 }
 
+/// Reads what has arrived into `buf` (growing it when nearly full); `false` once the run is
+/// over, an error if the server closed the stream.
+async fn read_more(
+    stream: &mut TcpStream,
+    buf: &mut bytes::BytesMut,
+    end: Instant,
+) -> anyhow::Result<bool> {
+    use tokio::io::AsyncReadExt;
+    if buf.capacity() - buf.len() < 2048 {
+        buf.reserve(8 * 1024);
+    }
+    match tokio::time::timeout_at(end, stream.read_buf(buf)).await {
+        Err(_) => Ok(false),
+        Ok(Ok(0)) => bail!("closed by the server"),
+        Ok(r) => r.map(|_| true).map_err(Into::into),
+    }
+}
+
 /// Reads an HTTP response head into `buf` and returns it (without the blank line), leaving
 /// what follows it in `buf`.
 async fn read_head(
@@ -256,7 +274,7 @@ async fn ogg_listen(
     mut on_frame: impl FnMut(u64),
 ) -> anyhow::Result<()> {
     use bytes::Buf;
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::io::AsyncWriteExt;
     // HTTP/1.0: the body is then close-delimited whatever serves it, never chunked.
     let request = format!("GET {path} HTTP/1.0\r\nHost: {host}\r\n\r\n");
     stream.write_all(request.as_bytes()).await?;
@@ -288,15 +306,8 @@ async fn ogg_listen(
                 on_frame(seq);
             }
         }
-        if buf.capacity() - buf.len() < 2048 {
-            buf.reserve(8 * 1024);
-        }
-        match tokio::time::timeout_at(end, stream.read_buf(&mut buf)).await {
-            Err(_) => return Ok(()),
-            Ok(Ok(0)) => bail!("the stream ended"),
-            Ok(r) => {
-                r?;
-            }
+        if !read_more(&mut stream, &mut buf, end).await? {
+            return Ok(());
         }
     }
 }
@@ -312,7 +323,7 @@ async fn ws_listen(
     mut on_frame: impl FnMut(u64),
 ) -> anyhow::Result<()> {
     use bytes::Buf;
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::io::AsyncWriteExt;
     use tungstenite::protocol::frame::FrameHeader;
     use tungstenite::protocol::frame::coding::{Control, Data, OpCode};
     let key = tungstenite::handshake::client::generate_key();
@@ -352,15 +363,8 @@ async fn ws_listen(
             }
             buf.advance(total);
         }
-        if buf.capacity() - buf.len() < 2048 {
-            buf.reserve(8 * 1024);
-        }
-        match tokio::time::timeout_at(end, stream.read_buf(&mut buf)).await {
-            Err(_) => return Ok(()),
-            Ok(Ok(0)) => bail!("closed by the server"),
-            Ok(r) => {
-                r?;
-            }
+        if !read_more(&mut stream, &mut buf, end).await? {
+            return Ok(());
         }
     }
 }
