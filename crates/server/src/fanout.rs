@@ -9,14 +9,14 @@
 
 use crate::AppState;
 use crate::capacity::Slot;
-use crate::live::{IngestError, LiveSpace, WS_PUBLISH};
+use crate::live::LiveSpace;
 use crate::routes::ws::{MAX_WS_MESSAGE, close};
 use bytes::Bytes;
 use parking_lot::Mutex;
 use std::io::{self, IoSlice};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use stentor_hub::wsframe::{self, ClientFrame};
 use stentor_hub::{Feed, Position, Snapshot};
 use stentor_space::{Command, UserId};
@@ -526,22 +526,7 @@ fn on_frame(
             });
             Ok(())
         }
-        ClientFrame::Binary(data) => {
-            if data.len() < 6 || data[0] != WS_PUBLISH {
-                return Err((
-                    close::UNSUPPORTED,
-                    "binary messages must be 0x01 audio frames".into(),
-                ));
-            }
-            let seq = u32::from_be_bytes(data[1..5].try_into().expect("4 bytes"));
-            let packet = Bytes::copy_from_slice(&data[5..]);
-            space
-                .ingest(user, seq, packet, Instant::now())
-                .map_err(|e| match e {
-                    IngestError::NotASpeaker => (close::POLICY, e.to_string()),
-                    _ => (close::INVALID, e.to_string()),
-                })
-        }
+        ClientFrame::Binary(data) => crate::routes::ws::publish(space, user, data.into()),
         ClientFrame::Ping(payload) => {
             sink.queue(&wsframe::pong(payload.into()));
             Ok(())

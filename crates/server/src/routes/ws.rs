@@ -201,9 +201,37 @@ pub async fn open(
             .await;
         drop(slot);
     } else {
-        join_listener(state, space, user, stream, read, slot, head)
-            .instrument(span)
-            .await;
+        // A listener: hello and the burst of recent audio in one write, then a writer.
+        async move {
+            let hello = Hello {
+                event: "hello",
+                user,
+                role: Role::Listener,
+                space: &space.view(),
+            };
+            let mut first = head.to_vec();
+            first.extend_from_slice(&wsframe::text(
+                &serde_json::to_string(&hello).expect("serializes"),
+            ));
+            let mut snap = Snapshot::default();
+            space.hub.ws.snapshot(&mut snap);
+            let burst = space.hub.ws.burst() as u64;
+            // Recent audio only: the hello already reflects the events before it.
+            for n in snap.head().saturating_sub(burst).max(snap.start())..snap.head() {
+                if let Some(frame) = snap.get(n).filter(|f| !wsframe::is_text(f)) {
+                    first.extend_from_slice(frame);
+                }
+            }
+            if stream.write_all(&first).await.is_err() {
+                return;
+            }
+            match Sink::new(stream, snap.head(), Some(user), slot, read) {
+                Ok(sink) => space.ws_fanout.add(sink, &state, &space),
+                Err(e) => tracing::warn!(error = %e, "could not hand a listener to a writer"),
+            }
+        }
+        .instrument(span)
+        .await;
     }
 }
 
@@ -215,45 +243,6 @@ async fn stage_socket(stream: TcpStream, read: Vec<u8>) -> Socket {
         .read_buffer_size(4 * 1024)
         .write_buffer_size(16 * 1024);
     WebSocketStream::from_partially_read(stream, read, WsRole::Server, Some(config)).await
-}
-
-/// Sends a new listener its hello and the burst of recent audio in one write, then hands the
-/// socket to a fan-out shard.
-async fn join_listener(
-    state: AppState,
-    space: Arc<LiveSpace>,
-    user: UserId,
-    mut stream: TcpStream,
-    read: &[u8],
-    slot: Option<crate::capacity::Slot>,
-    head: &[u8],
-) {
-    let hello = Hello {
-        event: "hello",
-        user,
-        role: Role::Listener,
-        space: &space.view(),
-    };
-    let mut first = head.to_vec();
-    first.extend_from_slice(&wsframe::text(
-        &serde_json::to_string(&hello).expect("serializes"),
-    ));
-    let mut snap = Snapshot::default();
-    space.hub.ws.snapshot(&mut snap);
-    let burst = space.hub.ws.burst() as u64;
-    // Recent audio only: the hello already reflects the events before it.
-    for n in snap.head().saturating_sub(burst).max(snap.start())..snap.head() {
-        if let Some(frame) = snap.get(n).filter(|f| !wsframe::is_text(f)) {
-            first.extend_from_slice(frame);
-        }
-    }
-    if stream.write_all(&first).await.is_err() {
-        return;
-    }
-    match Sink::new(stream, snap.head(), Some(user), slot, read) {
-        Ok(sink) => space.ws_fanout.add(sink, &state, &space),
-        Err(e) => tracing::warn!(error = %e, "could not hand a listener to a writer"),
-    }
 }
 
 /// Takes over a listener's socket when they come on stage: what they were due first, then a
@@ -307,7 +296,7 @@ struct Connection {
     out: Vec<Message>,
 }
 
-type Close = (u16, String);
+pub(crate) type Close = (u16, String);
 
 impl Connection {
     fn new(state: AppState, space: Arc<LiveSpace>, user: UserId) -> Self {
@@ -422,21 +411,7 @@ impl Connection {
 
     async fn on_message(&mut self, message: Message) -> Result<(), Close> {
         match message {
-            Message::Binary(data) => {
-                if data.len() < 6 || data[0] != WS_PUBLISH {
-                    return Err((
-                        close::UNSUPPORTED,
-                        "binary messages must be 0x01 audio frames".into(),
-                    ));
-                }
-                let seq = u32::from_be_bytes(data[1..5].try_into().expect("4 bytes"));
-                self.space
-                    .ingest(self.user, seq, data.slice(5..), Instant::now())
-                    .map_err(|e| match e {
-                        crate::live::IngestError::NotASpeaker => (close::POLICY, e.to_string()),
-                        _ => (close::INVALID, e.to_string()),
-                    })
-            }
+            Message::Binary(data) => publish(&self.space, self.user, data),
             Message::Text(text) => {
                 let command: Command = serde_json::from_str(text.as_str())
                     .map_err(|e| (close::INVALID, format!("unknown command: {e}")))?;
@@ -495,6 +470,24 @@ impl Connection {
             self.audio = Some(self.space.hub.ws.subscribe());
         }
     }
+}
+
+/// A binary message from a client: a `0x01` audio frame published as `user`, or the close
+/// code and reason it earns (the same for the stage and for listeners).
+pub(crate) fn publish(space: &LiveSpace, user: UserId, data: Bytes) -> Result<(), Close> {
+    if data.len() < 6 || data[0] != WS_PUBLISH {
+        return Err((
+            close::UNSUPPORTED,
+            "binary messages must be 0x01 audio frames".into(),
+        ));
+    }
+    let seq = u32::from_be_bytes(data[1..5].try_into().expect("4 bytes"));
+    space
+        .ingest(user, seq, data.slice(5..), Instant::now())
+        .map_err(|e| match e {
+            crate::live::IngestError::NotASpeaker => (close::POLICY, e.to_string()),
+            _ => (close::INVALID, e.to_string()),
+        })
 }
 
 /// Whether a read error is the peer going away rather than bad input.
