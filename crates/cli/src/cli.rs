@@ -98,7 +98,7 @@ pub struct LoadtestArgs {
     /// Loopback source addresses to spread connections over.
     #[arg(long, default_value = "127.0.0.2-127.0.0.61")]
     pub sources: String,
-    /// Worker processes [default: one per 15 000 listeners].
+    /// Worker processes [default: one per core, and at least one per 15 000 listeners].
     #[arg(long)]
     pub workers: Option<usize>,
     /// A frame later than this after its earliest delivery is not on time (ms).
@@ -213,7 +213,7 @@ async fn loadtest(args: LoadtestArgs) -> anyhow::Result<()> {
         sources: parse_sources(&args.sources).map_err(anyhow::Error::msg)?,
         workers: args
             .workers
-            .unwrap_or(args.listeners.div_ceil(15_000))
+            .unwrap_or_else(|| stentor_loadtest::plan::default_workers(args.listeners))
             .max(1),
     };
     eprintln!(

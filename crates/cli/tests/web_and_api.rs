@@ -93,3 +93,76 @@ async fn a_stale_cookie_is_signed_out_but_a_bad_bearer_token_is_refused() {
     assert_eq!(view["names"][id.to_string()], "alice_w");
     server.stop().await;
 }
+
+/// Sends `request` on `tcp` and reads one response with a `content-length` body.
+async fn exchange(tcp: &mut tokio::net::TcpStream, request: &str) -> (String, String) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    tcp.write_all(request.as_bytes()).await.unwrap();
+    let mut buf = Vec::new();
+    loop {
+        let mut chunk = [0u8; 4096];
+        let n = tcp.read(&mut chunk).await.unwrap();
+        assert!(n > 0, "closed before a whole response: {buf:?}");
+        buf.extend_from_slice(&chunk[..n]);
+        let text = String::from_utf8_lossy(&buf).into_owned();
+        if let Some((head, body)) = text.split_once("\r\n\r\n") {
+            let length: usize = head
+                .lines()
+                .find_map(|l| {
+                    l.to_ascii_lowercase()
+                        .strip_prefix("content-length: ")
+                        .map(|v| v.trim().parse().unwrap())
+                })
+                .expect("a content-length");
+            if body.len() >= length {
+                return (head.to_owned(), body.to_owned());
+            }
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn anonymous_tickets_come_from_the_door_and_the_connection_goes_on() {
+    let server = TestServer::start("web-door-ticket").await;
+    let mut alice = server.api();
+    alice.sign_up("alice_d", "password-1").await.unwrap();
+    let space = alice.create_space("Door").await.unwrap();
+    // Loaded, as a Space is once anyone has looked at it.
+    alice.space(&space).await.unwrap();
+    let addr = server.base.trim_start_matches("http://").to_owned();
+    let mut tcp = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    let post = format!(
+        "POST /api/v1/spaces/{space}/tickets HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n"
+    );
+    let (head, body) = exchange(&mut tcp, &post).await;
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    assert!(
+        !head.to_ascii_lowercase().contains("connection: close"),
+        "{head}"
+    );
+    let view: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let ticket = server
+        .state
+        .tickets
+        .verify(
+            view["ticket"].as_str().unwrap(),
+            &space,
+            stentor_server::unix_now(),
+        )
+        .unwrap();
+    assert_eq!(view["user"], ticket.user);
+    assert_eq!(view["role"], "listener");
+    assert!(ticket.user >= 1 << 52, "an anonymous id");
+    // The same connection goes on with the HTTP server.
+    let (head, body) = exchange(&mut tcp, "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n").await;
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    assert_eq!(body, "ok\n");
+    // What the door does not grant, the HTTP server answers as ever.
+    let mut tcp = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    let missing =
+        "POST /api/v1/spaces/nope/tickets HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n";
+    let (head, body) = exchange(&mut tcp, missing).await;
+    assert!(head.starts_with("HTTP/1.1 404"), "{head}");
+    assert!(body.contains("space not found"), "{body}");
+    server.stop().await;
+}

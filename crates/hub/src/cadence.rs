@@ -51,9 +51,111 @@ impl CadencePolicy {
     }
 }
 
+/// When one of a feed's writers passes. Writers that all wrote on the same frame would
+/// make one burst of writes per cadence, and everything else on the machine (accepts, new
+/// listeners' first audio, the listeners' own reads) would wait behind it; each writer keeps
+/// the cadence at its own phase instead, so the same writes are spread over the cadence.
+/// No frame waits longer than one cadence either way.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Stagger {
+    phase: u32,
+    /// The next frame count at which a pass is due.
+    due: u64,
+    /// The frame count at the last pass.
+    last: u64,
+}
+
+impl Stagger {
+    /// The `index`-th writer of a feed: phases are spread evenly whatever the cadence.
+    pub fn nth(index: usize) -> Self {
+        // The golden ratio's fractional part spreads any prefix of writers over [0, 2^32).
+        let phase = (index as u64).wrapping_mul(0x9E37_79B9) as u32;
+        Self {
+            phase,
+            due: 0,
+            last: 0,
+        }
+    }
+
+    /// Whether a pass is due now that `n` timed frames have been published, with a cadence
+    /// of `every` frames; when it is, the next one is scheduled at this writer's phase.
+    pub fn due(&mut self, n: u64, every: u32) -> bool {
+        let every = u64::from(every.max(1));
+        // A cadence that has just shortened must not leave a far-off pass scheduled.
+        if n < self.due && n < self.last + every {
+            return false;
+        }
+        let offset = (u64::from(self.phase) * every) >> 32;
+        let aligned = n - n % every + offset;
+        self.due = if aligned > n {
+            aligned
+        } else {
+            aligned + every
+        };
+        self.last = n;
+        true
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Frame counts (1..=frames) at which `writer` passes.
+    fn passes(writer: &mut Stagger, frames: u64, every: u32) -> Vec<u64> {
+        (1..=frames).filter(|&n| writer.due(n, every)).collect()
+    }
+
+    #[test]
+    fn a_writer_passes_once_per_cadence_and_no_frame_waits_longer() {
+        for index in 0..20 {
+            let mut w = Stagger::nth(index);
+            let at = passes(&mut w, 500, 7);
+            for pair in at.windows(2) {
+                assert!(pair[1] - pair[0] <= 7, "writer {index}: {at:?}");
+            }
+            // Once in step, exactly one pass per cadence.
+            assert!(at.windows(2).skip(1).all(|p| p[1] - p[0] == 7), "{at:?}");
+        }
+    }
+
+    #[test]
+    fn the_writers_of_a_feed_spread_their_passes_over_the_cadence() {
+        let every = 10;
+        let mut per_frame = [0u32; 10];
+        for index in 0..20 {
+            let mut w = Stagger::nth(index);
+            for n in passes(&mut w, 100, every).into_iter().skip(1) {
+                per_frame[(n % 10) as usize] += 1;
+            }
+        }
+        // Twenty writers, ten phases: no frame carries more than a few writers' passes.
+        let most = *per_frame.iter().max().unwrap();
+        let least = *per_frame.iter().min().unwrap();
+        assert!(most <= 3 * least.max(1), "{per_frame:?}");
+        assert!(least > 0, "{per_frame:?}");
+    }
+
+    #[test]
+    fn with_every_frame_a_writer_passes_on_every_frame() {
+        let mut w = Stagger::nth(3);
+        assert_eq!(passes(&mut w, 5, 1), vec![1, 2, 3, 4, 5]);
+    }
+
+    #[test]
+    fn a_shorter_cadence_takes_effect_at_once() {
+        let mut w = Stagger::nth(5);
+        let mut at = Vec::new();
+        for n in 1..=60 {
+            if w.due(n, 25) {
+                at.push(n);
+            }
+        }
+        let last = *at.last().unwrap();
+        // From 61 the cadence is 2 frames: the next pass comes within 2 frames.
+        let next = (61..100).find(|&n| w.due(n, 2)).unwrap();
+        assert!(next - last <= 25 && next <= 62, "last {last}, next {next}");
+    }
 
     #[test]
     fn a_small_audience_gets_every_frame_at_once() {

@@ -18,6 +18,8 @@ pub struct Feed {
 struct Inner {
     ring: RwLock<Ring>,
     head: watch::Sender<u64>,
+    /// Timed frames published so far, sent on every one (for staggered writers).
+    ticks: watch::Sender<u64>,
     burst: usize,
     closed: AtomicBool,
     /// Subscribers are woken once every this many frames (the cadence).
@@ -34,10 +36,12 @@ impl Feed {
     /// A feed keeping `capacity` frames, giving new subscribers `burst` frames at once.
     pub fn new(capacity: usize, burst: usize) -> Self {
         let (head, _) = watch::channel(0);
+        let (ticks, _) = watch::channel(0);
         Self {
             inner: Arc::new(Inner {
                 ring: RwLock::new(Ring::new(capacity)),
                 head,
+                ticks,
                 burst,
                 closed: AtomicBool::new(false),
                 wake_every: AtomicU32::new(1),
@@ -53,6 +57,7 @@ impl Feed {
     pub fn publish(&self, frame: Bytes) {
         let head = self.push(frame);
         let n = self.inner.timed.fetch_add(1, Ordering::Relaxed) + 1;
+        self.inner.ticks.send_replace(n);
         let every = u64::from(self.inner.wake_every.load(Ordering::Relaxed).max(1));
         if n.is_multiple_of(every) {
             self.inner.head.send_replace(head);
@@ -92,6 +97,7 @@ impl Feed {
     pub fn close(&self) {
         self.inner.closed.store(true, Ordering::Release);
         self.inner.head.send_modify(|_| {});
+        self.inner.ticks.send_modify(|_| {});
     }
 
     /// Whether [`Feed::close`] was called.
@@ -125,9 +131,10 @@ impl Feed {
         self.inner.listeners.fetch_sub(n, Ordering::Relaxed);
     }
 
-    /// Wake-ups at the feed's cadence, for a writer that serves many listeners at once.
-    pub fn wakeups(&self) -> watch::Receiver<u64> {
-        self.inner.head.subscribe()
+    /// The count of timed frames published, updated on every one: a writer that serves many
+    /// listeners passes when its [`crate::Stagger`] says so.
+    pub fn ticks(&self) -> watch::Receiver<u64> {
+        self.inner.ticks.subscribe()
     }
 
     /// Copies the whole ring (shared buffers: a reference count each) into `snap`.
@@ -245,14 +252,15 @@ mod tests {
     async fn events_ride_along_with_the_next_wake_up() {
         let feed = Feed::new(64, 0);
         feed.set_wake_every(2);
-        let wake = feed.wakeups();
+        let mut ticks = feed.ticks();
         feed.publish(Bytes::from_static(b"a1"));
+        assert_eq!(*ticks.borrow_and_update(), 1);
         for _ in 0..5 {
             feed.publish_along(Bytes::from_static(b"event"));
         }
-        assert!(!wake.has_changed().unwrap(), "an event woke the writers");
+        assert!(!ticks.has_changed().unwrap(), "an event woke the writers");
         feed.publish(Bytes::from_static(b"a2"));
-        assert!(wake.has_changed().unwrap());
+        assert_eq!(*ticks.borrow_and_update(), 2);
         let mut snap = crate::writer::Snapshot::default();
         feed.snapshot(&mut snap);
         assert_eq!(snap.head(), 7);

@@ -12,7 +12,7 @@ mod space_hub;
 pub mod writer;
 pub mod wsframe;
 
-pub use cadence::CadencePolicy;
+pub use cadence::{CadencePolicy, Stagger};
 pub use feed::{Feed, Subscriber};
 pub use ring::{Cursor, Read, Ring};
 pub use space_hub::{Hub, HubConfig, WS_AUDIO, ws_audio_frame};

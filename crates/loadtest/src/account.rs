@@ -11,6 +11,7 @@ pub const STALL_US: i64 = 1_000_000;
 #[derive(Debug, Clone, Default)]
 pub struct Account {
     started_us: i64,
+    ticket_us: Option<i64>,
     first_audio_us: Option<i64>,
     frames: u64,
     missed: u64,
@@ -26,7 +27,10 @@ pub struct Account {
 pub struct Outcome {
     /// Connected and received audio (`None`), or why not.
     pub failure: Option<String>,
-    /// Time from the start of the connection to the first audio frame, microseconds.
+    /// Time from the start of the join to the join ticket in hand (WebSocket), microseconds.
+    #[serde(default)]
+    pub ticket_us: Option<i64>,
+    /// Time from the start of the join to the first audio frame, microseconds.
     pub first_audio_us: Option<i64>,
     /// Frames received.
     pub frames: u64,
@@ -50,6 +54,11 @@ impl Account {
             max_offset_us: i64::MIN,
             ..Self::default()
         }
+    }
+
+    /// Records the join ticket arriving at `now_us`.
+    pub fn on_ticket(&mut self, now_us: i64) {
+        self.ticket_us = Some(now_us - self.started_us);
     }
 
     /// Records frame `seq` (media time `seq × 20 ms`) arriving at `now_us`.
@@ -82,6 +91,7 @@ impl Account {
         let failure = failure.or_else(|| (self.frames == 0).then(|| "no audio".to_owned()));
         Outcome {
             failure,
+            ticket_us: self.ticket_us,
             first_audio_us: self.first_audio_us,
             frames: self.frames,
             missed: self.missed,

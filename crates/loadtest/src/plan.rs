@@ -56,17 +56,41 @@ pub struct Plan {
     pub workers: usize,
 }
 
-/// One worker's part of a plan: listeners `first..first + count`, all sharing one start.
+/// One worker's part of a plan: every `stride`-th listener from `first`, all sharing one
+/// start. Interleaved, so that every worker takes its share of the joins of every second.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Shard {
     /// The plan.
     pub plan: Plan,
     /// First listener index of this shard.
     pub first: usize,
-    /// Listeners in this shard.
-    pub count: usize,
+    /// Distance between two listeners of this shard (the number of shards).
+    pub stride: usize,
     /// The run's start, Unix milliseconds (shared by every shard).
     pub start_unix_ms: i64,
+}
+
+impl Shard {
+    /// The listeners of this shard, by index in the plan.
+    pub fn listeners(&self) -> impl Iterator<Item = usize> + use<> {
+        (self.first..self.plan.listeners).step_by(self.stride.max(1))
+    }
+
+    /// How many listeners this shard has.
+    pub fn count(&self) -> usize {
+        self.plan
+            .listeners
+            .saturating_sub(self.first)
+            .div_ceil(self.stride.max(1))
+    }
+}
+
+/// Worker processes for `listeners` when none are asked for: one per core, so that no
+/// generator loop is what limits the joins, and at least one per 15 000 listeners (a
+/// process's open files).
+pub fn default_workers(listeners: usize) -> usize {
+    let cores = std::thread::available_parallelism().map_or(1, usize::from);
+    listeners.div_ceil(15_000).max(cores).max(1)
 }
 
 impl Plan {
@@ -93,21 +117,16 @@ impl Plan {
         (!self.sources.is_empty()).then(|| self.sources[i % self.sources.len()])
     }
 
-    /// Splits the plan into `max(workers, 1)` shards of nearly equal size.
+    /// Splits the plan into `max(workers, 1)` interleaved shards of nearly equal size.
     pub fn shards(&self, start_unix_ms: i64) -> Vec<Shard> {
-        let n = self.workers.max(1);
+        let n = self.workers.max(1).min(self.listeners.max(1));
         (0..n)
-            .map(|w| {
-                let first = self.listeners * w / n;
-                let end = self.listeners * (w + 1) / n;
-                Shard {
-                    plan: self.clone(),
-                    first,
-                    count: end - first,
-                    start_unix_ms,
-                }
+            .map(|w| Shard {
+                plan: self.clone(),
+                first: w,
+                stride: n,
+                start_unix_ms,
             })
-            .filter(|s| s.count > 0)
             .collect()
     }
 }
@@ -147,11 +166,24 @@ mod tests {
     }
 
     #[test]
-    fn shards_cover_every_listener_once() {
-        let p = plan(10, 3, Profile::Spike);
+    fn shards_cover_every_listener_once_and_share_every_second_of_a_ramp() {
+        let p = plan(10, 3, Profile::Ramp { per_second: 5.0 });
         let shards = p.shards(0);
-        assert_eq!(shards.iter().map(|s| s.count).sum::<usize>(), 10);
-        assert_eq!(shards[1].first, shards[0].first + shards[0].count);
+        let mut all: Vec<usize> = shards.iter().flat_map(Shard::listeners).collect();
+        all.sort_unstable();
+        assert_eq!(all, (0..10).collect::<Vec<_>>());
+        assert_eq!(
+            shards.iter().map(Shard::count).collect::<Vec<_>>(),
+            [4, 3, 3]
+        );
+        // In the first second (listeners 0–4) every worker has joins to make.
+        for s in &shards {
+            assert!(
+                s.listeners()
+                    .any(|i| p.join_offset(i, 0).as_secs_f64() < 1.0)
+            );
+        }
+        assert_eq!(plan(2, 8, Profile::Spike).shards(0).len(), 2);
     }
 
     #[test]

@@ -62,6 +62,10 @@ pub struct Spread {
 }
 
 impl Spread {
+    fn of_us(values: impl Iterator<Item = i64>) -> Self {
+        Self::of(values.map(|us| us as f64 / 1000.0).collect())
+    }
+
     fn of(mut values: Vec<f64>) -> Self {
         if values.is_empty() {
             return Self::default();
@@ -93,7 +97,9 @@ pub struct Report {
     pub allowance_ms: f64,
     /// The largest fan-out cadence the server reported during the run, milliseconds.
     pub cadence_ms: f64,
-    /// Time to first audio.
+    /// Time to a join ticket (WebSocket listeners ask for one first; zero otherwise).
+    pub ticket_ms: Spread,
+    /// Time to first audio (the ticket included).
     pub first_audio_ms: Spread,
     /// Each listener's worst lateness against the earliest delivery of the same frame.
     pub worst_late_ms: Spread,
@@ -142,12 +148,8 @@ impl Report {
             on_time_share: on_time as f64 / listeners.max(1) as f64,
             allowance_ms,
             cadence_ms: 0.0,
-            first_audio_ms: Spread::of(
-                ok.iter()
-                    .filter_map(|o| o.first_audio_us)
-                    .map(|us| us as f64 / 1000.0)
-                    .collect(),
-            ),
+            ticket_ms: Spread::of_us(ok.iter().filter_map(|o| o.ticket_us)),
+            first_audio_ms: Spread::of_us(ok.iter().filter_map(|o| o.first_audio_us)),
             worst_late_ms: Spread::of(
                 ok.iter()
                     .map(|o| o.worst_late_us(base) as f64 / 1000.0)
@@ -184,6 +186,9 @@ impl Report {
         );
         let spread =
             |x: &Spread| format!("p50 {:.1}  p99 {:.1}  max {:.1} ms", x.p50, x.p99, x.max);
+        if self.ticket_ms.max > 0.0 {
+            row(&mut s, "time to ticket", spread(&self.ticket_ms));
+        }
         row(&mut s, "time to first audio", spread(&self.first_audio_ms));
         row(
             &mut s,

@@ -98,8 +98,8 @@ pub async fn run_shard(shard: Shard, mut on_tick: impl FnMut(Tick)) -> Vec<Outco
     let wait_ms = (shard.start_unix_ms - now_us() / 1000).max(0) as u64;
     let start = Instant::now() + Duration::from_millis(wait_ms);
     let end = start + plan.last_join(shard.start_unix_ms) + Duration::from_secs_f64(plan.hold_secs);
-    let mut tasks = Vec::with_capacity(shard.count);
-    for i in shard.first..shard.first + shard.count {
+    let mut tasks = Vec::with_capacity(shard.count());
+    for i in shard.listeners() {
         let plan = plan.clone();
         let counters = counters.clone();
         let at = start + plan.join_offset(i, shard.start_unix_ms);
@@ -168,6 +168,7 @@ async fn listen(
     match plan.transport {
         Transport::Ws => {
             let ticket = fetch_ticket(plan, i, addr, &host, end).await?;
+            account.on_ticket(now_us());
             let stream = connect_from(plan.source(i), addr).await?;
             let path = format!("/api/v1/spaces/{}/ws?ticket={ticket}", plan.space);
             ws_listen(stream, &format!("{host}:{port}"), &path, end, |seq| {

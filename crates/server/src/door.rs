@@ -1,13 +1,14 @@
 //! The media door: a fresh connection whose first request is a live Ogg stream
-//! (`GET /spaces/{id}/live.opus`) or a WebSocket upgrade (`GET /api/v1/spaces/{id}/ws`) is
-//! served off the HTTP stack, so the response head and the first audio leave in one write and
-//! a listener's socket goes straight to a fan-out shard. Every other connection goes to the
-//! HTTP server untouched (the request is only peeked at).
+//! (`GET /spaces/{id}/live.opus`), a WebSocket upgrade (`GET /api/v1/spaces/{id}/ws`) or an
+//! anonymous ticket request (`POST /api/v1/spaces/{id}/tickets`) is served off the HTTP
+//! stack, so the response head and the first audio leave in one write and a listener's socket
+//! goes straight to a fan-out shard. Every other connection goes to the HTTP server untouched
+//! (the request is only peeked at).
 
 use crate::AppState;
 use crate::fanout::Sink;
 use crate::routes::ogg::admit_listener;
-use crate::routes::ws;
+use crate::routes::{KEEP_ALIVE_CONNECTIONS, api, ws};
 use serde::Deserialize;
 use std::time::Duration;
 use stentor_hub::Snapshot;
@@ -19,7 +20,13 @@ const MAX_HEAD: usize = 4096;
 /// How long a client may take to send its request head.
 pub const HEAD_TIMEOUT: Duration = Duration::from_secs(10);
 /// What the request lines the door serves start with.
-const PREFIXES: [&[u8]; 2] = [b"GET /spaces/", b"GET /api/v1/spaces/"];
+const PREFIXES: [&[u8]; 3] = [
+    b"GET /spaces/",
+    b"GET /api/v1/spaces/",
+    b"POST /api/v1/spaces/",
+];
+/// The longest of [`PREFIXES`].
+const LONGEST_PREFIX: usize = 20;
 
 /// What the first request of a connection is.
 #[derive(Debug, PartialEq, Eq)]
@@ -44,6 +51,15 @@ pub enum Sniffed {
         /// The `Sec-WebSocket-Accept` value.
         accept: String,
     },
+    /// A ticket request without credentials or body (an anonymous listener's).
+    Ticket {
+        /// Space id.
+        space: String,
+        /// Length of the request head.
+        head: usize,
+        /// Whether the client keeps the connection open after the response.
+        keep_alive: bool,
+    },
     /// Anything else: the HTTP server answers.
     Http,
 }
@@ -55,7 +71,7 @@ struct Query {
 
 /// Parses a complete request head (no I/O): `None` while it is incomplete.
 pub fn classify(bytes: &[u8]) -> Option<Sniffed> {
-    let prefix = &bytes[..bytes.len().min(PREFIXES[1].len())];
+    let prefix = &bytes[..bytes.len().min(LONGEST_PREFIX)];
     if !PREFIXES
         .iter()
         .any(|p| p.starts_with(&prefix[..prefix.len().min(p.len())]))
@@ -69,9 +85,6 @@ pub fn classify(bytes: &[u8]) -> Option<Sniffed> {
         Ok(httparse::Status::Partial) => return None,
         Err(_) => return Some(Sniffed::Http),
     };
-    if request.method != Some("GET") {
-        return Some(Sniffed::Http);
-    }
     let Some(target) = request.path else {
         return Some(Sniffed::Http);
     };
@@ -82,6 +95,12 @@ pub fn classify(bytes: &[u8]) -> Option<Sniffed> {
             .filter(|id| !id.is_empty() && !id.contains('/'))
             .map(str::to_owned)
     };
+    if request.method == Some("POST") {
+        return Some(anonymous_ticket(&request, path, head).unwrap_or(Sniffed::Http));
+    }
+    if request.method != Some("GET") {
+        return Some(Sniffed::Http);
+    }
     let Ok(query) = serde_urlencoded::from_str::<Query>(query) else {
         return Some(Sniffed::Http);
     };
@@ -105,6 +124,35 @@ pub fn classify(bytes: &[u8]) -> Option<Sniffed> {
         }
     }
     Some(Sniffed::Http)
+}
+
+/// A ticket request the door may answer: no credentials (those are the HTTP server's to
+/// check), no body.
+fn anonymous_ticket(request: &httparse::Request, path: &str, head: usize) -> Option<Sniffed> {
+    let space = path
+        .strip_prefix("/api/v1/spaces/")?
+        .strip_suffix("/tickets")
+        .filter(|id| !id.is_empty() && !id.contains('/'))?;
+    let mut keep_alive = request.version == Some(1);
+    for h in request.headers.iter() {
+        let name = h.name.to_ascii_lowercase();
+        match name.as_str() {
+            "cookie" | "authorization" | "transfer-encoding" | "expect" => return None,
+            "content-length" if h.value != b"0" => return None,
+            "connection" => {
+                let value = String::from_utf8_lossy(h.value).to_ascii_lowercase();
+                if value.split(',').any(|t| t.trim() == "close") {
+                    keep_alive = false;
+                }
+            }
+            _ => {}
+        }
+    }
+    Some(Sniffed::Ticket {
+        space: space.to_owned(),
+        head,
+        keep_alive,
+    })
 }
 
 /// Looks at the first request of a connection without consuming it.
@@ -154,6 +202,47 @@ pub async fn websocket(
             let _ = tcp.shutdown().await;
         }
     }
+}
+
+/// Answers an anonymous ticket request found by [`sniff`] off the HTTP stack: a crowd about
+/// to listen asks for one ticket each, on a fresh connection. Returns the connection when the
+/// HTTP server should carry on with it: untouched when the door does not grant the ticket
+/// (the server answers then, refusals and Spaces not yet loaded included), or after the
+/// response when the client keeps it open.
+pub async fn ticket(
+    state: &AppState,
+    mut tcp: TcpStream,
+    space: String,
+    head: usize,
+    keep_alive: bool,
+) -> Option<TcpStream> {
+    let Some(live) = state.spaces.if_loaded(&space) else {
+        return Some(tcp);
+    };
+    let Ok(view) = api::grant(state, &live, &space, None) else {
+        return Some(tcp);
+    };
+    let mut request = vec![0; head];
+    tcp.read_exact(&mut request).await.ok()?;
+    let keep_alive = keep_alive && state.metrics.http_connections.get() <= KEEP_ALIVE_CONNECTIONS;
+    let body = serde_json::to_vec(&view).expect("a ticket serializes");
+    let mut response = format!(
+        "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\n{}\r\n",
+        body.len(),
+        if keep_alive {
+            ""
+        } else {
+            "connection: close\r\n"
+        }
+    )
+    .into_bytes();
+    response.extend_from_slice(&body);
+    tcp.write_all(&response).await.ok()?;
+    if keep_alive {
+        return Some(tcp);
+    }
+    let _ = tcp.shutdown().await;
+    None
 }
 
 /// The response head of a live stream: its length is the connection's.
@@ -252,6 +341,47 @@ mod tests {
             b"GET /api/v1/spaces/abc/ws?ticket=t HTTP/1.1\r\nHost: x\r\n\r\n",
             b"GET /api/v1/spaces/abc HTTP/1.1\r\n\r\n",
             b"\x16\x03\x01",
+        ] {
+            assert_eq!(classify(req), Some(Sniffed::Http), "{req:?}");
+        }
+    }
+
+    #[test]
+    fn anonymous_ticket_requests_are_recognised() {
+        let req = b"POST /api/v1/spaces/abc/tickets HTTP/1.1\r\nHost: x\r\n\
+            Content-Length: 0\r\nConnection: close\r\n\r\n";
+        assert_eq!(
+            classify(req),
+            Some(Sniffed::Ticket {
+                space: "abc".into(),
+                head: req.len(),
+                keep_alive: false
+            })
+        );
+        let kept = b"POST /api/v1/spaces/abc/tickets HTTP/1.1\r\nHost: x\r\n\r\n";
+        assert!(matches!(
+            classify(kept),
+            Some(Sniffed::Ticket {
+                keep_alive: true,
+                ..
+            })
+        ));
+        let old = b"POST /api/v1/spaces/abc/tickets HTTP/1.0\r\n\r\n";
+        assert!(matches!(
+            classify(old),
+            Some(Sniffed::Ticket {
+                keep_alive: false,
+                ..
+            })
+        ));
+        // Credentials and bodies are the HTTP server's to deal with.
+        for req in [
+            &b"POST /api/v1/spaces/abc/tickets HTTP/1.1\r\nCookie: stentor_session=x\r\n\r\n"[..],
+            b"POST /api/v1/spaces/abc/tickets HTTP/1.1\r\nAuthorization: Bearer x\r\n\r\n",
+            b"POST /api/v1/spaces/abc/tickets HTTP/1.1\r\nContent-Length: 2\r\n\r\n{}",
+            b"POST /api/v1/spaces/abc/tickets HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n",
+            b"POST /api/v1/spaces/abc/commands HTTP/1.1\r\n\r\n",
+            b"POST /api/v1/spaces/a/b/tickets HTTP/1.1\r\n\r\n",
         ] {
             assert_eq!(classify(req), Some(Sniffed::Http), "{req:?}");
         }

@@ -18,7 +18,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 use stentor_hub::wsframe::{self, ClientFrame};
-use stentor_hub::{Feed, Position, Snapshot};
+use stentor_hub::{Feed, Position, Snapshot, Stagger};
 use stentor_space::{Command, UserId};
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
@@ -126,6 +126,9 @@ struct ShardHandle {
     load: Arc<AtomicUsize>,
 }
 
+/// Shards started so far by any fan-out: each gets its own phase of the cadence.
+static SHARDS_STARTED: AtomicUsize = AtomicUsize::new(0);
+
 impl Fanout {
     /// Fan-out of `feed`, at most `per_shard` listeners per writer task (1 gives a task per
     /// listener).
@@ -190,6 +193,7 @@ struct Shard {
     personal_rx: mpsc::UnboundedReceiver<(UserId, Bytes)>,
     snap: Snapshot,
     scratch: Vec<u8>,
+    stagger: Stagger,
     state: AppState,
     space: Arc<LiveSpace>,
 }
@@ -213,6 +217,7 @@ impl Shard {
             personal_rx,
             snap: Snapshot::default(),
             scratch: vec![0; MAX_WS_MESSAGE + 64],
+            stagger: Stagger::nth(SHARDS_STARTED.fetch_add(1, Ordering::Relaxed)),
             state,
             space,
         }
@@ -220,7 +225,7 @@ impl Shard {
 
     async fn run(mut self) {
         self.space.metrics.writers.inc();
-        let mut wake = self.feed.wakeups();
+        let mut ticks = self.feed.ticks();
         let mut notices = self.space.events();
         let mut shutdown = self.state.shutdown.clone();
         let mut idle = tokio::time::interval(IDLE_PASS);
@@ -252,11 +257,15 @@ impl Shard {
                     Err(RecvError::Lagged(_)) => {}
                     Err(RecvError::Closed) => break,
                 },
-                changed = wake.changed() => {
-                    // While the feed wakes the shard, the idle pass has nothing to add.
+                changed = ticks.changed() => {
+                    // While frames flow, the idle pass has nothing to add.
                     idle.reset();
-                    self.pass().await;
-                    if changed.is_err() || self.feed.is_closed() {
+                    let ended = changed.is_err() || self.feed.is_closed();
+                    let n = *ticks.borrow_and_update();
+                    if self.stagger.due(n, self.feed.wake_every()) || ended {
+                        self.pass().await;
+                    }
+                    if ended {
                         self.close_all(close::NORMAL, "the space has ended").await;
                         break;
                     }

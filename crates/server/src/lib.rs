@@ -187,31 +187,17 @@ impl Server {
                         head,
                         accept,
                     } => door::websocket(&state, tcp, space, ticket, head, accept).await,
-                    door::Sniffed::Http => {
-                        let conn = hyper::server::conn::http1::Builder::new()
-                            .timer(hyper_util::rt::TokioTimer::new())
-                            .header_read_timeout(door::HEAD_TIMEOUT)
-                            .serve_connection(
-                                hyper_util::rt::TokioIo::new(tcp),
-                                hyper_util::service::TowerToHyperService::new(app),
-                            )
-                            .with_upgrades();
-                        state.metrics.http_connections.inc();
-                        let mut conn = std::pin::pin!(conn);
-                        let mut down = state.shutdown.clone();
-                        let result = tokio::select! {
-                            result = conn.as_mut() => result,
-                            () = routes::ws::going_away(&mut down) => {
-                                // Finish the request in flight, then close.
-                                conn.as_mut().graceful_shutdown();
-                                conn.await
-                            }
-                        };
-                        state.metrics.http_connections.dec();
-                        if let Err(e) = result {
-                            tracing::debug!(error = %e, "connection ended with an error");
+                    door::Sniffed::Ticket {
+                        space,
+                        head,
+                        keep_alive,
+                    } => {
+                        if let Some(tcp) = door::ticket(&state, tcp, space, head, keep_alive).await
+                        {
+                            serve_http(&state, app, tcp).await;
                         }
                     }
+                    door::Sniffed::Http => serve_http(&state, app, tcp).await,
                 }
             });
         }
@@ -226,6 +212,34 @@ impl Server {
         }
         store.close().await;
         Ok(())
+    }
+}
+
+/// Serves a connection with the HTTP server until it closes (or, on shutdown, once the
+/// request in flight is answered).
+async fn serve_http(state: &AppState, app: axum::Router, tcp: tokio::net::TcpStream) {
+    let conn = hyper::server::conn::http1::Builder::new()
+        .timer(hyper_util::rt::TokioTimer::new())
+        .header_read_timeout(door::HEAD_TIMEOUT)
+        .serve_connection(
+            hyper_util::rt::TokioIo::new(tcp),
+            hyper_util::service::TowerToHyperService::new(app),
+        )
+        .with_upgrades();
+    state.metrics.http_connections.inc();
+    let mut conn = std::pin::pin!(conn);
+    let mut down = state.shutdown.clone();
+    let result = tokio::select! {
+        result = conn.as_mut() => result,
+        () = routes::ws::going_away(&mut down) => {
+            // Finish the request in flight, then close.
+            conn.as_mut().graceful_shutdown();
+            conn.await
+        }
+    };
+    state.metrics.http_connections.dec();
+    if let Err(e) = result {
+        tracing::debug!(error = %e, "connection ended with an error");
     }
 }
 

@@ -32,6 +32,11 @@ impl Spaces {
         }
     }
 
+    /// The runtime of Space `id` if it is loaded (no store read).
+    pub fn if_loaded(&self, id: &str) -> Option<Arc<LiveSpace>> {
+        self.loaded.lock().get(id).cloned()
+    }
+
     /// The runtime of Space `id`, loading it from the store if needed.
     pub async fn get(&self, id: &str) -> Result<Arc<LiveSpace>, ApiError> {
         if let Some(space) = self.loaded.lock().get(id) {

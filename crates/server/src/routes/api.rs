@@ -2,7 +2,7 @@
 
 use crate::auth::{self, Caller, SESSION_COOKIE, SESSION_SECS};
 use crate::error::ApiError;
-use crate::live::SpaceView;
+use crate::live::{LiveSpace, SpaceView};
 use crate::ticket::Ticket;
 use crate::{AppState, unix_now};
 use axum::extract::rejection::JsonRejection;
@@ -308,13 +308,25 @@ pub struct TicketView {
 }
 
 /// `POST /api/v1/spaces/{id}/tickets`: a join ticket for the caller (or an anonymous listener).
+/// The door answers an anonymous request for a loaded Space itself (door.rs), with
+/// [`grant`] too.
 pub async fn ticket(
     State(state): State<AppState>,
     Path(id): Path<String>,
     caller: Caller,
 ) -> Result<Json<TicketView>, ApiError> {
     let space = state.spaces.get(&id).await?;
-    let user = match caller.0 {
+    grant(&state, &space, &id, caller.0.as_ref()).map(Json)
+}
+
+/// A join ticket for `caller` (an anonymous listener when `None`) in Space `id`.
+pub fn grant(
+    state: &AppState,
+    space: &LiveSpace,
+    id: &str,
+    caller: Option<&User>,
+) -> Result<TicketView, ApiError> {
+    let user = match caller {
         Some(u) => {
             space.remember_name(u.id, &u.handle);
             u.id
@@ -323,14 +335,13 @@ pub async fn ticket(
         None => return Err(ApiError::Unauthorized("sign in to listen".into())),
     };
     let role = space.with_domain(|d| d.may_join(user).map(|()| d.role_of(user)))?;
-    let ticket = state.issue_ticket(&id, user, role);
-    let token = state.tickets.sign(&ticket);
-    Ok(Json(TicketView {
-        ticket: token,
+    let ticket = state.issue_ticket(id, user, role);
+    Ok(TicketView {
+        ticket: state.tickets.sign(&ticket),
         user,
         role,
         expires_at: ticket.exp,
-    }))
+    })
 }
 
 /// Anonymous listeners get ids of 2^52 and above, so they never collide with accounts.
