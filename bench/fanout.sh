@@ -13,6 +13,14 @@ counts=${1:-"1000 5000"}
 rates=${2:-"2000"}
 hold=${3:-30}
 servers=${4:-"stentor-ws stentor-ogg bare-ogg icecast-ogg"}
+if [[ " $servers " == *" icecast-ogg "* ]]; then
+  for tool in icecast2 ffmpeg; do
+    command -v "$tool" >/dev/null || {
+      echo "fanout.sh: $tool is needed for icecast-ogg (apt-get install icecast2 ffmpeg), or leave icecast-ogg out" >&2
+      exit 1
+    }
+  done
+fi
 cargo build --release -q --bin stentor
 cargo build --release -q -p stentor-loadtest --example bare_loop
 bin=target/release/stentor
@@ -37,10 +45,12 @@ window=$((hold > 8 ? hold - 6 : 2))
   echo "listening), as % of one core per 1 000 listeners served (received audio); run = whole run, CPU"
   echo "seconds per 1 000 listeners per minute. RSS per listener = resident memory in the steady"
   echo "window minus before the run, divided by the listeners (peak: VmHWM instead)."
-  echo "bare-ogg writes at the cadence stentor-ogg chose for the same audience."
+  echo "bare-ogg writes at the cadence stentor-ogg chose for the same audience. A WebSocket"
+  echo "listener asks for a ticket first (a fresh connection, as a browser does); its first audio"
+  echo "is counted from that request."
   echo
-  echo "| server | listeners | joins/s | cadence ms | received audio | on time | first audio p50 / p99 ms | worst lateness p99 ms | idle CPU % | steady CPU %/1000 | run CPU s/1000/min | RSS B/listener (peak) |"
-  echo "|---|---|---|---|---|---|---|---|---|---|---|---|"
+  echo "| server | listeners | joins/s | cadence ms | received audio | on time | ticket p50 / p99 ms | first audio p50 / p99 ms | worst lateness p99 ms | idle CPU % | steady CPU %/1000 | run CPU s/1000/min | RSS B/listener (peak) |"
+  echo "|---|---|---|---|---|---|---|---|---|---|---|---|---|"
 } > "$file"
 
 start_server() { # kind port data -> prints pid
@@ -116,8 +126,10 @@ served = max(r["admitted"], 1)
 steady = ((cpu2 - cpu1) / hz / window * 100 - idle) / (served / 1000)
 run = (cpu3 - cpu0) / hz / (served / 1000) / minutes
 fa, late = r["first_audio_ms"], r["worst_late_ms"]
+tk = r.get("ticket_ms", {"p50": 0, "p99": 0, "max": 0})
+ticket = f"{tk['p50']:.0f} / {tk['p99']:.0f}" if tk["max"] > 0 else "–"
 print(f"| {kind} | {n} | {rate} | {cadence:.0f} | {r['admitted']} | {100*r['on_time_share']:.2f}% | "
-      f"{fa['p50']:.0f} / {fa['p99']:.0f} | {late['p99']:.0f} | {idle:.1f} | {steady:.2f} | {run:.2f} | "
+      f"{ticket} | {fa['p50']:.0f} / {fa['p99']:.0f} | {late['p99']:.0f} | {idle:.1f} | {steady:.2f} | {run:.2f} | "
       f"{(rss1-rss0)*1024/n:.0f} ({(hwm-rss0)*1024/n:.0f}) |")
 PY
       if [ "$kind" = stentor-ogg ]; then

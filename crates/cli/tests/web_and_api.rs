@@ -166,3 +166,49 @@ async fn anonymous_tickets_come_from_the_door_and_the_connection_goes_on() {
     assert!(body.contains("space not found"), "{body}");
     server.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_waiting_room_status_is_small_cacheable_and_counts_the_crowd() {
+    let server = TestServer::start("web-status").await;
+    let mut alice = server.api();
+    alice.sign_up("alice_s", "password-1").await.unwrap();
+    let space = alice.create_space("Soon").await.unwrap();
+    let url = format!("{}/api/v1/spaces/{space}/status", server.base);
+    let resp = reqwest::get(&url).await.unwrap();
+    assert_eq!(resp.status(), 200);
+    assert_eq!(
+        resp.headers()["cache-control"],
+        "public, max-age=1, stale-while-revalidate=5"
+    );
+    let status: serde_json::Value = resp.json().await.unwrap();
+    assert_eq!(status["state"], "scheduled");
+    assert_eq!(status["listeners"], 0);
+    let now = status["now"].as_i64().unwrap();
+    assert!((now - stentor_server::unix_now() as i64).abs() <= 1);
+    assert!(status["poll_secs"].as_u64().unwrap() >= 1);
+    // A crowd asking: 3 000 asks within a second or two, as 3 000 waiting clients would.
+    // A server that finds itself overloaded may shed some (503): those are not counted.
+    use futures_util::StreamExt;
+    let http = reqwest::Client::new();
+    let statuses: Vec<u16> = futures_util::stream::iter(0..3_000)
+        .map(|_| async { http.get(&url).send().await.unwrap().status().as_u16() })
+        .buffer_unordered(8)
+        .collect()
+        .await;
+    let answered = statuses.iter().filter(|s| **s == 200).count() as u64;
+    assert!(statuses.iter().all(|s| *s == 200 || *s == 503));
+    assert!(answered >= 2_000, "{answered} of 3 000 answered");
+    // Counted once the second they fell in is over.
+    tokio::time::sleep(std::time::Duration::from_millis(1_100)).await;
+    let status: serde_json::Value = reqwest::get(&url).await.unwrap().json().await.unwrap();
+    let waiting = status["waiting"].as_u64().unwrap();
+    assert!(waiting >= answered, "{status}");
+    assert_eq!(status["join_window_secs"], waiting.div_ceil(2_000));
+    alice
+        .command(&space, serde_json::json!({"cmd": "start"}))
+        .await
+        .unwrap();
+    let status: serde_json::Value = reqwest::get(&url).await.unwrap().json().await.unwrap();
+    assert_eq!(status["state"], "live");
+    server.stop().await;
+}

@@ -3,6 +3,8 @@
 use crate::cadence::CadencePolicy;
 use crate::feed::Feed;
 use bytes::{BufMut, Bytes, BytesMut};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use stentor_media::ogg::{self, PageWriter};
 use stentor_media::{FRAME_SAMPLES, MixOutput};
 
@@ -53,6 +55,8 @@ pub struct Hub {
     ogg_headers: [Bytes; 2],
     serial: u32,
     cadence: CadencePolicy,
+    /// The writers' largest backlog (frames) at the last cadence check.
+    last_lag: Arc<AtomicU64>,
 }
 
 impl Hub {
@@ -66,6 +70,7 @@ impl Hub {
             ogg_headers,
             serial,
             cadence: config.cadence,
+            last_lag: Arc::new(AtomicU64::new(0)),
         }
     }
 
@@ -87,9 +92,15 @@ impl Hub {
     /// Re-evaluates how often writers wake, from the audience and how far behind they were.
     fn adapt_cadence(&self) {
         let lag = self.ws.take_max_lag().max(self.ogg.take_max_lag());
+        self.last_lag.store(lag, Ordering::Relaxed);
         let every = self.cadence.frames_per_wake(self.listeners(), lag);
         self.ws.set_wake_every(every);
         self.ogg.set_wake_every(every);
+    }
+
+    /// How far behind the writers were at the last check, in cadences (1: on time).
+    pub fn write_lag_cadences(&self) -> f64 {
+        self.last_lag.load(Ordering::Relaxed) as f64 / f64::from(self.cadence_frames().max(1))
     }
 
     /// Frames between writer wake-ups now.

@@ -6,6 +6,7 @@
 //! (the request is only peeked at).
 
 use crate::AppState;
+use crate::error::ApiError;
 use crate::fanout::Sink;
 use crate::routes::ogg::admit_listener;
 use crate::routes::{KEEP_ALIVE_CONNECTIONS, api, ws};
@@ -219,8 +220,18 @@ pub async fn ticket(
     let Some(live) = state.spaces.if_loaded(&space) else {
         return Some(tcp);
     };
-    let Ok(view) = api::grant(state, &live, &space, None) else {
-        return Some(tcp);
+    let view = match api::grant(state, &live, &space, None) {
+        Ok(view) => view,
+        // Shed here, at the cheapest point there is.
+        Err(e @ ApiError::Overloaded { .. }) => {
+            state.metrics.reject(e.reason());
+            let mut request = vec![0; head];
+            tcp.read_exact(&mut request).await.ok()?;
+            let _ = tcp.write_all(&e.to_http1()).await;
+            let _ = tcp.shutdown().await;
+            return None;
+        }
+        Err(_) => return Some(tcp),
     };
     let mut request = vec![0; head];
     tcp.read_exact(&mut request).await.ok()?;

@@ -43,6 +43,14 @@ pub enum ApiError {
         /// Seconds to wait (jittered, so that a refused crowd does not return at once).
         retry_after: u64,
     },
+    /// The server is overloaded and sheds this kind of work; come back after `retry_after`.
+    #[error("the server is overloaded; retry in {retry_after} s")]
+    Overloaded {
+        /// What was shed, for metrics: `shed_joins`, `shed_api`.
+        reason: &'static str,
+        /// Seconds to wait (jittered).
+        retry_after: u64,
+    },
     /// Something failed on our side.
     #[error("internal error")]
     Internal(String),
@@ -66,6 +74,7 @@ impl ApiError {
             ApiError::Refused(Refusal::Ended) => "ended",
             ApiError::Refused(_) => "refused",
             ApiError::Unavailable { .. } => "capacity",
+            ApiError::Overloaded { reason, .. } => reason,
             ApiError::Internal(_) => "internal",
         }
     }
@@ -97,7 +106,9 @@ impl From<&ApiError> for StatusCode {
                 }
                 _ => StatusCode::CONFLICT,
             },
-            ApiError::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Unavailable { .. } | ApiError::Overloaded { .. } => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -124,7 +135,9 @@ impl ApiError {
     pub fn to_http1(&self) -> Vec<u8> {
         let (status, body) = self.problem();
         let retry = match self {
-            ApiError::Unavailable { retry_after } => format!("retry-after: {retry_after}\r\n"),
+            ApiError::Unavailable { retry_after } | ApiError::Overloaded { retry_after, .. } => {
+                format!("retry-after: {retry_after}\r\n")
+            }
             _ => String::new(),
         };
         format!(
@@ -145,7 +158,9 @@ impl IntoResponse for ApiError {
             header::CONTENT_TYPE,
             HeaderValue::from_static("application/problem+json"),
         );
-        if let ApiError::Unavailable { retry_after } = self {
+        if let ApiError::Unavailable { retry_after } | ApiError::Overloaded { retry_after, .. } =
+            self
+        {
             response
                 .headers_mut()
                 .insert(header::RETRY_AFTER, HeaderValue::from(retry_after));

@@ -11,10 +11,14 @@ pub mod door;
 pub mod error;
 pub mod fanout;
 pub mod live;
+pub mod lobby;
 pub mod metrics;
 mod mixer_task;
+pub mod overload;
+pub mod pow;
 pub mod registry;
 pub mod routes;
+pub mod shed;
 pub mod ticket;
 
 pub use config::Config;
@@ -45,6 +49,8 @@ pub struct AppState {
     pub metrics: Arc<metrics::Metrics>,
     /// The listener budget of this process.
     pub capacity: Arc<capacity::Capacity>,
+    /// Measured overload and what is shed because of it.
+    pub overload: Arc<overload::Overload>,
     /// Becomes true when the server shuts down; long-lived connections watch it.
     pub shutdown: tokio::sync::watch::Receiver<bool>,
 }
@@ -106,6 +112,10 @@ impl Server {
             "listening; the file limit allows this many listeners"
         );
         let (shutdown, shutdown_rx) = tokio::sync::watch::channel(false);
+        let overload = Arc::new(overload::Overload::new(
+            shed::Limits::default(),
+            metrics.clone(),
+        ));
         Ok(Self {
             listener,
             shutdown,
@@ -116,6 +126,7 @@ impl Server {
                 config: Arc::new(config),
                 metrics,
                 capacity,
+                overload,
                 shutdown: shutdown_rx,
             },
         })
@@ -152,6 +163,18 @@ impl Server {
         };
         let state = self.state;
         let app = routes::router(state.clone());
+        let spaces = state.spaces.clone();
+        tokio::spawn(overload::watch(
+            state.overload.clone(),
+            move || {
+                spaces
+                    .loaded()
+                    .iter()
+                    .map(|s| s.hub.write_lag_cadences())
+                    .fold(0.0, f64::max)
+            },
+            state.shutdown.clone(),
+        ));
         let mut shutdown = std::pin::pin!(shutdown);
         // The accept loop does nothing but accept: each connection is looked at in its own
         // task, so a crowd arriving never waits behind one slow client or the fan-out.

@@ -2,6 +2,7 @@
 //! channels that carry events and forwarded packets to connections.
 
 use crate::fanout::{Fanout, Transport};
+use crate::lobby::{Lobby, RateWindow, Status};
 use crate::metrics::Metrics;
 use crate::mixer_task::{self, MixerInput};
 use bytes::{BufMut, Bytes, BytesMut};
@@ -66,6 +67,8 @@ pub struct LiveSpace {
     store: Store,
     /// Handles of the users this Space has seen, for display.
     names: Mutex<HashMap<UserId, String>>,
+    /// Status requests per second: the waiting crowd.
+    asks: Mutex<RateWindow<64>>,
 }
 
 /// Summary of a Space for the API.
@@ -120,6 +123,7 @@ impl LiveSpace {
             title,
             starts_at,
             names: Mutex::new(names),
+            asks: Mutex::new(RateWindow::default()),
             hub: hub.clone(),
             ws_fanout: Fanout::new(hub.ws.clone(), Transport::WebSocket, hub_config.per_writer),
             ogg_fanout: Fanout::new(hub.ogg.clone(), Transport::Ogg, hub_config.per_writer),
@@ -327,6 +331,13 @@ impl LiveSpace {
             hands,
             listeners: self.hub.listeners(),
         }
+    }
+
+    /// What a client waiting for this Space is told at `now` (Unix seconds); counts the ask.
+    pub fn status(&self, lobby: &Lobby, now: i64) -> Status {
+        let state = self.with_domain(|d| d.lifecycle());
+        let listeners = self.hub.listeners();
+        lobby.status(state, self.starts_at, listeners, &mut self.asks.lock(), now)
     }
 
     /// Remembers a user's handle, so events and views about them can name them.

@@ -55,6 +55,12 @@ pub struct Metrics {
     pub writers: Gauge,
     /// Milliseconds between writer wake-ups (the fan-out cadence) of the largest Space.
     pub cadence_ms: Gauge,
+    /// What is shed for overload: 0 nothing, 1 the API, 2 new joins too, 3 listeners too.
+    pub shed_level: Gauge,
+    /// 1 while new tickets cost a proof of work.
+    pub under_attack: Gauge,
+    /// Mean lag of the runtime's timers over the last measurement, milliseconds.
+    pub loop_lag_ms: Gauge,
     /// Time to mix and encode one tick, in seconds.
     pub tick_seconds: Histogram,
     /// From a speaker's packet arriving to the mix that carries it being published, seconds.
@@ -77,6 +83,9 @@ impl Default for Metrics {
             writers: Gauge::default(),
             http_connections: Gauge::default(),
             late: Counter::default(),
+            shed_level: Gauge::default(),
+            under_attack: Gauge::default(),
+            loop_lag_ms: Gauge::default(),
             tick_seconds: Histogram::new(exponential_buckets(0.000_05, 2.0, 12)),
             speaker_to_mix_seconds: Histogram::new(exponential_buckets(0.001, 2.0, 10)),
             registry: Registry::default(),
@@ -142,6 +151,21 @@ impl Default for Metrics {
             "packets_late",
             "Speaker packets that came after their tick",
             m.late.clone(),
+        );
+        registry.register(
+            "shed_level",
+            "What is shed for overload (0 nothing, 1 API, 2 joins, 3 listeners)",
+            m.shed_level.clone(),
+        );
+        registry.register(
+            "under_attack",
+            "1 while new tickets cost a proof of work",
+            m.under_attack.clone(),
+        );
+        registry.register(
+            "loop_lag_ms",
+            "Mean lag of the runtime's timers, milliseconds",
+            m.loop_lag_ms.clone(),
         );
         registry.register(
             "mixer_tick_seconds",

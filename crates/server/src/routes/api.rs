@@ -280,6 +280,24 @@ pub async fn get_space(
     Ok(Json(state.spaces.get(&id).await?.view()))
 }
 
+/// `GET /api/v1/spaces/{id}/status`: the waiting room's view of a Space, from memory (no
+/// database read once the Space is loaded), cacheable for a second by any shared cache.
+pub async fn status(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    let space = state.spaces.get(&id).await?;
+    let status = space.status(&crate::lobby::Lobby::default(), unix_now() as i64);
+    Ok((
+        [(
+            header::CACHE_CONTROL,
+            "public, max-age=1, stale-while-revalidate=5",
+        )],
+        Json(status),
+    )
+        .into_response())
+}
+
 /// `POST /api/v1/spaces/{id}/commands`: a command as the signed-in caller (same commands as
 /// over the WebSocket).
 pub async fn command(
@@ -316,7 +334,11 @@ pub async fn ticket(
     caller: Caller,
 ) -> Result<Json<TicketView>, ApiError> {
     let space = state.spaces.get(&id).await?;
-    grant(&state, &space, &id, caller.0.as_ref()).map(Json)
+    let granted = grant(&state, &space, &id, caller.0.as_ref());
+    if let Err(e @ ApiError::Overloaded { .. }) = &granted {
+        state.metrics.reject(e.reason());
+    }
+    granted.map(Json)
 }
 
 /// A join ticket for `caller` (an anonymous listener when `None`) in Space `id`.
@@ -335,6 +357,7 @@ pub fn grant(
         None => return Err(ApiError::Unauthorized("sign in to listen".into())),
     };
     let role = space.with_domain(|d| d.may_join(user).map(|()| d.role_of(user)))?;
+    crate::routes::shed_join(state, role)?;
     let ticket = state.issue_ticket(id, user, role);
     Ok(TicketView {
         ticket: state.tickets.sign(&ticket),

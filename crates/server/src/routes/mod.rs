@@ -7,14 +7,16 @@ pub mod ws;
 
 use crate::error::ApiError;
 use crate::live::LiveSpace;
+use crate::shed::{Class, retry_after};
 use crate::ticket::Ticket;
 use crate::{AppState, unix_now};
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{HeaderValue, header};
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
 use std::sync::Arc;
+use stentor_space::Role;
 
 /// Largest JSON request body accepted by the API.
 pub const MAX_JSON_BODY: usize = 16 * 1024;
@@ -29,8 +31,44 @@ pub async fn admit(
     let token = ticket.ok_or_else(|| ApiError::Unauthorized("a join ticket is required".into()))?;
     let ticket = state.tickets.verify(token, space, unix_now())?;
     let live = state.spaces.get(space).await?;
-    live.with_domain(|d| d.may_join(ticket.user))?;
+    let role = live.with_domain(|d| d.may_join(ticket.user).map(|()| d.role_of(ticket.user)))?;
+    shed_join(state, role)?;
     Ok((ticket, live))
+}
+
+/// Refuses a listener's join while joins are shed; people on stage are never refused.
+pub fn shed_join(state: &AppState, role: Role) -> Result<(), ApiError> {
+    if role.is_speaker() || !state.overload.sheds(Class::Join) {
+        return Ok(());
+    }
+    Err(ApiError::Overloaded {
+        reason: "shed_joins",
+        retry_after: retry_after(Class::Join, rand::random()),
+    })
+}
+
+/// Whether a request is "everything else" (pages, the API, status), shed first: not the
+/// media doors, tickets, commands (the stage's controls), health and metrics.
+fn sheddable(path: &str) -> bool {
+    let exempt = ["/commands", "/tickets", "/ws", "/source", "/live.opus"];
+    !(path == "/healthz" || path == "/metrics" || exempt.iter().any(|e| path.ends_with(e)))
+}
+
+/// Answers 503 with a jittered Retry-After to sheddable requests while they are shed.
+async fn shed_api(
+    State(state): State<AppState>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    if sheddable(request.uri().path()) && state.overload.sheds(Class::Api) {
+        let e = ApiError::Overloaded {
+            reason: "shed_api",
+            retry_after: retry_after(Class::Api, rand::random()),
+        };
+        state.metrics.reject(e.reason());
+        return e.into_response();
+    }
+    next.run(request).await
 }
 
 /// A place for a media connection: a listener gets a counted slot while the budget lasts;
@@ -84,6 +122,7 @@ pub fn router(state: AppState) -> Router {
         .route("/users/{handle}", get(api::user_by_handle))
         .route("/spaces", post(api::create_space).get(api::list_spaces))
         .route("/spaces/{id}", get(api::get_space))
+        .route("/spaces/{id}/status", get(api::status))
         .route("/spaces/{id}/commands", post(api::command))
         .route("/spaces/{id}/tickets", post(api::ticket))
         .route("/spaces/{id}/ws", get(ws::upgrade))
@@ -107,6 +146,10 @@ pub fn router(state: AppState) -> Router {
         .layer(axum::middleware::map_response_with_state(
             state.clone(),
             spare_files,
+        ))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            shed_api,
         ))
         .with_state(state)
 }

@@ -1,0 +1,346 @@
+//! Load shedding by priority, decided from measured overload (no I/O, no clock: `now` is an
+//! argument): the API and status go first, then new joins, then listeners already in; the
+//! host and speakers are never shed. Sustained overload turns under-attack mode on.
+
+use std::time::{Duration, Instant};
+
+/// What a request or connection is, in the order it is shed (last first).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Class {
+    /// The host and speakers: never shed.
+    Stage,
+    /// A listener already receiving audio.
+    Listener,
+    /// A new listener joining (ticket or media connection).
+    Join,
+    /// Everything else: the API, status, pages.
+    Api,
+}
+
+/// How overloaded the server is, from what it measured.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Signals {
+    /// How late the runtime ran a timer that should have fired, milliseconds.
+    pub loop_lag_ms: f64,
+    /// The largest backlog a fan-out writer found, in cadences (1 = on time).
+    pub write_lag_cadences: f64,
+    /// CPU the process used, as a share of all cores (0 to 1).
+    pub cpu: f64,
+}
+
+/// Where overload starts, per signal: at these values the pressure is 1.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Limits {
+    /// Runtime lag (default 50 ms: a join waiting that long per step misses its budget).
+    pub loop_lag_ms: f64,
+    /// Writer backlog in cadences (default 2: a frame waiting two cadences).
+    pub write_lag_cadences: f64,
+    /// CPU share at which the CPU starts to count (default 0.8): a busy server that keeps up
+    /// is not overloaded.
+    pub cpu_busy: f64,
+    /// CPU share at which its pressure is 1 (default 0.95).
+    pub cpu: f64,
+    /// Overload lasting this long turns under-attack mode on (default 10 s).
+    pub attack_after: Duration,
+    /// Under-attack mode ends after this long without overload (default 60 s).
+    pub calm_after: Duration,
+    /// A level is kept at least this long before it is lowered (default 3 s).
+    pub hold: Duration,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            loop_lag_ms: 50.0,
+            write_lag_cadences: 2.0,
+            cpu_busy: 0.8,
+            cpu: 0.95,
+            attack_after: Duration::from_secs(10),
+            calm_after: Duration::from_secs(60),
+            hold: Duration::from_secs(3),
+        }
+    }
+}
+
+/// What is being shed: every class above the level's cut-off.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Level {
+    /// Nothing is shed.
+    Normal,
+    /// The API and status are shed.
+    Api,
+    /// New joins are shed too.
+    Joins,
+    /// Listeners already in are shed too (the stage never is).
+    Listeners,
+}
+
+impl Level {
+    /// The level for a pressure (1 = at the limit of some signal).
+    fn of(pressure: f64) -> Self {
+        match pressure {
+            p if p >= 1.5 => Level::Listeners,
+            p if p >= 1.0 => Level::Joins,
+            p if p >= 0.7 => Level::Api,
+            _ => Level::Normal,
+        }
+    }
+
+    /// Whether `class` is shed at this level.
+    pub fn sheds(self, class: Class) -> bool {
+        match class {
+            Class::Stage => false,
+            Class::Listener => self >= Level::Listeners,
+            Class::Join => self >= Level::Joins,
+            Class::Api => self >= Level::Api,
+        }
+    }
+
+    /// A name for metrics and logs.
+    pub fn name(self) -> &'static str {
+        match self {
+            Level::Normal => "normal",
+            Level::Api => "api",
+            Level::Joins => "joins",
+            Level::Listeners => "listeners",
+        }
+    }
+}
+
+/// The shedding state: fed signals, asked about requests.
+#[derive(Debug, Clone)]
+pub struct Shedder {
+    limits: Limits,
+    level: Level,
+    /// When the level was last raised or confirmed.
+    level_since: Instant,
+    /// Since when the server has been overloaded (pressure ≥ 1), if it is.
+    overloaded_since: Option<Instant>,
+    /// Since when it has been calm (pressure < 1), if it is.
+    calm_since: Option<Instant>,
+    attack: bool,
+    /// Set by the operator: under-attack mode whatever the signals say.
+    forced: bool,
+    pressure: f64,
+}
+
+impl Shedder {
+    /// A shedder with `limits`, starting at `now` with nothing shed.
+    pub fn new(limits: Limits, now: Instant) -> Self {
+        Self {
+            limits,
+            level: Level::Normal,
+            level_since: now,
+            overloaded_since: None,
+            calm_since: Some(now),
+            attack: false,
+            forced: false,
+            pressure: 0.0,
+        }
+    }
+
+    /// The pressure of `signals`: the most loaded signal, 1 at its limit.
+    pub fn pressure_of(&self, s: Signals) -> f64 {
+        let l = &self.limits;
+        let cpu = (s.cpu - l.cpu_busy) / (l.cpu - l.cpu_busy).max(1e-3);
+        (s.loop_lag_ms / l.loop_lag_ms)
+            .max(s.write_lag_cadences / l.write_lag_cadences)
+            .max(cpu)
+            .max(0.0)
+    }
+
+    /// Takes a measurement at `now`. A higher level applies at once; a lower one only once
+    /// the current has been held for [`Limits::hold`], so shedding does not flap.
+    pub fn observe(&mut self, signals: Signals, now: Instant) {
+        let pressure = self.pressure_of(signals);
+        self.pressure = pressure;
+        let level = Level::of(pressure);
+        if level >= self.level {
+            self.level = level;
+            self.level_since = now;
+        } else if now.duration_since(self.level_since) >= self.limits.hold {
+            // One step down at a time.
+            self.level = match self.level {
+                Level::Listeners => Level::Joins,
+                Level::Joins => Level::Api,
+                _ => Level::Normal,
+            }
+            .max(level);
+            self.level_since = now;
+        }
+        if pressure >= 1.0 {
+            self.calm_since = None;
+            let since = *self.overloaded_since.get_or_insert(now);
+            if now.duration_since(since) >= self.limits.attack_after {
+                self.attack = true;
+            }
+        } else {
+            self.overloaded_since = None;
+            let since = *self.calm_since.get_or_insert(now);
+            if now.duration_since(since) >= self.limits.calm_after {
+                self.attack = false;
+            }
+        }
+    }
+
+    /// Whether a request of `class` is shed now.
+    pub fn sheds(&self, class: Class) -> bool {
+        self.level.sheds(class)
+    }
+
+    /// What is being shed.
+    pub fn level(&self) -> Level {
+        self.level
+    }
+
+    /// The last pressure measured.
+    pub fn pressure(&self) -> f64 {
+        self.pressure
+    }
+
+    /// Whether new tickets cost a proof of work: after sustained overload, or when the
+    /// operator says so.
+    pub fn under_attack(&self) -> bool {
+        self.attack || self.forced
+    }
+
+    /// The operator turns under-attack mode on or off (off leaves it to the signals).
+    pub fn force_attack_mode(&mut self, on: bool) {
+        self.forced = on;
+    }
+}
+
+/// Seconds a shed client of `class` is told to wait, spread by `jitter` (uniform in [0, 1))
+/// so that the refused do not all come back in the same second.
+pub fn retry_after(class: Class, jitter: f64) -> u64 {
+    let (base, spread) = match class {
+        Class::Stage | Class::Api => (1.0, 2.0),
+        Class::Join => (2.0, 8.0),
+        Class::Listener => (5.0, 10.0),
+    };
+    (base + spread * jitter.clamp(0.0, 1.0)).round() as u64
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(start: Instant, secs: f64) -> Instant {
+        start + Duration::from_secs_f64(secs)
+    }
+
+    fn lag(ms: f64) -> Signals {
+        Signals {
+            loop_lag_ms: ms,
+            ..Signals::default()
+        }
+    }
+
+    #[test]
+    fn classes_are_shed_in_order_and_the_stage_never() {
+        for (level, shed) in [
+            (Level::Normal, vec![]),
+            (Level::Api, vec![Class::Api]),
+            (Level::Joins, vec![Class::Join, Class::Api]),
+            (
+                Level::Listeners,
+                vec![Class::Listener, Class::Join, Class::Api],
+            ),
+        ] {
+            let got: Vec<Class> = [Class::Stage, Class::Listener, Class::Join, Class::Api]
+                .into_iter()
+                .filter(|c| level.sheds(*c))
+                .collect();
+            assert_eq!(got, shed, "{level:?}");
+        }
+    }
+
+    #[test]
+    fn pressure_is_the_most_loaded_signal() {
+        let s = Shedder::new(Limits::default(), Instant::now());
+        let p = s.pressure_of(Signals {
+            loop_lag_ms: 10.0,
+            write_lag_cadences: 3.0,
+            cpu: 0.9,
+        });
+        assert!((p - 1.5).abs() < 1e-9, "{p}");
+        // The CPU counts only when the server is nearly out of it.
+        let busy = |cpu| {
+            s.pressure_of(Signals {
+                cpu,
+                ..Signals::default()
+            })
+        };
+        assert_eq!(busy(0.7), 0.0);
+        assert!((busy(0.95) - 1.0).abs() < 1e-9);
+        assert!(busy(0.9) < 0.7, "the API is shed only above about 90 %");
+    }
+
+    #[test]
+    fn shedding_rises_at_once_and_falls_a_step_at_a_time_after_the_hold() {
+        let t0 = Instant::now();
+        let mut s = Shedder::new(Limits::default(), t0);
+        s.observe(lag(100.0), at(t0, 0.0)); // pressure 2
+        assert_eq!(s.level(), Level::Listeners);
+        assert!(!s.sheds(Class::Stage));
+        s.observe(lag(0.0), at(t0, 1.0));
+        assert_eq!(s.level(), Level::Listeners, "lowered before the hold");
+        s.observe(lag(0.0), at(t0, 3.0));
+        assert_eq!(s.level(), Level::Joins);
+        s.observe(lag(0.0), at(t0, 6.0));
+        assert_eq!(s.level(), Level::Api);
+        s.observe(lag(40.0), at(t0, 6.5)); // pressure 0.8: api level confirmed
+        s.observe(lag(0.0), at(t0, 8.0));
+        assert_eq!(s.level(), Level::Api, "confirmed at 6.5 s");
+        s.observe(lag(0.0), at(t0, 9.5));
+        assert_eq!(s.level(), Level::Normal);
+    }
+
+    #[test]
+    fn sustained_overload_turns_under_attack_mode_on_and_calm_turns_it_off() {
+        let t0 = Instant::now();
+        let mut s = Shedder::new(Limits::default(), t0);
+        for i in 0..=9 {
+            s.observe(lag(60.0), at(t0, f64::from(i)));
+        }
+        assert!(!s.under_attack(), "9 s is not sustained");
+        s.observe(lag(60.0), at(t0, 10.0));
+        assert!(s.under_attack());
+        // A short calm does not end it; a minute does.
+        s.observe(lag(0.0), at(t0, 11.0));
+        s.observe(lag(60.0), at(t0, 12.0));
+        s.observe(lag(0.0), at(t0, 13.0));
+        s.observe(lag(0.0), at(t0, 72.0));
+        assert!(s.under_attack());
+        s.observe(lag(0.0), at(t0, 73.0));
+        assert!(!s.under_attack());
+        // An overload that comes and goes never adds up to sustained.
+        for i in 0..30 {
+            let ms = if i % 2 == 0 { 60.0 } else { 0.0 };
+            s.observe(lag(ms), at(t0, 100.0 + f64::from(i)));
+        }
+        assert!(!s.under_attack());
+    }
+
+    #[test]
+    fn the_operator_can_force_under_attack_mode() {
+        let t0 = Instant::now();
+        let mut s = Shedder::new(Limits::default(), t0);
+        s.force_attack_mode(true);
+        s.observe(lag(0.0), at(t0, 100.0));
+        assert!(s.under_attack());
+        s.force_attack_mode(false);
+        assert!(!s.under_attack());
+    }
+
+    #[test]
+    fn retry_after_is_spread_and_longer_for_those_already_in() {
+        assert_eq!(retry_after(Class::Join, 0.0), 2);
+        assert_eq!(retry_after(Class::Join, 0.999), 10);
+        assert!(retry_after(Class::Listener, 0.0) > retry_after(Class::Api, 0.0));
+        let spread: std::collections::BTreeSet<u64> = (0..100)
+            .map(|i| retry_after(Class::Join, f64::from(i) / 100.0))
+            .collect();
+        assert!(spread.len() >= 8, "{spread:?}");
+    }
+}
