@@ -20,6 +20,7 @@ pub struct Account {
     min_offset_us: i64,
     max_offset_us: i64,
     stalls: u64,
+    retries: u64,
 }
 
 /// The compact summary a worker reports for each listener.
@@ -43,6 +44,9 @@ pub struct Outcome {
     pub max_offset_us: i64,
     /// Pauses of more than a second between frames.
     pub stalls: u64,
+    /// Times this listener was told to come back later and did, before it got in.
+    #[serde(default)]
+    pub retries: u64,
 }
 
 impl Account {
@@ -54,6 +58,11 @@ impl Account {
             max_offset_us: i64::MIN,
             ..Self::default()
         }
+    }
+
+    /// Records a "come back later" followed.
+    pub fn on_retry(&mut self) {
+        self.retries += 1;
     }
 
     /// Records the join ticket arriving at `now_us`.
@@ -98,6 +107,7 @@ impl Account {
             min_offset_us: self.min_offset_us,
             max_offset_us: self.max_offset_us,
             stalls: self.stalls,
+            retries: self.retries,
         }
     }
 }

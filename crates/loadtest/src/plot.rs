@@ -111,6 +111,7 @@ mod tests {
                 joined: t * 100,
                 connected: t * 100,
                 failed: 0,
+                retries: 0,
                 frames: t * t * 2500,
                 late: std::array::from_fn(|i| if i < 2 { t * 1000 } else { 0 }),
             })

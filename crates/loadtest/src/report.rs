@@ -109,6 +109,10 @@ pub struct Report {
     pub missed: u64,
     /// Pauses of more than a second.
     pub stalls: u64,
+    /// "Come back later" answers (503 with Retry-After) followed, all listeners together.
+    pub retries: u64,
+    /// Listeners that got in after being told to come back later at least once.
+    pub admitted_after_retry: usize,
     /// One point a second.
     pub timeline: Vec<Point>,
 }
@@ -158,6 +162,8 @@ impl Report {
             frames: outcomes.iter().map(|o| o.frames).sum(),
             missed: outcomes.iter().map(|o| o.missed).sum(),
             stalls: outcomes.iter().map(|o| o.stalls).sum(),
+            retries: outcomes.iter().map(|o| o.retries).sum(),
+            admitted_after_retry: ok.iter().filter(|o| o.retries > 0).count(),
             timeline,
         }
     }
@@ -203,6 +209,16 @@ impl Report {
                 self.frames, self.missed, self.stalls
             ),
         );
+        if self.retries > 0 {
+            row(
+                &mut s,
+                "told to come back later",
+                format!(
+                    "{} times; {} listeners got in after it",
+                    self.retries, self.admitted_after_retry
+                ),
+            );
+        }
         for (reason, n) in &self.failures {
             row(&mut s, "failed", format!("{n} × {reason}"));
         }

@@ -125,6 +125,7 @@ fn sum(ticks: &[Tick]) -> Tick {
         joined: a.joined + t.joined,
         connected: a.connected + t.connected,
         failed: a.failed + t.failed,
+        retries: a.retries + t.retries,
         frames: a.frames + t.frames,
         late: std::array::from_fn(|i| a.late[i] + t.late[i]),
     })

@@ -27,6 +27,9 @@ pub struct Tick {
     pub connected: u64,
     /// Listeners that failed.
     pub failed: u64,
+    /// Times a listener was told to come back later (503 with Retry-After) and did.
+    #[serde(default)]
+    pub retries: u64,
     /// Frames received so far.
     pub frames: u64,
     /// Frames received so far by lateness, in buckets of [`LATE_BUCKET_US`]: how much later
@@ -36,6 +39,7 @@ pub struct Tick {
 
 struct Counters {
     joined: AtomicU64,
+    retries: AtomicU64,
     connected: AtomicU64,
     failed: AtomicU64,
     frames: AtomicU64,
@@ -48,6 +52,7 @@ impl Default for Counters {
     fn default() -> Self {
         Self {
             joined: AtomicU64::default(),
+            retries: AtomicU64::default(),
             connected: AtomicU64::default(),
             failed: AtomicU64::default(),
             frames: AtomicU64::default(),
@@ -63,6 +68,7 @@ impl Counters {
             joined: self.joined.load(Ordering::Relaxed),
             connected: self.connected.load(Ordering::Relaxed),
             failed: self.failed.load(Ordering::Relaxed),
+            retries: self.retries.load(Ordering::Relaxed),
             frames: self.frames.load(Ordering::Relaxed),
             late: std::array::from_fn(|i| self.late[i].load(Ordering::Relaxed)),
         }
@@ -107,7 +113,22 @@ pub async fn run_shard(shard: Shard, mut on_tick: impl FnMut(Tick)) -> Vec<Outco
             tokio::time::sleep_until(at).await;
             counters.joined.fetch_add(1, Ordering::Relaxed);
             let mut account = Account::new(now_us());
-            let result = listen(&plan, i, &mut account, end, &counters).await;
+            let result = loop {
+                match listen(&plan, i, &mut account, end, &counters).await {
+                    // Told to come back: wait as told (if the run lasts that long), then retry.
+                    Err(e) if account.frames() == 0 => match e.downcast_ref::<RetryLater>() {
+                        Some(RetryLater(secs))
+                            if Instant::now() + Duration::from_secs(*secs) < end =>
+                        {
+                            account.on_retry();
+                            counters.retries.fetch_add(1, Ordering::Relaxed);
+                            tokio::time::sleep(Duration::from_secs(*secs)).await;
+                        }
+                        _ => break Err(e),
+                    },
+                    other => break other,
+                }
+            };
             if account.frames() > 0 {
                 counters.connected.fetch_sub(1, Ordering::Relaxed);
             }
@@ -210,16 +231,39 @@ async fn fetch_ticket(
     stream.write_all(request.as_bytes()).await?;
     let mut buf = bytes::BytesMut::with_capacity(2048);
     let head = read_head(&mut stream, &mut buf, end).await?;
-    let status = head.lines().next().unwrap_or_default();
-    if !status.starts_with("HTTP/1.1 200") {
-        bail!("ticket: {status}");
-    }
+    expect_status(&head, "200").context("ticket")?;
     while tokio::time::timeout_at(end, stream.read_buf(&mut buf)).await?? > 0 {}
     let body: serde_json::Value = serde_json::from_slice(&buf).context("the ticket response")?;
     body["ticket"]
         .as_str()
         .map(str::to_owned)
         .ok_or_else(|| anyhow!("no ticket in the response"))
+}
+
+/// A server's "come back later": `503` with `Retry-After` (seconds).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("503, retry after {0} s")]
+pub struct RetryLater(pub u64);
+
+/// Checks a response head's status line against `expected` (e.g. `" 200"`); a `503` with a
+/// `Retry-After` becomes [`RetryLater`], anything else an error naming the status.
+fn expect_status(head: &str, expected: &str) -> anyhow::Result<()> {
+    let status = head.lines().next().unwrap_or_default();
+    if status.split_whitespace().nth(1) == Some(expected) {
+        return Ok(());
+    }
+    if status.split_whitespace().nth(1) == Some("503") {
+        let retry = head.lines().find_map(|line| {
+            let (name, value) = line.split_once(':')?;
+            name.trim()
+                .eq_ignore_ascii_case("retry-after")
+                .then(|| value.trim().parse::<u64>().ok())?
+        });
+        if let Some(secs) = retry {
+            return Err(RetryLater(secs).into());
+        }
+    }
+    bail!("{status}")
 }
 
 /// Reads what has arrived into `buf` (growing it when nearly full); `false` once the run is
@@ -281,10 +325,7 @@ async fn ogg_listen(
     stream.write_all(request.as_bytes()).await?;
     let mut buf = bytes::BytesMut::with_capacity(8 * 1024);
     let head = read_head(&mut stream, &mut buf, end).await?;
-    let status = head.lines().next().unwrap_or_default();
-    if !status.contains(" 200") {
-        bail!("{status}");
-    }
+    expect_status(&head, "200")?;
     if head
         .to_ascii_lowercase()
         .contains("transfer-encoding: chunked")
@@ -335,10 +376,7 @@ async fn ws_listen(
     stream.write_all(request.as_bytes()).await?;
     let mut buf = bytes::BytesMut::with_capacity(8 * 1024);
     let head = read_head(&mut stream, &mut buf, end).await?;
-    let status = head.lines().next().unwrap_or_default();
-    if !status.starts_with("HTTP/1.1 101") {
-        bail!("{status}");
-    }
+    expect_status(&head, "101")?;
     let accept = tungstenite::handshake::derive_accept_key(key.as_bytes());
     if !head.contains(&accept) {
         bail!("bad Sec-WebSocket-Accept");
@@ -380,4 +418,25 @@ async fn connect_from(source: Option<Ipv4Addr>, addr: SocketAddr) -> anyhow::Res
     let stream = socket.connect(addr).await?;
     stream.set_nodelay(true)?;
     Ok(stream)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_503_with_retry_after_says_when_to_come_back() {
+        assert!(expect_status("HTTP/1.1 200 OK\r\nx: y", "200").is_ok());
+        let e = expect_status(
+            "HTTP/1.1 503 Service Unavailable\r\ncontent-type: x\r\nRetry-After: 7",
+            "101",
+        )
+        .unwrap_err();
+        assert_eq!(e.downcast_ref::<RetryLater>(), Some(&RetryLater(7)));
+        let plain = expect_status("HTTP/1.1 503 Service Unavailable", "200").unwrap_err();
+        assert!(plain.downcast_ref::<RetryLater>().is_none());
+        assert!(format!("{plain}").contains("503"));
+        let other = expect_status("HTTP/1.1 401 Unauthorized\r\nRetry-After: 1", "200");
+        assert!(other.unwrap_err().downcast_ref::<RetryLater>().is_none());
+    }
 }

@@ -3,8 +3,12 @@
 use axum::Router;
 use axum::body::Body;
 use axum::extract::ws::{Message, WebSocketUpgrade};
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use bytes::{BufMut, Bytes, BytesMut};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 use stentor_loadtest::{Plan, Profile, Transport, plan::parse_sources, run::run};
 use stentor_media::ogg::{self, PageWriter};
@@ -28,11 +32,35 @@ fn schedule(faulty: bool) -> impl Iterator<Item = (u64, Duration)> {
         })
 }
 
+/// A "come back in a second" for the first `refuse` requests counted by `asked`.
+fn refusal(asked: &AtomicUsize, refuse: usize) -> Option<Response> {
+    (asked.fetch_add(1, Ordering::Relaxed) < refuse).then(|| {
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            [(header::RETRY_AFTER, "1")],
+            "full",
+        )
+            .into_response()
+    })
+}
+
 async fn serve(faulty: bool) -> String {
+    serve_refusing(faulty, 0).await
+}
+
+/// The test server; the first `refuse` ticket requests and the first `refuse` Ogg requests
+/// are told to come back in a second.
+async fn serve_refusing(faulty: bool, refuse: usize) -> String {
+    let tickets = Arc::new(AtomicUsize::new(0));
+    let streams = Arc::new(AtomicUsize::new(0));
     let app = Router::new()
         .route(
             "/api/v1/spaces/x/tickets",
-            post(|| async { axum::Json(serde_json::json!({"ticket": "t"})) }),
+            post(move || async move {
+                refusal(&tickets, refuse).unwrap_or_else(|| {
+                    axum::Json(serde_json::json!({"ticket": "t"})).into_response()
+                })
+            }),
         )
         .route(
             "/api/v1/spaces/x/ws",
@@ -55,8 +83,8 @@ async fn serve(faulty: bool) -> String {
         .route(
             "/spaces/x/live.opus",
             get(move || async move {
-                let stream = async_stream(faulty);
-                Body::from_stream(stream)
+                refusal(&streams, refuse)
+                    .unwrap_or_else(|| Body::from_stream(async_stream(faulty)).into_response())
             }),
         );
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -152,5 +180,29 @@ async fn a_clean_stream_is_all_on_time() {
             "{:?}",
             report.first_audio_ms
         );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn listeners_told_to_come_back_later_do_and_get_in() {
+    for transport in [Transport::Ws, Transport::Ogg] {
+        let report = run(
+            plan(serve_refusing(false, 3).await, transport),
+            1000.0,
+            false,
+        )
+        .await
+        .unwrap();
+        assert_eq!(report.admitted, 3, "{transport:?}: {report:?}");
+        assert_eq!(report.retries, 3, "{transport:?}");
+        assert_eq!(report.admitted_after_retry, 3, "{transport:?}");
+        assert!(report.failures.is_empty(), "{:?}", report.failures);
+        // A second's wait is in the time to first audio.
+        assert!(
+            report.first_audio_ms.p50 >= 1000.0,
+            "{:?}",
+            report.first_audio_ms
+        );
+        assert!(report.table().contains("told to come back later"));
     }
 }
