@@ -95,6 +95,21 @@ impl Stagger {
         self.last = n;
         true
     }
+
+    /// Like [`Stagger::due`], and when due, how many frames later than scheduled the writer
+    /// got to it: 0 while the server keeps up, more when it is too busy to run its writers on
+    /// time (whatever any one listener's connection does).
+    pub fn due_late(&mut self, n: u64, every: u32) -> Option<u64> {
+        let scheduled = self.due;
+        if !self.due(n, every) {
+            return None;
+        }
+        Some(if scheduled == 0 {
+            0
+        } else {
+            n.saturating_sub(scheduled)
+        })
+    }
 }
 
 #[cfg(test)]
@@ -134,6 +149,22 @@ mod tests {
         let least = *per_frame.iter().min().unwrap();
         assert!(most <= 3 * least.max(1), "{per_frame:?}");
         assert!(least > 0, "{per_frame:?}");
+    }
+
+    #[test]
+    fn a_writer_that_runs_late_says_by_how_much() {
+        let mut w = Stagger::nth(0);
+        let mut late = Vec::new();
+        for n in 1..=30 {
+            if let Some(l) = w.due_late(n, 5) {
+                late.push(l);
+            }
+        }
+        assert!(late.iter().all(|l| *l == 0), "{late:?}");
+        // The writer does not run for 12 frames: its next pass is 7 or more frames late.
+        let n = (31..).find(|&n| w.due_late(n, 5).is_some()).unwrap();
+        let l = w.due_late(n + 12, 5).unwrap();
+        assert!(l >= 7, "{l}");
     }
 
     #[test]

@@ -88,7 +88,8 @@ impl Feed {
         self.inner.wake_every.load(Ordering::Relaxed)
     }
 
-    /// The largest backlog (frames) any subscriber had when it read since the last call.
+    /// The largest backlog (frames) writers reported with [`Feed::note_lag`] since the last
+    /// call.
     pub fn take_max_lag(&self) -> u64 {
         self.inner.max_lag.swap(0, Ordering::Relaxed)
     }
@@ -149,7 +150,8 @@ impl Feed {
         self.inner.burst
     }
 
-    /// Records how many frames behind a listener was when it was written to.
+    /// Records how many frames behind a writer's listeners were when it passed (the cadence
+    /// plus the writer's own lateness).
     pub fn note_lag(&self, frames: u64) {
         self.inner.max_lag.fetch_max(frames, Ordering::Relaxed);
     }
@@ -172,8 +174,6 @@ impl Subscriber {
     /// Appends what is available now (up to `max` frames) without waiting.
     pub fn read_now(&mut self, out: &mut Vec<Bytes>, max: usize) -> Read {
         let ring = self.feed.inner.ring.read();
-        let lag = ring.head().saturating_sub(self.cursor.position());
-        self.feed.inner.max_lag.fetch_max(lag, Ordering::Relaxed);
         ring.read(&mut self.cursor, out, max, self.feed.inner.burst)
     }
 
@@ -244,8 +244,6 @@ mod tests {
         );
         feed.publish(Bytes::from_static(&[4]));
         assert_eq!(reader.await.unwrap(), 5);
-        assert_eq!(feed.take_max_lag(), 5);
-        assert_eq!(feed.take_max_lag(), 0);
     }
 
     #[tokio::test]

@@ -55,8 +55,8 @@ pub struct Hub {
     ogg_headers: [Bytes; 2],
     serial: u32,
     cadence: CadencePolicy,
-    /// The writers' largest backlog (frames) at the last cadence check.
-    last_lag: Arc<AtomicU64>,
+    /// How many frames late the writers ran, at the last cadence check.
+    last_late: Arc<AtomicU64>,
 }
 
 impl Hub {
@@ -70,7 +70,7 @@ impl Hub {
             ogg_headers,
             serial,
             cadence: config.cadence,
-            last_lag: Arc::new(AtomicU64::new(0)),
+            last_late: Arc::new(AtomicU64::new(0)),
         }
     }
 
@@ -92,15 +92,17 @@ impl Hub {
     /// Re-evaluates how often writers wake, from the audience and how far behind they were.
     fn adapt_cadence(&self) {
         let lag = self.ws.take_max_lag().max(self.ogg.take_max_lag());
-        self.last_lag.store(lag, Ordering::Relaxed);
+        let late = lag.saturating_sub(u64::from(self.cadence_frames()));
+        self.last_late.store(late, Ordering::Relaxed);
         let every = self.cadence.frames_per_wake(self.listeners(), lag);
         self.ws.set_wake_every(every);
         self.ogg.set_wake_every(every);
     }
 
-    /// How far behind the writers were at the last check, in cadences (1: on time).
-    pub fn write_lag_cadences(&self) -> f64 {
-        self.last_lag.load(Ordering::Relaxed) as f64 / f64::from(self.cadence_frames().max(1))
+    /// How late the writers ran at the last check (once a second), in milliseconds: 0 while
+    /// the server keeps up.
+    pub fn writers_late_ms(&self) -> f64 {
+        self.last_late.load(Ordering::Relaxed) as f64 * 20.0
     }
 
     /// Frames between writer wake-ups now.

@@ -262,7 +262,13 @@ impl Shard {
                     idle.reset();
                     let ended = changed.is_err() || self.feed.is_closed();
                     let n = *ticks.borrow_and_update();
-                    if self.stagger.due(n, self.feed.wake_every()) || ended {
+                    let every = self.feed.wake_every();
+                    if let Some(late) = self.stagger.due_late(n, every) {
+                        // A listener up to date at its last pass is this far behind now: the
+                        // cadence, plus how late this writer is (never a slow listener's doing).
+                        self.feed.note_lag(u64::from(every) + late);
+                        self.pass().await;
+                    } else if ended {
                         self.pass().await;
                     }
                     if ended {
@@ -283,13 +289,11 @@ impl Shard {
     async fn pass(&mut self) {
         self.feed.snapshot(&mut self.snap);
         let burst = self.feed.burst() as u64;
-        let mut max_lag = 0;
         let mut i = 0;
         let mut served = 0;
         while i < self.sinks.len() {
             let next = {
                 let sink = &mut self.sinks[i];
-                max_lag = max_lag.max(sink.pos.lag(&self.snap));
                 let next = match self.transport {
                     Transport::WebSocket => {
                         read_ws(sink, &mut self.scratch, &self.space, &self.personal_tx)
@@ -315,7 +319,6 @@ impl Shard {
                 tokio::task::yield_now().await;
             }
         }
-        self.feed.note_lag(max_lag);
     }
 
     /// A change concerning `user`: a removal closes their sockets, a move on stage hands them

@@ -170,7 +170,7 @@ impl Server {
                 spaces
                     .loaded()
                     .iter()
-                    .map(|s| s.hub.write_lag_cadences())
+                    .map(|s| s.hub.writers_late_ms())
                     .fold(0.0, f64::max)
             },
             state.shutdown.clone(),

@@ -87,11 +87,11 @@ fn process_cpu() -> Option<Duration> {
     Some(Duration::from_millis((utime + stime) * 10))
 }
 
-/// Measures until the server shuts down: the mean lag of the runtime's timers, the fan-out
-/// backlog `write_lag` reports (in cadences), and the process's share of all cores.
+/// Measures until the server shuts down: the mean lag of the runtime's timers, how late the
+/// fan-out writers run (`writers_late`, milliseconds), and the process's share of all cores.
 pub async fn watch(
     overload: Arc<Overload>,
-    write_lag: impl Fn() -> f64 + Send + 'static,
+    writers_late: impl Fn() -> f64 + Send + 'static,
     mut shutdown: tokio::sync::watch::Receiver<bool>,
 ) {
     let cores = std::thread::available_parallelism().map_or(1, usize::from) as f64;
@@ -120,7 +120,7 @@ pub async fn watch(
         (cpu_then, wall_then) = (cpu_now, wall_now);
         overload.observe(Signals {
             loop_lag_ms: lag.as_secs_f64() * 1000.0 / f64::from(PROBES_PER_SAMPLE),
-            write_lag_cadences: write_lag(),
+            writers_late_ms: writers_late(),
             cpu,
         });
     }

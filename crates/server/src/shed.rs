@@ -22,8 +22,8 @@ pub enum Class {
 pub struct Signals {
     /// How late the runtime ran a timer that should have fired, milliseconds.
     pub loop_lag_ms: f64,
-    /// The largest backlog a fan-out writer found, in cadences (1 = on time).
-    pub write_lag_cadences: f64,
+    /// How late the fan-out writers ran, milliseconds (0 while they keep up).
+    pub writers_late_ms: f64,
     /// CPU the process used, as a share of all cores (0 to 1).
     pub cpu: f64,
 }
@@ -33,8 +33,8 @@ pub struct Signals {
 pub struct Limits {
     /// Runtime lag (default 50 ms: a join waiting that long per step misses its budget).
     pub loop_lag_ms: f64,
-    /// Writer backlog in cadences (default 2: a frame waiting two cadences).
-    pub write_lag_cadences: f64,
+    /// Writers' lateness (default 500 ms: half of what a frame may be late by).
+    pub writers_late_ms: f64,
     /// CPU share at which the CPU starts to count (default 0.8): a busy server that keeps up
     /// is not overloaded.
     pub cpu_busy: f64,
@@ -52,7 +52,7 @@ impl Default for Limits {
     fn default() -> Self {
         Self {
             loop_lag_ms: 50.0,
-            write_lag_cadences: 2.0,
+            writers_late_ms: 500.0,
             cpu_busy: 0.8,
             cpu: 0.95,
             attack_after: Duration::from_secs(10),
@@ -144,7 +144,7 @@ impl Shedder {
         let l = &self.limits;
         let cpu = (s.cpu - l.cpu_busy) / (l.cpu - l.cpu_busy).max(1e-3);
         (s.loop_lag_ms / l.loop_lag_ms)
-            .max(s.write_lag_cadences / l.write_lag_cadences)
+            .max(s.writers_late_ms / l.writers_late_ms)
             .max(cpu)
             .max(0.0)
     }
@@ -260,7 +260,7 @@ mod tests {
         let s = Shedder::new(Limits::default(), Instant::now());
         let p = s.pressure_of(Signals {
             loop_lag_ms: 10.0,
-            write_lag_cadences: 3.0,
+            writers_late_ms: 750.0,
             cpu: 0.9,
         });
         assert!((p - 1.5).abs() < 1e-9, "{p}");
