@@ -94,6 +94,17 @@ async fn ffmpeg_decodes_the_live_stream_and_ffprobe_accepts_a_recording() {
     server.stop().await;
 }
 
+/// Speaker packets the server has taken in so far.
+async fn packets_in(server: &TestServer) -> u64 {
+    server
+        .metrics()
+        .await
+        .lines()
+        .find_map(|l| l.strip_prefix("stentor_packets_in_total "))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(0)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "needs ffmpeg; run by .ci/run"]
 async fn ffmpeg_publishes_as_a_speaker_over_http_put() {
@@ -136,7 +147,15 @@ async fn ffmpeg_publishes_as_a_speaker_over_http_put() {
             &url,
         ]))
     });
-    tokio::time::sleep(Duration::from_millis(1500)).await;
+    // Record once ffmpeg is publishing (it may take a while to start on a cold machine).
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    while packets_in(&server).await < 25 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "ffmpeg never published"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     let rec = record(&server.api(), &space, 100).await.unwrap();
     assert_eq!(rec.gaps(), 0);
     let audio = decode(rec.frames.iter().map(|(_, p)| p));

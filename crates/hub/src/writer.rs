@@ -59,11 +59,6 @@ impl Position {
         self.next
     }
 
-    /// Frames between this position and the head of `snap`.
-    pub fn lag(&self, snap: &Snapshot) -> u64 {
-        snap.head().saturating_sub(self.next)
-    }
-
     /// Whether anything is due: an unfinished frame, or frames past the position.
     pub fn is_due(&self, snap: &Snapshot) -> bool {
         !self.rest.is_empty() || self.next < snap.head()
@@ -204,6 +199,6 @@ mod tests {
         assert_eq!(p.catch_up(&s, 2), 0);
         let mut p = Position::at(50);
         assert_eq!(offered(&mut p, &s, b"", 3), b"123");
-        assert_eq!(p.lag(&s), 4);
+        assert_eq!(p.next(), 53);
     }
 }

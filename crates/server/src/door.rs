@@ -177,6 +177,13 @@ pub async fn sniff(tcp: &TcpStream) -> Sniffed {
     }
 }
 
+/// Consumes the request head [`sniff`] looked at (`head` bytes); `false` if the client has
+/// gone.
+async fn take_head(tcp: &mut TcpStream, head: usize) -> bool {
+    let mut request = vec![0; head];
+    tcp.read_exact(&mut request).await.is_ok()
+}
+
 /// Serves a WebSocket upgrade found by [`sniff`]: the ticket is checked before anything is
 /// answered; then the 101, the hello and the first audio go out in one write.
 pub async fn websocket(
@@ -187,8 +194,7 @@ pub async fn websocket(
     head: usize,
     accept: String,
 ) {
-    let mut request = vec![0; head];
-    if tcp.read_exact(&mut request).await.is_err() {
+    if !take_head(&mut tcp, head).await {
         return;
     }
     let result = ws::admit(state, &space, ticket.as_deref()).await;
@@ -225,16 +231,18 @@ pub async fn ticket(
         // Shed here, at the cheapest point there is.
         Err(e @ ApiError::Overloaded { .. }) => {
             state.metrics.reject(e.reason());
-            let mut request = vec![0; head];
-            tcp.read_exact(&mut request).await.ok()?;
+            if !take_head(&mut tcp, head).await {
+                return None;
+            }
             let _ = tcp.write_all(&e.to_http1()).await;
             let _ = tcp.shutdown().await;
             return None;
         }
         Err(_) => return Some(tcp),
     };
-    let mut request = vec![0; head];
-    tcp.read_exact(&mut request).await.ok()?;
+    if !take_head(&mut tcp, head).await {
+        return None;
+    }
     let keep_alive = keep_alive && state.metrics.http_connections.get() <= KEEP_ALIVE_CONNECTIONS;
     let body = serde_json::to_vec(&view).expect("a ticket serializes");
     let mut response = format!(
@@ -267,8 +275,7 @@ pub async fn ogg_live(
     ticket: Option<String>,
     head: usize,
 ) {
-    let mut request = vec![0; head];
-    if tcp.read_exact(&mut request).await.is_err() {
+    if !take_head(&mut tcp, head).await {
         return;
     }
     let result = admit_listener(state, &space, ticket.as_deref()).await;
