@@ -199,6 +199,8 @@ mod tests {
         assert_eq!(p.catch_up(&s, 2), 0);
         let mut p = Position::at(50);
         assert_eq!(offered(&mut p, &s, b"", 3), b"123");
-        assert_eq!(p.next(), 53);
+        // Offering writes nothing: all four frames are still due.
+        assert_eq!(p.next(), 50);
+        assert!(p.is_due(&s));
     }
 }
