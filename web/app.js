@@ -21,6 +21,9 @@ document.addEventListener('click', (e) => {
   navigate(link.getAttribute('href'));
 });
 window.addEventListener('popstate', route);
+window.addEventListener('stentor:busy', (e) => {
+  toast(`The server is busy; trying again in ${e.detail.seconds} s`);
+});
 
 async function route() {
   if (leavePage) leavePage();

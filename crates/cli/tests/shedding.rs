@@ -7,8 +7,9 @@ use common::TestServer;
 use futures_util::StreamExt;
 use stentor_server::shed::Signals;
 
-/// Tells the server it is this overloaded (pressure = lag / 50 ms). The server's own
-/// measurements only lower the level after it has been held for 3 s.
+/// Tells the server it is this overloaded (pressure = lag / 50 ms); the server here sheds
+/// without waiting for the pressure to last. Its own measurements only lower the level after
+/// it has been held for 3 s.
 fn overload(server: &TestServer, pressure: f64) {
     server.state.overload.observe(Signals {
         loop_lag_ms: 50.0 * pressure,
@@ -26,7 +27,10 @@ fn retry_after(resp: &reqwest::Response) -> u64 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn overload_sheds_the_api_then_joins_but_never_the_stage_or_those_in() {
-    let server = TestServer::start("shedding").await;
+    let server = TestServer::start_with("shedding", |c| {
+        c.admission.shed_sustain_ms = Some(0);
+    })
+    .await;
     let (host, _guest, space, _) = common::live_space_with_two_speakers(&server).await;
     let http = reqwest::Client::new();
     let base = &server.base;

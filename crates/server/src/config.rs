@@ -26,6 +26,10 @@ pub struct Config {
     #[command(flatten)]
     #[serde(default)]
     pub media: MediaConfig,
+    /// Admission: the waiting room, shedding, limits, under-attack mode.
+    #[command(flatten)]
+    #[serde(default)]
+    pub admission: AdmissionConfig,
 }
 
 /// HTTP listener settings.
@@ -83,6 +87,23 @@ pub struct MediaConfig {
     /// Bitrate of the listener mix in bit/s, 16000 to 64000 [default: 32000].
     #[arg(long, env = "STENTOR_BITRATE", value_parser = clap::value_parser!(u32).range(16_000..=64_000))]
     pub bitrate: Option<u32>,
+}
+
+/// Admission settings: how the crowd is let in and how overload is met.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, clap::Args)]
+#[serde(deny_unknown_fields, default)]
+pub struct AdmissionConfig {
+    /// Listeners per second the waiting room spreads a crowd's joins at; the join window it
+    /// announces is the waiting crowd over this [default: 2000].
+    #[arg(long, env = "STENTOR_LOBBY_JOINS_PER_SEC")]
+    pub lobby_joins_per_sec: Option<u32>,
+    /// Milliseconds overload must last before anything is shed [default: 1000].
+    #[arg(long, env = "STENTOR_SHED_SUSTAIN_MS")]
+    pub shed_sustain_ms: Option<u64>,
+    /// Start in under-attack mode: every new ticket costs a proof of work, whatever the load
+    /// [default: false; the mode also turns itself on after sustained overload].
+    #[arg(long, env = "STENTOR_UNDER_ATTACK")]
+    pub under_attack: Option<bool>,
 }
 
 /// A configuration that cannot be used.
@@ -150,6 +171,17 @@ impl Config {
             media: MediaConfig {
                 bitrate: self.media.bitrate.or(lower.media.bitrate),
             },
+            admission: AdmissionConfig {
+                lobby_joins_per_sec: self
+                    .admission
+                    .lobby_joins_per_sec
+                    .or(lower.admission.lobby_joins_per_sec),
+                shed_sustain_ms: self
+                    .admission
+                    .shed_sustain_ms
+                    .or(lower.admission.shed_sustain_ms),
+                under_attack: self.admission.under_attack.or(lower.admission.under_attack),
+            },
         }
     }
 
@@ -213,6 +245,35 @@ impl Config {
     /// Mix bitrate in bit/s.
     pub fn bitrate(&self) -> u32 {
         self.media.bitrate.unwrap_or(32_000)
+    }
+
+    /// The waiting room's policy.
+    pub fn lobby(&self) -> crate::lobby::Lobby {
+        let default = crate::lobby::Lobby::default();
+        crate::lobby::Lobby {
+            admit_per_sec: self
+                .admission
+                .lobby_joins_per_sec
+                .map_or(default.admit_per_sec, |r| f64::from(r.max(1))),
+            ..default
+        }
+    }
+
+    /// The shedding policy's limits.
+    pub fn shed_limits(&self) -> crate::shed::Limits {
+        let default = crate::shed::Limits::default();
+        crate::shed::Limits {
+            sustain: self
+                .admission
+                .shed_sustain_ms
+                .map_or(default.sustain, std::time::Duration::from_millis),
+            ..default
+        }
+    }
+
+    /// Whether the operator asked for under-attack mode from the start.
+    pub fn under_attack(&self) -> bool {
+        self.admission.under_attack.unwrap_or(false)
     }
 }
 

@@ -113,9 +113,12 @@ impl Server {
         );
         let (shutdown, shutdown_rx) = tokio::sync::watch::channel(false);
         let overload = Arc::new(overload::Overload::new(
-            shed::Limits::default(),
+            config.shed_limits(),
             metrics.clone(),
         ));
+        if config.under_attack() {
+            overload.force_attack_mode(true);
+        }
         Ok(Self {
             listener,
             shutdown,

@@ -46,6 +46,9 @@ pub struct Limits {
     pub calm_after: Duration,
     /// A level is kept at least this long before it is lowered (default 3 s).
     pub hold: Duration,
+    /// Pressure must last this long before a level is raised (default 1 s): a hiccup (a
+    /// burst of password hashing, a pause of the machine) is not overload.
+    pub sustain: Duration,
 }
 
 impl Default for Limits {
@@ -58,6 +61,7 @@ impl Default for Limits {
             attack_after: Duration::from_secs(10),
             calm_after: Duration::from_secs(60),
             hold: Duration::from_secs(3),
+            sustain: Duration::from_secs(1),
         }
     }
 }
@@ -76,6 +80,9 @@ pub enum Level {
 }
 
 impl Level {
+    /// The levels above normal, lowest first.
+    const RAISED: [Level; 3] = [Level::Api, Level::Joins, Level::Listeners];
+
     /// The level for a pressure (1 = at the limit of some signal).
     fn of(pressure: f64) -> Self {
         match pressure {
@@ -114,6 +121,9 @@ pub struct Shedder {
     level: Level,
     /// When the level was last raised or confirmed.
     level_since: Instant,
+    /// Per raised level (api, joins, listeners): since when the pressure has been at or above
+    /// it without a break, if it is.
+    above_since: [Option<Instant>; 3],
     /// Since when the server has been overloaded (pressure ≥ 1), if it is.
     overloaded_since: Option<Instant>,
     /// Since when it has been calm (pressure < 1), if it is.
@@ -131,6 +141,7 @@ impl Shedder {
             limits,
             level: Level::Normal,
             level_since: now,
+            above_since: [None; 3],
             overloaded_since: None,
             calm_since: Some(now),
             attack: false,
@@ -149,12 +160,23 @@ impl Shedder {
             .max(0.0)
     }
 
-    /// Takes a measurement at `now`. A higher level applies at once; a lower one only once
-    /// the current has been held for [`Limits::hold`], so shedding does not flap.
+    /// Takes a measurement at `now`. A higher level applies once its pressure has lasted
+    /// [`Limits::sustain`]; a lower one only once the current has been held for
+    /// [`Limits::hold`], so shedding does not flap.
     pub fn observe(&mut self, signals: Signals, now: Instant) {
         let pressure = self.pressure_of(signals);
         self.pressure = pressure;
-        let level = Level::of(pressure);
+        let mut level = Level::Normal;
+        for (since, raised) in self.above_since.iter_mut().zip(Level::RAISED) {
+            if Level::of(pressure) >= raised {
+                let since = *since.get_or_insert(now);
+                if now.duration_since(since) >= self.limits.sustain {
+                    level = raised;
+                }
+            } else {
+                *since = None;
+            }
+        }
         if level >= self.level {
             self.level = level;
             self.level_since = now;
@@ -277,23 +299,44 @@ mod tests {
     }
 
     #[test]
-    fn shedding_rises_at_once_and_falls_a_step_at_a_time_after_the_hold() {
+    fn shedding_rises_once_pressure_lasts_and_falls_a_step_at_a_time_after_the_hold() {
         let t0 = Instant::now();
         let mut s = Shedder::new(Limits::default(), t0);
         s.observe(lag(100.0), at(t0, 0.0)); // pressure 2
+        s.observe(lag(100.0), at(t0, 0.5));
+        assert_eq!(s.level(), Level::Normal, "half a second is a hiccup");
+        s.observe(lag(100.0), at(t0, 1.0));
         assert_eq!(s.level(), Level::Listeners);
         assert!(!s.sheds(Class::Stage));
-        s.observe(lag(0.0), at(t0, 1.0));
+        s.observe(lag(0.0), at(t0, 2.0));
         assert_eq!(s.level(), Level::Listeners, "lowered before the hold");
-        s.observe(lag(0.0), at(t0, 3.0));
+        s.observe(lag(0.0), at(t0, 4.0));
         assert_eq!(s.level(), Level::Joins);
-        s.observe(lag(0.0), at(t0, 6.0));
+        s.observe(lag(0.0), at(t0, 7.0));
         assert_eq!(s.level(), Level::Api);
-        s.observe(lag(40.0), at(t0, 6.5)); // pressure 0.8: api level confirmed
-        s.observe(lag(0.0), at(t0, 8.0));
-        assert_eq!(s.level(), Level::Api, "confirmed at 6.5 s");
-        s.observe(lag(0.0), at(t0, 9.5));
+        s.observe(lag(40.0), at(t0, 7.5)); // pressure 0.8
+        s.observe(lag(40.0), at(t0, 8.5)); // lasted 1 s: api level confirmed
+        s.observe(lag(0.0), at(t0, 10.0));
+        assert_eq!(s.level(), Level::Api, "confirmed at 8.5 s");
+        s.observe(lag(0.0), at(t0, 11.5));
         assert_eq!(s.level(), Level::Normal);
+    }
+
+    #[test]
+    fn a_burst_shorter_than_the_sustain_is_never_shed() {
+        let t0 = Instant::now();
+        let mut s = Shedder::new(Limits::default(), t0);
+        for i in 0..40 {
+            // Overloaded for half a second out of every second and a half.
+            let ms = if i % 3 == 0 { 500.0 } else { 0.0 };
+            s.observe(lag(ms), at(t0, f64::from(i) * 0.5));
+            assert_eq!(s.level(), Level::Normal, "sample {i}");
+        }
+        // A pressure that changes level but stays high counts from when it rose.
+        s.observe(lag(40.0), at(t0, 30.0)); // api
+        s.observe(lag(60.0), at(t0, 30.5)); // joins
+        s.observe(lag(40.0), at(t0, 31.0)); // api again: lasted 1 s at api or above
+        assert_eq!(s.level(), Level::Api);
     }
 
     #[test]

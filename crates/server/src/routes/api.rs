@@ -287,7 +287,7 @@ pub async fn status(
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
     let space = state.spaces.get(&id).await?;
-    let status = space.status(&crate::lobby::Lobby::default(), unix_now() as i64);
+    let status = space.status(&state.config.lobby(), unix_now() as i64);
     Ok((
         [(
             header::CACHE_CONTROL,

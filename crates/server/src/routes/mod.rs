@@ -47,11 +47,12 @@ pub fn shed_join(state: &AppState, role: Role) -> Result<(), ApiError> {
     })
 }
 
-/// Whether a request is "everything else" (pages, the API, status), shed first: not the
-/// media doors, tickets, commands (the stage's controls), health and metrics.
+/// Whether a request is "everything else" (the API and status), shed first: not the media
+/// doors, tickets, commands (the stage's controls), health and metrics, nor the app's pages,
+/// which are small, cacheable, and what tells a person to wait.
 fn sheddable(path: &str) -> bool {
     let exempt = ["/commands", "/tickets", "/ws", "/source", "/live.opus"];
-    !(path == "/healthz" || path == "/metrics" || exempt.iter().any(|e| path.ends_with(e)))
+    path.starts_with("/api/") && !exempt.iter().any(|e| path.ends_with(e))
 }
 
 /// Answers 503 with a jittered Retry-After to sheddable requests while they are shed.
@@ -152,4 +153,27 @@ pub fn router(state: AppState) -> Router {
             shed_api,
         ))
         .with_state(state)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_the_api_is_sheddable_and_not_the_stage_or_the_doors() {
+        for path in ["/api/v1/spaces/a", "/api/v1/spaces/a/status", "/api/v1/me"] {
+            assert!(sheddable(path), "{path}");
+        }
+        for path in [
+            "/",
+            "/app.js",
+            "/healthz",
+            "/metrics",
+            "/api/v1/spaces/a/tickets",
+            "/api/v1/spaces/a/commands",
+            "/api/v1/spaces/a/ws",
+        ] {
+            assert!(!sheddable(path), "{path}");
+        }
+    }
 }
