@@ -1,9 +1,10 @@
 // The stentor HTTP API, with problem+json errors as exceptions.
 
 export class ApiError extends Error {
-  constructor(status, detail) {
+  constructor(status, detail, data = null) {
     super(detail);
     this.status = status;
+    this.data = data;
   }
 }
 
@@ -50,8 +51,53 @@ export async function api(method, path, body) {
   } catch {
     data = null;
   }
-  if (!res.ok) throw new ApiError(res.status, (data && data.detail) || res.statusText);
+  if (!res.ok) throw new ApiError(res.status, (data && data.detail) || res.statusText, data);
   return data;
+}
+
+/**
+ * A join ticket for a Space. A server under attack answers 401 with a challenge: the
+ * ticket then costs a proof of work (docs/protocol.md), solved here and sent with the
+ * request again.
+ */
+export async function joinTicket(spaceId) {
+  let work = '';
+  for (let tries = 0; tries < 3; tries++) {
+    try {
+      return await api('POST', `/spaces/${spaceId}/tickets${work}`);
+    } catch (e) {
+      if (e.status !== 401 || !e.data || !e.data.challenge) throw e;
+      window.dispatchEvent(new CustomEvent('stentor:work', { detail: { bits: e.data.bits } }));
+      const nonce = await solveWork(e.data.challenge, e.data.bits);
+      work = `?challenge=${encodeURIComponent(e.data.challenge)}&nonce=${nonce}`;
+    }
+  }
+  throw new ApiError(401, 'the proof of work was refused');
+}
+
+/** The first nonce such that SHA-256(`challenge:nonce`) starts with `bits` zero bits. */
+export async function solveWork(challenge, bits) {
+  if (!crypto.subtle) throw new ApiError(401, 'joining under attack needs HTTPS (WebCrypto)');
+  const encoder = new TextEncoder();
+  const zeroBits = (hash) => {
+    let n = 0;
+    for (const byte of hash) {
+      if (byte !== 0) return n + Math.clz32(byte) - 24;
+      n += 8;
+    }
+    return n;
+  };
+  // Hashes in batches: WebCrypto works on them side by side.
+  const batch = 512;
+  for (let start = 0; ; start += batch) {
+    const hashes = await Promise.all(
+      Array.from({ length: batch }, (_, i) =>
+        crypto.subtle.digest('SHA-256', encoder.encode(`${challenge}:${start + i}`)),
+      ),
+    );
+    const found = hashes.findIndex((h) => zeroBits(new Uint8Array(h)) >= bits);
+    if (found >= 0) return start + found;
+  }
 }
 
 /** The signed-in user, or null. */

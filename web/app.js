@@ -24,6 +24,9 @@ window.addEventListener('popstate', route);
 window.addEventListener('stentor:busy', (e) => {
   toast(`The server is busy; trying again in ${e.detail.seconds} s`);
 });
+window.addEventListener('stentor:work', () => {
+  toast('The server is under attack: your browser solves a small puzzle to get in');
+});
 
 async function route() {
   if (leavePage) leavePage();

@@ -1,7 +1,7 @@
 // The Space page: lobby, listening, speaking and moderation, over one WebSocket that
 // reconnects by itself.
 
-import { api } from './api.js';
+import { api, joinTicket } from './api.js';
 import { AudioOut, Mic, supportsWebCodecs } from './audio.js';
 import { h, initials, mount, toast, until } from './dom.js';
 
@@ -105,7 +105,7 @@ class SpacePage {
     this.setStatus(this.retry ? 'reconnecting' : 'connecting');
     let ticket;
     try {
-      ticket = await api('POST', `/spaces/${this.id}/tickets`);
+      ticket = await joinTicket(this.id);
     } catch (e) {
       if (e.status === 403) {
         this.removed = true;

@@ -5,7 +5,7 @@
 // /usr/bin/chromium). Screenshots go to web/tests/screenshots/.
 
 import { spawn, execFileSync } from 'node:child_process';
-import { mkdtempSync, mkdirSync, writeFileSync, readFileSync } from 'node:fs';
+import { mkdtempSync, mkdirSync, writeFileSync, readFileSync, unlinkSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -266,6 +266,26 @@ try {
     for (const p of [late, host]) await p.locator('[data-connection]').waitFor({ state: 'hidden', timeout: 15000 });
     // The host's mic was on: it comes back on by itself.
     await waitFor('the host heard again', async () => (await stats(late)).tones[440] > -40, 8000);
+  });
+
+  await step('under attack, a new listener solves a proof of work and gets in', async () => {
+    // The operator's switch: a file in the data directory, read twice a second.
+    const flag = join(work, 'data', 'under-attack');
+    writeFileSync(flag, '');
+    await sleep(1200);
+    const attacked = await page(audienceBrowser, 'listener under attack');
+    const t0 = Date.now();
+    await attacked.goto(`${base}/s/${spaceId}`);
+    await attacked.getByTestId('listen').click();
+    await attacked.getByText('solves a small puzzle').waitFor({ timeout: 5000 });
+    await waitFor('audio after the puzzle', async () => (await stats(attacked)).decodedFrames > 10, 10000);
+    results.push(`     joined under attack, puzzle included, in ${Date.now() - t0} ms`);
+    unlinkSync(flag);
+    await attacked.close();
+    // The 401 that carried the challenge is the browser's to log, and expected.
+    const asked = (e) => e.startsWith('listener under attack:') && e.includes('status of 401');
+    assert.ok(consoleErrors.some(asked), 'the ticket was not asked for work');
+    consoleErrors.splice(0, consoleErrors.length, ...consoleErrors.filter((e) => !asked(e)));
   });
 
   await step('every control has an accessible name', async () => {

@@ -44,6 +44,9 @@ pub enum Cmd {
     },
     /// Open many listeners against a server (or any Ogg stream) and report how they fared.
     Loadtest(LoadtestArgs),
+    /// Attacks a server on this machine (loopback only), or probes it while others do: for
+    /// benchmarks of the admission path (bench/attack.sh).
+    Attack(AttackArgs),
     /// Runs one shard of a load test (started by `loadtest`).
     #[command(name = "loadtest-worker", hide = true)]
     LoadtestWorker {
@@ -70,6 +73,33 @@ pub enum Cmd {
     },
 }
 
+/// Flags of `attack`.
+#[derive(Debug, clap::Args)]
+pub struct AttackArgs {
+    /// Server base URL (loopback only).
+    #[arg(long, default_value = "http://127.0.0.1:8080")]
+    pub url: String,
+    /// The Space attacked (and joined by the probe).
+    #[arg(long, default_value = "demo")]
+    pub space: String,
+    /// forged-tickets, ticket-flood, slowloris, bad-frames, or probe (a host's command and a
+    /// new listener's join timed twice a second).
+    #[arg(long)]
+    pub kind: stentor_loadtest::attack::Kind,
+    /// Seconds to keep at it.
+    #[arg(long, default_value_t = 30.0)]
+    pub seconds: f64,
+    /// Connections (or loops) at once.
+    #[arg(long, default_value_t = 64)]
+    pub connections: usize,
+    /// Loopback source addresses.
+    #[arg(long, default_value = "127.66.6.1-127.66.6.254")]
+    pub sources: String,
+    /// Also write the tally as JSON here.
+    #[arg(long)]
+    pub json: Option<PathBuf>,
+}
+
 /// Flags of `loadtest`.
 #[derive(Debug, clap::Args)]
 pub struct LoadtestArgs {
@@ -92,11 +122,16 @@ pub struct LoadtestArgs {
     /// Everyone joins at this Unix time in seconds (a waiting crowd at a scheduled start).
     #[arg(long)]
     pub at: Option<f64>,
+    /// With `--at`: each listener asks for the Space's status before the start, as a waiting
+    /// client does, and joins at a moment drawn from the join window it announces.
+    #[arg(long, requires = "at")]
+    pub follow_window: bool,
     /// Seconds every listener stays after the last has joined.
     #[arg(long, default_value_t = 30.0)]
     pub hold: f64,
-    /// Loopback source addresses to spread connections over.
-    #[arg(long, default_value = "127.0.0.2-127.0.0.61")]
+    /// Loopback source addresses to spread connections over: by default 64 networks of 254
+    /// addresses, so that the crowd looks like many people, not one network.
+    #[arg(long, default_value = "127.0.0.2-127.0.63.255")]
     pub sources: String,
     /// Worker processes [default: one per core, and at least one per 15 000 listeners].
     #[arg(long)]
@@ -172,6 +207,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             speak::run(&server, &space, token, source, seconds).await?;
         }
         Cmd::Loadtest(args) => loadtest(args).await?,
+        Cmd::Attack(args) => attack(args).await?,
         Cmd::LoadtestWorker { shard } => stentor_loadtest::run::worker_main(&shard)?, // normally run by main
         Cmd::Listen {
             server,
@@ -182,6 +218,26 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         } => {
             listen::run(&server, &space, token, seconds, &out).await?;
         }
+    }
+    Ok(())
+}
+
+async fn attack(args: AttackArgs) -> anyhow::Result<()> {
+    use stentor_loadtest::attack::{Attack, run};
+    let attack = Attack {
+        url: args.url,
+        space: args.space,
+        kind: args.kind,
+        seconds: args.seconds,
+        connections: args.connections,
+        sources: stentor_loadtest::plan::parse_sources(&args.sources)
+            .map_err(anyhow::Error::msg)?,
+    };
+    let tally = run(attack).await?;
+    let json = serde_json::to_string_pretty(&tally)?;
+    println!("{json}");
+    if let Some(path) = args.json {
+        std::fs::write(&path, &json)?;
     }
     Ok(())
 }
@@ -200,6 +256,7 @@ async fn loadtest(args: LoadtestArgs) -> anyhow::Result<()> {
         (Some(per_second), _) => Profile::Ramp { per_second },
         (None, Some(at)) => Profile::Crowd {
             at_unix_ms: (at * 1000.0) as i64,
+            follow_window: args.follow_window,
         },
         (None, None) => Profile::Spike,
     };

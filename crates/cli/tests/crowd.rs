@@ -29,12 +29,12 @@ async fn two_thousand_listeners_get_every_frame_on_time() {
     stentor::demo::spawn_speaker(space, host);
     let (ws, ogg) = tokio::join!(
         run(
-            plan(&server.base, Transport::Ws, "127.0.0.2-127.0.0.11"),
+            plan(&server.base, Transport::Ws, "127.0.2.1-127.0.5.255"),
             1000.0,
             false
         ),
         run(
-            plan(&server.base, Transport::Ogg, "127.0.0.12-127.0.0.21"),
+            plan(&server.base, Transport::Ogg, "127.0.6.1-127.0.9.255"),
             1000.0,
             false
         ),
@@ -51,6 +51,44 @@ async fn two_thousand_listeners_get_every_frame_on_time() {
     assert!(
         metrics.contains("stentor_fanout_writers 2"),
         "one writer per transport for 1 000 listeners each:\n{metrics}"
+    );
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_waiting_crowd_spreads_its_joins_over_the_announced_window() {
+    // 300 waiting, 100 joins a second taken comfortably: a window of 3 s.
+    let server = TestServer::start_with("crowd-window", |c| {
+        c.admission.lobby_joins_per_sec = Some(100);
+    })
+    .await;
+    let (space, host) = stentor::demo::prepare(&server.state).await.unwrap();
+    stentor::demo::spawn_speaker(space, host);
+    let at_unix_ms = stentor_loadtest::worker::now_us() / 1000 + 10_500;
+    let report = run(
+        Plan {
+            profile: Profile::Crowd {
+                at_unix_ms,
+                follow_window: true,
+            },
+            listeners: 300,
+            hold_secs: 1.0,
+            ..plan(&server.base, Transport::Ogg, "127.0.30.1-127.0.31.255")
+        },
+        1000.0,
+        false,
+    )
+    .await
+    .unwrap();
+    assert_eq!(report.admitted, 300, "{:?}", report.failures);
+    assert_eq!(report.on_time_share, 1.0);
+    // Not all at the start: 99 % had audio only near the end of the window.
+    let t99 = report.admitted_99_s.expect("99 % got audio");
+    assert!((1.5..5.0).contains(&t99), "99 % after {t99} s");
+    let joins_per_second: Vec<u64> = report.timeline.iter().map(|p| p.joins).collect();
+    assert!(
+        joins_per_second.iter().all(|j| *j < 250),
+        "the crowd came at once: {joins_per_second:?}"
     );
     server.stop().await;
 }

@@ -169,7 +169,12 @@ async fn anonymous_tickets_come_from_the_door_and_the_connection_goes_on() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_waiting_room_status_is_small_cacheable_and_counts_the_crowd() {
-    let server = TestServer::start("web-status").await;
+    // 3 000 waiting clients, here all behind the test's one address.
+    let server = TestServer::start_with("web-status", |c| {
+        c.admission.ip_request_burst = Some(10_000);
+        c.admission.network_request_burst = Some(10_000);
+    })
+    .await;
     let mut alice = server.api();
     alice.sign_up("alice_s", "password-1").await.unwrap();
     let space = alice.create_space("Soon").await.unwrap();

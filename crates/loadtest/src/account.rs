@@ -33,6 +33,9 @@ pub struct Outcome {
     pub ticket_us: Option<i64>,
     /// Time from the start of the join to the first audio frame, microseconds.
     pub first_audio_us: Option<i64>,
+    /// When the first audio arrived, Unix microseconds.
+    #[serde(default)]
+    pub first_audio_at_us: Option<i64>,
     /// Frames received.
     pub frames: u64,
     /// Frames missing between the first and the last received.
@@ -102,6 +105,7 @@ impl Account {
             failure,
             ticket_us: self.ticket_us,
             first_audio_us: self.first_audio_us,
+            first_audio_at_us: self.first_audio_us.map(|us| self.started_us + us),
             frames: self.frames,
             missed: self.missed,
             min_offset_us: self.min_offset_us,

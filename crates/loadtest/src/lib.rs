@@ -7,8 +7,10 @@
 //! many 127.0.0.x source addresses so ephemeral ports do not run out.
 
 pub mod account;
+pub mod attack;
 pub mod plan;
 pub mod plot;
+pub mod pow;
 pub mod report;
 pub mod run;
 pub mod worker;

@@ -31,6 +31,11 @@ pub enum Profile {
     Crowd {
         /// When, in Unix milliseconds.
         at_unix_ms: i64,
+        /// Whether each listener follows the join window the Space's status announces (it
+        /// asks for the status twice in the ten seconds before the start, as a waiting
+        /// client polls, then joins at a moment drawn from the window) or comes at once.
+        #[serde(default)]
+        follow_window: bool,
     },
 }
 
@@ -101,7 +106,7 @@ impl Plan {
                 Duration::from_secs_f64(i as f64 / per_second.max(0.001))
             }
             Profile::Spike => Duration::ZERO,
-            Profile::Crowd { at_unix_ms } => {
+            Profile::Crowd { at_unix_ms, .. } => {
                 Duration::from_millis((at_unix_ms - start_unix_ms).max(0) as u64)
             }
         }
@@ -110,6 +115,17 @@ impl Plan {
     /// When the last listener joins, after the start.
     pub fn last_join(&self, start_unix_ms: i64) -> Duration {
         self.join_offset(self.listeners.saturating_sub(1), start_unix_ms)
+    }
+
+    /// Whether listeners follow the announced join window.
+    pub fn follows_window(&self) -> bool {
+        matches!(
+            self.profile,
+            Profile::Crowd {
+                follow_window: true,
+                ..
+            }
+        )
     }
 
     /// The source address of listener `i`.
@@ -129,6 +145,19 @@ impl Plan {
             })
             .collect()
     }
+}
+
+/// A number in [0, 1) drawn from listener `i` and `salt`, the same on every run: spreads
+/// the moments listeners act at without a random number generator.
+pub fn unit(i: usize, salt: u64) -> f64 {
+    // SplitMix64's finaliser.
+    let mut z = (i as u64)
+        .wrapping_mul(0x9e37_79b9_7f4a_7c15)
+        .wrapping_add(salt.wrapping_mul(0xbf58_476d_1ce4_e5b9));
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^= z >> 31;
+    (z >> 11) as f64 / (1u64 << 53) as f64
 }
 
 /// Parses `127.0.0.2-127.0.0.61` or a single address into the list of addresses.
@@ -191,9 +220,28 @@ mod tests {
         let ramp = plan(100, 1, Profile::Ramp { per_second: 50.0 });
         assert_eq!(ramp.join_offset(50, 0), Duration::from_secs(1));
         assert_eq!(ramp.last_join(0), Duration::from_secs_f64(99.0 / 50.0));
-        let crowd = plan(100, 1, Profile::Crowd { at_unix_ms: 5_000 });
+        let crowd = plan(
+            100,
+            1,
+            Profile::Crowd {
+                at_unix_ms: 5_000,
+                follow_window: false,
+            },
+        );
         assert_eq!(crowd.join_offset(7, 2_000), Duration::from_secs(3));
         assert_eq!(ramp.source(4), Some(Ipv4Addr::new(127, 0, 0, 3)));
+    }
+
+    #[test]
+    fn unit_draws_spread_evenly_over_zero_to_one() {
+        let draws: Vec<f64> = (0..10_000).map(|i| unit(i, 7)).collect();
+        assert!(draws.iter().all(|u| (0.0..1.0).contains(u)));
+        for decile in 0..10 {
+            let lo = f64::from(decile) / 10.0;
+            let n = draws.iter().filter(|u| (lo..lo + 0.1).contains(*u)).count();
+            assert!((900..1100).contains(&n), "decile {decile}: {n}");
+        }
+        assert_ne!(unit(1, 1), unit(1, 2));
     }
 
     #[test]

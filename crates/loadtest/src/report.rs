@@ -113,6 +113,9 @@ pub struct Report {
     pub retries: u64,
     /// Listeners that got in after being told to come back later at least once.
     pub admitted_after_retry: usize,
+    /// Seconds from the start (a crowd's scheduled instant, the run's start otherwise) until
+    /// 99 % of the planned listeners had audio; `None` if they never did.
+    pub admitted_99_s: Option<f64>,
     /// One point a second.
     pub timeline: Vec<Point>,
 }
@@ -164,8 +167,29 @@ impl Report {
             stalls: outcomes.iter().map(|o| o.stalls).sum(),
             retries: outcomes.iter().map(|o| o.retries).sum(),
             admitted_after_retry: ok.iter().filter(|o| o.retries > 0).count(),
+            admitted_99_s: None,
             timeline,
         }
+    }
+
+    /// Seconds from `start_unix_ms` until `share` of `listeners` had their first audio.
+    pub fn time_to_share(
+        outcomes: &[Outcome],
+        listeners: usize,
+        share: f64,
+        start_unix_ms: i64,
+    ) -> Option<f64> {
+        let needed = ((listeners as f64 * share).ceil() as usize).max(1);
+        let mut heard: Vec<i64> = outcomes
+            .iter()
+            .filter(|o| o.failure.is_none())
+            .filter_map(|o| o.first_audio_at_us)
+            .collect();
+        if heard.len() < needed {
+            return None;
+        }
+        heard.sort_unstable();
+        Some((heard[needed - 1] - start_unix_ms * 1000).max(0) as f64 / 1e6)
     }
 
     /// A table for people.
@@ -209,6 +233,9 @@ impl Report {
                 self.frames, self.missed, self.stalls
             ),
         );
+        if let Some(secs) = self.admitted_99_s {
+            row(&mut s, "99 % had audio after", format!("{secs:.2} s"));
+        }
         if self.retries > 0 {
             row(
                 &mut s,

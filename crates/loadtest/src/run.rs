@@ -117,6 +117,11 @@ pub async fn run(plan: Plan, allowance_ms: f64, progress: bool) -> anyhow::Resul
         allowance_ms + cadence_ms,
     );
     report.cadence_ms = cadence_ms;
+    let start = match plan.profile {
+        crate::Profile::Crowd { at_unix_ms, .. } => at_unix_ms,
+        _ => start_unix_ms,
+    };
+    report.admitted_99_s = Report::time_to_share(&outcomes, plan.listeners, 0.99, start);
     Ok(report)
 }
 

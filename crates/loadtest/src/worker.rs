@@ -110,6 +110,15 @@ pub async fn run_shard(shard: Shard, mut on_tick: impl FnMut(Tick)) -> Vec<Outco
         let counters = counters.clone();
         let at = start + plan.join_offset(i, shard.start_unix_ms);
         tasks.push(tokio::spawn(async move {
+            // A waiting client joins at a moment of the window the server announces, and
+            // stays as long as the others after it.
+            let (at, end) = if plan.follows_window() {
+                let window = announced_window(&plan, i, at).await;
+                let at = at + window.mul_f64(crate::plan::unit(i, 3));
+                (at, end.max(at + Duration::from_secs_f64(plan.hold_secs)))
+            } else {
+                (at, end)
+            };
             tokio::time::sleep_until(at).await;
             counters.joined.fetch_add(1, Ordering::Relaxed);
             let mut account = Account::new(now_us());
@@ -161,13 +170,8 @@ pub async fn run_shard(shard: Shard, mut on_tick: impl FnMut(Tick)) -> Vec<Outco
         .collect()
 }
 
-async fn listen(
-    plan: &crate::Plan,
-    i: usize,
-    account: &mut Account,
-    end: Instant,
-    counters: &Counters,
-) -> anyhow::Result<()> {
+/// The plan's URL, the server's address, and the host name and port to send.
+async fn target(plan: &crate::Plan) -> anyhow::Result<(reqwest::Url, SocketAddr, String, u16)> {
     let url: reqwest::Url = plan.url.parse().context("the url")?;
     let host = url
         .host_str()
@@ -178,6 +182,53 @@ async fn listen(
         .await?
         .next()
         .ok_or_else(|| anyhow!("cannot resolve {host}"))?;
+    Ok((url, addr, host, port))
+}
+
+/// The join window listener `i` is told: it asks for the Space's status twice before `at`
+/// (once in each of the two five-second stretches before it, as a client polling every
+/// five seconds does) and keeps the last answer; none if every ask failed.
+async fn announced_window(plan: &crate::Plan, i: usize, at: Instant) -> Duration {
+    let mut window = Duration::ZERO;
+    for (salt, before) in [(1, 10.0), (2, 5.0)] {
+        let offset = Duration::from_secs_f64(before - 5.0 * crate::plan::unit(i, salt));
+        tokio::time::sleep_until(at.checked_sub(offset).unwrap_or(at)).await;
+        if let Ok(secs) = status_window(plan, i).await {
+            window = Duration::from_secs(secs);
+        }
+    }
+    window
+}
+
+/// Asks for the Space's status on a connection of its own; its `join_window_secs`.
+async fn status_window(plan: &crate::Plan, i: usize) -> anyhow::Result<u64> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let (_, addr, host, port) = target(plan).await?;
+    let mut stream = connect_from(plan.source(i), addr).await?;
+    let request = format!(
+        "GET /api/v1/spaces/{}/status HTTP/1.1\r\nHost: {host}:{port}\r\nConnection: close\r\n\r\n",
+        plan.space
+    );
+    stream.write_all(request.as_bytes()).await?;
+    let end = Instant::now() + Duration::from_secs(5);
+    let mut buf = bytes::BytesMut::with_capacity(1024);
+    let head = read_head(&mut stream, &mut buf, end).await?;
+    expect_status(&head, "200")?;
+    while tokio::time::timeout_at(end, stream.read_buf(&mut buf)).await?? > 0 {}
+    let status: serde_json::Value = serde_json::from_slice(&buf)?;
+    status["join_window_secs"]
+        .as_u64()
+        .ok_or_else(|| anyhow!("no join window in the status"))
+}
+
+async fn listen(
+    plan: &crate::Plan,
+    i: usize,
+    account: &mut Account,
+    end: Instant,
+    counters: &Counters,
+) -> anyhow::Result<()> {
+    let (url, addr, host, port) = target(plan).await?;
     let on_frame = |seq: u64, account: &mut Account| {
         if account.frames() == 0 {
             counters.connected.fetch_add(1, Ordering::Relaxed);
@@ -188,7 +239,7 @@ async fn listen(
     };
     match plan.transport {
         Transport::Ws => {
-            let ticket = fetch_ticket(plan, i, addr, &host, end).await?;
+            let ticket = fetch_ticket(&plan.space, plan.source(i), addr, &host, end).await?;
             account.on_ticket(now_us());
             let stream = connect_from(plan.source(i), addr).await?;
             let path = format!("/api/v1/spaces/{}/ws?ticket={ticket}", plan.space);
@@ -213,46 +264,63 @@ async fn listen(
 }
 
 /// Asks for a join ticket on a connection of its own (as a client arriving cold would), with
-/// a bare request: no HTTP client machinery per listener in the load generator.
-async fn fetch_ticket(
-    plan: &crate::Plan,
-    i: usize,
+/// a bare request: no HTTP client machinery per listener in the load generator. A server
+/// under attack asks for a proof of work first (401 with a challenge): solved, and asked again.
+pub(crate) async fn fetch_ticket(
+    space: &str,
+    source: Option<Ipv4Addr>,
     addr: SocketAddr,
     host: &str,
     end: Instant,
 ) -> anyhow::Result<String> {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let mut stream = connect_from(plan.source(i), addr).await?;
-    let request = format!(
-        "POST /api/v1/spaces/{}/tickets HTTP/1.1\r\nHost: {host}\r\nContent-Length: 0\r\n\
-         Connection: close\r\n\r\n",
-        plan.space
-    );
-    stream.write_all(request.as_bytes()).await?;
-    let mut buf = bytes::BytesMut::with_capacity(2048);
-    let head = read_head(&mut stream, &mut buf, end).await?;
-    expect_status(&head, "200").context("ticket")?;
-    while tokio::time::timeout_at(end, stream.read_buf(&mut buf)).await?? > 0 {}
-    let body: serde_json::Value = serde_json::from_slice(&buf).context("the ticket response")?;
-    body["ticket"]
-        .as_str()
-        .map(str::to_owned)
-        .ok_or_else(|| anyhow!("no ticket in the response"))
+    let mut work = String::new();
+    for _ in 0..3 {
+        let mut stream = connect_from(source, addr).await?;
+        let request = format!(
+            "POST /api/v1/spaces/{space}/tickets{work} HTTP/1.1\r\nHost: {host}\r\n\
+             Content-Length: 0\r\nConnection: close\r\n\r\n"
+        );
+        stream.write_all(request.as_bytes()).await?;
+        let mut buf = bytes::BytesMut::with_capacity(2048);
+        let head = read_head(&mut stream, &mut buf, end).await?;
+        let asked_for_work = head.split_whitespace().nth(1) == Some("401");
+        if !asked_for_work {
+            expect_status(&head, "200").context("ticket")?;
+        }
+        while tokio::time::timeout_at(end, stream.read_buf(&mut buf)).await?? > 0 {}
+        let body: serde_json::Value =
+            serde_json::from_slice(&buf).context("the ticket response")?;
+        if asked_for_work {
+            let (Some(challenge), Some(bits)) = (body["challenge"].as_str(), body["bits"].as_u64())
+            else {
+                bail!("401: {}", body["detail"]);
+            };
+            let nonce = crate::pow::solve(challenge, bits as u8);
+            work = format!("?challenge={challenge}&nonce={nonce}");
+            continue;
+        }
+        return body["ticket"]
+            .as_str()
+            .map(str::to_owned)
+            .ok_or_else(|| anyhow!("no ticket in the response"));
+    }
+    bail!("the proof of work was refused three times")
 }
 
-/// A server's "come back later": `503` with `Retry-After` (seconds).
+/// A server's "come back later": `503` or `429` with `Retry-After` (seconds).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-#[error("503, retry after {0} s")]
+#[error("told to retry after {0} s")]
 pub struct RetryLater(pub u64);
 
-/// Checks a response head's status line against `expected` (e.g. `" 200"`); a `503` with a
-/// `Retry-After` becomes [`RetryLater`], anything else an error naming the status.
-fn expect_status(head: &str, expected: &str) -> anyhow::Result<()> {
+/// Checks a response head's status line against `expected` (e.g. `" 200"`); a `503` or `429`
+/// with a `Retry-After` becomes [`RetryLater`], anything else an error naming the status.
+pub(crate) fn expect_status(head: &str, expected: &str) -> anyhow::Result<()> {
     let status = head.lines().next().unwrap_or_default();
     if status.split_whitespace().nth(1) == Some(expected) {
         return Ok(());
     }
-    if status.split_whitespace().nth(1) == Some("503") {
+    if matches!(status.split_whitespace().nth(1), Some("503" | "429")) {
         let retry = head.lines().find_map(|line| {
             let (name, value) = line.split_once(':')?;
             name.trim()
@@ -286,7 +354,7 @@ async fn read_more(
 
 /// Reads an HTTP response head into `buf` and returns it (without the blank line), leaving
 /// what follows it in `buf`.
-async fn read_head(
+pub(crate) async fn read_head(
     stream: &mut TcpStream,
     buf: &mut bytes::BytesMut,
     end: Instant,
@@ -410,7 +478,10 @@ async fn ws_listen(
 
 /// Connects from a chosen loopback source address, so that many listeners do not share one
 /// address's ephemeral ports.
-async fn connect_from(source: Option<Ipv4Addr>, addr: SocketAddr) -> anyhow::Result<TcpStream> {
+pub(crate) async fn connect_from(
+    source: Option<Ipv4Addr>,
+    addr: SocketAddr,
+) -> anyhow::Result<TcpStream> {
     let socket = TcpSocket::new_v4()?;
     if let Some(ip) = source {
         socket.bind(SocketAddr::new(IpAddr::V4(ip), 0))?;
@@ -433,6 +504,11 @@ mod tests {
         )
         .unwrap_err();
         assert_eq!(e.downcast_ref::<RetryLater>(), Some(&RetryLater(7)));
+        let limited = expect_status("HTTP/1.1 429 Too Many Requests\r\nretry-after: 1", "200");
+        assert_eq!(
+            limited.unwrap_err().downcast_ref::<RetryLater>(),
+            Some(&RetryLater(1))
+        );
         let plain = expect_status("HTTP/1.1 503 Service Unavailable", "200").unwrap_err();
         assert!(plain.downcast_ref::<RetryLater>().is_none());
         assert!(format!("{plain}").contains("503"));

@@ -104,6 +104,39 @@ pub struct AdmissionConfig {
     /// [default: false; the mode also turns itself on after sustained overload].
     #[arg(long, env = "STENTOR_UNDER_ATTACK")]
     pub under_attack: Option<bool>,
+    /// Requests a second one address may make, sustained [default: 20].
+    #[arg(long, env = "STENTOR_IP_REQUESTS_PER_SEC")]
+    pub ip_requests_per_sec: Option<u32>,
+    /// Requests one address may make at once before its rate applies [default: 400, so a crowd behind one NAT gets in].
+    #[arg(long, env = "STENTOR_IP_REQUEST_BURST")]
+    pub ip_request_burst: Option<u32>,
+    /// Requests a second one network (IPv4 /24, IPv6 /64) may make, sustained [default: 200].
+    #[arg(long, env = "STENTOR_NETWORK_REQUESTS_PER_SEC")]
+    pub network_requests_per_sec: Option<u32>,
+    /// Requests one network may make at once [default: 4000].
+    #[arg(long, env = "STENTOR_NETWORK_REQUEST_BURST")]
+    pub network_request_burst: Option<u32>,
+    /// Connections one address may hold open besides its listeners' audio streams [default: 2000].
+    #[arg(long, env = "STENTOR_IP_CONNECTIONS")]
+    pub ip_connections: Option<u32>,
+    /// Connections one network may hold open besides its listeners' audio streams [default: 8000].
+    #[arg(long, env = "STENTOR_NETWORK_CONNECTIONS")]
+    pub network_connections: Option<u32>,
+    /// Connections held open in all besides listeners' audio streams [default: half the
+    /// file limit, at most 10000]; as they fill, clients get less time to send a request head.
+    #[arg(long, env = "STENTOR_CONNECTIONS")]
+    pub connections: Option<u32>,
+    /// Milliseconds a client may take to send a request head while few connections are
+    /// open [default: 10000]; down to a tenth of it as they fill (against slow-loris attacks).
+    #[arg(long, env = "STENTOR_HEAD_TIMEOUT_MS")]
+    pub head_timeout_ms: Option<u64>,
+    /// Proof of work asked for a new listener's ticket in under-attack mode, in leading zero
+    /// bits of SHA-256, with no load [default: 12; about 4 000 hashes].
+    #[arg(long, env = "STENTOR_POW_MIN_BITS", value_parser = clap::value_parser!(u8).range(1..=30))]
+    pub pow_min_bits: Option<u8>,
+    /// The same at the most load [default: 16; about 65 000 hashes].
+    #[arg(long, env = "STENTOR_POW_MAX_BITS", value_parser = clap::value_parser!(u8).range(1..=30))]
+    pub pow_max_bits: Option<u8>,
 }
 
 /// A configuration that cannot be used.
@@ -181,6 +214,37 @@ impl Config {
                     .shed_sustain_ms
                     .or(lower.admission.shed_sustain_ms),
                 under_attack: self.admission.under_attack.or(lower.admission.under_attack),
+                ip_requests_per_sec: self
+                    .admission
+                    .ip_requests_per_sec
+                    .or(lower.admission.ip_requests_per_sec),
+                ip_request_burst: self
+                    .admission
+                    .ip_request_burst
+                    .or(lower.admission.ip_request_burst),
+                network_requests_per_sec: self
+                    .admission
+                    .network_requests_per_sec
+                    .or(lower.admission.network_requests_per_sec),
+                network_request_burst: self
+                    .admission
+                    .network_request_burst
+                    .or(lower.admission.network_request_burst),
+                ip_connections: self
+                    .admission
+                    .ip_connections
+                    .or(lower.admission.ip_connections),
+                network_connections: self
+                    .admission
+                    .network_connections
+                    .or(lower.admission.network_connections),
+                connections: self.admission.connections.or(lower.admission.connections),
+                head_timeout_ms: self
+                    .admission
+                    .head_timeout_ms
+                    .or(lower.admission.head_timeout_ms),
+                pow_min_bits: self.admission.pow_min_bits.or(lower.admission.pow_min_bits),
+                pow_max_bits: self.admission.pow_max_bits.or(lower.admission.pow_max_bits),
             },
         }
     }
@@ -269,6 +333,40 @@ impl Config {
                 .map_or(default.sustain, std::time::Duration::from_millis),
             ..default
         }
+    }
+
+    /// Per-address and per-network limits.
+    pub fn caps(&self) -> crate::limits::Caps {
+        let d = crate::limits::Caps::default();
+        let a = &self.admission;
+        crate::limits::Caps {
+            ip_rate: a.ip_requests_per_sec.unwrap_or(d.ip_rate),
+            ip_burst: a.ip_request_burst.unwrap_or(d.ip_burst),
+            net_rate: a.network_requests_per_sec.unwrap_or(d.net_rate),
+            net_burst: a.network_request_burst.unwrap_or(d.net_burst),
+            ip_conns: a.ip_connections.unwrap_or(d.ip_conns),
+            net_conns: a.network_connections.unwrap_or(d.net_conns),
+            conns: a.connections.unwrap_or(d.conns),
+            head_timeout: a
+                .head_timeout_ms
+                .map_or(d.head_timeout, std::time::Duration::from_millis),
+        }
+    }
+
+    /// Proof of work in under-attack mode.
+    pub fn proofs(&self) -> crate::pow::Proofs {
+        let d = crate::pow::Proofs::default();
+        let min = self
+            .admission
+            .pow_min_bits
+            .unwrap_or(d.min_bits)
+            .clamp(1, 30);
+        let max = self
+            .admission
+            .pow_max_bits
+            .unwrap_or(d.max_bits)
+            .clamp(1, 30);
+        crate::pow::Proofs::new(min, max)
     }
 
     /// Whether the operator asked for under-attack mode from the start.

@@ -2,12 +2,13 @@
 //! (`GET /spaces/{id}/live.opus`), a WebSocket upgrade (`GET /api/v1/spaces/{id}/ws`) or an
 //! anonymous ticket request (`POST /api/v1/spaces/{id}/tickets`) is served off the HTTP
 //! stack, so the response head and the first audio leave in one write and a listener's socket
-//! goes straight to a fan-out shard. Every other connection goes to the HTTP server untouched
-//! (the request is only peeked at).
+//! goes straight to a fan-out shard. Every other connection goes to the HTTP server with what
+//! the door read of it put back in front ([`Prefixed`]).
 
 use crate::AppState;
 use crate::error::ApiError;
 use crate::fanout::Sink;
+use crate::prefixed::Prefixed;
 use crate::routes::ogg::admit_listener;
 use crate::routes::{KEEP_ALIVE_CONNECTIONS, api, ws};
 use serde::Deserialize;
@@ -18,8 +19,6 @@ use tokio::net::TcpStream;
 
 /// Longest request head looked at; a larger one goes to the HTTP server.
 const MAX_HEAD: usize = 4096;
-/// How long a client may take to send its request head.
-pub const HEAD_TIMEOUT: Duration = Duration::from_secs(10);
 /// What the request lines the door serves start with.
 const PREFIXES: [&[u8]; 3] = [
     b"GET /spaces/",
@@ -60,6 +59,8 @@ pub enum Sniffed {
         head: usize,
         /// Whether the client keeps the connection open after the response.
         keep_alive: bool,
+        /// A proof of work sent with it (`?challenge=…&nonce=…`).
+        work: Option<crate::pow::Work>,
     },
     /// Anything else: the HTTP server answers.
     Http,
@@ -97,7 +98,7 @@ pub fn classify(bytes: &[u8]) -> Option<Sniffed> {
             .map(str::to_owned)
     };
     if request.method == Some("POST") {
-        return Some(anonymous_ticket(&request, path, head).unwrap_or(Sniffed::Http));
+        return Some(anonymous_ticket(&request, path, query, head).unwrap_or(Sniffed::Http));
     }
     if request.method != Some("GET") {
         return Some(Sniffed::Http);
@@ -129,7 +130,16 @@ pub fn classify(bytes: &[u8]) -> Option<Sniffed> {
 
 /// A ticket request the door may answer: no credentials (those are the HTTP server's to
 /// check), no body.
-fn anonymous_ticket(request: &httparse::Request, path: &str, head: usize) -> Option<Sniffed> {
+fn anonymous_ticket(
+    request: &httparse::Request,
+    path: &str,
+    query: &str,
+    head: usize,
+) -> Option<Sniffed> {
+    // A malformed query is the HTTP server's to answer.
+    let work = serde_urlencoded::from_str::<crate::routes::api::WorkQuery>(query)
+        .ok()?
+        .work();
     let space = path
         .strip_prefix("/api/v1/spaces/")?
         .strip_suffix("/tickets")
@@ -153,96 +163,98 @@ fn anonymous_ticket(request: &httparse::Request, path: &str, head: usize) -> Opt
         space: space.to_owned(),
         head,
         keep_alive,
+        work,
     })
 }
 
-/// Looks at the first request of a connection without consuming it.
-pub async fn sniff(tcp: &TcpStream) -> Sniffed {
+/// Why a connection has no request head to serve.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NoHead {
+    /// The client closed the connection (or it failed).
+    Gone,
+    /// The client did not send its head in the time allowed.
+    TooSlow,
+}
+
+/// Reads the first request head of a connection, as far as needed to tell what it is: the
+/// bytes read and what they are. A slow client holds a connection and a buffer until
+/// `timeout`, never the CPU: the task sleeps until bytes arrive.
+pub async fn sniff(tcp: &mut TcpStream, timeout: Duration) -> Result<(Sniffed, Vec<u8>), NoHead> {
     // On the heap: the connection's task would otherwise carry it for its whole life.
     let mut buf = vec![0u8; MAX_HEAD];
-    let deadline = tokio::time::Instant::now() + HEAD_TIMEOUT;
+    let mut len = 0;
+    let deadline = tokio::time::Instant::now() + timeout;
     loop {
-        let n = match tokio::time::timeout_at(deadline, tcp.peek(&mut buf)).await {
-            Ok(Ok(n)) if n > 0 => n,
-            _ => return Sniffed::Http,
+        match tokio::time::timeout_at(deadline, tcp.read(&mut buf[len..])).await {
+            Ok(Ok(n)) if n > 0 => len += n,
+            Ok(_) => return Err(NoHead::Gone),
+            Err(_) => return Err(NoHead::TooSlow),
+        }
+        let sniffed = match classify(&buf[..len]) {
+            Some(sniffed) => sniffed,
+            None if len == buf.len() => Sniffed::Http,
+            None => continue,
         };
-        if let Some(sniffed) = classify(&buf[..n]) {
-            return sniffed;
-        }
-        if n == buf.len() {
-            return Sniffed::Http;
-        }
-        // The head is still arriving; peeking again at once would find the same bytes.
-        tokio::time::sleep(Duration::from_millis(5)).await;
+        buf.truncate(len);
+        return Ok((sniffed, buf));
     }
 }
 
-/// Consumes the request head [`sniff`] looked at (`head` bytes); `false` if the client has
-/// gone.
-async fn take_head(tcp: &mut TcpStream, head: usize) -> bool {
-    let mut request = vec![0; head];
-    tcp.read_exact(&mut request).await.is_ok()
+/// Answers `error` on a connection the door read a request head from, and closes it.
+pub async fn refuse(mut tcp: TcpStream, error: &ApiError) {
+    let _ = tcp.write_all(&error.to_http1()).await;
+    let _ = tcp.shutdown().await;
 }
 
 /// Serves a WebSocket upgrade found by [`sniff`]: the ticket is checked before anything is
 /// answered; then the 101, the hello and the first audio go out in one write.
 pub async fn websocket(
     state: &AppState,
-    mut tcp: TcpStream,
+    tcp: TcpStream,
     space: String,
     ticket: Option<String>,
-    head: usize,
+    after_head: &[u8],
     accept: String,
 ) {
-    if !take_head(&mut tcp, head).await {
-        return;
-    }
     let result = ws::admit(state, &space, ticket.as_deref()).await;
     crate::routes::count(state, "ws", &result);
     match result {
         Ok((user, space, slot)) => {
             let head = ws::switching_protocols(&accept);
-            ws::open(state.clone(), space, user, tcp, &[], slot, &head).await;
+            ws::open(state.clone(), space, user, tcp, after_head, slot, &head).await;
         }
-        Err(e) => {
-            let _ = tcp.write_all(&e.to_http1()).await;
-            let _ = tcp.shutdown().await;
-        }
+        Err(e) => refuse(tcp, &e).await,
     }
 }
 
 /// Answers an anonymous ticket request found by [`sniff`] off the HTTP stack: a crowd about
-/// to listen asks for one ticket each, on a fresh connection. Returns the connection when the
-/// HTTP server should carry on with it: untouched when the door does not grant the ticket
-/// (the server answers then, refusals and Spaces not yet loaded included), or after the
-/// response when the client keeps it open.
+/// to listen asks for one ticket each, on a fresh connection. `read` is what the door read,
+/// the head `head` bytes of it. Returns the connection when the HTTP server should carry on
+/// with it: with the request put back when the door does not grant the ticket (the server
+/// answers then, refusals and Spaces not yet loaded included), or with what followed the
+/// head after the response when the client keeps it open.
 pub async fn ticket(
     state: &AppState,
     mut tcp: TcpStream,
     space: String,
+    mut read: Vec<u8>,
     head: usize,
     keep_alive: bool,
-) -> Option<TcpStream> {
+    work: Option<crate::pow::Work>,
+) -> Option<Prefixed> {
     let Some(live) = state.spaces.if_loaded(&space) else {
-        return Some(tcp);
+        return Some(Prefixed::new(read, tcp));
     };
-    let view = match api::grant(state, &live, &space, None) {
+    let view = match api::grant(state, &live, &space, None, work.as_ref()) {
         Ok(view) => view,
-        // Shed here, at the cheapest point there is.
-        Err(e @ ApiError::Overloaded { .. }) => {
+        // Shed, or asked for work, here: at the cheapest point there is.
+        Err(e @ (ApiError::Overloaded { .. } | ApiError::WorkRequired(_))) => {
             state.metrics.reject(e.reason());
-            if !take_head(&mut tcp, head).await {
-                return None;
-            }
-            let _ = tcp.write_all(&e.to_http1()).await;
-            let _ = tcp.shutdown().await;
+            refuse(tcp, &e).await;
             return None;
         }
-        Err(_) => return Some(tcp),
+        Err(_) => return Some(Prefixed::new(read, tcp)),
     };
-    if !take_head(&mut tcp, head).await {
-        return None;
-    }
     let keep_alive = keep_alive && state.metrics.http_connections.get() <= KEEP_ALIVE_CONNECTIONS;
     let body = serde_json::to_vec(&view).expect("a ticket serializes");
     let mut response = format!(
@@ -258,7 +270,8 @@ pub async fn ticket(
     response.extend_from_slice(&body);
     tcp.write_all(&response).await.ok()?;
     if keep_alive {
-        return Some(tcp);
+        read.drain(..head);
+        return Some(Prefixed::new(read, tcp));
     }
     let _ = tcp.shutdown().await;
     None
@@ -268,25 +281,12 @@ pub async fn ticket(
 const OGG_HEAD: &[u8] = b"HTTP/1.1 200 OK\r\ncontent-type: audio/ogg\r\ncache-control: no-cache, no-store\r\nx-content-type-options: nosniff\r\nconnection: close\r\n\r\n";
 
 /// Serves a live Ogg stream request found by [`sniff`].
-pub async fn ogg_live(
-    state: &AppState,
-    mut tcp: TcpStream,
-    space: String,
-    ticket: Option<String>,
-    head: usize,
-) {
-    if !take_head(&mut tcp, head).await {
-        return;
-    }
+pub async fn ogg_live(state: &AppState, mut tcp: TcpStream, space: String, ticket: Option<String>) {
     let result = admit_listener(state, &space, ticket.as_deref()).await;
     crate::routes::count(state, "ogg", &result);
     let (space, user, slot) = match result {
         Ok(admitted) => admitted,
-        Err(e) => {
-            let _ = tcp.write_all(&e.to_http1()).await;
-            let _ = tcp.shutdown().await;
-            return;
-        }
+        Err(e) => return refuse(tcp, &e).await,
     };
     let mut first = OGG_HEAD.to_vec();
     for page in space.hub.ogg_headers() {
@@ -373,9 +373,17 @@ mod tests {
             Some(Sniffed::Ticket {
                 space: "abc".into(),
                 head: req.len(),
-                keep_alive: false
+                keep_alive: false,
+                work: None,
             })
         );
+        let solved = b"POST /api/v1/spaces/abc/tickets?challenge=c.d&nonce=42 HTTP/1.1\r\n\r\n";
+        assert!(matches!(
+            classify(solved),
+            Some(Sniffed::Ticket { work: Some(w), .. }) if w.challenge == "c.d" && w.nonce == 42
+        ));
+        let garbled = b"POST /api/v1/spaces/abc/tickets?nonce=x HTTP/1.1\r\n\r\n";
+        assert_eq!(classify(garbled), Some(Sniffed::Http));
         let kept = b"POST /api/v1/spaces/abc/tickets HTTP/1.1\r\nHost: x\r\n\r\n";
         assert!(matches!(
             classify(kept),

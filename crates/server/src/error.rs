@@ -1,5 +1,6 @@
 //! The one mapping from errors to HTTP responses (`application/problem+json`, RFC 9457).
 
+use crate::limits;
 use crate::ticket::TicketError;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -51,6 +52,12 @@ pub enum ApiError {
         /// Seconds to wait (jittered).
         retry_after: u64,
     },
+    /// Under attack, a new ticket costs a proof of work: solve this challenge and ask again.
+    #[error("{}", work_detail(.0))]
+    WorkRequired(crate::pow::Required),
+    /// The caller's address or network asks too often or holds too many connections.
+    #[error("{}", limited_detail(*.0))]
+    Limited(limits::Refusal),
     /// Something failed on our side.
     #[error("internal error")]
     Internal(String),
@@ -75,8 +82,53 @@ impl ApiError {
             ApiError::Refused(_) => "refused",
             ApiError::Unavailable { .. } => "capacity",
             ApiError::Overloaded { reason, .. } => reason,
+            ApiError::Limited(refusal) => refusal.reason(),
+            ApiError::WorkRequired(r) if r.why.is_none() => "pow_required",
+            ApiError::WorkRequired(_) => "pow_invalid",
             ApiError::Internal(_) => "internal",
         }
+    }
+
+    /// Seconds the client is told to wait before trying again, if it is told to.
+    pub fn retry_after(&self) -> Option<u64> {
+        match self {
+            ApiError::Unavailable { retry_after } | ApiError::Overloaded { retry_after, .. } => {
+                Some(*retry_after)
+            }
+            ApiError::Limited(refusal) => Some(refusal.retry_after_secs()),
+            _ => None,
+        }
+    }
+}
+
+fn work_detail(required: &crate::pow::Required) -> String {
+    match required.why {
+        None => format!(
+            "the server is under attack: a ticket costs a proof of work of {} bits",
+            required.bits
+        ),
+        Some(why) => format!("{why}: solve the new challenge ({} bits)", required.bits),
+    }
+}
+
+fn limited_detail(refusal: limits::Refusal) -> String {
+    let who = match refusal {
+        limits::Refusal::Rate { scope, .. } | limits::Refusal::Connections { scope } => match scope
+        {
+            limits::Scope::Ip => "your address",
+            limits::Scope::Network => "your network",
+            limits::Scope::Server => "everyone",
+        },
+    };
+    match refusal {
+        limits::Refusal::Rate { .. } => format!(
+            "too many requests from {who}; retry in {} s",
+            refusal.retry_after_secs()
+        ),
+        limits::Refusal::Connections { .. } => format!(
+            "too many connections from {who}; retry in {} s",
+            refusal.retry_after_secs()
+        ),
     }
 }
 
@@ -93,7 +145,9 @@ impl From<&ApiError> for StatusCode {
     fn from(e: &ApiError) -> Self {
         match e {
             ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
-            ApiError::Unauthorized(_) | ApiError::Ticket(_) => StatusCode::UNAUTHORIZED,
+            ApiError::Unauthorized(_) | ApiError::Ticket(_) | ApiError::WorkRequired(_) => {
+                StatusCode::UNAUTHORIZED
+            }
             ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::Conflict(_) => StatusCode::CONFLICT,
@@ -106,9 +160,12 @@ impl From<&ApiError> for StatusCode {
                 }
                 _ => StatusCode::CONFLICT,
             },
-            ApiError::Unavailable { .. } | ApiError::Overloaded { .. } => {
+            ApiError::Unavailable { .. }
+            | ApiError::Overloaded { .. }
+            | ApiError::Limited(limits::Refusal::Connections { .. }) => {
                 StatusCode::SERVICE_UNAVAILABLE
             }
+            ApiError::Limited(limits::Refusal::Rate { .. }) => StatusCode::TOO_MANY_REQUESTS,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -121,12 +178,16 @@ impl ApiError {
         if let ApiError::Internal(detail) = self {
             tracing::error!(%detail, "internal error");
         }
-        let body = serde_json::json!({
+        let mut body = serde_json::json!({
             "type": "about:blank",
             "title": status.canonical_reason().unwrap_or("error"),
             "status": status.as_u16(),
             "detail": self.to_string(),
         });
+        if let ApiError::WorkRequired(required) = self {
+            body["challenge"] = required.challenge.clone().into();
+            body["bits"] = required.bits.into();
+        }
         (status, body.to_string())
     }
 
@@ -134,12 +195,9 @@ impl ApiError {
     /// stack; the connection closes after it.
     pub fn to_http1(&self) -> Vec<u8> {
         let (status, body) = self.problem();
-        let retry = match self {
-            ApiError::Unavailable { retry_after } | ApiError::Overloaded { retry_after, .. } => {
-                format!("retry-after: {retry_after}\r\n")
-            }
-            _ => String::new(),
-        };
+        let retry = self
+            .retry_after()
+            .map_or(String::new(), |s| format!("retry-after: {s}\r\n"));
         format!(
             "HTTP/1.1 {} {}\r\ncontent-type: application/problem+json\r\ncontent-length: {}\r\n{retry}connection: close\r\n\r\n{body}",
             status.as_u16(),
@@ -158,9 +216,7 @@ impl IntoResponse for ApiError {
             header::CONTENT_TYPE,
             HeaderValue::from_static("application/problem+json"),
         );
-        if let ApiError::Unavailable { retry_after } | ApiError::Overloaded { retry_after, .. } =
-            self
-        {
+        if let Some(retry_after) = self.retry_after() {
             response
                 .headers_mut()
                 .insert(header::RETRY_AFTER, HeaderValue::from(retry_after));

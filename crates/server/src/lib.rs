@@ -10,12 +10,14 @@ pub mod config;
 pub mod door;
 pub mod error;
 pub mod fanout;
+pub mod limits;
 pub mod live;
 pub mod lobby;
 pub mod metrics;
 mod mixer_task;
 pub mod overload;
 pub mod pow;
+pub mod prefixed;
 pub mod registry;
 pub mod routes;
 pub mod shed;
@@ -24,6 +26,8 @@ pub mod ticket;
 pub use config::Config;
 pub use live::LiveSpace;
 
+use error::ApiError;
+use prefixed::Prefixed;
 use registry::Spaces;
 use std::net::SocketAddr;
 use std::path::Path;
@@ -51,6 +55,10 @@ pub struct AppState {
     pub capacity: Arc<capacity::Capacity>,
     /// Measured overload and what is shed because of it.
     pub overload: Arc<overload::Overload>,
+    /// Per-address and per-network limits.
+    pub gate: Arc<limits::Gate>,
+    /// Proof of work asked of new listeners in under-attack mode.
+    pub proofs: Arc<pow::Proofs>,
     /// Becomes true when the server shuts down; long-lived connections watch it.
     pub shutdown: tokio::sync::watch::Receiver<bool>,
 }
@@ -119,6 +127,13 @@ impl Server {
         if config.under_attack() {
             overload.force_attack_mode(true);
         }
+        let mut caps = config.caps();
+        if config.admission.connections.is_none() {
+            // Half the files for connections that are not (yet) listeners.
+            caps.conns = caps.conns.min(u32::try_from(files / 2).unwrap_or(u32::MAX));
+        }
+        let gate = limits::Gate::new(caps);
+        let proofs = Arc::new(config.proofs());
         Ok(Self {
             listener,
             shutdown,
@@ -130,6 +145,8 @@ impl Server {
                 metrics,
                 capacity,
                 overload,
+                gate,
+                proofs,
                 shutdown: shutdown_rx,
             },
         })
@@ -176,17 +193,30 @@ impl Server {
                     .map(|s| s.hub.writers_late_ms())
                     .fold(0.0, f64::max)
             },
+            state.config.under_attack(),
+            state.config.data_dir().join(overload::ATTACK_FLAG),
             state.shutdown.clone(),
         ));
+        let gate = state.gate.clone();
+        let mut down = state.shutdown.clone();
+        tokio::spawn(async move {
+            let mut every = tokio::time::interval(std::time::Duration::from_secs(10));
+            loop {
+                tokio::select! {
+                    _ = every.tick() => gate.forget_quiet(),
+                    _ = down.changed() => return,
+                }
+            }
+        });
         let mut shutdown = std::pin::pin!(shutdown);
         // The accept loop does nothing but accept: each connection is looked at in its own
         // task, so a crowd arriving never waits behind one slow client or the fan-out.
         loop {
-            let tcp = tokio::select! {
+            let (tcp, peer) = tokio::select! {
                 biased;
                 () = &mut shutdown => break,
                 accepted = self.listener.accept() => match accepted {
-                    Ok((tcp, _)) => tcp,
+                    Ok(accepted) => accepted,
                     Err(e) => {
                         // Out of files or memory for a moment: back off instead of spinning.
                         tracing::warn!(error = %e, "accept failed");
@@ -195,36 +225,24 @@ impl Server {
                     }
                 },
             };
+            let permit = match state.gate.connect(peer.ip()) {
+                Ok(permit) => permit,
+                Err(refusal) => {
+                    state.metrics.reject(refusal.reason());
+                    // Answered without reading: costs one write and the close.
+                    let _ = tcp.try_write(&ApiError::Limited(refusal).to_http1());
+                    continue;
+                }
+            };
             // Audio is many small writes: never let Nagle's algorithm hold one back.
             if let Err(e) = tcp.set_nodelay(true) {
                 tracing::debug!(error = %e, "could not set TCP_NODELAY");
             }
             let (app, state) = (app.clone(), state.clone());
             tokio::spawn(async move {
-                match door::sniff(&tcp).await {
-                    door::Sniffed::OggLive {
-                        space,
-                        ticket,
-                        head,
-                    } => door::ogg_live(&state, tcp, space, ticket, head).await,
-                    door::Sniffed::WebSocket {
-                        space,
-                        ticket,
-                        head,
-                        accept,
-                    } => door::websocket(&state, tcp, space, ticket, head, accept).await,
-                    door::Sniffed::Ticket {
-                        space,
-                        head,
-                        keep_alive,
-                    } => {
-                        if let Some(tcp) = door::ticket(&state, tcp, space, head, keep_alive).await
-                        {
-                            serve_http(&state, app, tcp).await;
-                        }
-                    }
-                    door::Sniffed::Http => serve_http(&state, app, tcp).await,
-                }
+                // Held while the connection is not a listener (head, API, the stage).
+                let _permit = permit;
+                serve(state, app, tcp, peer).await;
             });
         }
         drop(self.listener);
@@ -236,21 +254,85 @@ impl Server {
         {
             tokio::time::sleep(std::time::Duration::from_millis(5)).await;
         }
-        store.close().await;
+        // A connection still held by a request that did not finish must not keep the
+        // process alive.
+        if tokio::time::timeout(std::time::Duration::from_secs(5), store.close())
+            .await
+            .is_err()
+        {
+            tracing::warn!("the store did not close within 5 s");
+        }
         Ok(())
     }
 }
 
+/// Serves one connection: reads its first request head (in the time the gate allows), then
+/// hands it to the door (media, anonymous tickets) or to the HTTP server.
+async fn serve(
+    state: AppState,
+    app: axum::Router,
+    mut tcp: tokio::net::TcpStream,
+    peer: SocketAddr,
+) {
+    let timeout = state.gate.head_timeout();
+    let (sniffed, read) = match door::sniff(&mut tcp, timeout).await {
+        Ok(head) => head,
+        Err(door::NoHead::Gone) => return,
+        Err(door::NoHead::TooSlow) => return state.metrics.close("head_timeout"),
+    };
+    if sniffed != door::Sniffed::Http
+        && let Err(refusal) = state.gate.request(peer.ip())
+    {
+        let e = ApiError::Limited(refusal);
+        state.metrics.reject(e.reason());
+        return door::refuse(tcp, &e).await;
+    }
+    match sniffed {
+        door::Sniffed::OggLive { space, ticket, .. } => {
+            door::ogg_live(&state, tcp, space, ticket).await;
+        }
+        door::Sniffed::WebSocket {
+            space,
+            ticket,
+            head,
+            accept,
+        } => door::websocket(&state, tcp, space, ticket, &read[head..], accept).await,
+        door::Sniffed::Ticket {
+            space,
+            head,
+            keep_alive,
+            work,
+        } => {
+            if let Some(io) = door::ticket(&state, tcp, space, read, head, keep_alive, work).await {
+                serve_http(&state, app, io, peer, timeout).await;
+            }
+        }
+        door::Sniffed::Http => {
+            let io = Prefixed::new(read, tcp);
+            serve_http(&state, app, io, peer, timeout).await;
+        }
+    }
+}
+
 /// Serves a connection with the HTTP server until it closes (or, on shutdown, once the
-/// request in flight is answered).
-async fn serve_http(state: &AppState, app: axum::Router, tcp: tokio::net::TcpStream) {
+/// request in flight is answered). Handlers see the peer as `ConnectInfo<SocketAddr>`.
+async fn serve_http(
+    state: &AppState,
+    app: axum::Router,
+    io: Prefixed,
+    peer: SocketAddr,
+    head_timeout: std::time::Duration,
+) {
+    let service = hyper::service::service_fn(move |mut request: hyper::Request<_>| {
+        request
+            .extensions_mut()
+            .insert(axum::extract::ConnectInfo(peer));
+        tower::ServiceExt::oneshot(app.clone(), request)
+    });
     let conn = hyper::server::conn::http1::Builder::new()
         .timer(hyper_util::rt::TokioTimer::new())
-        .header_read_timeout(door::HEAD_TIMEOUT)
-        .serve_connection(
-            hyper_util::rt::TokioIo::new(tcp),
-            hyper_util::service::TowerToHyperService::new(app),
-        )
+        .header_read_timeout(head_timeout)
+        .serve_connection(hyper_util::rt::TokioIo::new(io), service)
         .with_upgrades();
     state.metrics.http_connections.inc();
     let mut conn = std::pin::pin!(conn);
@@ -265,6 +347,9 @@ async fn serve_http(state: &AppState, app: axum::Router, tcp: tokio::net::TcpStr
     };
     state.metrics.http_connections.dec();
     if let Err(e) = result {
+        if e.is_timeout() {
+            state.metrics.close("head_timeout");
+        }
         tracing::debug!(error = %e, "connection ended with an error");
     }
 }

@@ -61,6 +61,10 @@ pub struct Metrics {
     pub under_attack: Gauge,
     /// Mean lag of the runtime's timers over the last measurement, milliseconds.
     pub loop_lag_ms: Gauge,
+    /// Connections open that are not listeners' audio streams (set when scraped).
+    pub connections_open: Gauge,
+    /// Addresses and networks whose request rate is being tracked (set when scraped).
+    pub rate_tracked: Gauge,
     /// Time to mix and encode one tick, in seconds.
     pub tick_seconds: Histogram,
     /// From a speaker's packet arriving to the mix that carries it being published, seconds.
@@ -86,6 +90,8 @@ impl Default for Metrics {
             shed_level: Gauge::default(),
             under_attack: Gauge::default(),
             loop_lag_ms: Gauge::default(),
+            connections_open: Gauge::default(),
+            rate_tracked: Gauge::default(),
             tick_seconds: Histogram::new(exponential_buckets(0.000_05, 2.0, 12)),
             speaker_to_mix_seconds: Histogram::new(exponential_buckets(0.001, 2.0, 10)),
             registry: Registry::default(),
@@ -168,6 +174,16 @@ impl Default for Metrics {
             m.loop_lag_ms.clone(),
         );
         registry.register(
+            "connections_open",
+            "Connections open that are not listeners' audio streams",
+            m.connections_open.clone(),
+        );
+        registry.register(
+            "rate_tracked",
+            "Addresses and networks whose request rate is tracked",
+            m.rate_tracked.clone(),
+        );
+        registry.register(
             "mixer_tick_seconds",
             "Time to mix and encode one tick",
             m.tick_seconds.clone(),
@@ -207,6 +223,14 @@ pub async fn scrape(State(state): State<AppState>) -> impl IntoResponse {
         .map(|s| s.hub.listeners())
         .sum();
     state.metrics.listeners.set(listeners as i64);
+    state
+        .metrics
+        .connections_open
+        .set(i64::from(state.gate.open()));
+    state
+        .metrics
+        .rate_tracked
+        .set(state.gate.remembered() as i64);
     let mut text = String::new();
     if let Err(e) = prometheus_client::encoding::text::encode(&mut text, &state.metrics.registry) {
         tracing::error!(error = %e, "metrics encoding failed");

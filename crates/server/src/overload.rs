@@ -45,9 +45,19 @@ impl Overload {
         self.shedder.lock().under_attack()
     }
 
+    /// The last pressure measured (1 = at the limit of some signal).
+    pub fn pressure(&self) -> f64 {
+        self.shedder.lock().pressure()
+    }
+
     /// What is being shed.
     pub fn level(&self) -> Level {
         self.shedder.lock().level()
+    }
+
+    /// Whether the operator has turned under-attack mode on.
+    pub fn under_attack_forced(&self) -> bool {
+        self.shedder.lock().forced()
     }
 
     /// The operator turns under-attack mode on (or leaves it to the measurements).
@@ -87,11 +97,18 @@ fn process_cpu() -> Option<Duration> {
     Some(Duration::from_millis((utime + stime) * 10))
 }
 
+/// The operator's switch: while this file exists in the data directory, the server is in
+/// under-attack mode whatever it measures.
+pub const ATTACK_FLAG: &str = "under-attack";
+
 /// Measures until the server shuts down: the mean lag of the runtime's timers, how late the
 /// fan-out writers run (`writers_late`, milliseconds), and the process's share of all cores.
+/// Under-attack mode is forced while `forced` says so or the file `flag` exists.
 pub async fn watch(
     overload: Arc<Overload>,
     writers_late: impl Fn() -> f64 + Send + 'static,
+    forced: bool,
+    flag: std::path::PathBuf,
     mut shutdown: tokio::sync::watch::Receiver<bool>,
 ) {
     let cores = std::thread::available_parallelism().map_or(1, usize::from) as f64;
@@ -118,6 +135,14 @@ pub async fn watch(
             _ => 0.0,
         };
         (cpu_then, wall_then) = (cpu_now, wall_now);
+        let flagged = tokio::fs::try_exists(&flag).await.unwrap_or(false);
+        if overload.under_attack_forced() != (forced || flagged) {
+            tracing::warn!(
+                on = forced || flagged,
+                "under-attack mode set by the operator"
+            );
+            overload.force_attack_mode(forced || flagged);
+        }
         overload.observe(Signals {
             loop_lag_ms: lag.as_secs_f64() * 1000.0 / f64::from(PROBES_PER_SAMPLE),
             writers_late_ms: writers_late(),

@@ -7,6 +7,7 @@
 //! `2^bits` hashes. A solution buys one ticket: its challenge is spent.
 
 use crate::ticket::TicketKey;
+use parking_lot::Mutex;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
@@ -119,6 +120,84 @@ pub fn bits_for(pressure: f64, min: u8, max: u8) -> u8 {
     min + (pressure.clamp(0.0, 1.0) * span).round() as u8
 }
 
+/// A client's solution, sent with its ticket request (`?challenge=TOKEN&nonce=N`).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct Work {
+    /// The challenge token as the server issued it.
+    pub challenge: String,
+    /// The nonce found.
+    pub nonce: u64,
+}
+
+/// Asked of a client that sent no solution, or one that does not hold.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Required {
+    /// A fresh challenge to solve.
+    pub challenge: String,
+    /// Its difficulty.
+    pub bits: u8,
+    /// What was wrong with the solution sent, if one was.
+    pub why: Option<WorkError>,
+}
+
+/// The server's side of proof of work: difficulty by load, challenges issued and spent.
+#[derive(Debug)]
+pub struct Proofs {
+    /// Difficulty with no load (default 12 bits: about 4 000 hashes).
+    pub min_bits: u8,
+    /// Difficulty at the most load (default 16 bits: about 65 000 hashes).
+    pub max_bits: u8,
+    /// Seconds a challenge stays valid (default 60).
+    pub ttl: u64,
+    spent: Mutex<Spent>,
+}
+
+impl Default for Proofs {
+    fn default() -> Self {
+        Self::new(12, 16)
+    }
+}
+
+impl Proofs {
+    /// Difficulty from `min_bits` to `max_bits` as pressure goes from 0 to 2.
+    pub fn new(min_bits: u8, max_bits: u8) -> Self {
+        Self {
+            min_bits,
+            max_bits: max_bits.max(min_bits),
+            ttl: 60,
+            spent: Mutex::new(Spent::new(1 << 20)),
+        }
+    }
+
+    /// Lets a ticket for `space` through if `work` solves a live challenge of ours not used
+    /// before; otherwise says what to solve, harder the higher the `pressure`.
+    pub fn demand(
+        &self,
+        key: &TicketKey,
+        space: &str,
+        pressure: f64,
+        work: Option<&Work>,
+        now: u64,
+    ) -> Result<(), Required> {
+        let why = match work {
+            None => None,
+            Some(w) => match check(key, &w.challenge, w.nonce, space, now) {
+                Ok(challenge) => match self.spent.lock().spend(&challenge, now) {
+                    Ok(()) => return Ok(()),
+                    Err(e) => Some(e),
+                },
+                Err(e) => Some(e),
+            },
+        };
+        let bits = bits_for(pressure / 2.0, self.min_bits, self.max_bits);
+        Err(Required {
+            challenge: issue(key, space, bits, now, self.ttl),
+            bits,
+            why,
+        })
+    }
+}
+
 /// Challenges already used, remembered until they expire, so one solution buys one ticket.
 /// Bounded: when full of live challenges it refuses (the client retries) rather than grow.
 #[derive(Debug)]
@@ -165,6 +244,34 @@ impl Spent {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_server_asks_for_work_checks_it_and_takes_it_once() {
+        let key = TicketKey::random();
+        let proofs = Proofs::new(6, 10);
+        let asked = proofs.demand(&key, "s", 0.0, None, 1_000).unwrap_err();
+        assert_eq!((asked.bits, asked.why), (6, None));
+        let harder = proofs.demand(&key, "s", 2.0, None, 1_000).unwrap_err();
+        assert_eq!(harder.bits, 10, "the most work at the most load");
+        let nonce = solve(&asked.challenge, asked.bits, 1 << 20).unwrap();
+        let work = Work {
+            challenge: asked.challenge,
+            nonce,
+        };
+        assert_eq!(proofs.demand(&key, "s", 0.0, Some(&work), 1_001), Ok(()));
+        let again = proofs
+            .demand(&key, "s", 0.0, Some(&work), 1_002)
+            .unwrap_err();
+        assert_eq!(again.why, Some(WorkError::Spent));
+        let lazy = Work {
+            nonce: (0..).find(|&n| !meets(&harder.challenge, n, 10)).unwrap(),
+            challenge: harder.challenge,
+        };
+        let refused = proofs
+            .demand(&key, "s", 0.0, Some(&lazy), 1_002)
+            .unwrap_err();
+        assert!(refused.why.is_some());
+    }
 
     #[test]
     fn a_solved_challenge_checks_out_and_buys_one_ticket() {

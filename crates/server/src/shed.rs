@@ -226,6 +226,11 @@ impl Shedder {
         self.attack || self.forced
     }
 
+    /// Whether the operator has turned under-attack mode on.
+    pub fn forced(&self) -> bool {
+        self.forced
+    }
+
     /// The operator turns under-attack mode on or off (off leaves it to the signals).
     pub fn force_attack_mode(&mut self, on: bool) {
         self.forced = on;

@@ -6,7 +6,7 @@ use crate::live::{LiveSpace, SpaceView};
 use crate::ticket::Ticket;
 use crate::{AppState, unix_now};
 use axum::extract::rejection::JsonRejection;
-use axum::extract::{FromRequest, Path, State};
+use axum::extract::{FromRequest, Path, Query, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
@@ -331,22 +331,42 @@ pub struct TicketView {
 pub async fn ticket(
     State(state): State<AppState>,
     Path(id): Path<String>,
+    Query(work): Query<WorkQuery>,
     caller: Caller,
 ) -> Result<Json<TicketView>, ApiError> {
     let space = state.spaces.get(&id).await?;
-    let granted = grant(&state, &space, &id, caller.0.as_ref());
-    if let Err(e @ ApiError::Overloaded { .. }) = &granted {
+    let granted = grant(&state, &space, &id, caller.0.as_ref(), work.work().as_ref());
+    if let Err(e @ (ApiError::Overloaded { .. } | ApiError::WorkRequired(_))) = &granted {
         state.metrics.reject(e.reason());
     }
     granted.map(Json)
 }
 
-/// A join ticket for `caller` (an anonymous listener when `None`) in Space `id`.
+/// A proof of work sent with a ticket request, if any.
+#[derive(Debug, Default, Deserialize)]
+pub struct WorkQuery {
+    challenge: Option<String>,
+    nonce: Option<u64>,
+}
+
+impl WorkQuery {
+    /// The solution, when both parts are there.
+    pub fn work(self) -> Option<crate::pow::Work> {
+        Some(crate::pow::Work {
+            challenge: self.challenge?,
+            nonce: self.nonce?,
+        })
+    }
+}
+
+/// A join ticket for `caller` (an anonymous listener when `None`) in Space `id`; in
+/// under-attack mode a listener's costs the proof of `work`.
 pub fn grant(
     state: &AppState,
     space: &LiveSpace,
     id: &str,
     caller: Option<&User>,
+    work: Option<&crate::pow::Work>,
 ) -> Result<TicketView, ApiError> {
     let user = match caller {
         Some(u) => {
@@ -358,6 +378,18 @@ pub fn grant(
     };
     let role = space.with_domain(|d| d.may_join(user).map(|()| d.role_of(user)))?;
     crate::routes::shed_join(state, role)?;
+    if !role.is_speaker() && state.overload.under_attack() {
+        state
+            .proofs
+            .demand(
+                &state.tickets,
+                id,
+                state.overload.pressure(),
+                work,
+                unix_now(),
+            )
+            .map_err(ApiError::WorkRequired)?;
+    }
     let ticket = state.issue_ticket(id, user, role);
     Ok(TicketView {
         ticket: state.tickets.sign(&ticket),

@@ -72,6 +72,30 @@ async fn shed_api(
     next.run(request).await
 }
 
+/// Counts every request against its address's and network's rates (health and metrics
+/// aside, for the operator's probes) and answers 429 with a Retry-After past them.
+async fn limit_requests(
+    State(state): State<AppState>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let path = request.uri().path();
+    let peer = request
+        .extensions()
+        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+        .map(|c| c.0.ip());
+    if let Some(ip) = peer
+        && path != "/healthz"
+        && path != "/metrics"
+        && let Err(refusal) = state.gate.request(ip)
+    {
+        let e = ApiError::Limited(refusal);
+        state.metrics.reject(e.reason());
+        return e.into_response();
+    }
+    next.run(request).await
+}
+
 /// A place for a media connection: a listener gets a counted slot while the budget lasts;
 /// people on stage are never refused and need none (the reserve covers them).
 pub fn slot(
@@ -151,6 +175,10 @@ pub fn router(state: AppState) -> Router {
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             shed_api,
+        ))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            limit_requests,
         ))
         .with_state(state)
 }

@@ -5,6 +5,7 @@ use crate::AppState;
 use crate::error::ApiError;
 use crate::fanout::Sink;
 use crate::live::{LiveSpace, Notice, WS_PUBLISH};
+use crate::prefixed::Prefixed;
 use axum::body::Body;
 use axum::extract::{Path, Query, Request, State};
 use axum::http::{StatusCode, header};
@@ -102,10 +103,12 @@ pub async fn upgrade(
     let (user, space, slot, accept) = result?;
     let on_upgrade = hyper::upgrade::on(&mut request);
     tokio::spawn(async move {
-        match on_upgrade.await.map(|u| u.downcast::<TokioIo<TcpStream>>()) {
+        match on_upgrade.await.map(|u| u.downcast::<TokioIo<Prefixed>>()) {
             Ok(Ok(parts)) => {
-                let stream = parts.io.into_inner();
-                open(state, space, user, stream, &parts.read_buf, slot, &[]).await;
+                // What the door read and the HTTP server did not, then what it read ahead.
+                let (stream, mut read) = parts.io.into_inner().into_parts();
+                read.extend_from_slice(&parts.read_buf);
+                open(state, space, user, stream, &read, slot, &[]).await;
             }
             Ok(Err(_)) => tracing::error!("an upgraded connection is not a TCP stream"),
             Err(e) => tracing::debug!(error = %e, "the upgrade did not complete"),

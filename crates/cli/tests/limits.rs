@@ -1,0 +1,192 @@
+//! Per-address limits on a real server: an address past its request rate gets 429 with a
+//! Retry-After (at the API and at the door), one past its connection cap 503, a client that
+//! does not send its request head in time is closed; other addresses notice nothing.
+
+mod common;
+
+use common::TestServer;
+use std::net::{IpAddr, SocketAddr};
+use std::time::{Duration, Instant};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpSocket, TcpStream};
+
+fn from(ip: &str) -> reqwest::Client {
+    reqwest::Client::builder()
+        .local_address(ip.parse::<IpAddr>().unwrap())
+        .build()
+        .unwrap()
+}
+
+/// A raw connection from `ip` to the server.
+async fn connect_from(ip: &str, server: &TestServer) -> TcpStream {
+    let socket = TcpSocket::new_v4().unwrap();
+    socket
+        .bind(SocketAddr::new(ip.parse().unwrap(), 0))
+        .unwrap();
+    let addr: SocketAddr = server.base.trim_start_matches("http://").parse().unwrap();
+    socket.connect(addr).await.unwrap()
+}
+
+/// Everything the server sends until it closes (or 5 s pass).
+async fn read_all(tcp: &mut TcpStream) -> String {
+    let mut out = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(5), tcp.read_to_end(&mut out)).await;
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_address_past_its_rate_gets_429_and_others_carry_on() {
+    let server = TestServer::start_with("limits-rate", |c| {
+        c.admission.ip_requests_per_sec = Some(1);
+        c.admission.ip_request_burst = Some(5);
+    })
+    .await;
+    let mut host = server.api();
+    host.sign_up("host_l", "password-1").await.unwrap();
+    let space = host.create_space("Limits").await.unwrap();
+    host.command(&space, serde_json::json!({"cmd": "start"}))
+        .await
+        .unwrap();
+    let url = format!("{}/api/v1/spaces/{space}", server.base);
+    let greedy = from("127.0.10.1");
+    for _ in 0..5 {
+        assert_eq!(greedy.get(&url).send().await.unwrap().status(), 200);
+    }
+    let refused = greedy.get(&url).send().await.unwrap();
+    assert_eq!(refused.status(), 429);
+    let retry: u64 = refused.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert_eq!(retry, 1);
+    assert!(refused.text().await.unwrap().contains("too many requests"));
+    // The door counts the same way: an anonymous ticket and a live stream.
+    let ticket = greedy.post(format!("{url}/tickets")).send().await.unwrap();
+    assert_eq!(ticket.status(), 429);
+    assert!(ticket.headers().contains_key("retry-after"));
+    let ogg = greedy
+        .get(format!("{}/spaces/{space}/live.opus", server.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ogg.status(), 429);
+    // Health and metrics are the operator's: never limited.
+    assert_eq!(
+        greedy
+            .get(format!("{}/healthz", server.base))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    // Another address is not this one.
+    let other = from("127.0.11.1");
+    assert_eq!(other.get(&url).send().await.unwrap().status(), 200);
+    assert_eq!(
+        other
+            .post(format!("{url}/tickets"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    // After a second the greedy address may ask again.
+    tokio::time::sleep(Duration::from_millis(1_100)).await;
+    assert_eq!(greedy.get(&url).send().await.unwrap().status(), 200);
+    let metrics = server.metrics().await;
+    assert!(
+        metrics.contains(r#"stentor_rejections_total{reason="rate_ip"} 3"#),
+        "{metrics}"
+    );
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_address_past_its_connection_cap_gets_503_at_once() {
+    let server = TestServer::start_with("limits-conns", |c| {
+        c.admission.ip_connections = Some(3);
+    })
+    .await;
+    let mut held = Vec::new();
+    for _ in 0..3 {
+        held.push(connect_from("127.0.12.1", &server).await);
+    }
+    let mut fourth = connect_from("127.0.12.1", &server).await;
+    let answer = read_all(&mut fourth).await;
+    assert!(answer.starts_with("HTTP/1.1 503"), "{answer}");
+    assert!(answer.contains("retry-after: 5"), "{answer}");
+    assert!(answer.contains("too many connections from your address"));
+    // Another address of the same network is not capped by this address's cap.
+    let ok = from("127.0.12.2")
+        .get(format!("{}/healthz", server.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ok.status(), 200);
+    // Closing one frees a place.
+    drop(held.pop());
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let mut again = connect_from("127.0.12.1", &server).await;
+    again
+        .write_all(b"GET /healthz HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n")
+        .await
+        .unwrap();
+    assert!(read_all(&mut again).await.starts_with("HTTP/1.1 200"));
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_does_not_send_its_head_in_time_is_closed() {
+    let server = TestServer::start_with("limits-slow", |c| {
+        c.admission.head_timeout_ms = Some(400);
+    })
+    .await;
+    let started = Instant::now();
+    // One sends nothing, one trickles a head a byte at a time, one starts a head for the
+    // door and stops.
+    let mut silent = connect_from("127.0.13.1", &server).await;
+    let mut trickle = connect_from("127.0.13.2", &server).await;
+    let mut partial = connect_from("127.0.13.3", &server).await;
+    partial
+        .write_all(b"GET /spaces/x/live.opus HTTP/1.1\r\nhost:")
+        .await
+        .unwrap();
+    let trickler = tokio::spawn(async move {
+        for b in b"GET /healthz HTTP/1.1\r\nhost: localhost\r\n\r\n" {
+            if trickle.write_all(&[*b]).await.is_err() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        read_all(&mut trickle).await
+    });
+    for tcp in [&mut silent, &mut partial] {
+        assert_eq!(read_all(tcp).await, "", "closed without an answer");
+    }
+    let trickled = trickler.await.unwrap();
+    assert!(!trickled.contains("200 OK"), "{trickled}");
+    let waited = started.elapsed();
+    assert!(waited < Duration::from_secs(3), "{waited:?}");
+    // Meanwhile a prompt client is served.
+    let ok = from("127.0.13.4")
+        .get(format!("{}/healthz", server.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ok.status(), 200);
+    let metrics = server.metrics().await;
+    assert!(
+        metrics.contains(r#"stentor_closes_total{reason="head_timeout"} 3"#),
+        "{metrics}"
+    );
+    let open: u32 = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("stentor_connections_open "))
+        .and_then(|v| v.trim().parse().ok())
+        .expect("stentor_connections_open is shown");
+    assert!(open <= 2, "the slow ones are gone, {open} open");
+    server.stop().await;
+}
