@@ -138,15 +138,18 @@ class SpacePage {
       }
       if (this.state === 'ended') return this.render();
       if (e.code === 1007 || e.code === 1008 || e.code === 1003) toast(`Disconnected: ${e.reason}`);
-      this.reconnectLater();
+      // Overloaded: the server says when to come back.
+      const told = e.code === 1013 && /retry in (\d+) s/.exec(e.reason);
+      if (told) toast('The server is overloaded; back in a moment');
+      this.reconnectLater(told ? Number(told[1]) * 1000 : null);
     };
   }
 
-  reconnectLater() {
+  reconnectLater(afterMs = null) {
     if (this.closed) return;
     this.retry += 1;
     const ceiling = Math.min(10000, 500 * 2 ** Math.min(this.retry, 5));
-    const delay = ceiling / 2 + Math.random() * (ceiling / 2);
+    const delay = afterMs ?? ceiling / 2 + Math.random() * (ceiling / 2);
     this.setStatus('reconnecting');
     setTimeout(() => this.connect(), delay);
   }

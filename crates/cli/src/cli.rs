@@ -50,7 +50,7 @@ pub enum Cmd {
     /// Runs one shard of a load test (started by `loadtest`).
     #[command(name = "loadtest-worker", hide = true)]
     LoadtestWorker {
-        /// The shard, as JSON.
+        /// The shard, as JSON (`-`: read it from standard input).
         shard: String,
     },
     /// Record what a listener hears into an Ogg/Opus file.

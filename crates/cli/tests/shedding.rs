@@ -120,3 +120,65 @@ async fn overload_sheds_the_api_then_joins_but_never_the_stage_or_those_in() {
     }
     server.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn at_the_last_level_the_newest_listeners_are_let_go_with_when_to_come_back() {
+    let server = TestServer::start_with("shedding-listeners", |c| {
+        c.admission.shed_sustain_ms = Some(0);
+    })
+    .await;
+    let (host, _guest, space, _) = common::live_space_with_two_speakers(&server).await;
+    let (mut host_ws, _) = host
+        .connect(&space, &host.ticket(&space).await.unwrap().ticket)
+        .await
+        .unwrap();
+    let anon = server.api();
+    let mut listeners = Vec::new();
+    for _ in 0..40 {
+        let ticket = anon.ticket(&space).await.unwrap();
+        listeners.push(anon.connect(&space, &ticket.ticket).await.unwrap().0);
+    }
+    // 5 % a second of 40: about one every half second.
+    let until = tokio::time::Instant::now() + std::time::Duration::from_millis(2500);
+    while tokio::time::Instant::now() < until {
+        overload(&server, 1.6);
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    overload(&server, 0.0);
+    let mut shed = Vec::new();
+    for ws in &mut listeners {
+        // Whoever was let go has its close waiting behind some audio; the others go on
+        // receiving audio.
+        let until = tokio::time::Instant::now() + std::time::Duration::from_millis(150);
+        while let Ok(Some(Ok(msg))) = tokio::time::timeout_at(until, ws.next()).await {
+            if let tokio_tungstenite::tungstenite::Message::Close(Some(frame)) = msg {
+                shed.push((u16::from(frame.code), frame.reason.to_string()));
+                break;
+            }
+        }
+    }
+    assert!((2..=10).contains(&shed.len()), "{} let go", shed.len());
+    for (code, reason) in &shed {
+        assert_eq!(*code, 1013);
+        assert!(reason.contains("retry in"), "{reason}");
+    }
+    // The stage is never let go.
+    host.command(&space, serde_json::json!({"cmd": "mute_all"}))
+        .await
+        .unwrap();
+    let alive = tokio::time::timeout(std::time::Duration::from_secs(1), host_ws.next())
+        .await
+        .expect("the host's connection still carries events")
+        .unwrap()
+        .unwrap();
+    assert!(!alive.is_close());
+    let metrics = server.metrics().await;
+    assert!(
+        metrics.contains(&format!(
+            "stentor_closes_total{{reason=\"shed\"}} {}",
+            shed.len()
+        )),
+        "{metrics}"
+    );
+    server.stop().await;
+}

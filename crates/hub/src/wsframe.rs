@@ -120,6 +120,14 @@ pub fn parse_client(buf: &[u8], max: usize) -> Result<Option<(ClientFrame, usize
     let Some(mask) = header.mask else {
         return Err(FrameError::Protocol("client frames must be masked".into()));
     };
+    if let OpCode::Control(_) = header.opcode
+        && (len > 125 || !header.is_final)
+    {
+        // RFC 6455 5.5: control frames are short and whole.
+        return Err(FrameError::Protocol(
+            "control frames carry at most 125 bytes and are never fragmented".into(),
+        ));
+    }
     if len > max as u64 {
         return Err(FrameError::TooBig(len));
     }
@@ -163,6 +171,23 @@ mod tests {
         out.extend_from_slice(&mask);
         out.extend(payload.iter().enumerate().map(|(i, b)| b ^ mask[i % 4]));
         out
+    }
+
+    #[test]
+    fn a_long_or_fragmented_control_frame_is_a_protocol_error() {
+        let long_ping = masked(0x89, &[0u8; 126]);
+        let err = parse_client(&long_ping, 4096).unwrap_err();
+        assert_eq!(err.close_code(), 1002);
+        let split_ping = masked(0x09, b"x");
+        assert_eq!(
+            parse_client(&split_ping, 4096).unwrap_err().close_code(),
+            1002
+        );
+        let ping = masked(0x89, &[0u8; 125]);
+        assert!(matches!(
+            parse_client(&ping, 4096),
+            Ok(Some((ClientFrame::Ping(p), _))) if p.len() == 125
+        ));
     }
 
     #[test]

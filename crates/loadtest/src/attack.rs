@@ -329,9 +329,21 @@ fn frame(opcode: u8, payload: &[u8], masked: bool) -> Vec<u8> {
     out
 }
 
-/// The bad frames sent in turn.
-fn bad_frame(n: usize) -> Vec<u8> {
-    match n % 6 {
+/// The bad frames sent in turn: what each is, and its bytes.
+fn bad_frame(n: usize) -> (&'static str, Vec<u8>) {
+    let name = [
+        "length 2^62",
+        "unmasked",
+        "1 MiB message",
+        "text not UTF-8",
+        "reserved opcode",
+        "control frame of 200 bytes",
+    ][n % 6];
+    (name, bad_frame_bytes(n % 6))
+}
+
+fn bad_frame_bytes(kind: usize) -> Vec<u8> {
+    match kind {
         // Declares 2^62 bytes.
         0 => {
             let mut f = vec![0x82, 0x80 | 127];
@@ -384,7 +396,8 @@ async fn bad_frames(
         return Ok(());
     }
     let n = shared.attempts.fetch_add(1, Ordering::Relaxed) as usize + i;
-    let _ = stream.write_all(&bad_frame(n)).await;
+    let (name, bytes) = bad_frame(n);
+    let _ = stream.write_all(&bytes).await;
     // The server must close the connection: read (and drop the audio) until it does.
     let deadline = Instant::now() + Duration::from_secs(2);
     let mut scratch = vec![0u8; 16 * 1024];
@@ -395,7 +408,7 @@ async fn bad_frames(
             Err(_) => break "not closed within 2 s",
         }
     };
-    shared.answer(outcome);
+    shared.answer(format!("{name}: {outcome}"));
     Ok(())
 }
 

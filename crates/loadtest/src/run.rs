@@ -142,14 +142,22 @@ fn spawn_worker(
     tx: mpsc::UnboundedSender<(usize, Line)>,
 ) -> anyhow::Result<tokio::process::Child> {
     let exe = std::env::current_exe().context("finding the stentor binary for workers")?;
+    // The shard goes on stdin: with thousands of source addresses it is too long for an
+    // argument.
     let mut child = tokio::process::Command::new(exe)
         .arg(WORKER_SUBCOMMAND)
-        .arg(serde_json::to_string(shard)?)
+        .arg("-")
         .stdout(Stdio::piped())
-        .stdin(Stdio::null())
+        .stdin(Stdio::piped())
         .kill_on_drop(true)
         .spawn()
         .context("starting a worker process")?;
+    let mut stdin = child.stdin.take().expect("piped");
+    let json = serde_json::to_vec(shard)?;
+    tokio::spawn(async move {
+        use tokio::io::AsyncWriteExt;
+        let _ = stdin.write_all(&json).await;
+    });
     let stdout = child.stdout.take().expect("piped");
     tokio::spawn(async move {
         let mut lines = BufReader::new(stdout).lines();
@@ -167,10 +175,16 @@ fn spawn_worker(
     Ok(child)
 }
 
-/// The body of a worker process: runs one shard on a single-threaded event loop and writes
-/// progress and outcomes as JSON lines on standard output.
+/// The body of a worker process: runs one shard (JSON, or `-` for standard input) on a
+/// single-threaded event loop and writes progress and outcomes as JSON lines on standard
+/// output.
 pub fn worker_main(shard_json: &str) -> anyhow::Result<()> {
-    let shard: Shard = serde_json::from_str(shard_json).context("reading the shard")?;
+    let shard: Shard = if shard_json == "-" {
+        serde_json::from_reader(std::io::stdin().lock())
+    } else {
+        serde_json::from_str(shard_json)
+    }
+    .context("reading the shard")?;
     // Each listener is a socket: take every file the system allows this process.
     let _ = rlimit::increase_nofile_limit(u64::MAX);
     let runtime = tokio::runtime::Builder::new_current_thread()

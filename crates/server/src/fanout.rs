@@ -196,6 +196,9 @@ struct Shard {
     stagger: Stagger,
     state: AppState,
     space: Arc<LiveSpace>,
+    /// When the last pass ran, and the fraction of a listener owed to shedding since.
+    last_pass: tokio::time::Instant,
+    shed_credit: f64,
 }
 
 impl Shard {
@@ -220,6 +223,8 @@ impl Shard {
             stagger: Stagger::nth(SHARDS_STARTED.fetch_add(1, Ordering::Relaxed)),
             state,
             space,
+            last_pass: tokio::time::Instant::now(),
+            shed_credit: 0.0,
         }
     }
 
@@ -285,8 +290,51 @@ impl Shard {
         self.space.metrics.writers.dec();
     }
 
+    /// At the last level of overload, lets the newest few listeners go (a share a second):
+    /// a WebSocket listener gets close 1013 with when to come back, an Ogg stream ends.
+    fn shed_newest(&mut self) {
+        let now = tokio::time::Instant::now();
+        let elapsed = now - self.last_pass;
+        self.last_pass = now;
+        if !self.state.overload.sheds(crate::shed::Class::Listener) {
+            self.shed_credit = 0.0;
+            return;
+        }
+        let n = crate::shed::listeners_to_shed(self.sinks.len(), elapsed, &mut self.shed_credit);
+        let mut shed = 0;
+        // The newest are at the end (removals swap a few out of order).
+        for i in (0..self.sinks.len()).rev() {
+            if shed == n {
+                break;
+            }
+            let retry = crate::shed::retry_after(crate::shed::Class::Listener, rand::random());
+            match self.transport {
+                Transport::WebSocket => {
+                    let sink = &mut self.sinks[i];
+                    if sink.extra.as_ref().is_some_and(|e| e.closing.is_some()) {
+                        continue;
+                    }
+                    sink.close_with(
+                        close::TRY_AGAIN_LATER,
+                        &format!("the server is overloaded; retry in {retry} s"),
+                    );
+                }
+                Transport::Ogg => {
+                    self.sinks.swap_remove(i);
+                    self.feed.detach(1);
+                    self.load.fetch_sub(1, Ordering::Relaxed);
+                    self.space
+                        .metrics
+                        .close(close::label(close::TRY_AGAIN_LATER));
+                }
+            }
+            shed += 1;
+        }
+    }
+
     /// One pass over every listener: read what it sent, write what it is due.
     async fn pass(&mut self) {
+        self.shed_newest();
         self.feed.snapshot(&mut self.snap);
         let burst = self.feed.burst() as u64;
         let mut i = 0;

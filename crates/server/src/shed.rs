@@ -237,6 +237,20 @@ impl Shedder {
     }
 }
 
+/// Share of the listeners already in that are let go each second while they are shed
+/// (level 3): the newest first, a few at a time, so that the load falls smoothly and the
+/// level can drop before many are gone.
+pub const LISTENERS_SHED_PER_SEC: f64 = 0.05;
+
+/// How many of `held` listeners to let go after `elapsed` at level 3, carrying the fraction
+/// over in `credit` (reset it to 0 when the level drops).
+pub fn listeners_to_shed(held: usize, elapsed: Duration, credit: &mut f64) -> usize {
+    *credit += held as f64 * LISTENERS_SHED_PER_SEC * elapsed.as_secs_f64().min(1.0);
+    let n = (credit.floor() as usize).min(held);
+    *credit -= n as f64;
+    n
+}
+
 /// Seconds a shed client of `class` is told to wait, spread by `jitter` (uniform in [0, 1))
 /// so that the refused do not all come back in the same second.
 pub fn retry_after(class: Class, jitter: f64) -> u64 {
@@ -379,6 +393,25 @@ mod tests {
         assert!(s.under_attack());
         s.force_attack_mode(false);
         assert!(!s.under_attack());
+    }
+
+    #[test]
+    fn listeners_are_let_go_a_few_a_second() {
+        let mut credit = 0.0;
+        // 1 000 listeners, passes every 100 ms: 5 a pass, 50 a second.
+        let per_pass: Vec<usize> = (0..10)
+            .map(|_| listeners_to_shed(1000, Duration::from_millis(100), &mut credit))
+            .collect();
+        assert_eq!(per_pass.iter().sum::<usize>(), 50);
+        // 30 listeners, passes every 250 ms: 1.5 a second, carried over between passes.
+        let mut credit = 0.0;
+        let shed: usize = (0..8)
+            .map(|_| listeners_to_shed(30, Duration::from_millis(250), &mut credit))
+            .sum();
+        assert_eq!(shed, 3);
+        // Never more than there are.
+        let mut credit = 100.0;
+        assert_eq!(listeners_to_shed(3, Duration::ZERO, &mut credit), 3);
     }
 
     #[test]

@@ -52,6 +52,9 @@ pub mod close {
     pub const GOING_AWAY: u16 = 1001;
     /// The participant was removed from the Space.
     pub const REMOVED: u16 = 4003;
+    /// The server is overloaded and lets this listener go: come back after the seconds in
+    /// the reason (RFC 6455's registry: Try Again Later).
+    pub const TRY_AGAIN_LATER: u16 = 1013;
 
     /// A metrics label for a close code.
     pub fn label(code: u16) -> &'static str {
@@ -64,6 +67,7 @@ pub mod close {
             POLICY => "policy",
             TOO_BIG => "too_big",
             REMOVED => "removed",
+            TRY_AGAIN_LATER => "shed",
             _ => "other",
         }
     }
