@@ -145,12 +145,20 @@ class SpacePage {
     };
   }
 
-  reconnectLater(afterMs = null) {
+  async reconnectLater(afterMs = null) {
     if (this.closed) return;
     this.retry += 1;
     const ceiling = Math.min(10000, 500 * 2 ** Math.min(this.retry, 5));
-    const delay = afterMs ?? ceiling / 2 + Math.random() * (ceiling / 2);
+    let delay = afterMs ?? ceiling / 2 + Math.random() * (ceiling / 2);
     this.setStatus('reconnecting');
+    // A whole crowd reconnecting at once (a restart, a network blip) spreads over the join
+    // window the server announces for the crowd it sees waiting.
+    try {
+      const status = await api('GET', `/spaces/${this.id}/status`);
+      delay = Math.max(delay, Math.random() * status.join_window_secs * 1000);
+    } catch {
+      // Not reachable yet: the backoff alone.
+    }
     setTimeout(() => this.connect(), delay);
   }
 
@@ -274,14 +282,16 @@ class SpacePage {
     if (this.state !== 'scheduled') return;
     const countdown = this.main.querySelector('[data-countdown]');
     if (countdown && this.startsAt) countdown.textContent = `Starts ${until(this.startsAt - Date.now() / 1000)}`;
-    // The lobby count comes from a cheap status poll, spread out with jitter.
+    // The lobby count comes from the waiting room's status (cheap, cacheable), asked as
+    // often as it says, with jitter.
     if (Date.now() >= this.nextPoll) {
-      this.nextPoll = Date.now() + 4000 + Math.random() * 4000;
-      api('GET', `/spaces/${this.id}`).then((v) => {
-        this.listeners = v.listeners;
+      this.nextPoll = Date.now() + 5000;
+      api('GET', `/spaces/${this.id}/status`).then(async (status) => {
+        this.nextPoll = Date.now() + status.poll_secs * 1000 * (0.75 + Math.random() / 2);
+        this.listeners = status.listeners;
         this.paintCount();
-        if (v.state !== this.state && this.state === 'scheduled') {
-          this.absorb(v);
+        if (status.state !== this.state && this.state === 'scheduled') {
+          this.absorb(await api('GET', `/spaces/${this.id}`));
           this.render();
         }
       }).catch(() => {});

@@ -71,6 +71,9 @@ async fn an_address_past_its_rate_gets_429_and_others_carry_on() {
         .await
         .unwrap();
     assert_eq!(ogg.status(), 429);
+    // The waiting room's status is for crowds behind one address: never limited.
+    let status = greedy.get(format!("{url}/status")).send().await.unwrap();
+    assert_eq!(status.status(), 200);
     // Health and metrics are the operator's: never limited.
     assert_eq!(
         greedy

@@ -72,8 +72,10 @@ async fn shed_api(
     next.run(request).await
 }
 
-/// Counts every request against its address's and network's rates (health and metrics
-/// aside, for the operator's probes) and answers 429 with a Retry-After past them.
+/// Counts every request against its address's and network's rates and answers 429 with a
+/// Retry-After past them. Not counted: health and metrics (the operator's probes) and the
+/// waiting room's status (a crowd behind one NAT polls it; it is read from memory, made
+/// for caches, and shed first under overload).
 async fn limit_requests(
     State(state): State<AppState>,
     request: axum::extract::Request,
@@ -87,6 +89,7 @@ async fn limit_requests(
     if let Some(ip) = peer
         && path != "/healthz"
         && path != "/metrics"
+        && !path.ends_with("/status")
         && let Err(refusal) = state.gate.request(ip)
     {
         let e = ApiError::Limited(refusal);
