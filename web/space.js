@@ -149,17 +149,20 @@ class SpacePage {
     if (this.closed) return;
     this.retry += 1;
     const ceiling = Math.min(10000, 500 * 2 ** Math.min(this.retry, 5));
-    let delay = afterMs ?? ceiling / 2 + Math.random() * (ceiling / 2);
+    const delay = afterMs ?? ceiling / 2 + Math.random() * (ceiling / 2);
     this.setStatus('reconnecting');
-    // A whole crowd reconnecting at once (a restart, a network blip) spreads over the join
-    // window the server announces for the crowd it sees waiting.
+    await new Promise((resolve) => setTimeout(resolve, delay));
+    if (this.closed) return;
+    // A whole crowd coming back at once (after a restart, a network blip) spreads over the
+    // join window the server announces for the crowd it sees waiting.
     try {
       const status = await api('GET', `/spaces/${this.id}/status`);
-      delay = Math.max(delay, Math.random() * status.join_window_secs * 1000);
+      const wait = Math.random() * status.join_window_secs * 1000;
+      if (wait > 0) await new Promise((resolve) => setTimeout(resolve, wait));
     } catch {
-      // Not reachable yet: the backoff alone.
+      // Not reachable yet: connect() fails and backs off again.
     }
-    setTimeout(() => this.connect(), delay);
+    this.connect();
   }
 
   send(command) {

@@ -185,6 +185,16 @@ async fn a_client_that_does_not_send_its_head_in_time_is_closed() {
         metrics.contains(r#"stentor_closes_total{reason="head_timeout"} 3"#),
         "{metrics}"
     );
+    // A kept-alive connection left idle is closed in the same time.
+    let mut idle = connect_from("127.0.13.5", &server).await;
+    idle.write_all(b"GET /healthz HTTP/1.1\r\nhost: x\r\n\r\n")
+        .await
+        .unwrap();
+    let started = Instant::now();
+    let answer = read_all(&mut idle).await;
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    let idled = started.elapsed();
+    assert!(idled < Duration::from_secs(3), "idle for {idled:?}");
     let open: u32 = metrics
         .lines()
         .find_map(|l| l.strip_prefix("stentor_connections_open "))

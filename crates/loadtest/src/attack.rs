@@ -119,6 +119,9 @@ fn status_of(head: anyhow::Result<String>) -> String {
             .unwrap_or("garbled")
             .to_owned(),
         Err(e) if format!("{e:#}").contains("closed") => "closed".into(),
+        Err(e) if e.downcast_ref::<crate::worker::RetryLater>().is_some() => {
+            "told to retry later".into()
+        }
         Err(e) if e.downcast_ref::<tokio::time::error::Elapsed>().is_some() => "timeout".into(),
         Err(_) => "error".into(),
     }
