@@ -110,6 +110,17 @@ impl Shared {
     }
 }
 
+/// One turn of one attack loop.
+struct Turn<'a> {
+    attack: &'a Attack,
+    addr: SocketAddr,
+    source: Option<Ipv4Addr>,
+    end: Instant,
+    /// Which loop.
+    i: usize,
+    shared: &'a Shared,
+}
+
 /// The status code of a response head, or what happened instead.
 fn status_of(head: anyhow::Result<String>) -> String {
     match head {
@@ -148,17 +159,30 @@ pub async fn run(attack: Attack) -> anyhow::Result<Tally> {
     let shared = Arc::new(Shared::default());
     let attack = Arc::new(attack);
     let mut loops = Vec::new();
-    for i in 0..attack.connections.max(1) {
+    let loops_n = attack.connections.max(1);
+    for i in 0..loops_n {
         let (attack, shared) = (attack.clone(), shared.clone());
         loops.push(tokio::spawn(async move {
-            while Instant::now() < end {
-                let source =
-                    (!attack.sources.is_empty()).then(|| attack.sources[i % attack.sources.len()]);
+            // Each turn from another of the sources, as a botnet's machines take turns.
+            for round in 0.. {
+                if Instant::now() >= end {
+                    break;
+                }
+                let n = attack.sources.len().max(1);
+                let turn = Turn {
+                    attack: &attack,
+                    addr,
+                    source: (!attack.sources.is_empty())
+                        .then(|| attack.sources[(i + round * loops_n) % n]),
+                    end,
+                    i,
+                    shared: &shared,
+                };
                 let result = match attack.kind {
-                    Kind::ForgedTickets => forged_ticket(&attack, addr, source, end, &shared).await,
-                    Kind::TicketFlood => ticket_flood(&attack, addr, source, end, &shared).await,
-                    Kind::Slowloris => slowloris(&attack, addr, source, end, i, &shared).await,
-                    Kind::BadFrames => bad_frames(&attack, addr, source, end, i, &shared).await,
+                    Kind::ForgedTickets => forged_ticket(&turn).await,
+                    Kind::TicketFlood => ticket_flood(&turn).await,
+                    Kind::Slowloris => slowloris(&turn).await,
+                    Kind::BadFrames => bad_frames(&turn).await,
                     Kind::Probe => unreachable!("handled above"),
                 };
                 if result.is_err() {
@@ -218,13 +242,14 @@ fn upgrade_request(host: SocketAddr, path: &str) -> String {
     )
 }
 
-async fn forged_ticket(
-    attack: &Attack,
-    addr: SocketAddr,
-    source: Option<Ipv4Addr>,
-    _end: Instant,
-    shared: &Shared,
-) -> anyhow::Result<()> {
+async fn forged_ticket(t: &Turn<'_>) -> anyhow::Result<()> {
+    let Turn {
+        attack,
+        addr,
+        source,
+        shared,
+        ..
+    } = *t;
     let n = shared.attempts.fetch_add(1, Ordering::Relaxed);
     let mut stream = connect_from(source, addr).await?;
     // Shaped like a ticket (payload "." signature), signed by nobody.
@@ -240,13 +265,15 @@ async fn forged_ticket(
     Ok(())
 }
 
-async fn ticket_flood(
-    attack: &Attack,
-    addr: SocketAddr,
-    source: Option<Ipv4Addr>,
-    end: Instant,
-    shared: &Shared,
-) -> anyhow::Result<()> {
+async fn ticket_flood(t: &Turn<'_>) -> anyhow::Result<()> {
+    let Turn {
+        attack,
+        addr,
+        source,
+        end,
+        shared,
+        ..
+    } = *t;
     let mut stream = connect_from(source, addr).await?;
     let request = format!(
         "POST /api/v1/spaces/{}/tickets HTTP/1.1\r\nHost: {addr}\r\nContent-Length: 0\r\n\r\n",
@@ -270,14 +297,15 @@ async fn ticket_flood(
     Ok(())
 }
 
-async fn slowloris(
-    attack: &Attack,
-    addr: SocketAddr,
-    source: Option<Ipv4Addr>,
-    end: Instant,
-    i: usize,
-    shared: &Shared,
-) -> anyhow::Result<()> {
+async fn slowloris(t: &Turn<'_>) -> anyhow::Result<()> {
+    let Turn {
+        attack,
+        addr,
+        source,
+        end,
+        i,
+        shared,
+    } = *t;
     shared.attempts.fetch_add(1, Ordering::Relaxed);
     let mut stream = connect_from(source, addr).await?;
     shared.hold();
@@ -371,14 +399,15 @@ fn bad_frame_bytes(kind: usize) -> Vec<u8> {
     }
 }
 
-async fn bad_frames(
-    attack: &Attack,
-    addr: SocketAddr,
-    source: Option<Ipv4Addr>,
-    end: Instant,
-    i: usize,
-    shared: &Shared,
-) -> anyhow::Result<()> {
+async fn bad_frames(t: &Turn<'_>) -> anyhow::Result<()> {
+    let Turn {
+        attack,
+        addr,
+        source,
+        end,
+        i,
+        shared,
+    } = *t;
     let ticket = match anonymous_ticket(attack, addr, source, end).await {
         Ok(t) => t,
         Err(e) => {
