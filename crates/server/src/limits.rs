@@ -99,24 +99,16 @@ impl Refusal {
     /// The reason counted in `stentor_rejections_total`.
     pub fn reason(self) -> &'static str {
         match self {
-            Refusal::Rate {
-                scope: Scope::Ip, ..
-            } => "rate_ip",
-            Refusal::Rate {
-                scope: Scope::Network,
-                ..
-            } => "rate_network",
-            Refusal::Connections { scope: Scope::Ip } => "connections_ip",
-            Refusal::Connections {
-                scope: Scope::Network,
-            } => "connections_network",
-            Refusal::Connections {
-                scope: Scope::Server,
-            }
-            | Refusal::Rate {
-                scope: Scope::Server,
-                ..
-            } => "connections_server",
+            Refusal::Rate { scope, .. } => match scope {
+                Scope::Ip => "rate_ip",
+                Scope::Network => "rate_network",
+                Scope::Server => "rate_server",
+            },
+            Refusal::Connections { scope } => match scope {
+                Scope::Ip => "connections_ip",
+                Scope::Network => "connections_network",
+                Scope::Server => "connections_server",
+            },
         }
     }
 
