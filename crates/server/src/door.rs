@@ -227,24 +227,50 @@ pub async fn websocket(
     }
 }
 
+/// An anonymous ticket request as [`sniff`] found it: what was read (the head is its first
+/// `head` bytes), and what the head said.
+#[derive(Debug)]
+pub struct Ticket {
+    /// Space id.
+    pub space: String,
+    /// The bytes read from the connection.
+    pub read: Vec<u8>,
+    /// Length of the request head.
+    pub head: usize,
+    /// Whether the client keeps the connection open after the response.
+    pub keep_alive: bool,
+    /// A proof of work sent with it.
+    pub work: Option<crate::pow::Work>,
+}
+
 /// Answers an anonymous ticket request found by [`sniff`] off the HTTP stack: a crowd about
-/// to listen asks for one ticket each, on a fresh connection. `read` is what the door read,
-/// the head `head` bytes of it. Returns the connection when the HTTP server should carry on
-/// with it: with the request put back when the door does not grant the ticket (the server
-/// answers then, refusals and Spaces not yet loaded included), or with what followed the
-/// head after the response when the client keeps it open.
+/// to listen asks for one ticket each, on a fresh connection, from `ip`. Returns the
+/// connection when the HTTP server should carry on with it: with the request put back when
+/// the door does not grant the ticket (the server answers then, refusals and Spaces not yet
+/// loaded included), or with what followed the head after the response when the client keeps
+/// it open. Past its rates, shed, or asked for work, the caller is answered here.
 pub async fn ticket(
     state: &AppState,
     mut tcp: TcpStream,
-    space: String,
-    mut read: Vec<u8>,
-    head: usize,
-    keep_alive: bool,
-    work: Option<crate::pow::Work>,
+    ip: std::net::IpAddr,
+    request: Ticket,
 ) -> Option<Prefixed> {
+    let Ticket {
+        space,
+        mut read,
+        head,
+        keep_alive,
+        work,
+    } = request;
     let Some(live) = state.spaces.if_loaded(&space) else {
         return Some(Prefixed::new(read, tcp));
     };
+    if let Err(refusal) = state.gate.request(ip) {
+        let e = ApiError::Limited(refusal);
+        state.metrics.reject(e.reason());
+        refuse(tcp, &e).await;
+        return None;
+    }
     let view = match api::grant(state, &live, &space, None, work.as_ref()) {
         Ok(view) => view,
         // Shed, or asked for work, here: at the cheapest point there is.
@@ -253,6 +279,7 @@ pub async fn ticket(
             refuse(tcp, &e).await;
             return None;
         }
+        // The HTTP server answers the rest; it counts the request again, as its own.
         Err(_) => return Some(Prefixed::new(read, tcp)),
     };
     let keep_alive = keep_alive && state.metrics.http_connections.get() <= KEEP_ALIVE_CONNECTIONS;

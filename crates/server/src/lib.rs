@@ -280,9 +280,13 @@ async fn serve(
         Err(door::NoHead::Gone) => return,
         Err(door::NoHead::TooSlow) => return state.metrics.close("head_timeout"),
     };
-    if sniffed != door::Sniffed::Http
-        && let Err(refusal) = state.gate.request(peer.ip())
-    {
+    // What the door answers counts against the caller's rates here; what it hands to the
+    // HTTP server (anything else, and a ticket it does not grant) is counted there.
+    let door_answers = matches!(
+        sniffed,
+        door::Sniffed::OggLive { .. } | door::Sniffed::WebSocket { .. }
+    );
+    if door_answers && let Err(refusal) = state.gate.request(peer.ip()) {
         let e = ApiError::Limited(refusal);
         state.metrics.reject(e.reason());
         return door::refuse(tcp, &e).await;
@@ -303,7 +307,14 @@ async fn serve(
             keep_alive,
             work,
         } => {
-            if let Some(io) = door::ticket(&state, tcp, space, read, head, keep_alive, work).await {
+            let ticket = door::Ticket {
+                space,
+                read,
+                head,
+                keep_alive,
+                work,
+            };
+            if let Some(io) = door::ticket(&state, tcp, peer.ip(), ticket).await {
                 serve_http(&state, app, io, peer, timeout).await;
             }
         }
