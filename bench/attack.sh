@@ -2,8 +2,9 @@
 # The admission path under attack, on one machine (loopback only, bounded in time):
 #   1. attack while live: LISTENERS listeners in (WebSocket, from 64 loopback networks), then
 #      one attack after another for SECONDS each — forged tickets, a ticket flood from one
-#      /24, slow-loris connections, malformed WebSocket frames — while a probe times a host's
-#      command and a new listener's join (from another network) twice a second.
+#      /24, slow-loris connections, malformed WebSocket frames — and then all four at once,
+#      while a probe times a host's command and a new listener's join (from another network)
+#      twice a second.
 #   2. flash crowd: CROWD listeners told to join at one start time, following the announced
 #      join window; then CROWD that ignore it and come in the same second.
 # Usage: bench/attack.sh [LISTENERS] [SECONDS] [CROWD] [SLOWLORIS]
@@ -35,30 +36,41 @@ data="$work/live"; mkdir -p "$data"
 pid=$(start_server "$port" "$data")
 url="http://127.0.0.1:$port"
 attacks=(forged-tickets ticket-flood slowloris bad-frames)
-total=$(( seconds * ${#attacks[@]} + 10 ))
+phases=("${attacks[@]}" together)
+total=$(( seconds * ${#phases[@]} + 15 ))
 rss_before=$(rss_kib "$pid")
 $bin loadtest --url "$url" --space demo --listeners "$listeners" --rate 1000 \
-  --hold "$((total + 5))" --json "$data/listeners.json" >"$data/listeners.log" 2>&1 &
+  --hold "$total" --json "$data/listeners.json" >"$data/listeners.log" 2>&1 &
 lt=$!
 sleep "$(( listeners / 1000 + 4 ))"
 rss_in=$(rss_kib "$pid")
-$bin attack --url "$url" --kind probe --seconds "$total" \
-  --sources 127.200.0.1-127.200.0.254 --json "$data/probe.json" >/dev/null 2>"$data/probe.log" &
-probe=$!
-( peak=0; while kill -0 "$probe" 2>/dev/null; do r=$(rss_kib "$pid"); (( r > peak )) && peak=$r; echo "$peak" >"$data/rss_peak"; sleep 1; done ) &
-sleep 3
-for kind in "${attacks[@]}"; do
-  case $kind in
+( peak=0; while kill -0 "$lt" 2>/dev/null; do r=$(rss_kib "$pid"); (( r > peak )) && peak=$r; echo "$peak" >"$data/rss_peak"; sleep 1; done ) &
+attack() { # kind json
+  local args
+  case $1 in
     forged-tickets) args=(--connections 128 --sources 127.66.0.1-127.66.63.254) ;;
     ticket-flood)   args=(--connections 128 --sources 127.66.6.1-127.66.6.254) ;;
     slowloris)      args=(--connections "$slowloris" --sources 127.77.0.1-127.77.31.254) ;;
     bad-frames)     args=(--connections 64 --sources 127.88.0.1-127.88.63.254) ;;
   esac
-  echo "attack: $kind for $seconds s" >&2
-  nice -n 10 $bin attack --url "$url" --kind "$kind" --seconds "$seconds" "${args[@]}" \
-    --json "$data/$kind.json" >/dev/null 2>"$data/$kind.log" || echo "attack $kind failed" >&2
+  nice -n 10 $bin attack --url "$url" --kind "$1" --seconds "$seconds" "${args[@]}" \
+    --json "$2" >/dev/null 2>"$2.log" || echo "attack $1 failed" >&2
+}
+for phase in "${phases[@]}"; do
+  echo "attack: $phase for $seconds s" >&2
+  # The probe, from a network of its own, for the length of the phase.
+  $bin attack --url "$url" --kind probe --seconds "$seconds" \
+    --sources 127.200.0.1-127.200.0.254 --json "$data/probe-$phase.json" >/dev/null 2>"$data/probe-$phase.log" &
+  probe=$!
+  if [ "$phase" = together ]; then
+    pids=()
+    for kind in "${attacks[@]}"; do attack "$kind" "$data/together-$kind.json" & pids+=($!); done
+    wait "${pids[@]}" || true
+  else
+    attack "$phase" "$data/$phase.json"
+  fi
+  wait "$probe" || true
 done
-wait "$probe" || true
 wait "$lt" || true
 rss_after=$(rss_kib "$pid")
 kill "$pid"; wait "$pid" 2>/dev/null || true
@@ -72,10 +84,10 @@ kill "$pid"; wait "$pid" 2>/dev/null || true
   echo "## Attack while live"
   echo
   echo "$listeners WebSocket listeners joined at 1 000/s from 64 loopback /24s, then stayed through"
-  echo "four attacks of $seconds s each, one after another (the attacker at nice 10). Meanwhile the"
-  echo "probe, from another network, twice a second: a host's command (\`mute_all\` on a Space of"
-  echo "its own, over HTTP) timed to its answer, and a new listener timed from its ticket request"
-  echo "to its first audio frame."
+  echo "four attacks of $seconds s each, one after another, then all four at once for $seconds s (the"
+  echo "attacker at nice 10). In each phase the probe, from another network, twice a second: a"
+  echo "host's command (\`mute_all\` on a Space of its own, over HTTP) timed to its answer, and a"
+  echo "new listener timed from its ticket request to its first audio frame."
   echo
 } >"$file"
 python3 - "$data" "$listeners" "$rss_before" "$rss_in" "$rss_after" "${attacks[@]}" >>"$file" <<'PY'
@@ -85,28 +97,31 @@ rss_before, rss_in, rss_after = (int(x) for x in sys.argv[3:6])
 kinds = sys.argv[6:]
 peak = int(open(os.path.join(data, "rss_peak")).read().strip() or 0)
 r = json.load(open(os.path.join(data, "listeners.json")))
-p = json.load(open(os.path.join(data, "probe.json")))
+def load(name):
+    return json.load(open(os.path.join(data, name)))
 def pct(xs, q):
     xs = sorted(xs)
     return xs[min(len(xs) - 1, int(q * len(xs)))] if xs else float("nan")
-print("| attack | connections | sent | answers |")
-print("|---|---|---|---|")
-flags = {"forged-tickets": "128 loops, 64 /24s", "ticket-flood": "128 kept-alive loops, one /24",
-         "slowloris": "held at once (peak)", "bad-frames": "64 loops, 64 /24s"}
-for k in kinds:
-    t = json.load(open(os.path.join(data, f"{k}.json")))
-    conns = f"{t['held_peak']} held at once" if k == "slowloris" else flags[k]
-    answers = ", ".join(f"{v} {a}" for a, v in sorted(t["answers"].items(), key=lambda x: -x[1]))
-    print(f"| {k} | {conns} | {t['attempts']} | {answers} |")
+def spread(xs):
+    return f"{pct(xs, .5):.1f} / {pct(xs, .99):.1f} / {max(xs) if xs else float('nan'):.1f}"
+how = {"forged-tickets": "128 loops, 64 /24s", "ticket-flood": "128 kept-alive loops, one /24",
+       "slowloris": "connections held at once (peak)", "bad-frames": "64 loops, 64 /24s"}
+print("| phase | attack | how | sent | answers | host's command p50 / p99 / max ms | new listener to audio p50 / p99 / max ms |")
+print("|---|---|---|---|---|---|---|")
+for phase in kinds + ["together"]:
+    p = load(f"probe-{phase}.json")
+    probe = f"{spread(p['control_ms'])} | {spread(p['join_ms'])}"
+    if p["answers"]:
+        probe += " (probe failures: " + ", ".join(f"{v} {a}" for a, v in p["answers"].items()) + ")"
+    for k in (kinds if phase == "together" else [phase]):
+        t = load(f"together-{k}.json" if phase == "together" else f"{k}.json")
+        conns = f"{t['held_peak']} held at once" if k == "slowloris" else how[k]
+        answers = ", ".join(f"{v} {a}" for a, v in sorted(t["answers"].items(), key=lambda x: -x[1]))
+        print(f"| {phase} | {k} | {conns} | {t['attempts']} | {answers} | {probe} |")
 print()
-print("| measured | value |")
+print("| measured over the whole run | value |")
 print("|---|---|")
-print(f"| listeners in, on time (every frame, none later than 1 s + cadence) | {r['admitted']} of {listeners}, {100*r['on_time_share']:.2f}% on time, {r['missed']} frames missed |")
-c, j = p["control_ms"], p["join_ms"]
-print(f"| host's command, ms (n = {len(c)}) | p50 {pct(c,.5):.1f}, p99 {pct(c,.99):.1f}, max {max(c) if c else float('nan'):.1f} |")
-print(f"| new listener, ticket to first audio, ms (n = {len(j)}) | p50 {pct(j,.5):.1f}, p99 {pct(j,.99):.1f}, max {max(j) if j else float('nan'):.1f} |")
-if p["answers"]:
-    print(f"| probe failures | {', '.join(f'{v} {a}' for a, v in p['answers'].items())} |")
+print(f"| listeners in, on time (every frame, none later than 1 s + cadence) | {r['admitted']} of {listeners}, {100*r['on_time_share']:.2f}% on time, {r['missed']} frames missed, {r['stalls']} stalls |")
 print(f"| server RSS, MiB | {rss_before/1024:.0f} before, {rss_in/1024:.0f} with the listeners, peak {peak/1024:.0f} under attack, {rss_after/1024:.0f} after |")
 PY
 echo >>"$file"
