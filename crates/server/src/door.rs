@@ -2,8 +2,8 @@
 //! (`GET /spaces/{id}/live.opus`), a WebSocket upgrade (`GET /api/v1/spaces/{id}/ws`) or an
 //! anonymous ticket request (`POST /api/v1/spaces/{id}/tickets`) is served off the HTTP
 //! stack, so the response head and the first audio leave in one write and a listener's socket
-//! goes straight to a fan-out shard. Every other connection goes to the HTTP server with what
-//! the door read of it put back in front ([`Prefixed`]).
+//! goes straight to a fan-out shard. Every other connection goes to the HTTP server once its
+//! request head is whole, with what the door read of it put back in front ([`Prefixed`]).
 
 use crate::AppState;
 use crate::error::ApiError;
@@ -191,6 +191,9 @@ pub async fn sniff(tcp: &mut TcpStream, timeout: Duration) -> Result<(Sniffed, V
             Err(_) => return Err(NoHead::TooSlow),
         }
         let sniffed = match classify(&buf[..len]) {
+            // The HTTP server gets whole heads: a slow client waits here, in a small buffer,
+            // rather than in the HTTP server's larger ones.
+            Some(Sniffed::Http) if len < buf.len() && !head_complete(&buf[..len]) => continue,
             Some(sniffed) => sniffed,
             None if len == buf.len() => Sniffed::Http,
             None => continue,
@@ -198,6 +201,15 @@ pub async fn sniff(tcp: &mut TcpStream, timeout: Duration) -> Result<(Sniffed, V
         buf.truncate(len);
         return Ok((sniffed, buf));
     }
+}
+
+/// Whether `bytes` hold a whole request head (or something the HTTP server will refuse).
+fn head_complete(bytes: &[u8]) -> bool {
+    let mut headers = [httparse::EMPTY_HEADER; 64];
+    !matches!(
+        httparse::Request::new(&mut headers).parse(bytes),
+        Ok(httparse::Status::Partial)
+    )
 }
 
 /// Answers `error` on a connection the door read a request head from, and closes it.
@@ -438,6 +450,17 @@ mod tests {
         ] {
             assert_eq!(classify(req), Some(Sniffed::Http), "{req:?}");
         }
+    }
+
+    #[test]
+    fn a_head_is_complete_at_its_blank_line_or_when_it_cannot_be_one() {
+        assert!(!head_complete(b"GET / HTTP/1.1\r\nHost: x\r\n"));
+        assert!(head_complete(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n"));
+        assert!(head_complete(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n{\"body\""));
+        assert!(
+            head_complete(b"\x16\x03\x01 not http\r\n"),
+            "the HTTP server refuses it"
+        );
     }
 
     #[test]
