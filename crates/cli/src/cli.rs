@@ -174,7 +174,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Cmd::Serve(args) => {
             let server = Server::bind(args.resolve()?).await?;
             println!("stentor listening on http://{}", server.local_addr());
-            server.run(shutdown_signal()).await?;
+            server.run(stentor_server::shutdown_signal()).await?;
         }
         Cmd::Demo(args) => {
             let server = Server::bind(args.resolve()?).await?;
@@ -189,7 +189,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 "  record 10 seconds:   stentor listen --server {base} --space demo --seconds 10 --out demo.ogg"
             );
             println!("  space state:         curl {base}/api/v1/spaces/demo");
-            server.run(shutdown_signal()).await?;
+            server.run(stentor_server::shutdown_signal()).await?;
         }
         Cmd::Speak {
             server,
@@ -292,8 +292,4 @@ async fn loadtest(args: LoadtestArgs) -> anyhow::Result<()> {
         eprintln!("wrote {}", path.display());
     }
     Ok(())
-}
-
-async fn shutdown_signal() {
-    let _ = tokio::signal::ctrl_c().await;
 }

@@ -166,7 +166,7 @@ impl Fanout {
         let load = Arc::new(AtomicUsize::new(1));
         let _ = tx.send(sink);
         let shard = Shard::new(self, rx, load.clone(), state.clone(), space.clone());
-        tokio::spawn(shard.run());
+        state.tasks.spawn(shard.run());
         shards.push(ShardHandle { tx, load });
     }
 
@@ -390,7 +390,7 @@ impl Shard {
                 self.load.fetch_sub(1, Ordering::Relaxed);
                 self.feed.snapshot(&mut self.snap);
                 let due = due_bytes(&sink, &self.snap);
-                tokio::spawn(crate::routes::ws::hand_over(
+                self.state.tasks.spawn(crate::routes::ws::hand_over(
                     self.state.clone(),
                     self.space.clone(),
                     user,

@@ -20,6 +20,7 @@ pub mod pow;
 pub mod prefixed;
 pub mod registry;
 pub mod routes;
+pub mod secrets;
 pub mod shed;
 pub mod ticket;
 
@@ -61,6 +62,9 @@ pub struct AppState {
     pub proofs: Arc<pow::Proofs>,
     /// Becomes true when the server shuts down; long-lived connections watch it.
     pub shutdown: tokio::sync::watch::Receiver<bool>,
+    /// Every task that serves a connection (requests, listeners' writers, the stage): the
+    /// server has stopped when all of them have ended, known from the tasks themselves.
+    pub tasks: tokio_util::task::TaskTracker,
 }
 
 /// An error starting the server.
@@ -73,6 +77,9 @@ pub enum StartError {
     /// The database could not be opened.
     #[error(transparent)]
     Store(#[from] stentor_store::StoreError),
+    /// The ticket key could not be read or made.
+    #[error(transparent)]
+    Key(#[from] secrets::KeyError),
     /// The address could not be bound, or a file could not be read or written.
     #[error("{0}")]
     Io(#[from] std::io::Error),
@@ -91,11 +98,11 @@ impl Server {
     pub async fn bind(config: Config) -> Result<Self, StartError> {
         config.validate()?;
         let data_dir = config.data_dir();
+        let tickets = load_ticket_key(&data_dir)?;
         let store = match &config.store.database_url {
             Some(url) => Store::open(url).await?,
             None => Store::open_dir(&data_dir).await?,
         };
-        let tickets = load_ticket_key(&data_dir)?;
         let mixer = MixerConfig {
             bitrate: config.bitrate(),
             ..MixerConfig::default()
@@ -148,6 +155,7 @@ impl Server {
                 gate,
                 proofs,
                 shutdown: shutdown_rx,
+                tasks: tokio_util::task::TaskTracker::new(),
             },
         })
     }
@@ -238,21 +246,26 @@ impl Server {
             if let Err(e) = tcp.set_nodelay(true) {
                 tracing::debug!(error = %e, "could not set TCP_NODELAY");
             }
-            let (app, state) = (app.clone(), state.clone());
-            tokio::spawn(async move {
+            let (app, task_state) = (app.clone(), state.clone());
+            state.tasks.spawn(async move {
                 // Held while the connection is not a listener (head, API, the stage).
                 let _permit = permit;
-                serve(state, app, tcp, peer).await;
+                serve(task_state, app, tcp, peer).await;
             });
         }
         drop(self.listener);
         drop(app);
-        // Requests in flight finish and fan-out writers send every listener its close.
-        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(5);
-        while (state.metrics.writers.get() > 0 || state.metrics.http_connections.get() > 0)
-            && tokio::time::Instant::now() < deadline
+        // Requests in flight finish and fan-out writers send every listener its close; each
+        // connection's task ends when it is done.
+        state.tasks.close();
+        if tokio::time::timeout(std::time::Duration::from_secs(5), state.tasks.wait())
+            .await
+            .is_err()
         {
-            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+            tracing::warn!(
+                left = state.tasks.len(),
+                "connections still open 5 s after the shutdown"
+            );
         }
         // A connection still held by a request that did not finish must not keep the
         // process alive.
@@ -377,17 +390,32 @@ fn listen(addr: SocketAddr, backlog: u32) -> std::io::Result<TcpListener> {
 }
 
 /// The ticket key lives in the data directory so tickets survive a restart.
-fn load_ticket_key(data_dir: &Path) -> std::io::Result<TicketKey> {
-    let path = data_dir.join("ticket.key");
-    match std::fs::read(&path) {
-        Ok(bytes) if bytes.len() == 32 => Ok(TicketKey::new(bytes.try_into().expect("32 bytes"))),
-        _ => {
-            std::fs::create_dir_all(data_dir)?;
-            let key: [u8; 32] = rand::random();
-            std::fs::write(&path, key)?;
-            Ok(TicketKey::new(key))
+fn load_ticket_key(data_dir: &Path) -> Result<TicketKey, StartError> {
+    secrets::private_dir(data_dir)?;
+    let key = secrets::ticket_key(&data_dir.join(secrets::TICKET_KEY_FILE))?;
+    Ok(TicketKey::new(key))
+}
+
+/// Resolves on SIGINT (Ctrl-C) or SIGTERM (systemd, containers), whichever comes first: the
+/// signal to give [`Server::run`] in a binary.
+pub async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
+                }
+                return;
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot watch SIGTERM; only Ctrl-C stops the server gracefully")
+            }
         }
     }
+    let _ = tokio::signal::ctrl_c().await;
 }
 
 /// Seconds since the Unix epoch (wall clock, for expiries and records).

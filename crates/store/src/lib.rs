@@ -27,6 +27,34 @@ pub enum StoreError {
     Migrate(#[from] sqlx::migrate::MigrateError),
 }
 
+/// Creates `path` empty and 0600 when it is missing, and tightens it (and SQLite's `-wal` and
+/// `-shm` files beside it) to 0600 when it is looser; SQLite gives the files it creates later
+/// the database file's permissions.
+fn private_file(path: &Path) -> std::io::Result<()> {
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(false);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+        options.mode(0o600);
+        options.open(path)?;
+        for suffix in ["", "-wal", "-shm"] {
+            let file = std::path::PathBuf::from(format!("{}{suffix}", path.display()));
+            if let Ok(meta) = std::fs::metadata(&file)
+                && meta.permissions().mode() & 0o077 != 0
+            {
+                std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600))?;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    options.open(path)?;
+    Ok(())
+}
+
 /// A user account.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct User {
@@ -61,9 +89,11 @@ pub struct Store {
 
 impl Store {
     /// Opens (creating if needed) the SQLite database `stentor.db` in `data_dir` and migrates it.
+    /// The file and the journal SQLite keeps beside it are private to the server's user (0600).
     pub async fn open_dir(data_dir: &Path) -> Result<Self, StoreError> {
-        std::fs::create_dir_all(data_dir).map_err(|e| StoreError::Database(e.into()))?;
-        let url = format!("sqlite://{}", data_dir.join("stentor.db").display());
+        let path = data_dir.join("stentor.db");
+        private_file(&path).map_err(|e| StoreError::Database(e.into()))?;
+        let url = format!("sqlite://{}", path.display());
         Self::open(&url).await
     }
 

@@ -69,3 +69,35 @@ async fn an_unsupported_database_url_is_a_clear_error() {
     assert!(matches!(err, StoreError::Unsupported(_)));
     assert!(err.to_string().contains("sqlite://"), "{err}");
 }
+
+#[cfg(unix)]
+#[tokio::test]
+async fn the_database_and_its_journal_are_private_to_the_server() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = std::env::temp_dir().join(format!("stentor-store-mode-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let mode = |name: &str| {
+        std::fs::metadata(dir.join(name))
+            .map(|m| m.permissions().mode() & 0o777)
+            .ok()
+    };
+    {
+        let store = Store::open_dir(&dir).await.unwrap();
+        store.create_user("alice", "hash", 1).await.unwrap();
+        assert_eq!(mode("stentor.db"), Some(0o600));
+        assert_eq!(
+            mode("stentor.db-wal"),
+            Some(0o600),
+            "the journal holds the same data"
+        );
+        store.close().await;
+    }
+    // A database made loose by hand is tightened when it is opened again.
+    std::fs::set_permissions(
+        dir.join("stentor.db"),
+        std::fs::Permissions::from_mode(0o644),
+    )
+    .unwrap();
+    let _store = Store::open_dir(&dir).await.unwrap();
+    assert_eq!(mode("stentor.db"), Some(0o600));
+}

@@ -106,7 +106,8 @@ pub async fn upgrade(
     super::count(&state, "ws", &result);
     let (user, space, slot, accept) = result?;
     let on_upgrade = hyper::upgrade::on(&mut request);
-    tokio::spawn(async move {
+    let tasks = state.tasks.clone();
+    tasks.spawn(async move {
         match on_upgrade.await.map(|u| u.downcast::<TokioIo<Prefixed>>()) {
             Ok(Ok(parts)) => {
                 // What the door read and the HTTP server did not, then what it read ahead.
