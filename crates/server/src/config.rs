@@ -116,6 +116,13 @@ pub struct AdmissionConfig {
     /// Requests one network may make at once [default: 4000].
     #[arg(long, env = "STENTOR_NETWORK_REQUEST_BURST")]
     pub network_request_burst: Option<u32>,
+    /// Expensive requests (sign-in, sign-up, creating a Space) a second one address may make
+    /// [default: 2].
+    #[arg(long, env = "STENTOR_COSTLY_REQUESTS_PER_SEC")]
+    pub costly_requests_per_sec: Option<u32>,
+    /// Expensive requests one address may make at once [default: 30].
+    #[arg(long, env = "STENTOR_COSTLY_REQUEST_BURST")]
+    pub costly_request_burst: Option<u32>,
     /// Connections one address may hold open besides its listeners' audio streams [default: 2000].
     #[arg(long, env = "STENTOR_IP_CONNECTIONS")]
     pub ip_connections: Option<u32>,
@@ -130,6 +137,16 @@ pub struct AdmissionConfig {
     /// open [default: 10000]; down to a tenth of it as they fill (against slow-loris attacks).
     #[arg(long, env = "STENTOR_HEAD_TIMEOUT_MS")]
     pub head_timeout_ms: Option<u64>,
+    /// Milliseconds a request body may take before its minimum rate applies [default: 10000].
+    #[arg(long, env = "STENTOR_BODY_TIMEOUT_MS")]
+    pub body_timeout_ms: Option<u64>,
+    /// Bytes a second a request body must average after that [default: 1024].
+    #[arg(long, env = "STENTOR_BODY_MIN_RATE")]
+    pub body_min_rate: Option<u32>,
+    /// Milliseconds a source (an HTTP PUT of Ogg) may send no audio before it is ended
+    /// [default: 5000].
+    #[arg(long, env = "STENTOR_SOURCE_IDLE_MS")]
+    pub source_idle_ms: Option<u64>,
     /// Proof of work asked for a new listener's ticket in under-attack mode, in leading zero
     /// bits of SHA-256, with no load [default: 12; about 4 000 hashes].
     #[arg(long, env = "STENTOR_POW_MIN_BITS", value_parser = clap::value_parser!(u8).range(1..=30))]
@@ -230,6 +247,14 @@ impl Config {
                     .admission
                     .network_request_burst
                     .or(lower.admission.network_request_burst),
+                costly_requests_per_sec: self
+                    .admission
+                    .costly_requests_per_sec
+                    .or(lower.admission.costly_requests_per_sec),
+                costly_request_burst: self
+                    .admission
+                    .costly_request_burst
+                    .or(lower.admission.costly_request_burst),
                 ip_connections: self
                     .admission
                     .ip_connections
@@ -243,6 +268,18 @@ impl Config {
                     .admission
                     .head_timeout_ms
                     .or(lower.admission.head_timeout_ms),
+                body_timeout_ms: self
+                    .admission
+                    .body_timeout_ms
+                    .or(lower.admission.body_timeout_ms),
+                body_min_rate: self
+                    .admission
+                    .body_min_rate
+                    .or(lower.admission.body_min_rate),
+                source_idle_ms: self
+                    .admission
+                    .source_idle_ms
+                    .or(lower.admission.source_idle_ms),
                 pow_min_bits: self.admission.pow_min_bits.or(lower.admission.pow_min_bits),
                 pow_max_bits: self.admission.pow_max_bits.or(lower.admission.pow_max_bits),
             },
@@ -344,12 +381,26 @@ impl Config {
             ip_burst: a.ip_request_burst.unwrap_or(d.ip_burst),
             net_rate: a.network_requests_per_sec.unwrap_or(d.net_rate),
             net_burst: a.network_request_burst.unwrap_or(d.net_burst),
+            costly_rate: a.costly_requests_per_sec.unwrap_or(d.costly_rate),
+            costly_burst: a.costly_request_burst.unwrap_or(d.costly_burst),
             ip_conns: a.ip_connections.unwrap_or(d.ip_conns),
             net_conns: a.network_connections.unwrap_or(d.net_conns),
             conns: a.connections.unwrap_or(d.conns),
             head_timeout: a
                 .head_timeout_ms
                 .map_or(d.head_timeout, std::time::Duration::from_millis),
+        }
+    }
+
+    /// Deadlines of request bodies and sources.
+    pub fn deadlines(&self) -> crate::deadline::Deadlines {
+        let d = crate::deadline::Deadlines::default();
+        let a = &self.admission;
+        let ms = std::time::Duration::from_millis;
+        crate::deadline::Deadlines {
+            body_grace: a.body_timeout_ms.map_or(d.body_grace, ms),
+            body_min_rate: a.body_min_rate.unwrap_or(d.body_min_rate),
+            source_idle: a.source_idle_ms.map_or(d.source_idle, ms),
         }
     }
 

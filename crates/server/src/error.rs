@@ -29,6 +29,9 @@ pub enum ApiError {
     /// The Space has ended.
     #[error("the space has ended")]
     Gone,
+    /// A request body, or a source's audio, did not arrive in time.
+    #[error("{0}")]
+    TimedOut(String),
     /// A body or message is too large.
     #[error("{0}")]
     TooLarge(String),
@@ -55,6 +58,13 @@ pub enum ApiError {
     /// Under attack, a new ticket costs a proof of work: solve this challenge and ask again.
     #[error("{}", work_detail(.0))]
     WorkRequired(crate::pow::Required),
+    /// Too many wrong passwords for this account lately: the next try is checked only after
+    /// `retry_after` seconds.
+    #[error("too many failed sign-ins for this account; retry in {retry_after} s")]
+    Throttled {
+        /// Seconds to wait.
+        retry_after: u64,
+    },
     /// The caller's address or network asks too often or holds too many connections.
     #[error("{}", limited_detail(*.0))]
     Limited(limits::Refusal),
@@ -74,6 +84,7 @@ impl ApiError {
             ApiError::Conflict(_) => "conflict",
             ApiError::Gone => "ended",
             ApiError::TooLarge(_) => "too_large",
+            ApiError::TimedOut(_) => "timed_out",
             ApiError::Ticket(TicketError::Expired) => "ticket_expired",
             ApiError::Ticket(TicketError::WrongSpace) => "ticket_wrong_space",
             ApiError::Ticket(_) => "ticket_invalid",
@@ -83,6 +94,7 @@ impl ApiError {
             ApiError::Unavailable { .. } => "capacity",
             ApiError::Overloaded { reason, .. } => reason,
             ApiError::Limited(refusal) => refusal.reason(),
+            ApiError::Throttled { .. } => "sign_in_throttled",
             ApiError::WorkRequired(r) if r.why.is_none() => "pow_required",
             ApiError::WorkRequired(_) => "pow_invalid",
             ApiError::Internal(_) => "internal",
@@ -92,9 +104,9 @@ impl ApiError {
     /// Seconds the client is told to wait before trying again, if it is told to.
     pub fn retry_after(&self) -> Option<u64> {
         match self {
-            ApiError::Unavailable { retry_after } | ApiError::Overloaded { retry_after, .. } => {
-                Some(*retry_after)
-            }
+            ApiError::Unavailable { retry_after }
+            | ApiError::Overloaded { retry_after, .. }
+            | ApiError::Throttled { retry_after } => Some(*retry_after),
             ApiError::Limited(refusal) => Some(refusal.retry_after_secs()),
             _ => None,
         }
@@ -153,6 +165,7 @@ impl From<&ApiError> for StatusCode {
             ApiError::Conflict(_) => StatusCode::CONFLICT,
             ApiError::Gone => StatusCode::GONE,
             ApiError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::TimedOut(_) => StatusCode::REQUEST_TIMEOUT,
             ApiError::Refused(r) => match r {
                 Refusal::Ended => StatusCode::GONE,
                 Refusal::NotPermitted { .. } | Refusal::Removed | Refusal::Outranked => {
@@ -165,7 +178,9 @@ impl From<&ApiError> for StatusCode {
             | ApiError::Limited(limits::Refusal::Connections { .. }) => {
                 StatusCode::SERVICE_UNAVAILABLE
             }
-            ApiError::Limited(limits::Refusal::Rate { .. }) => StatusCode::TOO_MANY_REQUESTS,
+            ApiError::Limited(limits::Refusal::Rate { .. }) | ApiError::Throttled { .. } => {
+                StatusCode::TOO_MANY_REQUESTS
+            }
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }

@@ -7,6 +7,7 @@
 pub mod auth;
 pub mod capacity;
 pub mod config;
+pub mod deadline;
 pub mod door;
 pub mod error;
 pub mod fanout;
@@ -22,6 +23,7 @@ pub mod registry;
 pub mod routes;
 pub mod secrets;
 pub mod shed;
+pub mod throttle;
 pub mod ticket;
 
 pub use config::Config;
@@ -60,6 +62,8 @@ pub struct AppState {
     pub gate: Arc<limits::Gate>,
     /// Proof of work asked of new listeners in under-attack mode.
     pub proofs: Arc<pow::Proofs>,
+    /// The budget of password hashing and the sign-in throttle.
+    pub passwords: Arc<auth::Passwords>,
     /// Becomes true when the server shuts down; long-lived connections watch it.
     pub shutdown: tokio::sync::watch::Receiver<bool>,
     /// Every task that serves a connection (requests, listeners' writers, the stage): the
@@ -141,6 +145,7 @@ impl Server {
         }
         let gate = limits::Gate::new(caps);
         let proofs = Arc::new(config.proofs());
+        let passwords = auth::Passwords::for_this_machine()?;
         Ok(Self {
             listener,
             shutdown,
@@ -154,6 +159,7 @@ impl Server {
                 overload,
                 gate,
                 proofs,
+                passwords: Arc::new(passwords),
                 shutdown: shutdown_rx,
                 tasks: tokio_util::task::TaskTracker::new(),
             },
@@ -205,13 +211,16 @@ impl Server {
             state.config.data_dir().join(overload::ATTACK_FLAG),
             state.shutdown.clone(),
         ));
-        let gate = state.gate.clone();
+        let (gate, passwords) = (state.gate.clone(), state.passwords.clone());
         let mut down = state.shutdown.clone();
         tokio::spawn(async move {
             let mut every = tokio::time::interval(std::time::Duration::from_secs(10));
             loop {
                 tokio::select! {
-                    _ = every.tick() => gate.forget_quiet(),
+                    _ = every.tick() => {
+                        gate.forget_quiet();
+                        passwords.forget_quiet();
+                    }
                     _ = down.changed() => return,
                 }
             }

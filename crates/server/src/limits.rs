@@ -27,6 +27,11 @@ pub struct Caps {
     pub net_rate: u32,
     /// Requests one network may make at once (default 4 000).
     pub net_burst: u32,
+    /// Expensive requests (sign-in, sign-up, creating a Space) a second one address may make,
+    /// sustained (default 2); they also count as requests.
+    pub costly_rate: u32,
+    /// Expensive requests one address may make at once (default 30).
+    pub costly_burst: u32,
     /// Connections one address may hold open (default 2 000).
     pub ip_conns: u32,
     /// Connections one network may hold open (default 8 000).
@@ -46,6 +51,8 @@ impl Default for Caps {
             ip_burst: 400,
             net_rate: 200,
             net_burst: 4_000,
+            costly_rate: 2,
+            costly_burst: 30,
             ip_conns: 2_000,
             net_conns: 8_000,
             conns: 10_000,
@@ -147,6 +154,7 @@ pub struct Gate<C: Clock + Clone = DefaultClock> {
     clock: C,
     ip_rate: Keyed<C>,
     net_rate: Keyed<C>,
+    costly_rate: Keyed<C>,
     open: Mutex<Open>,
 }
 
@@ -190,6 +198,10 @@ impl<C: Clock + Clone> Gate<C> {
                 quota(caps.net_rate, caps.net_burst),
                 clock.clone(),
             ),
+            costly_rate: RateLimiter::dashmap_with_clock(
+                quota(caps.costly_rate, caps.costly_burst),
+                clock.clone(),
+            ),
             clock,
             open: Mutex::new(Open::default()),
         })
@@ -213,6 +225,17 @@ impl<C: Clock + Clone> Gate<C> {
         self.net_rate
             .check_key(&network(ip))
             .map_err(|n| wait(Scope::Network, n))
+    }
+
+    /// Counts an expensive request (a password to hash, a Space to make) from `ip` against
+    /// its address's strict rate for those. Requests of a crowd behind one address are paced;
+    /// these are not, since nobody needs many of them.
+    pub fn costly(&self, ip: IpAddr) -> Result<(), Refusal> {
+        let ip = ip.to_canonical();
+        self.costly_rate.check_key(&ip).map_err(|n| Refusal::Rate {
+            scope: Scope::Ip,
+            retry_after: n.wait_time_from(self.clock.now()),
+        })
     }
 
     /// Opens a counted connection from `ip`, unless its address or its network holds as many
@@ -266,15 +289,15 @@ impl<C: Clock + Clone> Gate<C> {
     /// Forgets the rates of addresses that have been quiet long enough to be back at a full
     /// burst, so the tables hold only who is asking now.
     pub fn forget_quiet(&self) {
-        self.ip_rate.retain_recent();
-        self.net_rate.retain_recent();
-        self.ip_rate.shrink_to_fit();
-        self.net_rate.shrink_to_fit();
+        for rate in [&self.ip_rate, &self.net_rate, &self.costly_rate] {
+            rate.retain_recent();
+            rate.shrink_to_fit();
+        }
     }
 
     /// Addresses and networks with a rate remembered.
     pub fn remembered(&self) -> usize {
-        self.ip_rate.len() + self.net_rate.len()
+        self.ip_rate.len() + self.net_rate.len() + self.costly_rate.len()
     }
 }
 
@@ -309,6 +332,8 @@ mod tests {
             ip_burst: 4,
             net_rate: 5,
             net_burst: 10,
+            costly_rate: 1,
+            costly_burst: 2,
             ip_conns: 3,
             net_conns: 5,
             conns: 7,
@@ -415,6 +440,22 @@ mod tests {
         assert_eq!(head_timeout(full, 500, 1000), full);
         assert_eq!(head_timeout(full, 750, 1000), Duration::from_millis(5_500));
         assert_eq!(head_timeout(full, 2000, 1000), Duration::from_secs(1));
+    }
+
+    #[test]
+    fn expensive_requests_have_a_strict_rate_of_their_own() {
+        let clock = FakeRelativeClock::default();
+        let gate = Gate::with_clock(caps(), clock.clone());
+        gate.costly(ip("192.0.2.1")).unwrap();
+        gate.costly(ip("192.0.2.1")).unwrap();
+        let refused = gate.costly(ip("192.0.2.1")).unwrap_err();
+        assert_eq!(refused.reason(), "rate_ip");
+        assert_eq!(refused.retry_after_secs(), 1);
+        gate.costly(ip("192.0.2.2")).unwrap();
+        // Ordinary requests are not held up by it.
+        gate.request(ip("192.0.2.1")).unwrap();
+        clock.advance(Duration::from_secs(1));
+        gate.costly(ip("192.0.2.1")).unwrap();
     }
 
     #[test]

@@ -6,10 +6,11 @@ use crate::live::{LiveSpace, SpaceView};
 use crate::ticket::Ticket;
 use crate::{AppState, unix_now};
 use axum::extract::rejection::JsonRejection;
-use axum::extract::{FromRequest, Path, Query, State};
+use axum::extract::{ConnectInfo, FromRequest, Path, Query, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
+use std::net::SocketAddr;
 use stentor_space::{Command, Role, UserId};
 use stentor_store::{SpaceRecord, User};
 
@@ -65,6 +66,9 @@ struct SessionView {
     token: String,
 }
 
+/// Longest password accepted, in bytes.
+const MAX_PASSWORD: usize = 1024;
+
 fn check_credentials(c: &Credentials) -> Result<(), ApiError> {
     let ok_handle = (3..=30).contains(&c.handle.len())
         && c.handle
@@ -75,7 +79,7 @@ fn check_credentials(c: &Credentials) -> Result<(), ApiError> {
             "handle: 3 to 30 characters of a-z, 0-9 and _".into(),
         ));
     }
-    if !(8..=1024).contains(&c.password.len()) {
+    if !(8..=MAX_PASSWORD).contains(&c.password.len()) {
         return Err(ApiError::BadRequest("password: 8 to 1024 bytes".into()));
     }
     Ok(())
@@ -104,13 +108,12 @@ async fn open_session(
 /// `POST /api/v1/accounts`: creates an account and signs in.
 pub async fn sign_up(
     State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
     Json(c): Json<Credentials>,
 ) -> Result<Response, ApiError> {
     check_credentials(&c)?;
-    let password = c.password;
-    let hash = tokio::task::spawn_blocking(move || auth::hash_password(&password))
-        .await
-        .map_err(|e| ApiError::Internal(e.to_string()))??;
+    state.gate.costly(peer.ip()).map_err(ApiError::Limited)?;
+    let hash = state.passwords.hash(c.password).await?;
     let user = state
         .store
         .create_user(&c.handle, &hash, unix_now() as i64)
@@ -118,25 +121,26 @@ pub async fn sign_up(
     open_session(&state, user, StatusCode::CREATED).await
 }
 
-/// `POST /api/v1/sessions`: signs in.
+/// `POST /api/v1/sessions`: signs in. A handle that does not exist costs the same hash as a
+/// wrong password, and answers the same.
 pub async fn sign_in(
     State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
     Json(c): Json<Credentials>,
 ) -> Result<Response, ApiError> {
     let refused = || ApiError::Unauthorized("wrong handle or password".into());
-    let (user, hash) = state
-        .store
-        .user_with_hash(&c.handle)
-        .await?
-        .ok_or_else(refused)?;
-    let password = c.password;
-    let ok = tokio::task::spawn_blocking(move || auth::verify_password(&password, &hash))
-        .await
-        .map_err(|e| ApiError::Internal(e.to_string()))?;
-    if !ok {
+    if c.password.len() > MAX_PASSWORD {
         return Err(refused());
     }
-    open_session(&state, user, StatusCode::OK).await
+    state.gate.costly(peer.ip()).map_err(ApiError::Limited)?;
+    let (user, hash) = match state.store.user_with_hash(&c.handle).await? {
+        Some((user, hash)) => (Some(user), Some(hash)),
+        None => (None, None),
+    };
+    if !state.passwords.verify(&c.handle, c.password, hash).await? {
+        return Err(refused());
+    }
+    open_session(&state, user.ok_or_else(refused)?, StatusCode::OK).await
 }
 
 /// `DELETE /api/v1/sessions`: signs out.
@@ -172,10 +176,12 @@ pub struct NewSpace {
 /// `POST /api/v1/spaces`: creates a scheduled Space hosted by the caller.
 pub async fn create_space(
     State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
     caller: Caller,
     Json(new): Json<NewSpace>,
 ) -> Result<(StatusCode, Json<SpaceView>), ApiError> {
     let user = caller.required()?;
+    state.gate.costly(peer.ip()).map_err(ApiError::Limited)?;
     let title = new.title.trim();
     if title.is_empty() || title.chars().count() > 120 {
         return Err(ApiError::BadRequest("title: 1 to 120 characters".into()));

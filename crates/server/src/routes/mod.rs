@@ -155,6 +155,10 @@ pub fn router(state: AppState) -> Router {
         .route("/spaces/{id}/tickets", post(api::ticket))
         .route("/spaces/{id}/ws", get(ws::upgrade))
         .layer(DefaultBodyLimit::max(MAX_JSON_BODY))
+        .layer(axum::middleware::from_fn_with_state(
+            state.config.deadlines(),
+            crate::deadline::hold_bodies,
+        ))
         .route(
             "/spaces/{id}/source",
             put(ogg::source).layer(DefaultBodyLimit::disable()),

@@ -87,7 +87,8 @@ pub async fn admit_listener(
 
 /// `PUT /api/v1/spaces/{id}/source?ticket=T`: an Ogg/Opus stream (mono or stereo, 20 ms
 /// packets) published as the ticket holder, who must be a speaker. Packets are paced to real
-/// time, so a source that sends pages of a second or more is smoothed out.
+/// time, so a source that sends pages of a second or more is smoothed out. A source that
+/// sends no packet for the source idle time (`admission.source_idle_ms`) is ended.
 pub async fn source(
     State(state): State<AppState>,
     Path(id): Path<String>,
@@ -107,13 +108,23 @@ pub async fn source(
     let mut headers_seen = 0;
     let mut seq: u32 = 0;
     let start = tokio::time::Instant::now();
-    while let Some(chunk) = chunks.next().await {
+    let idle = state.config.deadlines().source_idle;
+    let mut heard = start;
+    loop {
+        let Ok(chunk) = tokio::time::timeout_at(heard + idle, chunks.next()).await else {
+            return Err(ApiError::TimedOut(format!(
+                "no audio for {} ms: the source is ended",
+                idle.as_millis()
+            )));
+        };
+        let Some(chunk) = chunk else { break };
         let chunk = chunk.map_err(|e| ApiError::BadRequest(format!("reading the body: {e}")))?;
         reader.feed(&chunk);
         while let Some(packet) = reader
             .next_packet()
             .map_err(|e| ApiError::BadRequest(e.to_string()))?
         {
+            heard = tokio::time::Instant::now();
             match headers_seen {
                 0 => {
                     parse_opus_head(&packet.data)

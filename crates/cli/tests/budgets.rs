@@ -1,0 +1,111 @@
+//! Expensive work has a budget: password hashes run a few at a time whatever the crowd, a
+//! handle that keeps failing waits, and an unknown handle costs what a known one does.
+
+mod common;
+
+use common::TestServer;
+use std::net::IpAddr;
+use std::time::{Duration, Instant};
+
+fn from(ip: &str) -> reqwest::Client {
+    reqwest::Client::builder()
+        .local_address(ip.parse::<IpAddr>().unwrap())
+        .build()
+        .unwrap()
+}
+
+async fn sign_in(client: &reqwest::Client, server: &TestServer, handle: &str, pw: &str) -> u16 {
+    client
+        .post(format!("{}/api/v1/sessions", server.base))
+        .json(&serde_json::json!({"handle": handle, "password": pw}))
+        .send()
+        .await
+        .unwrap()
+        .status()
+        .as_u16()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn eighty_concurrent_wrong_sign_ins_are_all_answered_and_hash_a_few_at_a_time() {
+    let server = TestServer::start("budget-hashing").await;
+    server.api().sign_up("victim", "password-1").await.unwrap();
+    let client = from("127.0.20.1");
+    let tries = (0..80).map(|i| {
+        let (client, server) = (client.clone(), &server);
+        async move { sign_in(&client, server, "victim", &format!("wrong-{i}")).await }
+    });
+    let answers = futures_util::future::join_all(tries).await;
+    let mut by_status = std::collections::BTreeMap::<u16, usize>::new();
+    for status in &answers {
+        *by_status.entry(*status).or_default() += 1;
+    }
+    assert!(
+        answers.iter().all(|s| [401, 429, 503].contains(s)),
+        "{by_status:?}"
+    );
+    assert!(by_status.contains_key(&401), "{by_status:?}");
+    let cores = std::thread::available_parallelism().unwrap().get();
+    let peak = server.state.passwords.peak();
+    assert!(peak <= 2 * cores, "{peak} hashes ran at once");
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_handle_that_keeps_failing_waits_from_any_address_and_the_right_password_still_works_after()
+ {
+    let server = TestServer::start("budget-throttle").await;
+    server.api().sign_up("alice", "password-1").await.unwrap();
+    // Five mistakes are free; the sixth makes the next try wait.
+    for i in 0..6 {
+        let client = from(&format!("127.0.21.{}", i + 1));
+        assert_eq!(sign_in(&client, &server, "alice", "wrong-pw").await, 401);
+    }
+    // The seventh, from yet another address and right, is not checked at all.
+    let other = from("127.0.22.1");
+    let response = other
+        .post(format!("{}/api/v1/sessions", server.base))
+        .json(&serde_json::json!({"handle": "alice", "password": "password-1"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 429);
+    let retry: u64 = response.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((1..=2).contains(&retry), "{retry}");
+    // Another account is not held up.
+    assert_eq!(sign_in(&other, &server, "nobody", "password-1").await, 401);
+    tokio::time::sleep(Duration::from_secs(retry)).await;
+    assert_eq!(sign_in(&other, &server, "alice", "password-1").await, 200);
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unknown_handle_takes_as_long_as_a_wrong_password() {
+    let server = TestServer::start("budget-timing").await;
+    server.api().sign_up("known", "password-1").await.unwrap();
+    let client = from("127.0.23.1");
+    let median = |handle: &'static str| {
+        let (client, server) = (&client, &server);
+        async move {
+            let mut times = Vec::new();
+            for i in 0..5 {
+                let started = Instant::now();
+                // Different wrong passwords; under the free tries of the throttle.
+                let _ = sign_in(client, server, handle, &format!("wrong-{i}-pw")).await;
+                times.push(started.elapsed());
+            }
+            times.sort();
+            times[2]
+        }
+    };
+    let wrong = median("known").await;
+    let unknown = median("unknown").await;
+    assert!(
+        unknown * 2 > wrong,
+        "unknown handle {unknown:?}, wrong password {wrong:?}"
+    );
+    server.stop().await;
+}

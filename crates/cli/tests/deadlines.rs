@@ -1,0 +1,115 @@
+//! Every phase of a connection has a deadline: a half-sent request body and a source that
+//! goes silent are closed in their time, so that even with the server's connection cap
+//! scaled down, they lock nobody out.
+
+mod common;
+
+use common::TestServer;
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpSocket, TcpStream};
+
+async fn connect_from(ip: &str, server: &TestServer) -> TcpStream {
+    let socket = TcpSocket::new_v4().unwrap();
+    socket
+        .bind(SocketAddr::new(ip.parse().unwrap(), 0))
+        .unwrap();
+    let addr: SocketAddr = server.base.trim_start_matches("http://").parse().unwrap();
+    socket.connect(addr).await.unwrap()
+}
+
+/// Everything the server sends until it closes, or `None` if it keeps the connection open
+/// past `within`.
+async fn answer_within(tcp: &mut TcpStream, within: Duration) -> Option<String> {
+    let mut out = Vec::new();
+    tokio::time::timeout(within, tcp.read_to_end(&mut out))
+        .await
+        .ok()?
+        .ok()?;
+    Some(String::from_utf8_lossy(&out).into_owned())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sixty_half_sent_bodies_are_closed_in_their_time_and_lock_nobody_out() {
+    let server = TestServer::start_with("deadline-body", |c| {
+        c.admission.connections = Some(60);
+        c.admission.body_timeout_ms = Some(500);
+    })
+    .await;
+    let mut host = server.api();
+    host.sign_up("host_d", "password-1").await.unwrap();
+    let space = host.create_space("Deadlines").await.unwrap();
+    host.command(&space, serde_json::json!({"cmd": "start"}))
+        .await
+        .unwrap();
+    // The host's kept-alive connection goes, so that the 60 take every place there is.
+    drop(host);
+    while server.state.gate.open() > 0 {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let mut slow = Vec::new();
+    for i in 0..60 {
+        let mut tcp = connect_from(&format!("127.0.30.{}", i + 1), &server).await;
+        tcp.write_all(
+            b"POST /api/v1/sessions HTTP/1.1\r\nHost: x\r\ncontent-type: application/json\r\n\
+              content-length: 100\r\n\r\n{",
+        )
+        .await
+        .unwrap();
+        slow.push(tcp);
+    }
+    // Every place is taken (the last accept may still be on its way).
+    let full = Instant::now() + Duration::from_secs(2);
+    while server.state.gate.open() < 60 && Instant::now() < full {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    assert_eq!(server.state.gate.open(), 60);
+    let started = Instant::now();
+    for tcp in &mut slow {
+        let answer = answer_within(tcp, Duration::from_secs(3))
+            .await
+            .expect("a half-sent body is answered and closed");
+        assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+        assert!(answer.contains("did not arrive in time"), "{answer}");
+    }
+    assert!(started.elapsed() < Duration::from_secs(3));
+    // Their places are free again: a listener gets in.
+    let response = reqwest::get(format!("{}/spaces/{space}/live.opus", server.base))
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_source_that_sends_its_headers_and_then_nothing_is_ended() {
+    let server = TestServer::start_with("deadline-source", |c| {
+        c.admission.source_idle_ms = Some(500);
+    })
+    .await;
+    let mut host = server.api();
+    host.sign_up("host_s", "password-1").await.unwrap();
+    let space = host.create_space("Silent source").await.unwrap();
+    host.command(&space, serde_json::json!({"cmd": "start"}))
+        .await
+        .unwrap();
+    let ticket = host.ticket(&space).await.unwrap().ticket;
+    let live = server.state.spaces.get(&space).await.unwrap();
+    let mut tcp = connect_from("127.0.31.1", &server).await;
+    let head = format!(
+        "PUT /api/v1/spaces/{space}/source?ticket={ticket} HTTP/1.1\r\nHost: x\r\n\
+         content-type: audio/ogg\r\ncontent-length: 10000000\r\n\r\n"
+    );
+    tcp.write_all(head.as_bytes()).await.unwrap();
+    for page in live.hub.ogg_headers() {
+        tcp.write_all(page).await.unwrap();
+    }
+    let started = Instant::now();
+    let answer = answer_within(&mut tcp, Duration::from_secs(5))
+        .await
+        .expect("a silent source is ended");
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+    assert!(started.elapsed() >= Duration::from_millis(400));
+    server.stop().await;
+}
