@@ -48,7 +48,7 @@ pub async fn prepare(state: &AppState) -> anyhow::Result<(Arc<LiveSpace>, UserId
         .map_err(|e| anyhow::anyhow!("{e}"))?;
     if space.with_domain(|d| d.lifecycle()) == Lifecycle::Scheduled {
         space
-            .command(host.id, Command::Start)
+            .run_command(host.id, Command::Start)
             .await
             .context("starting the demo")?;
     }

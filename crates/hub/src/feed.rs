@@ -4,6 +4,7 @@ use crate::ring::{Cursor, Read, Ring};
 use crate::writer::Snapshot;
 use bytes::Bytes;
 use parking_lot::RwLock;
+use std::collections::VecDeque;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use tokio::sync::watch;
@@ -17,6 +18,9 @@ pub struct Feed {
 #[derive(Debug)]
 struct Inner {
     ring: RwLock<Ring>,
+    /// Numbers of the events still in the ring, oldest first, and how many it may hold.
+    events: parking_lot::Mutex<VecDeque<u64>>,
+    event_room: usize,
     head: watch::Sender<u64>,
     /// Timed frames published so far, sent on every one (for staggered writers).
     ticks: watch::Sender<u64>,
@@ -35,11 +39,19 @@ struct Inner {
 impl Feed {
     /// A feed keeping `capacity` frames, giving new subscribers `burst` frames at once.
     pub fn new(capacity: usize, burst: usize) -> Self {
+        Self::with_events(capacity, burst, 0)
+    }
+
+    /// A feed keeping `capacity` frames of the stream and up to `event_room` events beside
+    /// them: events never take the place of the stream's frames, whatever their rate.
+    pub fn with_events(capacity: usize, burst: usize, event_room: usize) -> Self {
         let (head, _) = watch::channel(0);
         let (ticks, _) = watch::channel(0);
         Self {
             inner: Arc::new(Inner {
-                ring: RwLock::new(Ring::new(capacity)),
+                ring: RwLock::new(Ring::new(capacity + event_room)),
+                events: parking_lot::Mutex::new(VecDeque::with_capacity(event_room)),
+                event_room,
                 head,
                 ticks,
                 burst,
@@ -65,9 +77,21 @@ impl Feed {
     }
 
     /// Adds an entry in order with the stream that does not count toward the cadence (an
-    /// event): it leaves with the next wake-up, so it costs no write of its own.
-    pub fn publish_along(&self, frame: Bytes) {
-        self.push(frame);
+    /// event): it leaves with the next wake-up, so it costs no write of its own. Refused
+    /// (false) when the ring holds as many events as it has room for beside the stream.
+    pub fn publish_along(&self, frame: Bytes) -> bool {
+        let mut ring = self.inner.ring.write();
+        let mut events = self.inner.events.lock();
+        // The ring after this push keeps frames from here on.
+        let tail = (ring.head() + 1).saturating_sub(ring.capacity() as u64);
+        while events.front().is_some_and(|n| *n < tail) {
+            events.pop_front();
+        }
+        if events.len() >= self.inner.event_room {
+            return false;
+        }
+        events.push_back(ring.push(frame));
+        true
     }
 
     fn push(&self, frame: Bytes) -> u64 {
@@ -208,6 +232,32 @@ impl Drop for Subscriber {
 mod tests {
     use super::*;
 
+    #[test]
+    fn a_flood_of_events_never_takes_the_place_of_the_stream() {
+        let feed = Feed::with_events(10, 0, 3);
+        let mut refused = 0;
+        for n in 0..100u8 {
+            feed.publish(Bytes::from(vec![n]));
+            for _ in 0..50 {
+                if !feed.publish_along(Bytes::from_static(b"event")) {
+                    refused += 1;
+                }
+            }
+            let mut snap = Snapshot::default();
+            feed.snapshot(&mut snap);
+            let audio = (snap.start()..snap.head())
+                .filter(|i| snap.get(*i).is_some_and(|f| f.len() == 1))
+                .count();
+            assert_eq!(audio, usize::from(n + 1).min(10), "after frame {n}");
+        }
+        assert!(refused > 4_000, "{refused}");
+        // Once the events have left the ring, there is room for new ones.
+        for n in 0..13u8 {
+            feed.publish(Bytes::from(vec![n]));
+        }
+        assert!(feed.publish_along(Bytes::from_static(b"event")));
+    }
+
     #[tokio::test]
     async fn subscribers_wake_when_a_frame_is_published() {
         let feed = Feed::new(16, 2);
@@ -248,13 +298,13 @@ mod tests {
 
     #[tokio::test]
     async fn events_ride_along_with_the_next_wake_up() {
-        let feed = Feed::new(64, 0);
+        let feed = Feed::with_events(64, 0, 8);
         feed.set_wake_every(2);
         let mut ticks = feed.ticks();
         feed.publish(Bytes::from_static(b"a1"));
         assert_eq!(*ticks.borrow_and_update(), 1);
         for _ in 0..5 {
-            feed.publish_along(Bytes::from_static(b"event"));
+            assert!(feed.publish_along(Bytes::from_static(b"event")));
         }
         assert!(!ticks.has_changed().unwrap(), "an event woke the writers");
         feed.publish(Bytes::from_static(b"a2"));

@@ -43,6 +43,11 @@ impl Ring {
         n
     }
 
+    /// Frames it keeps.
+    pub fn capacity(&self) -> usize {
+        self.slots.len()
+    }
+
     /// Number of the next frame to be pushed.
     pub fn head(&self) -> u64 {
         self.head

@@ -18,6 +18,9 @@ pub struct HubConfig {
     pub ring_frames: usize,
     /// Frames a new listener receives at once (default 10: 200 ms).
     pub burst_frames: usize,
+    /// Events the WebSocket ring keeps beside its audio frames (default 250): events never
+    /// take audio's place, and past this many in the ring, new ones are refused.
+    pub event_frames: usize,
     /// How often writers wake, by audience size.
     pub cadence: CadencePolicy,
     /// Most listeners one writer task serves (default 1024; 1 gives a task per listener).
@@ -29,6 +32,7 @@ impl Default for HubConfig {
         Self {
             ring_frames: 250,
             burst_frames: 10,
+            event_frames: 250,
             cadence: CadencePolicy::default(),
             per_writer: 1024,
         }
@@ -65,7 +69,7 @@ impl Hub {
         let mut writer = PageWriter::new(serial);
         let ogg_headers = ogg::opus_header_pages(&mut writer, title);
         Self {
-            ws: Feed::new(config.ring_frames, config.burst_frames),
+            ws: Feed::with_events(config.ring_frames, config.burst_frames, config.event_frames),
             ogg: Feed::new(config.ring_frames, config.burst_frames),
             ogg_headers,
             serial,
@@ -85,8 +89,9 @@ impl Hub {
 
     /// Publishes an event of the Space to every WebSocket listener, in order with the audio;
     /// it leaves with the next batch of audio (or the writers' idle pass), never on its own.
-    pub fn publish_event(&self, json: &str) {
-        self.ws.publish_along(crate::wsframe::text(json));
+    /// Refused (false) when the ring's room for events is full: events never push audio out.
+    pub fn publish_event(&self, json: &str) -> bool {
+        self.ws.publish_along(crate::wsframe::text(json))
     }
 
     /// Re-evaluates how often writers wake, from the audience and how far behind they were.

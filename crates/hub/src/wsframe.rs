@@ -7,6 +7,48 @@ use tungstenite::protocol::CloseFrame;
 use tungstenite::protocol::frame::coding::{CloseCode, Control, Data, OpCode};
 use tungstenite::protocol::frame::{Frame, FrameHeader};
 
+/// Largest WebSocket message accepted from a client.
+pub const MAX_WS_MESSAGE: usize = 16 * 1024;
+
+/// Close codes used by the server (RFC 6455 and application range).
+pub mod close {
+    /// The Space ended, or the client went away.
+    pub const NORMAL: u16 = 1000;
+    /// The client broke the WebSocket protocol or sent a message too large.
+    pub const PROTOCOL: u16 = 1002;
+    /// A message of a kind the server does not accept.
+    pub const UNSUPPORTED: u16 = 1003;
+    /// A message whose content is invalid (bad Opus, bad JSON, unknown command).
+    pub const INVALID: u16 = 1007;
+    /// The client did something its role does not allow (a listener publishing).
+    pub const POLICY: u16 = 1008;
+    /// A message larger than the server accepts.
+    pub const TOO_BIG: u16 = 1009;
+    /// The server is shutting down.
+    pub const GOING_AWAY: u16 = 1001;
+    /// The participant was removed from the Space.
+    pub const REMOVED: u16 = 4003;
+    /// The server is overloaded and lets this listener go: come back after the seconds in
+    /// the reason (RFC 6455's registry: Try Again Later).
+    pub const TRY_AGAIN_LATER: u16 = 1013;
+
+    /// A metrics label for a close code.
+    pub fn label(code: u16) -> &'static str {
+        match code {
+            NORMAL => "ended",
+            GOING_AWAY => "shutdown",
+            PROTOCOL => "protocol",
+            UNSUPPORTED => "unsupported",
+            INVALID => "invalid",
+            POLICY => "policy",
+            TOO_BIG => "too_big",
+            REMOVED => "removed",
+            TRY_AGAIN_LATER => "shed",
+            _ => "other",
+        }
+    }
+}
+
 /// A complete server frame: header and payload, ready for the socket.
 fn frame(frame: Frame) -> Bytes {
     let mut out = Vec::with_capacity(frame.len());

@@ -137,6 +137,13 @@ pub struct AdmissionConfig {
     /// open [default: 10000]; down to a tenth of it as they fill (against slow-loris attacks).
     #[arg(long, env = "STENTOR_HEAD_TIMEOUT_MS")]
     pub head_timeout_ms: Option<u64>,
+    /// Messages (commands, pings) a second one WebSocket connection may send, sustained;
+    /// past it, the connection is closed with 1008 [default: 10].
+    #[arg(long, env = "STENTOR_COMMANDS_PER_SEC")]
+    pub commands_per_sec: Option<u32>,
+    /// Messages one WebSocket connection may send at once [default: 30].
+    #[arg(long, env = "STENTOR_COMMAND_BURST")]
+    pub command_burst: Option<u32>,
     /// Milliseconds a request body may take before its minimum rate applies [default: 10000].
     #[arg(long, env = "STENTOR_BODY_TIMEOUT_MS")]
     pub body_timeout_ms: Option<u64>,
@@ -268,6 +275,14 @@ impl Config {
                     .admission
                     .head_timeout_ms
                     .or(lower.admission.head_timeout_ms),
+                commands_per_sec: self
+                    .admission
+                    .commands_per_sec
+                    .or(lower.admission.commands_per_sec),
+                command_burst: self
+                    .admission
+                    .command_burst
+                    .or(lower.admission.command_burst),
                 body_timeout_ms: self
                     .admission
                     .body_timeout_ms
@@ -390,6 +405,14 @@ impl Config {
                 .head_timeout_ms
                 .map_or(d.head_timeout, std::time::Duration::from_millis),
         }
+    }
+
+    /// The messages one WebSocket connection may send: a burst, then a rate.
+    pub fn command_quota(&self) -> governor::Quota {
+        let nz = |n: u32| std::num::NonZeroU32::new(n.max(1)).expect("at least 1");
+        let rate = self.admission.commands_per_sec.unwrap_or(10);
+        let burst = self.admission.command_burst.unwrap_or(30).max(rate);
+        governor::Quota::per_second(nz(rate)).allow_burst(nz(burst))
     }
 
     /// Deadlines of request bodies and sources.

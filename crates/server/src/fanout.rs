@@ -9,7 +9,8 @@
 
 use crate::AppState;
 use crate::capacity::Slot;
-use crate::live::LiveSpace;
+use crate::commands::Close;
+use crate::live::{Audience, LiveSpace, Reply, refused_event};
 use crate::routes::ws::{MAX_WS_MESSAGE, close};
 use bytes::Bytes;
 use parking_lot::Mutex;
@@ -19,7 +20,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 use stentor_hub::wsframe::{self, ClientFrame};
 use stentor_hub::{Feed, Position, Snapshot, Stagger};
-use stentor_space::{Command, UserId};
+use stentor_space::UserId;
 use tokio::io::{AsyncWriteExt, Interest};
 use tokio::net::TcpStream;
 use tokio::sync::broadcast::error::RecvError;
@@ -32,6 +33,11 @@ const MAX_SLICES: usize = 66;
 const YIELD_EVERY: usize = 256;
 /// Reads of one socket per pass: a client that floods cannot hold its shard.
 const MAX_READS: usize = 4;
+/// Bytes of its own (answers, pongs, refusals) a listener may have waiting; one that does not
+/// read them is let go.
+pub const MAX_OUT: usize = 64 * 1024;
+/// Refusals and answers waiting for a shard's listeners; past it they are dropped.
+const PERSONAL_QUEUE: usize = 256;
 /// A pass runs at least this often when the feed is quiet (a lobby before the start): events
 /// and what listeners send are dealt with then. Longer than the longest cadence, so that
 /// while audio flows it never adds a write of its own.
@@ -58,12 +64,18 @@ pub struct Sink {
 
 #[derive(Default)]
 struct Extra {
-    /// Frames for this listener alone (answers, refusals, a close), sent between shared ones.
+    /// Frames for this listener alone (answers, refusals, a close), sent between shared ones;
+    /// at most [`MAX_OUT`] bytes.
     out: Vec<u8>,
     /// The start of a client frame that has not fully arrived.
     input: Vec<u8>,
     /// Set once a close frame is queued: the socket is dropped when it has gone out.
     closing: Option<u16>,
+    /// Set when `out` would have grown past its bound: the listener does not read.
+    overflow: bool,
+    /// Commands (and pings) this listener may still send, by GCRA; once a listener has sent
+    /// one, it keeps this (and so its `Extra`, some 200 bytes).
+    rate: Option<crate::commands::Rate>,
 }
 
 impl Sink {
@@ -93,8 +105,15 @@ impl Sink {
         self.extra.get_or_insert_with(Box::default)
     }
 
+    /// Queues bytes for this listener alone; past [`MAX_OUT`] waiting, the listener is marked
+    /// as one that does not read (and let go).
     fn queue(&mut self, frame: &[u8]) {
-        self.extra().out.extend_from_slice(frame);
+        let extra = self.extra();
+        if extra.out.len() + frame.len() > MAX_OUT {
+            extra.overflow = true;
+        } else {
+            extra.out.extend_from_slice(frame);
+        }
     }
 
     fn close_with(&mut self, code: u16, reason: &str) {
@@ -189,8 +208,13 @@ struct Shard {
     sinks: Vec<Sink>,
     load: Arc<AtomicUsize>,
     rx: mpsc::UnboundedReceiver<Sink>,
-    personal_tx: mpsc::UnboundedSender<(UserId, Bytes)>,
-    personal_rx: mpsc::UnboundedReceiver<(UserId, Bytes)>,
+    personal_tx: mpsc::Sender<(UserId, Bytes)>,
+    personal_rx: mpsc::Receiver<(UserId, Bytes)>,
+    /// Connections per signed user in this shard: notices for anyone else are passed over
+    /// without a look at the sockets.
+    users: std::collections::HashMap<UserId, u32>,
+    /// Commands a listener may send.
+    quota: governor::Quota,
     snap: Snapshot,
     scratch: Vec<u8>,
     stagger: Stagger,
@@ -209,7 +233,8 @@ impl Shard {
         state: AppState,
         space: Arc<LiveSpace>,
     ) -> Self {
-        let (personal_tx, personal_rx) = mpsc::unbounded_channel();
+        let (personal_tx, personal_rx) = mpsc::channel(PERSONAL_QUEUE);
+        let quota = state.config.command_quota();
         Self {
             feed: fanout.feed.clone(),
             transport: fanout.transport,
@@ -218,6 +243,8 @@ impl Shard {
             rx,
             personal_tx,
             personal_rx,
+            users: std::collections::HashMap::new(),
+            quota,
             snap: Snapshot::default(),
             scratch: vec![0; MAX_WS_MESSAGE + 64],
             stagger: Stagger::nth(SHARDS_STARTED.fetch_add(1, Ordering::Relaxed)),
@@ -246,20 +273,31 @@ impl Shard {
                 sink = self.rx.recv() => match sink {
                     Some(sink) => {
                         self.feed.attach(1);
+                        if let Some(user) = sink.user {
+                            *self.users.entry(user).or_default() += 1;
+                        }
                         self.sinks.push(sink);
                     }
                     None => break,
                 },
-                Some((user, frame)) = self.personal_rx.recv() => {
-                    for sink in self.sinks.iter_mut().filter(|s| s.user == Some(user)) {
-                        sink.queue(&frame);
-                    }
-                }
+                Some((user, frame)) = self.personal_rx.recv() => self.tell(user, &frame),
                 notice = notices.recv(), if ws => match notice {
-                    Ok(notice) => if let Some(user) = notice.to {
+                    Ok(notice) => if let Some(user) = notice.to
+                        && self.users.contains_key(&user)
+                    {
+                        if notice.audience == Audience::StageAndSubject {
+                            self.tell(user, &wsframe::text(&notice.text));
+                        }
                         self.on_notice_to(user);
                     },
-                    Err(RecvError::Lagged(_)) => {}
+                    // Notices were missed: what matters of them (removals, moves on stage)
+                    // is state, so look at it again for everyone here.
+                    Err(RecvError::Lagged(_)) => {
+                        let users: Vec<UserId> = self.users.keys().copied().collect();
+                        for user in users {
+                            self.on_notice_to(user);
+                        }
+                    }
                     Err(RecvError::Closed) => break,
                 },
                 changed = ticks.changed() => {
@@ -320,9 +358,7 @@ impl Shard {
                     );
                 }
                 Transport::Ogg => {
-                    self.sinks.swap_remove(i);
-                    self.feed.detach(1);
-                    self.load.fetch_sub(1, Ordering::Relaxed);
+                    self.remove(i);
                     self.space
                         .metrics
                         .close(close::label(close::TRY_AGAIN_LATER));
@@ -344,7 +380,13 @@ impl Shard {
                 let sink = &mut self.sinks[i];
                 let next = match self.transport {
                     Transport::WebSocket => {
-                        read_ws(sink, &mut self.scratch, &self.space, &self.personal_tx)
+                        let mut ctx = Reader {
+                            scratch: &mut self.scratch,
+                            space: &self.space,
+                            personal: &self.personal_tx,
+                            quota: self.quota,
+                        };
+                        read_ws(sink, &mut ctx)
                     }
                     Transport::Ogg => read_ignored(sink, &mut self.scratch),
                 };
@@ -356,10 +398,11 @@ impl Shard {
             match next {
                 Next::Keep => i += 1,
                 Next::Drop(why) => {
-                    self.sinks.swap_remove(i);
-                    self.feed.detach(1);
-                    self.load.fetch_sub(1, Ordering::Relaxed);
+                    let sink = self.remove(i);
                     self.space.metrics.close(why);
+                    if let Some(user) = sink.user {
+                        crate::commands::lower_hand_of_the_gone(&self.space, user);
+                    }
                 }
             }
             served += 1;
@@ -385,9 +428,7 @@ impl Shard {
                 self.sinks[i].close_with(close::REMOVED, "removed from this space");
                 i += 1;
             } else if role.is_speaker() {
-                let sink = self.sinks.swap_remove(i);
-                self.feed.detach(1);
-                self.load.fetch_sub(1, Ordering::Relaxed);
+                let sink = self.remove(i);
                 self.feed.snapshot(&mut self.snap);
                 let due = due_bytes(&sink, &self.snap);
                 self.state.tasks.spawn(crate::routes::ws::hand_over(
@@ -400,6 +441,32 @@ impl Shard {
             } else {
                 i += 1;
             }
+        }
+    }
+
+    /// Takes listener `i` out of the shard.
+    fn remove(&mut self, i: usize) -> Sink {
+        let sink = self.sinks.swap_remove(i);
+        self.feed.detach(1);
+        self.load.fetch_sub(1, Ordering::Relaxed);
+        if let Some(user) = sink.user
+            && let std::collections::hash_map::Entry::Occupied(mut e) = self.users.entry(user)
+        {
+            *e.get_mut() -= 1;
+            if *e.get() == 0 {
+                e.remove();
+            }
+        }
+        sink
+    }
+
+    /// Queues `frame` for every connection of `user` in this shard.
+    fn tell(&mut self, user: UserId, frame: &[u8]) {
+        if !self.users.contains_key(&user) {
+            return;
+        }
+        for sink in self.sinks.iter_mut().filter(|s| s.user == Some(user)) {
+            sink.queue(frame);
         }
     }
 
@@ -422,6 +489,7 @@ impl Shard {
         }
         self.feed.detach(sinks.len());
         self.load.fetch_sub(sinks.len(), Ordering::Relaxed);
+        self.users.clear();
     }
 }
 
@@ -448,6 +516,10 @@ fn due_bytes(sink: &Sink, snap: &Snapshot) -> Vec<u8> {
 /// Writes what the listener is due in one vectored write; a full socket waits for the next
 /// pass (and skips to live if it falls out of the ring).
 fn write_due(sink: &mut Sink, snap: &Snapshot, burst: u64, space: &LiveSpace) -> Next {
+    if sink.extra.as_ref().is_some_and(|e| e.overflow) {
+        // It sends and does not read: nothing more can reach it in order, not even a close.
+        return Next::Drop("not_reading");
+    }
     let closing = sink.extra.as_ref().and_then(|e| e.closing);
     if closing.is_none() && sink.pos.catch_up(snap, burst) > 0 {
         space.metrics.listener_skips.inc();
@@ -476,7 +548,11 @@ fn write_due(sink: &mut Sink, snap: &Snapshot, burst: u64, space: &LiveSpace) ->
             let done = sink.pos.advance(frames, extra_len, written);
             if let Some(extra) = sink.extra.as_mut() {
                 extra.out.drain(..done);
-                if extra.out.is_empty() && extra.input.is_empty() && extra.closing.is_none() {
+                if extra.out.is_empty()
+                    && extra.input.is_empty()
+                    && extra.closing.is_none()
+                    && extra.rate.is_none()
+                {
                     sink.extra = None;
                 }
             }
@@ -501,43 +577,45 @@ fn read_ignored(sink: &mut Sink, scratch: &mut [u8]) -> Next {
     Next::Keep
 }
 
+/// What a shard lends the reading of one listener.
+struct Reader<'a> {
+    scratch: &'a mut [u8],
+    space: &'a Arc<LiveSpace>,
+    personal: &'a mpsc::Sender<(UserId, Bytes)>,
+    quota: governor::Quota,
+}
+
 /// Reads and acts on what a WebSocket listener sent.
-fn read_ws(
-    sink: &mut Sink,
-    scratch: &mut [u8],
-    space: &Arc<LiveSpace>,
-    personal: &mpsc::UnboundedSender<(UserId, Bytes)>,
-) -> Next {
+fn read_ws(sink: &mut Sink, ctx: &mut Reader) -> Next {
     if sink.extra.as_ref().is_some_and(|e| e.closing.is_some()) {
-        return read_ignored(sink, scratch);
+        return read_ignored(sink, ctx.scratch);
     }
     if sink.extra.as_ref().is_some_and(|e| !e.input.is_empty()) {
         // Bytes left over from the handshake or an earlier pass come first.
         let pending = std::mem::take(&mut sink.extra().input);
-        if let Err((code, reason)) = consume(sink, &pending, space, personal) {
+        if let Err((code, reason)) = consume(sink, &pending, ctx) {
             sink.close_with(code, &reason);
             return Next::Keep;
         }
     }
     for _ in 0..MAX_READS {
-        let n = match sink.stream.try_read(scratch) {
+        let n = match sink.stream.try_read(ctx.scratch) {
             Ok(0) => return Next::Drop("gone"),
             Ok(n) => n,
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
             Err(_) => return Next::Drop("gone"),
         };
-        let result = if sink.extra.as_ref().is_some_and(|e| !e.input.is_empty()) {
-            let mut pending = std::mem::take(&mut sink.extra().input);
-            pending.extend_from_slice(&scratch[..n]);
-            consume(sink, &pending, space, personal)
-        } else {
-            consume(sink, &scratch[..n], space, personal)
-        };
-        if let Err((code, reason)) = result {
+        let mut pending = std::mem::take(&mut sink.extra().input);
+        pending.extend_from_slice(&ctx.scratch[..n]);
+        if let Err((code, reason)) = consume(sink, &pending, ctx) {
             sink.close_with(code, &reason);
             break;
         }
-        if sink.extra.as_ref().is_some_and(|e| e.closing.is_some()) {
+        if sink
+            .extra
+            .as_ref()
+            .is_some_and(|e| e.closing.is_some() || e.overflow)
+        {
             break;
         }
     }
@@ -545,17 +623,12 @@ fn read_ws(
 }
 
 /// Parses whole frames from `bytes`, acts on each, and keeps an incomplete tail for later.
-fn consume(
-    sink: &mut Sink,
-    mut bytes: &[u8],
-    space: &Arc<LiveSpace>,
-    personal: &mpsc::UnboundedSender<(UserId, Bytes)>,
-) -> Result<(), (u16, String)> {
+fn consume(sink: &mut Sink, mut bytes: &[u8], ctx: &mut Reader) -> Result<(), Close> {
     loop {
         match wsframe::parse_client(bytes, MAX_WS_MESSAGE) {
             Ok(Some((frame, used))) => {
                 bytes = &bytes[used..];
-                on_frame(sink, frame, space, personal)?;
+                on_frame(sink, frame, ctx)?;
                 if sink.extra.as_ref().is_some_and(|e| e.closing.is_some()) {
                     return Ok(());
                 }
@@ -571,28 +644,26 @@ fn consume(
     }
 }
 
-fn on_frame(
-    sink: &mut Sink,
-    frame: ClientFrame,
-    space: &Arc<LiveSpace>,
-    personal: &mpsc::UnboundedSender<(UserId, Bytes)>,
-) -> Result<(), (u16, String)> {
+/// One frame from a listener, through the same command path as the stage's.
+fn on_frame(sink: &mut Sink, frame: ClientFrame, ctx: &mut Reader) -> Result<(), Close> {
     let user = sink.user.unwrap_or_default();
+    if matches!(frame, ClientFrame::Text(_) | ClientFrame::Ping(_)) {
+        let quota = ctx.quota;
+        sink.extra()
+            .rate
+            .get_or_insert_with(|| crate::commands::Rate::new(quota))
+            .take()?;
+    }
     match frame {
         ClientFrame::Text(text) => {
-            let command: Command = serde_json::from_slice(&text)
-                .map_err(|e| (close::INVALID, format!("unknown command: {e}")))?;
-            let (space, personal) = (space.clone(), personal.clone());
-            tokio::spawn(async move {
-                if let Err(refusal) = space.command(user, command).await {
-                    let json =
-                        serde_json::json!({"event": "refused", "reason": refusal.to_string()});
-                    let _ = personal.send((user, wsframe::text(&json.to_string())));
-                }
-            });
+            let command = crate::commands::parse(&text)?;
+            let reply = Reply::Tell(ctx.personal.clone());
+            if let Err(e) = ctx.space.submit(user, command, false, reply) {
+                sink.queue(wsframe::text(&refused_event(&e)).as_ref());
+            }
             Ok(())
         }
-        ClientFrame::Binary(data) => crate::routes::ws::publish(space, user, data.into()),
+        ClientFrame::Binary(data) => crate::commands::publish(ctx.space, user, data.into()),
         ClientFrame::Ping(payload) => {
             sink.queue(&wsframe::pong(payload.into()));
             Ok(())

@@ -6,6 +6,7 @@
 
 pub mod auth;
 pub mod capacity;
+pub mod commands;
 pub mod config;
 pub mod deadline;
 pub mod door;

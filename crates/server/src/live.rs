@@ -15,7 +15,7 @@ use stentor_hub::{Hub, HubConfig};
 use stentor_media::MixerConfig;
 use stentor_space::{Command, Event, Lifecycle, Refusal, Role, Space, UserId};
 use stentor_store::{SpaceRecord, Store};
-use tokio::sync::{broadcast, mpsc};
+use tokio::sync::{broadcast, mpsc, oneshot};
 use tungstenite::Utf8Bytes;
 
 /// First byte of a WebSocket binary message carrying a speaker's packet (client to server).
@@ -40,8 +40,77 @@ pub enum IngestError {
 pub struct Notice {
     /// The user whose state changed (role, mute, removal), so their connection can react.
     pub to: Option<UserId>,
+    /// Who is told.
+    pub audience: Audience,
     /// The JSON text.
     pub text: Utf8Bytes,
+}
+
+/// Who an event is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Audience {
+    /// Every connection: it also rides in the hub's ring, beside the audio.
+    Everyone,
+    /// The stage (who moderates) and the user it concerns; never in the ring. Raised and
+    /// lowered hands: what a crowd can change, only those who act on it see.
+    StageAndSubject,
+}
+
+/// Why a command was not carried out.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum CommandError {
+    /// The Space refused it.
+    #[error(transparent)]
+    Refused(#[from] Refusal),
+    /// Too many commands are waiting in this Space; try again.
+    #[error("the space is busy; try again in a moment")]
+    Busy,
+    /// The change could not be stored; it is in force on this node until a restart.
+    #[error("the change could not be stored: {0}")]
+    Store(String),
+}
+
+impl From<CommandError> for crate::error::ApiError {
+    fn from(e: CommandError) -> Self {
+        match e {
+            CommandError::Refused(r) => Self::Refused(r),
+            CommandError::Busy => Self::Overloaded {
+                reason: "commands_busy",
+                retry_after: 1,
+            },
+            CommandError::Store(detail) => Self::Internal(detail),
+        }
+    }
+}
+
+/// Where the outcome of a submitted command goes.
+#[derive(Debug)]
+pub enum Reply {
+    /// To a caller that waits for it (the stage, the HTTP API).
+    Wait(oneshot::Sender<Result<(), CommandError>>),
+    /// A refusal as a `refused` event to a listener's writer, bounded: when it is full, the
+    /// refusal is dropped (the listener sends faster than it reads).
+    Tell(mpsc::Sender<(UserId, Bytes)>),
+    /// Nowhere (the server acting for someone who left).
+    Drop,
+}
+
+/// Commands from the stage waiting per Space.
+const STAGE_QUEUE: usize = 256;
+/// Commands from the audience waiting per Space: room for a crowd's burst of reactions (each
+/// connection may send 30 at once); past it, a command is refused as busy.
+const AUDIENCE_QUEUE: usize = 4096;
+
+struct Submitted {
+    actor: UserId,
+    command: Command,
+    reply: Reply,
+}
+
+/// The JSON event that tells a client its command was refused: one format for everyone.
+pub fn refused_event(reason: &dyn std::fmt::Display) -> String {
+    serde_json::json!({"event": "refused", "reason": reason.to_string()}).to_string()
 }
 
 /// One Space at runtime.
@@ -64,6 +133,9 @@ pub struct LiveSpace {
     events: broadcast::Sender<Notice>,
     forward: broadcast::Sender<(UserId, Bytes)>,
     mixer: mpsc::Sender<MixerInput>,
+    /// The one command path: the stage's queue is served before the audience's.
+    stage_commands: mpsc::Sender<Submitted>,
+    audience_commands: mpsc::Sender<Submitted>,
     store: Store,
     /// Handles of the users this Space has seen, for display.
     names: Mutex<HashMap<UserId, String>>,
@@ -116,6 +188,8 @@ impl LiveSpace {
             .fold(0x5354_454e_u32, |h, b| h.rotate_left(5) ^ u32::from(b));
         let hub = Hub::new(hub_config, &title, serial);
         let (mixer, rx) = mpsc::channel(1024);
+        let (stage_commands, stage_rx) = mpsc::channel(STAGE_QUEUE);
+        let (audience_commands, audience_rx) = mpsc::channel(AUDIENCE_QUEUE);
         let speakers: Vec<_> = domain.stage().map(|(user, m)| (user, m.muted)).collect();
         let live = domain.lifecycle() == Lifecycle::Live;
         let space = Arc::new(Self {
@@ -132,9 +206,12 @@ impl LiveSpace {
             events: broadcast::channel(1024).0,
             forward: broadcast::channel(256).0,
             mixer,
+            stage_commands,
+            audience_commands,
             store,
         });
         mixer_task::spawn(&space.id, Arc::downgrade(&space), mixer_config, rx, hub);
+        tokio::spawn(run_commands(Arc::downgrade(&space), stage_rx, audience_rx));
         for (user, muted) in speakers {
             space.to_mixer(MixerInput::AddSpeaker(user));
             space.to_mixer(MixerInput::Mute(user, muted));
@@ -145,9 +222,41 @@ impl LiveSpace {
         space
     }
 
+    /// Queues a command; it is carried out in order with every other of this Space, and its
+    /// outcome goes to `reply`. `stage` commands are served before the audience's.
+    pub fn submit(
+        &self,
+        actor: UserId,
+        command: Command,
+        stage: bool,
+        reply: Reply,
+    ) -> Result<(), CommandError> {
+        let queue = if stage {
+            &self.stage_commands
+        } else {
+            &self.audience_commands
+        };
+        let submitted = Submitted {
+            actor,
+            command,
+            reply,
+        };
+        queue.try_send(submitted).map_err(|_| {
+            self.metrics.reject("commands_busy");
+            CommandError::Busy
+        })
+    }
+
+    /// Carries out a command from the stage or the HTTP API and waits for the outcome.
+    pub async fn run_command(&self, actor: UserId, command: Command) -> Result<(), CommandError> {
+        let (tx, rx) = oneshot::channel();
+        self.submit(actor, command, true, Reply::Wait(tx))?;
+        rx.await.unwrap_or(Err(CommandError::Busy))
+    }
+
     /// Applies a participant's command, tells everyone what changed, and returns once the
-    /// change is stored.
-    pub async fn command(&self, actor: UserId, command: Command) -> Result<(), Refusal> {
+    /// change is stored. Only the command task calls it, so commands apply one at a time.
+    async fn command(&self, actor: UserId, command: Command) -> Result<(), CommandError> {
         let now = Instant::now();
         let events: Vec<Event> = {
             let mut domain = self.domain.lock();
@@ -160,6 +269,7 @@ impl LiveSpace {
         for event in &events {
             if let Err(e) = self.persist(event).await {
                 tracing::error!(space = %self.id, error = %e, "could not store a space change");
+                return Err(CommandError::Store(e.to_string()));
             }
         }
         Ok(())
@@ -188,7 +298,11 @@ impl LiveSpace {
             | Event::Invited { user, .. } => Some(*user),
             _ => None,
         };
-        self.notify(to, event);
+        let audience = match event {
+            Event::HandRaised { .. } | Event::HandLowered { .. } => Audience::StageAndSubject,
+            _ => Audience::Everyone,
+        };
+        self.notify(to, audience, event);
         match event {
             Event::Started => self.to_mixer(MixerInput::Start),
             Event::Ended => self.to_mixer(MixerInput::Stop),
@@ -225,10 +339,10 @@ impl LiveSpace {
 
     /// Sends a JSON event to every connection of this Space.
     pub fn broadcast<T: Serialize>(&self, event: &T) {
-        self.notify(None, event);
+        self.notify(None, Audience::Everyone, event);
     }
 
-    fn notify<T: Serialize>(&self, to: Option<UserId>, event: &T) {
+    fn notify<T: Serialize>(&self, to: Option<UserId>, audience: Audience, event: &T) {
         let name = to.and_then(|u| self.names.lock().get(&u).cloned());
         let text = match name {
             // Events about a user carry their handle, so no client needs to look it up.
@@ -239,9 +353,13 @@ impl LiveSpace {
             }
             None => serde_json::to_string(event).expect("events serialize"),
         };
-        self.hub.publish_event(&text);
+        if audience == Audience::Everyone && !self.hub.publish_event(&text) {
+            // The ring's room for events is full: audio keeps its place, listeners miss this.
+            self.metrics.events_refused.inc();
+        }
         let _ = self.events.send(Notice {
             to,
+            audience,
             text: Utf8Bytes::from(text),
         });
     }
@@ -374,4 +492,35 @@ pub fn role_from_name(name: &str) -> Option<Role> {
     [Role::Listener, Role::Speaker, Role::CoHost, Role::Host]
         .into_iter()
         .find(|r| role_name(*r) == name)
+}
+
+/// The command task of a Space: one command at a time, the stage's first, until the Space is
+/// dropped.
+async fn run_commands(
+    space: std::sync::Weak<LiveSpace>,
+    mut stage: mpsc::Receiver<Submitted>,
+    mut audience: mpsc::Receiver<Submitted>,
+) {
+    loop {
+        let next = tokio::select! {
+            biased;
+            Some(s) = stage.recv() => s,
+            Some(s) = audience.recv() => s,
+            else => return,
+        };
+        let Some(live) = space.upgrade() else { return };
+        let outcome = live.command(next.actor, next.command).await;
+        match next.reply {
+            Reply::Wait(tx) => {
+                let _ = tx.send(outcome);
+            }
+            Reply::Tell(tx) => {
+                if let Err(e) = outcome {
+                    let frame = stentor_hub::wsframe::text(&refused_event(&e));
+                    let _ = tx.try_send((next.actor, frame));
+                }
+            }
+            Reply::Drop => {}
+        }
+    }
 }

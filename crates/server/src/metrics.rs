@@ -41,6 +41,8 @@ pub struct Metrics {
     pub packets_in: Counter,
     /// Packets dropped because a mixer queue was full.
     pub packets_dropped: Counter,
+    /// Events not put in a ring because its room for events was full.
+    pub events_refused: Counter,
     /// Mixer ticks that ran more than a frame late.
     pub ticks_late: Counter,
     /// Times a listener fell behind the ring and skipped to live.
@@ -80,6 +82,7 @@ impl Default for Metrics {
             listeners: Gauge::default(),
             packets_in: Counter::default(),
             packets_dropped: Counter::default(),
+            events_refused: Counter::default(),
             ticks_late: Counter::default(),
             listener_skips: Counter::default(),
             concealed: Counter::default(),
@@ -132,6 +135,11 @@ impl Default for Metrics {
             "packets_dropped",
             "Speaker packets dropped (mixer queue full)",
             m.packets_dropped.clone(),
+        );
+        registry.register(
+            "events_refused",
+            "Events kept out of a ring whose room for events was full (audio keeps its place)",
+            m.events_refused.clone(),
         );
         registry.register(
             "mixer_ticks_late",

@@ -62,6 +62,9 @@ pub struct Limits {
     pub max_speakers: usize,
     /// Reactions one user may send per window (default 5); more are dropped.
     pub reactions_per_user: u32,
+    /// Raised hands waiting at once (default 100): every moderator sees them all, and a
+    /// person joining is told them, so they are bounded; past it, a request is refused.
+    pub max_hands: usize,
 }
 
 impl Default for Limits {
@@ -70,6 +73,7 @@ impl Default for Limits {
             max_cohosts: 2,
             max_speakers: 10,
             reactions_per_user: 5,
+            max_hands: 100,
         }
     }
 }
@@ -247,6 +251,9 @@ pub enum Refusal {
     /// No room for another co-host.
     #[error("co-host limit reached ({0})")]
     CoHostLimit(usize),
+    /// Too many requests to speak are waiting.
+    #[error("{0} requests to speak are waiting already; try again later")]
+    HandLimit(usize),
     /// No pending request or invitation.
     #[error("no pending {0}")]
     NothingPending(&'static str),

@@ -114,6 +114,9 @@ impl Space {
                 self.events.push_back(Event::Ended);
             }
             Command::RequestToSpeak => {
+                if !self.hands.contains(&actor) && self.hands.len() >= self.limits.max_hands {
+                    return Err(Refusal::HandLimit(self.limits.max_hands));
+                }
                 if self.hands.insert(actor) {
                     self.events.push_back(Event::HandRaised { user: actor });
                 }
@@ -273,6 +276,11 @@ impl Space {
     /// The stage, in user order.
     pub fn stage(&self) -> impl Iterator<Item = (UserId, StageMember)> + '_ {
         self.stage.iter().map(|(u, m)| (*u, *m))
+    }
+
+    /// Whether `user` has a hand raised.
+    pub fn has_hand(&self, user: UserId) -> bool {
+        self.hands.contains(&user)
     }
 
     /// Raised hands, in user order.

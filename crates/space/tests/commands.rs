@@ -154,3 +154,28 @@ fn commands_read_as_json() {
     .unwrap();
     assert_eq!(e, r#"{"event":"role_changed","user":3,"role":"co_host"}"#);
 }
+
+#[test]
+fn raised_hands_are_bounded_and_a_lowered_one_makes_room() {
+    let now = Instant::now();
+    let mut s = Space::new(
+        1,
+        Limits {
+            max_hands: 2,
+            ..Limits::default()
+        },
+    );
+    s.handle(1, Command::Start, now).unwrap();
+    s.handle(2, Command::RequestToSpeak, now).unwrap();
+    s.handle(3, Command::RequestToSpeak, now).unwrap();
+    // Raising an already raised hand is not a new request.
+    s.handle(3, Command::RequestToSpeak, now).unwrap();
+    assert_eq!(
+        s.handle(4, Command::RequestToSpeak, now),
+        Err(Refusal::HandLimit(2))
+    );
+    assert!(s.has_hand(2) && !s.has_hand(4));
+    s.handle(2, Command::CancelRequest, now).unwrap();
+    s.handle(4, Command::RequestToSpeak, now).unwrap();
+    assert_eq!(s.hands().collect::<Vec<_>>(), [3, 4]);
+}

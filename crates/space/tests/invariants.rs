@@ -39,7 +39,7 @@ proptest! {
     fn invariants_hold_after_any_command_sequence(
         steps in prop::collection::vec((0u64..8, command()), 0..200)
     ) {
-        let limits = Limits { max_cohosts: 2, max_speakers: 3, reactions_per_user: 5 };
+        let limits = Limits { max_cohosts: 2, max_speakers: 3, reactions_per_user: 5, max_hands: 4 };
         let mut space = Space::new(HOST, limits);
         let now = Instant::now();
         space.handle(HOST, Command::Start, now).unwrap();

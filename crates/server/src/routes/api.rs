@@ -314,7 +314,7 @@ pub async fn command(
 ) -> Result<StatusCode, ApiError> {
     let user = caller.required()?;
     let space = state.spaces.get(&id).await?;
-    space.command(user.id, command).await?;
+    space.run_command(user.id, command).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

@@ -2,9 +2,10 @@
 //! One endpoint for every role; the join ticket says who is connecting.
 
 use crate::AppState;
+use crate::commands::{self, Close};
 use crate::error::ApiError;
 use crate::fanout::Sink;
-use crate::live::{LiveSpace, Notice, WS_PUBLISH};
+use crate::live::{LiveSpace, Notice, refused_event};
 use crate::prefixed::Prefixed;
 use axum::body::Body;
 use axum::extract::{Path, Query, Request, State};
@@ -15,9 +16,8 @@ use futures_util::{SinkExt, StreamExt};
 use hyper_util::rt::TokioIo;
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
-use std::time::Instant;
 use stentor_hub::{Read, Snapshot, Subscriber, wsframe};
-use stentor_space::{Command, Role, UserId};
+use stentor_space::{Role, UserId};
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 use tokio::sync::broadcast::error::RecvError;
@@ -29,49 +29,10 @@ use tungstenite::{Message, Utf8Bytes};
 
 type Socket = WebSocketStream<TcpStream>;
 
-/// Largest WebSocket message accepted from a client.
-pub const MAX_WS_MESSAGE: usize = 16 * 1024;
+pub use stentor_hub::wsframe::{MAX_WS_MESSAGE, close};
+
 /// Most frames sent to a listener in one batch.
 const MAX_BATCH: usize = 64;
-
-/// Close codes used by the server (RFC 6455 and application range).
-pub mod close {
-    /// The Space ended, or the client went away.
-    pub const NORMAL: u16 = 1000;
-    /// The client broke the WebSocket protocol or sent a message too large.
-    pub const PROTOCOL: u16 = 1002;
-    /// A message of a kind the server does not accept.
-    pub const UNSUPPORTED: u16 = 1003;
-    /// A message whose content is invalid (bad Opus, bad JSON, unknown command).
-    pub const INVALID: u16 = 1007;
-    /// The client did something its role does not allow (a listener publishing).
-    pub const POLICY: u16 = 1008;
-    /// A message larger than the server accepts.
-    pub const TOO_BIG: u16 = 1009;
-    /// The server is shutting down.
-    pub const GOING_AWAY: u16 = 1001;
-    /// The participant was removed from the Space.
-    pub const REMOVED: u16 = 4003;
-    /// The server is overloaded and lets this listener go: come back after the seconds in
-    /// the reason (RFC 6455's registry: Try Again Later).
-    pub const TRY_AGAIN_LATER: u16 = 1013;
-
-    /// A metrics label for a close code.
-    pub fn label(code: u16) -> &'static str {
-        match code {
-            NORMAL => "ended",
-            GOING_AWAY => "shutdown",
-            PROTOCOL => "protocol",
-            UNSUPPORTED => "unsupported",
-            INVALID => "invalid",
-            POLICY => "policy",
-            TOO_BIG => "too_big",
-            REMOVED => "removed",
-            TRY_AGAIN_LATER => "shed",
-            _ => "other",
-        }
-    }
-}
 
 /// The query of the WebSocket URL.
 #[derive(Debug, Deserialize)]
@@ -282,12 +243,6 @@ struct Hello<'a> {
 }
 
 #[derive(Serialize)]
-struct Refused {
-    event: &'static str,
-    reason: String,
-}
-
-#[derive(Serialize)]
 struct NewTicket {
     event: &'static str,
     ticket: String,
@@ -302,12 +257,13 @@ struct Connection {
     audio: Option<Subscriber>,
     /// Messages due to the client, sent together after each event; reused.
     out: Vec<Message>,
+    /// Commands and pings the client may still send.
+    rate: commands::Rate,
 }
-
-pub(crate) type Close = (u16, String);
 
 impl Connection {
     fn new(state: AppState, space: Arc<LiveSpace>, user: UserId) -> Self {
+        let rate = commands::Rate::new(state.config.command_quota());
         let role = space.with_domain(|d| d.role_of(user));
         Self {
             state,
@@ -316,6 +272,7 @@ impl Connection {
             role,
             audio: None,
             out: Vec::with_capacity(MAX_BATCH),
+            rate,
         }
     }
 
@@ -402,6 +359,7 @@ impl Connection {
                 break Ok(());
             }
         };
+        commands::lower_hand_of_the_gone(&self.space, self.user);
         if let Err((code, reason)) = outcome {
             tracing::debug!(code, %reason, "closing websocket");
             for m in self.out.drain(..) {
@@ -417,18 +375,17 @@ impl Connection {
         }
     }
 
+    /// A message from the client, through the same path as a listener's.
     async fn on_message(&mut self, message: Message) -> Result<(), Close> {
+        if matches!(message, Message::Text(_) | Message::Ping(_)) {
+            self.rate.take()?;
+        }
         match message {
-            Message::Binary(data) => publish(&self.space, self.user, data),
+            Message::Binary(data) => commands::publish(&self.space, self.user, data),
             Message::Text(text) => {
-                let command: Command = serde_json::from_str(text.as_str())
-                    .map_err(|e| (close::INVALID, format!("unknown command: {e}")))?;
-                if let Err(refusal) = self.space.command(self.user, command).await {
-                    let r = Refused {
-                        event: "refused",
-                        reason: refusal.to_string(),
-                    };
-                    self.push_json(&r);
+                let command = commands::parse(text.as_bytes())?;
+                if let Err(e) = self.space.run_command(self.user, command).await {
+                    self.out.push(Message::Text(refused_event(&e).into()));
                 }
                 Ok(())
             }
@@ -478,24 +435,6 @@ impl Connection {
             self.audio = Some(self.space.hub.ws.subscribe());
         }
     }
-}
-
-/// A binary message from a client: a `0x01` audio frame published as `user`, or the close
-/// code and reason it earns (the same for the stage and for listeners).
-pub(crate) fn publish(space: &LiveSpace, user: UserId, data: Bytes) -> Result<(), Close> {
-    if data.len() < 6 || data[0] != WS_PUBLISH {
-        return Err((
-            close::UNSUPPORTED,
-            "binary messages must be 0x01 audio frames".into(),
-        ));
-    }
-    let seq = u32::from_be_bytes(data[1..5].try_into().expect("4 bytes"));
-    space
-        .ingest(user, seq, data.slice(5..), Instant::now())
-        .map_err(|e| match e {
-            crate::live::IngestError::NotASpeaker => (close::POLICY, e.to_string()),
-            _ => (close::INVALID, e.to_string()),
-        })
 }
 
 /// Whether a read error is the peer going away rather than bad input.
