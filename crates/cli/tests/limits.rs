@@ -203,3 +203,51 @@ async fn a_client_that_does_not_send_its_head_in_time_is_closed() {
     assert!(open <= 2, "the slow ones are gone, {open} open");
     server.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_crowd_behind_one_address_is_paced_into_the_space_not_refused() {
+    let server = TestServer::start_with("limits-pace", |c| {
+        c.admission.join_ip_per_sec = Some(20);
+        c.admission.join_ip_burst = Some(20);
+    })
+    .await;
+    let mut host = server.api();
+    host.sign_up("host_nat", "password-1").await.unwrap();
+    let space = host.create_space("Campus").await.unwrap();
+    host.command(&space, serde_json::json!({"cmd": "start"}))
+        .await
+        .unwrap();
+    // 50 people behind one address open the stream in the same instant: 20 at once, the
+    // other 30 over about a second and a half, every one of them let in.
+    let started = Instant::now();
+    let joins = (0..50).map(|_| {
+        let server = &server;
+        let space = space.clone();
+        async move {
+            let mut tcp = connect_from("127.0.13.1", server).await;
+            let head = format!("GET /spaces/{space}/live.opus HTTP/1.1\r\nHost: x\r\n\r\n");
+            tcp.write_all(head.as_bytes()).await.unwrap();
+            let mut first = [0u8; 12];
+            tokio::time::timeout(Duration::from_secs(5), tcp.read_exact(&mut first))
+                .await
+                .expect("answered in time")
+                .unwrap();
+            (String::from_utf8_lossy(&first).into_owned(), tcp)
+        }
+    });
+    let answers = futures_util::future::join_all(joins).await;
+    let took = started.elapsed();
+    for (status, _) in &answers {
+        assert_eq!(status, "HTTP/1.1 200", "a join was refused");
+    }
+    assert!(took >= Duration::from_millis(1_200), "not paced: {took:?}");
+    let metrics = server.metrics().await;
+    let paced: u64 = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("stentor_joins_paced_total "))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(0);
+    assert!(paced >= 25, "{paced} joins paced");
+    assert!(!metrics.contains(r#"reason="rate_ip""#), "{metrics}");
+    server.stop().await;
+}

@@ -123,6 +123,23 @@ pub struct AdmissionConfig {
     /// Expensive requests one address may make at once [default: 30].
     #[arg(long, env = "STENTOR_COSTLY_REQUEST_BURST")]
     pub costly_request_burst: Option<u32>,
+    /// Listener joins a second one address may make, sustained; past it a join waits its
+    /// turn in the door instead of being refused [default: 100].
+    #[arg(long, env = "STENTOR_JOIN_IP_PER_SEC")]
+    pub join_ip_per_sec: Option<u32>,
+    /// Listener joins one address may make at once [default: 1000].
+    #[arg(long, env = "STENTOR_JOIN_IP_BURST")]
+    pub join_ip_burst: Option<u32>,
+    /// Listener joins a second one network (IPv4 /24, IPv6 /64) may make [default: 1000].
+    #[arg(long, env = "STENTOR_JOIN_NETWORK_PER_SEC")]
+    pub join_network_per_sec: Option<u32>,
+    /// Listener joins one network may make at once [default: 10000].
+    #[arg(long, env = "STENTOR_JOIN_NETWORK_BURST")]
+    pub join_network_burst: Option<u32>,
+    /// Milliseconds a join may wait for its turn before it is told to come back (429)
+    /// [default: 10000].
+    #[arg(long, env = "STENTOR_JOIN_MAX_WAIT_MS")]
+    pub join_max_wait_ms: Option<u64>,
     /// Connections one address may hold open besides its listeners' audio streams [default: 2000].
     #[arg(long, env = "STENTOR_IP_CONNECTIONS")]
     pub ip_connections: Option<u32>,
@@ -262,6 +279,26 @@ impl Config {
                     .admission
                     .costly_request_burst
                     .or(lower.admission.costly_request_burst),
+                join_ip_per_sec: self
+                    .admission
+                    .join_ip_per_sec
+                    .or(lower.admission.join_ip_per_sec),
+                join_ip_burst: self
+                    .admission
+                    .join_ip_burst
+                    .or(lower.admission.join_ip_burst),
+                join_network_per_sec: self
+                    .admission
+                    .join_network_per_sec
+                    .or(lower.admission.join_network_per_sec),
+                join_network_burst: self
+                    .admission
+                    .join_network_burst
+                    .or(lower.admission.join_network_burst),
+                join_max_wait_ms: self
+                    .admission
+                    .join_max_wait_ms
+                    .or(lower.admission.join_max_wait_ms),
                 ip_connections: self
                     .admission
                     .ip_connections
@@ -398,6 +435,13 @@ impl Config {
             net_burst: a.network_request_burst.unwrap_or(d.net_burst),
             costly_rate: a.costly_requests_per_sec.unwrap_or(d.costly_rate),
             costly_burst: a.costly_request_burst.unwrap_or(d.costly_burst),
+            join_ip_rate: a.join_ip_per_sec.unwrap_or(d.join_ip_rate),
+            join_ip_burst: a.join_ip_burst.unwrap_or(d.join_ip_burst),
+            join_net_rate: a.join_network_per_sec.unwrap_or(d.join_net_rate),
+            join_net_burst: a.join_network_burst.unwrap_or(d.join_net_burst),
+            max_pace: a
+                .join_max_wait_ms
+                .map_or(d.max_pace, std::time::Duration::from_millis),
             ip_conns: a.ip_connections.unwrap_or(d.ip_conns),
             net_conns: a.network_connections.unwrap_or(d.net_conns),
             conns: a.connections.unwrap_or(d.conns),

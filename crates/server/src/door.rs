@@ -212,6 +212,36 @@ fn head_complete(bytes: &[u8]) -> bool {
     )
 }
 
+/// Waits for a listener join's turn under its address's and network's join rates: a crowd
+/// behind one NAT is paced, not refused. A join that would wait past the longest pace, and
+/// one still waiting when the server stops, is refused with when to come back.
+pub async fn pace_join(state: &AppState, ip: std::net::IpAddr) -> Result<(), ApiError> {
+    let mut waited = Duration::ZERO;
+    let mut down = state.shutdown.clone();
+    loop {
+        let refusal = match state.gate.join(ip) {
+            Ok(()) => {
+                if !waited.is_zero() {
+                    state.metrics.joins_paced.inc();
+                }
+                return Ok(());
+            }
+            Err(refusal) => refusal,
+        };
+        let Some(wait) = state.gate.pace(refusal, waited) else {
+            return Err(ApiError::Limited(refusal));
+        };
+        // Spread the waiting crowd, so that it does not ask again all in the same instant.
+        let wait = wait.mul_f64(1.0 + rand::random::<f64>() / 2.0);
+        tokio::select! {
+            () = tokio::time::sleep(wait) => waited += wait,
+            () = crate::routes::ws::going_away(&mut down) => {
+                return Err(ApiError::Unavailable { retry_after: 5 });
+            }
+        }
+    }
+}
+
 /// Answers `error` on a connection the door read a request head from, and closes it.
 pub async fn refuse(mut tcp: TcpStream, error: &ApiError) {
     let _ = tcp.write_all(&error.to_http1()).await;
@@ -277,8 +307,7 @@ pub async fn ticket(
     let Some(live) = state.spaces.if_loaded(&space) else {
         return Some(Prefixed::new(read, tcp));
     };
-    if let Err(refusal) = state.gate.request(ip) {
-        let e = ApiError::Limited(refusal);
+    if let Err(e) = pace_join(state, ip).await {
         state.metrics.reject(e.reason());
         refuse(tcp, &e).await;
         return None;

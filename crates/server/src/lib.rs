@@ -303,14 +303,14 @@ async fn serve(
         Err(door::NoHead::Gone) => return,
         Err(door::NoHead::TooSlow) => return state.metrics.close("head_timeout"),
     };
-    // What the door answers counts against the caller's rates here; what it hands to the
-    // HTTP server (anything else, and a ticket it does not grant) is counted there.
+    // A listener's join the door answers waits its turn under the caller's join rates here;
+    // what it hands to the HTTP server (anything else, and a ticket it does not grant) is
+    // counted against the request rates there.
     let door_answers = matches!(
         sniffed,
         door::Sniffed::OggLive { .. } | door::Sniffed::WebSocket { .. }
     );
-    if door_answers && let Err(refusal) = state.gate.request(peer.ip()) {
-        let e = ApiError::Limited(refusal);
+    if door_answers && let Err(e) = door::pace_join(&state, peer.ip()).await {
         state.metrics.reject(e.reason());
         return door::refuse(tcp, &e).await;
     }

@@ -32,6 +32,19 @@ pub struct Caps {
     pub costly_rate: u32,
     /// Expensive requests one address may make at once (default 30).
     pub costly_burst: u32,
+    /// Listener joins (a live stream, a WebSocket, an anonymous ticket) a second one address
+    /// may make, sustained (default 100). Past it a join waits its turn in the door; a crowd
+    /// behind one NAT is paced, not refused.
+    pub join_ip_rate: u32,
+    /// Listener joins one address may make at once (default 1 000).
+    pub join_ip_burst: u32,
+    /// Listener joins a second one network may make, sustained (default 1 000).
+    pub join_net_rate: u32,
+    /// Listener joins one network may make at once (default 10 000).
+    pub join_net_burst: u32,
+    /// The longest a join waits for its turn (default 10 s); one that would wait longer is
+    /// told when to come back (429 + Retry-After).
+    pub max_pace: Duration,
     /// Connections one address may hold open (default 2 000).
     pub ip_conns: u32,
     /// Connections one network may hold open (default 8 000).
@@ -53,6 +66,11 @@ impl Default for Caps {
             net_burst: 4_000,
             costly_rate: 2,
             costly_burst: 30,
+            join_ip_rate: 100,
+            join_ip_burst: 1_000,
+            join_net_rate: 1_000,
+            join_net_burst: 10_000,
+            max_pace: Duration::from_secs(10),
             ip_conns: 2_000,
             net_conns: 8_000,
             conns: 10_000,
@@ -155,6 +173,8 @@ pub struct Gate<C: Clock + Clone = DefaultClock> {
     ip_rate: Keyed<C>,
     net_rate: Keyed<C>,
     costly_rate: Keyed<C>,
+    join_ip: Keyed<C>,
+    join_net: Keyed<C>,
     open: Mutex<Open>,
 }
 
@@ -202,6 +222,14 @@ impl<C: Clock + Clone> Gate<C> {
                 quota(caps.costly_rate, caps.costly_burst),
                 clock.clone(),
             ),
+            join_ip: RateLimiter::dashmap_with_clock(
+                quota(caps.join_ip_rate, caps.join_ip_burst),
+                clock.clone(),
+            ),
+            join_net: RateLimiter::dashmap_with_clock(
+                quota(caps.join_net_rate, caps.join_net_burst),
+                clock.clone(),
+            ),
             clock,
             open: Mutex::new(Open::default()),
         })
@@ -225,6 +253,34 @@ impl<C: Clock + Clone> Gate<C> {
         self.net_rate
             .check_key(&network(ip))
             .map_err(|n| wait(Scope::Network, n))
+    }
+
+    /// Counts a listener's join from `ip` against its address's and network's join rates.
+    /// Past them the refusal says how long until the join would be let through: the door
+    /// waits that long (see [`Gate::pace`]) rather than refusing.
+    pub fn join(&self, ip: IpAddr) -> Result<(), Refusal> {
+        let ip = ip.to_canonical();
+        let wait = |scope, not_until: governor::NotUntil<C::Instant>| Refusal::Rate {
+            scope,
+            retry_after: not_until.wait_time_from(self.clock.now()),
+        };
+        self.join_ip
+            .check_key(&ip)
+            .map_err(|n| wait(Scope::Ip, n))?;
+        self.join_net
+            .check_key(&network(ip))
+            .map_err(|n| wait(Scope::Network, n))
+    }
+
+    /// What to do with a join that [`Gate::join`] refused after it has waited `waited`: wait
+    /// this long and ask again, or (past the longest pace) refuse it.
+    pub fn pace(&self, refusal: Refusal, waited: Duration) -> Option<Duration> {
+        match refusal {
+            Refusal::Rate { retry_after, .. } if waited + retry_after <= self.caps.max_pace => {
+                Some(retry_after.max(Duration::from_millis(1)))
+            }
+            _ => None,
+        }
     }
 
     /// Counts an expensive request (a password to hash, a Space to make) from `ip` against
@@ -289,7 +345,13 @@ impl<C: Clock + Clone> Gate<C> {
     /// Forgets the rates of addresses that have been quiet long enough to be back at a full
     /// burst, so the tables hold only who is asking now.
     pub fn forget_quiet(&self) {
-        for rate in [&self.ip_rate, &self.net_rate, &self.costly_rate] {
+        for rate in [
+            &self.ip_rate,
+            &self.net_rate,
+            &self.costly_rate,
+            &self.join_ip,
+            &self.join_net,
+        ] {
             rate.retain_recent();
             rate.shrink_to_fit();
         }
@@ -297,7 +359,11 @@ impl<C: Clock + Clone> Gate<C> {
 
     /// Addresses and networks with a rate remembered.
     pub fn remembered(&self) -> usize {
-        self.ip_rate.len() + self.net_rate.len() + self.costly_rate.len()
+        self.ip_rate.len()
+            + self.net_rate.len()
+            + self.costly_rate.len()
+            + self.join_ip.len()
+            + self.join_net.len()
     }
 }
 
@@ -334,6 +400,11 @@ mod tests {
             net_burst: 10,
             costly_rate: 1,
             costly_burst: 2,
+            join_ip_rate: 10,
+            join_ip_burst: 20,
+            join_net_rate: 20,
+            join_net_burst: 30,
+            max_pace: Duration::from_secs(1),
             ip_conns: 3,
             net_conns: 5,
             conns: 7,
@@ -459,6 +530,32 @@ mod tests {
     }
 
     #[test]
+    fn a_crowd_behind_one_address_is_paced_up_to_the_longest_wait_then_told_to_come_back() {
+        let clock = FakeRelativeClock::default();
+        let gate = Gate::with_clock(caps(), clock.clone());
+        let nat = ip("192.0.2.1");
+        for _ in 0..20 {
+            gate.join(nat).unwrap();
+        }
+        // The 21st waits a tenth of a second (10 a second), then gets in.
+        let refused = gate.join(nat).unwrap_err();
+        let wait = gate.pace(refused, Duration::ZERO).unwrap();
+        assert_eq!(wait, Duration::from_millis(100));
+        clock.advance(wait);
+        gate.join(nat).unwrap();
+        // One that has already waited nearly the longest pace is told to come back instead.
+        let refused = gate.join(nat).unwrap_err();
+        assert_eq!(gate.pace(refused, Duration::from_millis(950)), None);
+        // Joins have their own rates: ordinary requests are not spent by them.
+        gate.request(nat).unwrap();
+        // Connection refusals are never paced.
+        let full = Refusal::Connections {
+            scope: Scope::Server,
+        };
+        assert_eq!(gate.pace(full, Duration::ZERO), None);
+    }
+
+    #[test]
     fn quiet_addresses_are_forgotten() {
         let clock = FakeRelativeClock::default();
         let gate = Gate::with_clock(caps(), clock.clone());
@@ -466,6 +563,10 @@ mod tests {
             let _ = gate.request(ip(&format!("10.0.{host}.1")));
         }
         assert_eq!(gate.remembered(), 100);
+        for host in 1..=5 {
+            let _ = gate.join(ip(&format!("10.0.{host}.1")));
+        }
+        assert_eq!(gate.remembered(), 110);
         clock.advance(Duration::from_secs(10));
         gate.forget_quiet();
         assert_eq!(gate.remembered(), 0);

@@ -41,6 +41,8 @@ pub struct Metrics {
     pub packets_in: Counter,
     /// Packets dropped because a mixer queue was full.
     pub packets_dropped: Counter,
+    /// Listener joins that waited their turn under their address's or network's join rate.
+    pub joins_paced: Counter,
     /// Events not put in a ring because its room for events was full.
     pub events_refused: Counter,
     /// Mixer ticks that ran more than a frame late.
@@ -83,6 +85,7 @@ impl Default for Metrics {
             packets_in: Counter::default(),
             packets_dropped: Counter::default(),
             events_refused: Counter::default(),
+            joins_paced: Counter::default(),
             ticks_late: Counter::default(),
             listener_skips: Counter::default(),
             concealed: Counter::default(),
@@ -135,6 +138,11 @@ impl Default for Metrics {
             "packets_dropped",
             "Speaker packets dropped (mixer queue full)",
             m.packets_dropped.clone(),
+        );
+        registry.register(
+            "joins_paced",
+            "Listener joins that waited their turn under their address's or network's join rate",
+            m.joins_paced.clone(),
         );
         registry.register(
             "events_refused",
