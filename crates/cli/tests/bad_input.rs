@@ -8,7 +8,7 @@ use futures_util::{SinkExt, StreamExt};
 use std::time::Duration;
 use stentor::client::{Api, SpaceSocket, publish_frame};
 use stentor::listen::record;
-use stentor_server::ticket::Ticket;
+use stentor_gate::ticket::Ticket;
 use stentor_server::unix_now;
 use stentor_space::Role;
 use tokio_tungstenite::tungstenite::{self, Message};

@@ -5,7 +5,7 @@ mod common;
 
 use common::TestServer;
 use futures_util::StreamExt;
-use stentor_server::shed::Signals;
+use stentor_gate::shed::Signals;
 
 /// Tells the server it is this overloaded (pressure = lag / 50 ms); the server here sheds
 /// without waiting for the pressure to last. Its own measurements only lower the level after

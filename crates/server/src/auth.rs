@@ -118,14 +118,14 @@ pub struct Passwords {
     jobs: std::sync::mpsc::SyncSender<Job>,
     running: Arc<AtomicUsize>,
     peak: Arc<AtomicUsize>,
-    throttle: Mutex<crate::throttle::Throttle>,
+    throttle: Mutex<stentor_gate::throttle::Throttle>,
     /// A real hash of nothing anyone knows, checked against for handles that do not exist.
     dummy: String,
 }
 
 impl Passwords {
     /// A budget of `threads` hashes at once; the threads end when it is dropped.
-    pub fn new(threads: usize, throttle: crate::throttle::Policy) -> std::io::Result<Self> {
+    pub fn new(threads: usize, throttle: stentor_gate::throttle::Policy) -> std::io::Result<Self> {
         let (jobs, queue) = std::sync::mpsc::sync_channel::<Job>(MAX_WAITING);
         let queue = Arc::new(Mutex::new(queue));
         let running = Arc::new(AtomicUsize::new(0));
@@ -152,7 +152,7 @@ impl Passwords {
             jobs,
             running,
             peak,
-            throttle: Mutex::new(crate::throttle::Throttle::new(throttle)),
+            throttle: Mutex::new(stentor_gate::throttle::Throttle::new(throttle)),
             dummy,
         })
     }
@@ -160,7 +160,7 @@ impl Passwords {
     /// The default budget: twice the cores.
     pub fn for_this_machine() -> std::io::Result<Self> {
         let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
-        Self::new(2 * cores, crate::throttle::Policy::default())
+        Self::new(2 * cores, stentor_gate::throttle::Policy::default())
     }
 
     /// Hashes a new password.

@@ -401,9 +401,9 @@ impl Config {
     }
 
     /// The waiting room's policy.
-    pub fn lobby(&self) -> crate::lobby::Lobby {
-        let default = crate::lobby::Lobby::default();
-        crate::lobby::Lobby {
+    pub fn lobby(&self) -> stentor_gate::lobby::Lobby {
+        let default = stentor_gate::lobby::Lobby::default();
+        stentor_gate::lobby::Lobby {
             admit_per_sec: self
                 .admission
                 .lobby_joins_per_sec
@@ -413,9 +413,9 @@ impl Config {
     }
 
     /// The shedding policy's limits.
-    pub fn shed_limits(&self) -> crate::shed::Limits {
-        let default = crate::shed::Limits::default();
-        crate::shed::Limits {
+    pub fn shed_limits(&self) -> stentor_gate::shed::Limits {
+        let default = stentor_gate::shed::Limits::default();
+        stentor_gate::shed::Limits {
             sustain: self
                 .admission
                 .shed_sustain_ms
@@ -425,10 +425,10 @@ impl Config {
     }
 
     /// Per-address and per-network limits.
-    pub fn caps(&self) -> crate::limits::Caps {
-        let d = crate::limits::Caps::default();
+    pub fn caps(&self) -> stentor_gate::limits::Caps {
+        let d = stentor_gate::limits::Caps::default();
         let a = &self.admission;
-        crate::limits::Caps {
+        stentor_gate::limits::Caps {
             ip_rate: a.ip_requests_per_sec.unwrap_or(d.ip_rate),
             ip_burst: a.ip_request_burst.unwrap_or(d.ip_burst),
             net_rate: a.network_requests_per_sec.unwrap_or(d.net_rate),
@@ -472,8 +472,8 @@ impl Config {
     }
 
     /// Proof of work in under-attack mode.
-    pub fn proofs(&self) -> crate::pow::Proofs {
-        let d = crate::pow::Proofs::default();
+    pub fn proofs(&self) -> stentor_gate::pow::Proofs {
+        let d = stentor_gate::pow::Proofs::default();
         let min = self
             .admission
             .pow_min_bits
@@ -484,7 +484,7 @@ impl Config {
             .pow_max_bits
             .unwrap_or(d.max_bits)
             .clamp(1, 30);
-        crate::pow::Proofs::new(min, max)
+        stentor_gate::pow::Proofs::new(min, max)
     }
 
     /// Whether the operator asked for under-attack mode from the start.

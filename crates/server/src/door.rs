@@ -60,7 +60,7 @@ pub enum Sniffed {
         /// Whether the client keeps the connection open after the response.
         keep_alive: bool,
         /// A proof of work sent with it (`?challenge=…&nonce=…`).
-        work: Option<crate::pow::Work>,
+        work: Option<stentor_gate::pow::Work>,
     },
     /// Anything else: the HTTP server answers.
     Http,
@@ -282,7 +282,7 @@ pub struct Ticket {
     /// Whether the client keeps the connection open after the response.
     pub keep_alive: bool,
     /// A proof of work sent with it.
-    pub work: Option<crate::pow::Work>,
+    pub work: Option<stentor_gate::pow::Work>,
 }
 
 /// Answers an anonymous ticket request found by [`sniff`] off the HTTP stack: a crowd about

@@ -1,9 +1,9 @@
 //! The one mapping from errors to HTTP responses (`application/problem+json`, RFC 9457).
 
-use crate::limits;
-use crate::ticket::TicketError;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use stentor_gate::limits;
+use stentor_gate::ticket::TicketError;
 use stentor_space::Refusal;
 use stentor_store::StoreError;
 
@@ -57,7 +57,7 @@ pub enum ApiError {
     },
     /// Under attack, a new ticket costs a proof of work: solve this challenge and ask again.
     #[error("{}", work_detail(.0))]
-    WorkRequired(crate::pow::Required),
+    WorkRequired(stentor_gate::pow::Required),
     /// Too many wrong passwords for this account lately: the next try is checked only after
     /// `retry_after` seconds.
     #[error("too many failed sign-ins for this account; retry in {retry_after} s")]
@@ -113,7 +113,7 @@ impl ApiError {
     }
 }
 
-fn work_detail(required: &crate::pow::Required) -> String {
+fn work_detail(required: &stentor_gate::pow::Required) -> String {
     match required.why {
         None => format!(
             "the server is under attack: a ticket costs a proof of work of {} bits",

@@ -8,7 +8,6 @@
 //! a listener invited on stage is handed over to one.
 
 use crate::AppState;
-use crate::capacity::Slot;
 use crate::commands::Close;
 use crate::live::{Audience, LiveSpace, Reply, refused_event};
 use crate::routes::ws::{MAX_WS_MESSAGE, close};
@@ -18,6 +17,7 @@ use std::io::{self, IoSlice};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
+use stentor_gate::capacity::Slot;
 use stentor_hub::wsframe::{self, ClientFrame};
 use stentor_hub::{Feed, Position, Snapshot, Stagger};
 use stentor_space::UserId;
@@ -334,18 +334,26 @@ impl Shard {
         let now = tokio::time::Instant::now();
         let elapsed = now - self.last_pass;
         self.last_pass = now;
-        if !self.state.overload.sheds(crate::shed::Class::Listener) {
+        if !self
+            .state
+            .overload
+            .sheds(stentor_gate::shed::Class::Listener)
+        {
             self.shed_credit = 0.0;
             return;
         }
-        let n = crate::shed::listeners_to_shed(self.sinks.len(), elapsed, &mut self.shed_credit);
+        let n =
+            stentor_gate::shed::listeners_to_shed(self.sinks.len(), elapsed, &mut self.shed_credit);
         let mut shed = 0;
         // The newest are at the end (removals swap a few out of order).
         for i in (0..self.sinks.len()).rev() {
             if shed == n {
                 break;
             }
-            let retry = crate::shed::retry_after(crate::shed::Class::Listener, rand::random());
+            let retry = stentor_gate::shed::retry_after(
+                stentor_gate::shed::Class::Listener,
+                rand::random(),
+            );
             match self.transport {
                 Transport::WebSocket => {
                     let sink = &mut self.sinks[i];

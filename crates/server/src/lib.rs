@@ -5,27 +5,20 @@
 //! real servers on port 0 in-process.
 
 pub mod auth;
-pub mod capacity;
 pub mod commands;
 pub mod config;
 pub mod deadline;
 pub mod door;
 pub mod error;
 pub mod fanout;
-pub mod limits;
 pub mod live;
-pub mod lobby;
 pub mod metrics;
 mod mixer_task;
 pub mod overload;
-pub mod pow;
 pub mod prefixed;
 pub mod registry;
 pub mod routes;
 pub mod secrets;
-pub mod shed;
-pub mod throttle;
-pub mod ticket;
 
 pub use config::Config;
 pub use live::LiveSpace;
@@ -36,10 +29,11 @@ use registry::Spaces;
 use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
+use stentor_gate::ticket::TicketKey;
+use stentor_gate::{capacity, limits, pow};
 use stentor_hub::HubConfig;
 use stentor_media::MixerConfig;
 use stentor_store::Store;
-use ticket::TicketKey;
 use tokio::net::TcpListener;
 
 /// Shared state of the HTTP handlers.
@@ -124,7 +118,8 @@ impl Server {
             metrics.clone(),
         ));
         let listener = listen(config.bind(), config.backlog())?;
-        let (capacity, files) = capacity::Capacity::from_file_limit(config.http.max_listeners);
+        let files = raise_file_limit();
+        let capacity = capacity::Capacity::for_files(files, config.http.max_listeners);
         tracing::info!(
             addr = %listener.local_addr()?,
             files,
@@ -385,6 +380,20 @@ async fn serve_http(
             state.metrics.close("head_timeout");
         }
         tracing::debug!(error = %e, "connection ended with an error");
+    }
+}
+
+/// Raises the soft file limit as far as the hard limit allows and returns it: each listener
+/// is a socket.
+fn raise_file_limit() -> u64 {
+    match rlimit::increase_nofile_limit(u64::MAX) {
+        Ok(n) => n,
+        Err(e) => {
+            tracing::warn!(error = %e, "could not read or raise the file limit");
+            rlimit::getrlimit(rlimit::Resource::NOFILE)
+                .map(|(soft, _)| soft)
+                .unwrap_or(1024)
+        }
     }
 }
 

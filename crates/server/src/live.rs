@@ -2,7 +2,6 @@
 //! channels that carry events and forwarded packets to connections.
 
 use crate::fanout::{Fanout, Transport};
-use crate::lobby::{Lobby, RateWindow, Status};
 use crate::metrics::Metrics;
 use crate::mixer_task::{self, MixerInput};
 use bytes::{BufMut, Bytes, BytesMut};
@@ -11,6 +10,7 @@ use serde::Serialize;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::Instant;
+use stentor_gate::lobby::{Lobby, RateWindow, Status};
 use stentor_hub::{Hub, HubConfig};
 use stentor_media::MixerConfig;
 use stentor_space::{Command, Event, Lifecycle, Refusal, Role, Space, UserId};

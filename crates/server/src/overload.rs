@@ -2,10 +2,10 @@
 //! shedding policy (shed.rs); the door and the HTTP routes ask it before admitting work.
 
 use crate::metrics::Metrics;
-use crate::shed::{Class, Level, Limits, Shedder, Signals};
 use parking_lot::Mutex;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+use stentor_gate::shed::{Class, Level, Limits, Shedder, Signals};
 
 /// How often the runtime's lag is probed.
 const PROBE: Duration = Duration::from_millis(100);

@@ -3,7 +3,6 @@
 use crate::auth::{self, Caller, SESSION_COOKIE, SESSION_SECS};
 use crate::error::ApiError;
 use crate::live::{LiveSpace, SpaceView};
-use crate::ticket::Ticket;
 use crate::{AppState, unix_now};
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{ConnectInfo, FromRequest, Path, Query, State};
@@ -11,6 +10,7 @@ use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 use std::net::SocketAddr;
+use stentor_gate::ticket::Ticket;
 use stentor_space::{Command, Role, UserId};
 use stentor_store::{SpaceRecord, User};
 
@@ -357,8 +357,8 @@ pub struct WorkQuery {
 
 impl WorkQuery {
     /// The solution, when both parts are there.
-    pub fn work(self) -> Option<crate::pow::Work> {
-        Some(crate::pow::Work {
+    pub fn work(self) -> Option<stentor_gate::pow::Work> {
+        Some(stentor_gate::pow::Work {
             challenge: self.challenge?,
             nonce: self.nonce?,
         })
@@ -372,7 +372,7 @@ pub fn grant(
     space: &LiveSpace,
     id: &str,
     caller: Option<&User>,
-    work: Option<&crate::pow::Work>,
+    work: Option<&stentor_gate::pow::Work>,
 ) -> Result<TicketView, ApiError> {
     let user = match caller {
         Some(u) => {

@@ -7,8 +7,6 @@ pub mod ws;
 
 use crate::error::ApiError;
 use crate::live::LiveSpace;
-use crate::shed::{Class, retry_after};
-use crate::ticket::Ticket;
 use crate::{AppState, unix_now};
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, State};
@@ -16,6 +14,8 @@ use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
 use std::sync::Arc;
+use stentor_gate::shed::{Class, retry_after};
+use stentor_gate::ticket::Ticket;
 use stentor_space::Role;
 
 /// Largest JSON request body accepted by the API.
@@ -105,7 +105,7 @@ pub fn slot(
     state: &AppState,
     space: &LiveSpace,
     user: Option<u64>,
-) -> Result<Option<crate::capacity::Slot>, ApiError> {
+) -> Result<Option<stentor_gate::capacity::Slot>, ApiError> {
     let on_stage = user.is_some_and(|u| space.with_domain(|d| d.role_of(u).is_speaker()));
     if on_stage {
         return Ok(None);

@@ -2,7 +2,6 @@
 //! source (an HTTP PUT of an Ogg/Opus stream into a speaker slot, e.g. from ffmpeg).
 
 use crate::AppState;
-use crate::capacity::Slot;
 use crate::error::ApiError;
 use crate::live::LiveSpace;
 use crate::routes::ws::TicketQuery;
@@ -15,6 +14,7 @@ use futures_util::{StreamExt, stream};
 use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::Duration;
+use stentor_gate::capacity::Slot;
 use stentor_media::FRAME_MS;
 use stentor_media::ogg::{OggReader, parse_opus_head};
 use stentor_space::{Lifecycle, UserId};

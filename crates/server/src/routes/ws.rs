@@ -94,7 +94,7 @@ pub async fn admit(
     state: &AppState,
     space: &str,
     ticket: Option<&str>,
-) -> Result<(UserId, Arc<LiveSpace>, Option<crate::capacity::Slot>), ApiError> {
+) -> Result<(UserId, Arc<LiveSpace>, Option<stentor_gate::capacity::Slot>), ApiError> {
     let (ticket, space) = super::admit(state, space, ticket).await?;
     let slot = super::slot(state, &space, Some(ticket.user))?;
     Ok((ticket.user, space, slot))
@@ -154,7 +154,7 @@ pub async fn open(
     user: UserId,
     mut stream: TcpStream,
     read: &[u8],
-    slot: Option<crate::capacity::Slot>,
+    slot: Option<stentor_gate::capacity::Slot>,
     head: &[u8],
 ) {
     let span = tracing::info_span!("ws", space = %space.id, user);

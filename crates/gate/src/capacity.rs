@@ -1,9 +1,9 @@
 //! How many media connections this process can hold, and the slots that count them.
 //!
 //! A process may open only so many files; each listener is one socket. The server raises its
-//! soft file limit to the hard limit at start, keeps a reserve for the database, the
-//! listener socket and speakers, and refuses listeners beyond the rest with 503 and a
-//! Retry-After, rather than failing in accept().
+//! soft file limit to the hard limit at start (the shell's part), keeps a reserve for the
+//! database, the listener socket and speakers, and refuses listeners beyond the rest with 503
+//! and a Retry-After, rather than failing in accept().
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -34,21 +34,11 @@ impl Capacity {
         })
     }
 
-    /// Raises the soft file limit as far as allowed and returns the listener budget it
-    /// leaves, or `configured` if that is smaller.
-    pub fn from_file_limit(configured: Option<usize>) -> (Arc<Self>, u64) {
-        let files = match rlimit::increase_nofile_limit(u64::MAX) {
-            Ok(n) => n,
-            Err(e) => {
-                tracing::warn!(error = %e, "could not read or raise the file limit");
-                rlimit::getrlimit(rlimit::Resource::NOFILE)
-                    .map(|(soft, _)| soft)
-                    .unwrap_or(1024)
-            }
-        };
+    /// The listener budget that a file limit of `files` leaves, or `configured` if that is
+    /// smaller.
+    pub fn for_files(files: u64, configured: Option<usize>) -> Arc<Self> {
         let budget = files.saturating_sub(RESERVED_FILES) as usize;
-        let max = configured.map_or(budget, |c| c.min(budget));
-        (Self::new(max), files)
+        Self::new(configured.map_or(budget, |c| c.min(budget)))
     }
 
     /// A place for a listener, or `None` when the budget is spent.
@@ -97,11 +87,10 @@ mod tests {
     }
 
     #[test]
-    fn the_file_limit_is_raised_and_leaves_a_budget() {
-        let (cap, files) = Capacity::from_file_limit(None);
-        assert!(files >= 1024);
-        assert_eq!(cap.max() as u64, files - RESERVED_FILES);
-        let (small, _) = Capacity::from_file_limit(Some(10));
-        assert_eq!(small.max(), 10);
+    fn the_file_limit_leaves_a_budget_past_the_reserve() {
+        let cap = Capacity::for_files(20_000, None);
+        assert_eq!(cap.max() as u64, 20_000 - RESERVED_FILES);
+        assert_eq!(Capacity::for_files(20_000, Some(10)).max(), 10);
+        assert_eq!(Capacity::for_files(100, None).max(), 0);
     }
 }
