@@ -3,7 +3,7 @@
 //! is wrong. Commands themselves are carried out in order by the Space's command task
 //! ([`LiveSpace::submit`]).
 
-use crate::live::{IngestError, LiveSpace, WS_PUBLISH};
+use crate::origin::live::{IngestError, LiveSpace, WS_PUBLISH};
 use bytes::Bytes;
 use governor::clock::{Clock, DefaultClock};
 use governor::middleware::NoOpMiddleware;
@@ -78,7 +78,7 @@ pub fn lower_hand_of_the_gone(space: &LiveSpace, user: UserId) {
             user,
             Command::CancelRequest,
             false,
-            crate::live::Reply::Drop,
+            crate::origin::live::Reply::Drop,
         );
     }
 }

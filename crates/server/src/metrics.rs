@@ -1,10 +1,6 @@
 //! Prometheus metrics (OpenMetrics text at `/metrics`): joins, rejections by reason,
 //! listeners, frames late and skipped, mixer tick duration and speaker-to-mix delay.
 
-use crate::AppState;
-use axum::extract::State;
-use axum::http::header;
-use axum::response::IntoResponse;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -230,32 +226,13 @@ impl Metrics {
     }
 }
 
-/// `GET /metrics`.
-pub async fn scrape(State(state): State<AppState>) -> impl IntoResponse {
-    let listeners: usize = state
-        .spaces
-        .loaded()
-        .iter()
-        .map(|s| s.hub.listeners())
-        .sum();
-    state.metrics.listeners.set(listeners as i64);
-    state
-        .metrics
-        .connections_open
-        .set(i64::from(state.gate.open()));
-    state
-        .metrics
-        .rate_tracked
-        .set(state.gate.remembered() as i64);
-    let mut text = String::new();
-    if let Err(e) = prometheus_client::encoding::text::encode(&mut text, &state.metrics.registry) {
-        tracing::error!(error = %e, "metrics encoding failed");
+impl Metrics {
+    /// The metrics in the OpenMetrics text format.
+    pub fn encode(&self) -> String {
+        let mut text = String::new();
+        if let Err(e) = prometheus_client::encoding::text::encode(&mut text, &self.registry) {
+            tracing::error!(error = %e, "metrics encoding failed");
+        }
+        text
     }
-    (
-        [(
-            header::CONTENT_TYPE,
-            "application/openmetrics-text; version=1.0.0; charset=utf-8",
-        )],
-        text,
-    )
 }

@@ -1,7 +1,7 @@
 //! The mixer task of a Space: a 20 ms tick on a monotonic clock that never accumulates
 //! lateness, feeding the hub.
 
-use crate::live::LiveSpace;
+use crate::metrics::Metrics;
 use bytes::Bytes;
 use serde::Serialize;
 use std::sync::Weak;
@@ -38,6 +38,16 @@ pub enum MixerInput {
     },
 }
 
+/// What a mixer task tells the Space it mixes for, as it ticks.
+pub trait Hooks: Send + Sync + 'static {
+    /// The server's metrics.
+    fn metrics(&self) -> &Metrics;
+    /// A JSON event for every connection of the Space.
+    fn broadcast_json(&self, json: &str);
+    /// Every 100 ms: time to send timed events that are due (closed reaction windows).
+    fn poll_timed(&self);
+}
+
 const FRAME: Duration = Duration::from_millis(FRAME_MS);
 /// How far behind the tick may fall before the clock is re-anchored instead of catching up.
 const MAX_CATCH_UP: u32 = 10;
@@ -57,7 +67,7 @@ struct Listeners {
 /// Spawns the mixer task; it ends on [`MixerInput::Stop`] or when the Space is dropped.
 pub fn spawn(
     id: &str,
-    space: Weak<LiveSpace>,
+    space: Weak<dyn Hooks>,
     config: MixerConfig,
     rx: mpsc::Receiver<MixerInput>,
     hub: Hub,
@@ -79,7 +89,7 @@ pub fn spawn(
 }
 
 async fn run(
-    space: Weak<LiveSpace>,
+    space: Weak<dyn Hooks>,
     mut mixer: Mixer,
     mut rx: mpsc::Receiver<MixerInput>,
     hub: &Hub,
@@ -116,13 +126,14 @@ async fn run(
                 ticks += 1;
                 let Some(space) = space.upgrade() else { return };
                 let published = std::time::Instant::now();
-                space.metrics.tick_seconds.observe((published - started).as_secs_f64());
+                let metrics = space.metrics();
+                metrics.tick_seconds.observe((published - started).as_secs_f64());
                 if let Some(arrived) = mix.oldest_arrival {
-                    space.metrics.speaker_to_mix_seconds.observe((published - arrived).as_secs_f64());
+                    metrics.speaker_to_mix_seconds.observe((published - arrived).as_secs_f64());
                 }
                 let behind = tokio::time::Instant::now().saturating_duration_since(deadline);
                 if behind > FRAME {
-                    space.metrics.ticks_late.inc();
+                    metrics.ticks_late.inc();
                 }
                 if behind > FRAME * MAX_CATCH_UP {
                     // A stall (suspended process, overloaded machine): resume from now rather
@@ -131,17 +142,19 @@ async fn run(
                     ticks = 0;
                 }
                 if mix.seq % 5 == 0 {
-                    space.broadcast(&Levels { event: "levels", levels: mixer.levels().collect() });
+                    let levels = Levels { event: "levels", levels: mixer.levels().collect() };
+                    space.broadcast_json(&serde_json::to_string(&levels).expect("serializes"));
                     space.poll_timed();
                 }
                 if mix.seq % 50 == 0 {
                     // Per-speaker counters restart when speakers change; count only growth.
                     let now = mixer.jitter_stats();
-                    space.metrics.concealed.inc_by(now.concealed.saturating_sub(counted.concealed));
-                    space.metrics.late.inc_by(now.late.saturating_sub(counted.late));
+                    metrics.concealed.inc_by(now.concealed.saturating_sub(counted.concealed));
+                    metrics.late.inc_by(now.late.saturating_sub(counted.late));
                     counted = now;
-                    space.metrics.cadence_ms.set(i64::from(hub.cadence_frames()) * 20);
-                    space.broadcast(&Listeners { event: "listeners", count: hub.listeners() });
+                    metrics.cadence_ms.set(i64::from(hub.cadence_frames()) * 20);
+                    let count = Listeners { event: "listeners", count: hub.listeners() };
+                    space.broadcast_json(&serde_json::to_string(&count).expect("serializes"));
                 }
             }
         }

@@ -1,9 +1,8 @@
 //! A Space at runtime: its state machine behind a lock, its mixer task, its hub, and the
 //! channels that carry events and forwarded packets to connections.
 
-use crate::fanout::{Fanout, Transport};
 use crate::metrics::Metrics;
-use crate::mixer_task::{self, MixerInput};
+use crate::origin::mixer::{self, MixerInput};
 use bytes::{BufMut, Bytes, BytesMut};
 use parking_lot::Mutex;
 use serde::Serialize;
@@ -123,10 +122,6 @@ pub struct LiveSpace {
     pub starts_at: Option<i64>,
     /// Fan-out of the mix.
     pub hub: Hub,
-    /// Writers of the WebSocket listeners.
-    pub ws_fanout: Fanout,
-    /// Writers of the Ogg listeners.
-    pub ogg_fanout: Fanout,
     /// The server's metrics.
     pub metrics: Arc<Metrics>,
     domain: Mutex<Space>,
@@ -199,8 +194,6 @@ impl LiveSpace {
             names: Mutex::new(names),
             asks: Mutex::new(RateWindow::default()),
             hub: hub.clone(),
-            ws_fanout: Fanout::new(hub.ws.clone(), Transport::WebSocket, hub_config.per_writer),
-            ogg_fanout: Fanout::new(hub.ogg.clone(), Transport::Ogg, hub_config.per_writer),
             metrics,
             domain: Mutex::new(domain),
             events: broadcast::channel(1024).0,
@@ -210,7 +203,8 @@ impl LiveSpace {
             audience_commands,
             store,
         });
-        mixer_task::spawn(&space.id, Arc::downgrade(&space), mixer_config, rx, hub);
+        let hooks: std::sync::Weak<dyn mixer::Hooks> = Arc::downgrade(&space) as _;
+        mixer::spawn(&space.id, hooks, mixer_config, rx, hub);
         tokio::spawn(run_commands(Arc::downgrade(&space), stage_rx, audience_rx));
         for (user, muted) in speakers {
             space.to_mixer(MixerInput::AddSpeaker(user));
@@ -321,7 +315,7 @@ impl LiveSpace {
 
     /// Stores what an event changed.
     async fn persist(&self, event: &Event) -> Result<(), stentor_store::StoreError> {
-        let (store, id, now) = (&self.store, &self.id, crate::unix_now() as i64);
+        let (store, id, now) = (&self.store, &self.id, crate::clock::unix_now() as i64);
         match event {
             Event::Started => store.set_space_state(id, "live", now).await,
             Event::Ended => store.set_space_state(id, "ended", now).await,
@@ -353,6 +347,10 @@ impl LiveSpace {
             }
             None => serde_json::to_string(event).expect("events serialize"),
         };
+        self.notify_text(to, audience, text);
+    }
+
+    fn notify_text(&self, to: Option<UserId>, audience: Audience, text: String) {
         if audience == Audience::Everyone && !self.hub.publish_event(&text) {
             // The ring's room for events is full: audio keeps its place, listeners miss this.
             self.metrics.events_refused.inc();
@@ -522,5 +520,19 @@ async fn run_commands(
             }
             Reply::Drop => {}
         }
+    }
+}
+
+impl mixer::Hooks for LiveSpace {
+    fn metrics(&self) -> &Metrics {
+        &self.metrics
+    }
+
+    fn broadcast_json(&self, json: &str) {
+        self.notify_text(None, Audience::Everyone, json.to_owned());
+    }
+
+    fn poll_timed(&self) {
+        LiveSpace::poll_timed(self);
     }
 }

@@ -1,23 +1,80 @@
-//! Ogg/Opus over HTTP: the continuous live stream for any player, and the Icecast-style
-//! source (an HTTP PUT of an Ogg/Opus stream into a speaker slot, e.g. from ffmpeg).
+//! A Space's media over HTTP: the WebSocket upgrade, the live Ogg stream on a connection
+//! that carried other requests (fresh ones are served by the door), and the Icecast-style
+//! source (an HTTP PUT of Ogg/Opus into a speaker slot, e.g. from ffmpeg).
 
-use crate::AppState;
 use crate::error::ApiError;
-use crate::live::LiveSpace;
-use crate::routes::ws::TicketQuery;
+use crate::join::admit::{self, admit_listener};
+use crate::join::ws;
+use crate::prefixed::Prefixed;
+use crate::state::AppState;
 use axum::body::Body;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, Query, Request, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use futures_util::{StreamExt, stream};
+use hyper_util::rt::TokioIo;
+use serde::Deserialize;
 use std::convert::Infallible;
-use std::sync::Arc;
 use std::time::Duration;
-use stentor_gate::capacity::Slot;
 use stentor_media::FRAME_MS;
 use stentor_media::ogg::{OggReader, parse_opus_head};
-use stentor_space::{Lifecycle, UserId};
+use stentor_space::Lifecycle;
+
+/// The query of the WebSocket URL.
+#[derive(Debug, Deserialize)]
+pub struct TicketQuery {
+    ticket: Option<String>,
+}
+
+impl TicketQuery {
+    /// The ticket, if the query carries one.
+    pub fn ticket(&self) -> Option<&str> {
+        self.ticket.as_deref()
+    }
+}
+
+/// `GET /api/v1/spaces/{id}/ws?ticket=T`: checks the ticket before upgrading, so nothing is
+/// allocated for a connection without one. After the handshake a listener's socket goes to a
+/// fan-out shard (hello and the first audio in one write); people on stage get a full
+/// connection.
+pub async fn upgrade(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    Query(query): Query<TicketQuery>,
+    mut request: Request,
+) -> Result<Response, ApiError> {
+    let headers = request.headers().iter();
+    let result = match ws::accept_key(headers.map(|(n, v)| (n.as_str(), v.as_bytes()))) {
+        Ok(accept) => admit::admit_websocket(&state, &id, query.ticket())
+            .await
+            .map(|(user, space, slot)| (user, space, slot, accept)),
+        Err(e) => Err(e),
+    };
+    admit::count(&state, "ws", &result);
+    let (user, space, slot, accept) = result?;
+    let on_upgrade = hyper::upgrade::on(&mut request);
+    let tasks = state.tasks.clone();
+    tasks.spawn(async move {
+        match on_upgrade.await.map(|u| u.downcast::<TokioIo<Prefixed>>()) {
+            Ok(Ok(parts)) => {
+                // What the door read and the HTTP server did not, then what it read ahead.
+                let (stream, mut read) = parts.io.into_inner().into_parts();
+                read.extend_from_slice(&parts.read_buf);
+                ws::open(state, space, user, stream, &read, slot, &[]).await;
+            }
+            Ok(Err(_)) => tracing::error!("an upgraded connection is not a TCP stream"),
+            Err(e) => tracing::debug!(error = %e, "the upgrade did not complete"),
+        }
+    });
+    Response::builder()
+        .status(StatusCode::SWITCHING_PROTOCOLS)
+        .header(header::CONNECTION, "upgrade")
+        .header(header::UPGRADE, "websocket")
+        .header(header::SEC_WEBSOCKET_ACCEPT, accept)
+        .body(Body::empty())
+        .map_err(|e| ApiError::Internal(e.to_string()))
+}
 
 /// Most pages handed to the HTTP body in one batch.
 const MAX_BATCH: usize = 64;
@@ -30,7 +87,7 @@ pub async fn live(
     Query(query): Query<TicketQuery>,
 ) -> Result<Response, ApiError> {
     let result = admit_listener(&state, &id, query.ticket()).await;
-    super::count(&state, "ogg", &result);
+    admit::count(&state, "ogg", &result);
     let (space, _user, slot) = result?;
     let headers = space.hub.ogg_headers().clone();
     let subscriber = space.hub.ogg.subscribe();
@@ -64,27 +121,6 @@ pub async fn live(
     Ok(response)
 }
 
-/// Admits an Ogg listener: a ticket, or nothing where anonymous listening is on (players
-/// cannot fetch tickets, so there the URL alone will do); then a slot in the budget.
-pub async fn admit_listener(
-    state: &AppState,
-    id: &str,
-    ticket: Option<&str>,
-) -> Result<(Arc<LiveSpace>, Option<UserId>, Option<Slot>), ApiError> {
-    let (space, user) = if ticket.is_none() && state.config.allow_anonymous() {
-        let space = state.spaces.get(id).await?;
-        if space.with_domain(|d| d.lifecycle()) == Lifecycle::Ended {
-            return Err(ApiError::Gone);
-        }
-        (space, None)
-    } else {
-        let (ticket, space) = super::admit(state, id, ticket).await?;
-        (space, Some(ticket.user))
-    };
-    let slot = super::slot(state, &space, user)?;
-    Ok((space, user, slot))
-}
-
 /// `PUT /api/v1/spaces/{id}/source?ticket=T`: an Ogg/Opus stream (mono or stereo, 20 ms
 /// packets) published as the ticket holder, who must be a speaker. Packets are paced to real
 /// time, so a source that sends pages of a second or more is smoothed out. A source that
@@ -95,7 +131,7 @@ pub async fn source(
     Query(query): Query<TicketQuery>,
     body: Body,
 ) -> Result<Response, ApiError> {
-    let (ticket, space) = super::admit(&state, &id, query.ticket()).await?;
+    let (ticket, space) = admit::admit(&state, &id, query.ticket()).await?;
     let speaker = space
         .with_domain(|d| d.lifecycle() == Lifecycle::Live && d.role_of(ticket.user).is_speaker());
     if !speaker {

@@ -7,10 +7,9 @@
 //! system call. People on stage are not here: they have a full connection (routes/ws.rs), and
 //! a listener invited on stage is handed over to one.
 
-use crate::AppState;
 use crate::commands::Close;
-use crate::live::{Audience, LiveSpace, Reply, refused_event};
-use crate::routes::ws::{MAX_WS_MESSAGE, close};
+use crate::origin::live::{Audience, LiveSpace, Reply, refused_event};
+use crate::overload::Overload;
 use bytes::Bytes;
 use parking_lot::Mutex;
 use std::io::{self, IoSlice};
@@ -19,6 +18,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 use stentor_gate::capacity::Slot;
 use stentor_hub::wsframe::{self, ClientFrame};
+use stentor_hub::wsframe::{MAX_WS_MESSAGE, close};
 use stentor_hub::{Feed, Position, Snapshot, Stagger};
 use stentor_space::UserId;
 use tokio::io::{AsyncWriteExt, Interest};
@@ -132,6 +132,91 @@ fn fresh_registration(stream: TcpStream) -> io::Result<TcpStream> {
     TcpStream::from_std(stream.into_std()?)
 }
 
+/// What the fan-out needs of the server around it, given once by the composition root.
+#[derive(Clone)]
+pub struct Wiring {
+    /// Where writer tasks are spawned (and their end awaited at shutdown).
+    pub tasks: tokio_util::task::TaskTracker,
+    /// Becomes true when the server shuts down.
+    pub shutdown: tokio::sync::watch::Receiver<bool>,
+    /// Measured overload: whether listeners are shed.
+    pub overload: Arc<Overload>,
+    /// Commands (and pings) a listener may send.
+    pub quota: governor::Quota,
+    /// Where a listener called on stage goes, with their socket (see [`HandOver`]).
+    pub stage: mpsc::Sender<HandOver>,
+}
+
+/// A listener's socket on its way to a full connection on stage, with the bytes it was due.
+pub struct HandOver {
+    /// The Space.
+    pub space: Arc<LiveSpace>,
+    /// The listener, now on stage.
+    pub user: UserId,
+    /// The socket.
+    pub stream: TcpStream,
+    /// What the listener was due when it left its writer.
+    pub due: Vec<u8>,
+}
+
+/// Hand-overs to the stage waiting at once; past it the socket is closed (the client
+/// reconnects with its new role).
+pub const HAND_OVERS: usize = 64;
+
+/// The writers of one Space's listeners, one fan-out per transport.
+pub struct SpaceAudience {
+    /// WebSocket listeners.
+    pub ws: Fanout,
+    /// Ogg listeners.
+    pub ogg: Fanout,
+    space: std::sync::Weak<LiveSpace>,
+}
+
+/// The audiences of every Space this node serves.
+pub struct Audiences {
+    wiring: Wiring,
+    per_shard: usize,
+    map: Mutex<std::collections::HashMap<String, Arc<SpaceAudience>>>,
+}
+
+impl Audiences {
+    /// No audience yet; writers serve at most `per_shard` listeners each.
+    pub fn new(wiring: Wiring, per_shard: usize) -> Self {
+        Self {
+            wiring,
+            per_shard,
+            map: Mutex::new(std::collections::HashMap::new()),
+        }
+    }
+
+    /// The audience of `space`, made when its first listener comes.
+    pub fn of(&self, space: &Arc<LiveSpace>) -> Arc<SpaceAudience> {
+        let mut map = self.map.lock();
+        if let Some(a) = map.get(&space.id).filter(|a| a.space.strong_count() > 0) {
+            return a.clone();
+        }
+        // Spaces gone from this node leave their audiences behind: forget those now.
+        map.retain(|_, a| a.space.strong_count() > 0);
+        let audience = Arc::new(SpaceAudience {
+            ws: Fanout::new(space.hub.ws.clone(), Transport::WebSocket, self.per_shard),
+            ogg: Fanout::new(space.hub.ogg.clone(), Transport::Ogg, self.per_shard),
+            space: Arc::downgrade(space),
+        });
+        map.insert(space.id.clone(), audience.clone());
+        audience
+    }
+
+    /// Hands a listener to the writers of its transport in `space`.
+    pub fn add(&self, space: &Arc<LiveSpace>, transport: Transport, sink: Sink) {
+        let audience = self.of(space);
+        let fanout = match transport {
+            Transport::WebSocket => &audience.ws,
+            Transport::Ogg => &audience.ogg,
+        };
+        fanout.add(sink, &self.wiring, space);
+    }
+}
+
 /// The shards of one feed.
 pub struct Fanout {
     feed: Feed,
@@ -161,7 +246,7 @@ impl Fanout {
     }
 
     /// Hands a listener to the least loaded shard with room, starting one if none has.
-    pub fn add(&self, sink: Sink, state: &AppState, space: &Arc<LiveSpace>) {
+    pub fn add(&self, sink: Sink, wiring: &Wiring, space: &Arc<LiveSpace>) {
         let mut shards = self.shards.lock();
         shards.retain(|s| !s.tx.is_closed());
         let best = shards
@@ -184,8 +269,8 @@ impl Fanout {
         let (tx, rx) = mpsc::unbounded_channel();
         let load = Arc::new(AtomicUsize::new(1));
         let _ = tx.send(sink);
-        let shard = Shard::new(self, rx, load.clone(), state.clone(), space.clone());
-        state.tasks.spawn(shard.run());
+        let shard = Shard::new(self, rx, load.clone(), wiring.clone(), space.clone());
+        wiring.tasks.spawn(shard.run());
         shards.push(ShardHandle { tx, load });
     }
 
@@ -218,7 +303,7 @@ struct Shard {
     snap: Snapshot,
     scratch: Vec<u8>,
     stagger: Stagger,
-    state: AppState,
+    wiring: Wiring,
     space: Arc<LiveSpace>,
     /// When the last pass ran, and the fraction of a listener owed to shedding since.
     last_pass: tokio::time::Instant,
@@ -230,11 +315,11 @@ impl Shard {
         fanout: &Fanout,
         rx: mpsc::UnboundedReceiver<Sink>,
         load: Arc<AtomicUsize>,
-        state: AppState,
+        wiring: Wiring,
         space: Arc<LiveSpace>,
     ) -> Self {
         let (personal_tx, personal_rx) = mpsc::channel(PERSONAL_QUEUE);
-        let quota = state.config.command_quota();
+        let quota = wiring.quota;
         Self {
             feed: fanout.feed.clone(),
             transport: fanout.transport,
@@ -248,7 +333,7 @@ impl Shard {
             snap: Snapshot::default(),
             scratch: vec![0; MAX_WS_MESSAGE + 64],
             stagger: Stagger::nth(SHARDS_STARTED.fetch_add(1, Ordering::Relaxed)),
-            state,
+            wiring,
             space,
             last_pass: tokio::time::Instant::now(),
             shed_credit: 0.0,
@@ -259,14 +344,14 @@ impl Shard {
         self.space.metrics.writers.inc();
         let mut ticks = self.feed.ticks();
         let mut notices = self.space.events();
-        let mut shutdown = self.state.shutdown.clone();
+        let mut shutdown = self.wiring.shutdown.clone();
         let mut idle = tokio::time::interval(IDLE_PASS);
         idle.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let ws = self.transport == Transport::WebSocket;
         loop {
             tokio::select! {
                 biased;
-                () = crate::routes::ws::going_away(&mut shutdown) => {
+                () = crate::shutdown::going_away(&mut shutdown) => {
                     self.close_all(close::GOING_AWAY, "the server is shutting down").await;
                     break;
                 }
@@ -335,7 +420,7 @@ impl Shard {
         let elapsed = now - self.last_pass;
         self.last_pass = now;
         if !self
-            .state
+            .wiring
             .overload
             .sheds(stentor_gate::shed::Class::Listener)
         {
@@ -439,13 +524,14 @@ impl Shard {
                 let sink = self.remove(i);
                 self.feed.snapshot(&mut self.snap);
                 let due = due_bytes(&sink, &self.snap);
-                self.state.tasks.spawn(crate::routes::ws::hand_over(
-                    self.state.clone(),
-                    self.space.clone(),
+                let hand_over = HandOver {
+                    space: self.space.clone(),
                     user,
-                    sink.stream,
+                    stream: sink.stream,
                     due,
-                ));
+                };
+                // A full queue of hand-overs drops this one: the client reconnects.
+                let _ = self.wiring.stage.try_send(hand_over);
             } else {
                 i += 1;
             }

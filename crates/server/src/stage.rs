@@ -1,22 +1,18 @@
-//! The WebSocket of a Space: commands and events as JSON text, audio as binary messages.
-//! One endpoint for every role; the join ticket says who is connecting.
+//! The full WebSocket connection of someone on stage (a handful per Space): their audio in,
+//! the other speakers' packets forwarded, events, and a new ticket when their role changes.
 
-use crate::AppState;
 use crate::commands::{self, Close};
-use crate::error::ApiError;
-use crate::fanout::Sink;
-use crate::live::{LiveSpace, Notice, refused_event};
-use crate::prefixed::Prefixed;
-use axum::body::Body;
-use axum::extract::{Path, Query, Request, State};
-use axum::http::{StatusCode, header};
-use axum::response::Response;
+use crate::listen::fanout::HandOver;
+use crate::origin::LiveSpace;
+use crate::origin::live::{Notice, SpaceView, refused_event};
+use crate::shutdown::going_away;
+use crate::state::AppState;
 use bytes::Bytes;
 use futures_util::{SinkExt, StreamExt};
-use hyper_util::rt::TokioIo;
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use std::sync::Arc;
-use stentor_hub::{Read, Snapshot, Subscriber, wsframe};
+use stentor_hub::wsframe::{MAX_WS_MESSAGE, close};
+use stentor_hub::{Read, Subscriber, wsframe};
 use stentor_space::{Role, UserId};
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
@@ -29,183 +25,11 @@ use tungstenite::{Message, Utf8Bytes};
 
 type Socket = WebSocketStream<TcpStream>;
 
-pub use stentor_hub::wsframe::{MAX_WS_MESSAGE, close};
-
 /// Most frames sent to a listener in one batch.
 const MAX_BATCH: usize = 64;
 
-/// The query of the WebSocket URL.
-#[derive(Debug, Deserialize)]
-pub struct TicketQuery {
-    ticket: Option<String>,
-}
-
-impl TicketQuery {
-    /// The ticket, if the query carries one.
-    pub fn ticket(&self) -> Option<&str> {
-        self.ticket.as_deref()
-    }
-}
-
-/// `GET /api/v1/spaces/{id}/ws?ticket=T`: checks the ticket before upgrading, so nothing is
-/// allocated for a connection without one. After the handshake a listener's socket goes to a
-/// fan-out shard (hello and the first audio in one write); people on stage get a full
-/// connection.
-pub async fn upgrade(
-    State(state): State<AppState>,
-    Path(id): Path<String>,
-    Query(query): Query<TicketQuery>,
-    mut request: Request,
-) -> Result<Response, ApiError> {
-    let headers = request.headers().iter();
-    let result = match accept_key(headers.map(|(n, v)| (n.as_str(), v.as_bytes()))) {
-        Ok(accept) => admit(&state, &id, query.ticket())
-            .await
-            .map(|(user, space, slot)| (user, space, slot, accept)),
-        Err(e) => Err(e),
-    };
-    super::count(&state, "ws", &result);
-    let (user, space, slot, accept) = result?;
-    let on_upgrade = hyper::upgrade::on(&mut request);
-    let tasks = state.tasks.clone();
-    tasks.spawn(async move {
-        match on_upgrade.await.map(|u| u.downcast::<TokioIo<Prefixed>>()) {
-            Ok(Ok(parts)) => {
-                // What the door read and the HTTP server did not, then what it read ahead.
-                let (stream, mut read) = parts.io.into_inner().into_parts();
-                read.extend_from_slice(&parts.read_buf);
-                open(state, space, user, stream, &read, slot, &[]).await;
-            }
-            Ok(Err(_)) => tracing::error!("an upgraded connection is not a TCP stream"),
-            Err(e) => tracing::debug!(error = %e, "the upgrade did not complete"),
-        }
-    });
-    Response::builder()
-        .status(StatusCode::SWITCHING_PROTOCOLS)
-        .header(header::CONNECTION, "upgrade")
-        .header(header::UPGRADE, "websocket")
-        .header(header::SEC_WEBSOCKET_ACCEPT, accept)
-        .body(Body::empty())
-        .map_err(|e| ApiError::Internal(e.to_string()))
-}
-
-/// Admits a WebSocket: a valid ticket, then a place in the budget (always for the stage).
-pub async fn admit(
-    state: &AppState,
-    space: &str,
-    ticket: Option<&str>,
-) -> Result<(UserId, Arc<LiveSpace>, Option<stentor_gate::capacity::Slot>), ApiError> {
-    let (ticket, space) = super::admit(state, space, ticket).await?;
-    let slot = super::slot(state, &space, Some(ticket.user))?;
-    Ok((ticket.user, space, slot))
-}
-
-/// Checks the headers of an upgrade request (RFC 6455 4.2.1) and returns the
-/// `Sec-WebSocket-Accept` value.
-pub fn accept_key<'a>(
-    headers: impl Iterator<Item = (&'a str, &'a [u8])>,
-) -> Result<String, ApiError> {
-    let (mut upgrade, mut connection, mut version, mut key) = (false, false, false, None);
-    let has_token = |value: &[u8], token: &str| {
-        std::str::from_utf8(value)
-            .unwrap_or_default()
-            .split(',')
-            .any(|t| t.trim().eq_ignore_ascii_case(token))
-    };
-    for (name, value) in headers {
-        if name.eq_ignore_ascii_case("connection") {
-            connection |= has_token(value, "upgrade");
-        } else if name.eq_ignore_ascii_case("upgrade") {
-            upgrade |= has_token(value, "websocket");
-        } else if name.eq_ignore_ascii_case("sec-websocket-version") {
-            version = value == b"13";
-        } else if name.eq_ignore_ascii_case("sec-websocket-key") {
-            key = Some(value);
-        }
-    }
-    if !connection || !upgrade {
-        return Err(ApiError::BadRequest(
-            "this is a WebSocket endpoint: upgrade the connection".into(),
-        ));
-    }
-    if !version {
-        return Err(ApiError::BadRequest(
-            "Sec-WebSocket-Version must be 13".into(),
-        ));
-    }
-    let key = key.ok_or_else(|| ApiError::BadRequest("Sec-WebSocket-Key is missing".into()))?;
-    Ok(tungstenite::handshake::derive_accept_key(key))
-}
-
-/// The response head that completes a handshake, for connections served off the HTTP stack.
-pub fn switching_protocols(accept: &str) -> Vec<u8> {
-    format!(
-        "HTTP/1.1 101 Switching Protocols\r\nconnection: upgrade\r\nupgrade: websocket\r\nsec-websocket-accept: {accept}\r\n\r\n"
-    )
-    .into_bytes()
-}
-
-/// Serves an admitted WebSocket: a full connection for someone on stage, a fan-out shard for
-/// a listener. `head` (the handshake's response, when the HTTP stack did not send it) goes
-/// out first, in the same write as the hello and the first audio.
-pub async fn open(
-    state: AppState,
-    space: Arc<LiveSpace>,
-    user: UserId,
-    mut stream: TcpStream,
-    read: &[u8],
-    slot: Option<stentor_gate::capacity::Slot>,
-    head: &[u8],
-) {
-    let span = tracing::info_span!("ws", space = %space.id, user);
-    let role = space.with_domain(|d| d.role_of(user));
-    if role.is_speaker() {
-        if stream.write_all(head).await.is_err() {
-            return;
-        }
-        let socket = stage_socket(stream, read.to_vec()).await;
-        Connection::new(state, space, user)
-            .run(socket, None)
-            .instrument(span)
-            .await;
-        drop(slot);
-    } else {
-        // A listener: hello and the burst of recent audio in one write, then a writer.
-        async move {
-            let hello = Hello {
-                event: "hello",
-                user,
-                role: Role::Listener,
-                space: &space.view(),
-            };
-            let mut first = head.to_vec();
-            first.extend_from_slice(&wsframe::text(
-                &serde_json::to_string(&hello).expect("serializes"),
-            ));
-            let mut snap = Snapshot::default();
-            space.hub.ws.snapshot(&mut snap);
-            let burst = space.hub.ws.burst() as u64;
-            // Recent audio only: the hello already reflects the events before it.
-            for n in snap.head().saturating_sub(burst).max(snap.start())..snap.head() {
-                if let Some(frame) = snap.get(n).filter(|f| !wsframe::is_text(f)) {
-                    first.extend_from_slice(frame);
-                }
-            }
-            if stream.write_all(&first).await.is_err() {
-                return;
-            }
-            match Sink::new(stream, snap.head(), Some(user), slot, read) {
-                Ok(sink) => space.ws_fanout.add(sink, &state, &space),
-                Err(e) => tracing::warn!(error = %e, "could not hand a listener to a writer"),
-            }
-        }
-        .instrument(span)
-        .await;
-    }
-}
-
 /// The WebSocket of someone on stage (a handful per Space), with the full protocol machinery.
-async fn stage_socket(stream: TcpStream, read: Vec<u8>) -> Socket {
+pub(crate) async fn stage_socket(stream: TcpStream, read: Vec<u8>) -> Socket {
     let config = WebSocketConfig::default()
         .max_message_size(Some(MAX_WS_MESSAGE))
         .max_frame_size(Some(MAX_WS_MESSAGE))
@@ -216,13 +40,13 @@ async fn stage_socket(stream: TcpStream, read: Vec<u8>) -> Socket {
 
 /// Takes over a listener's socket when they come on stage: what they were due first, then a
 /// full connection that tells them their new role.
-pub async fn hand_over(
-    state: AppState,
-    space: Arc<LiveSpace>,
-    user: UserId,
-    mut stream: TcpStream,
-    due: Vec<u8>,
-) {
+pub async fn hand_over(state: AppState, hand_over: HandOver) {
+    let HandOver {
+        space,
+        user,
+        mut stream,
+        due,
+    } = hand_over;
     if stream.write_all(&due).await.is_err() {
         return;
     }
@@ -235,11 +59,11 @@ pub async fn hand_over(
 }
 
 #[derive(Serialize)]
-struct Hello<'a> {
-    event: &'static str,
-    user: UserId,
-    role: Role,
-    space: &'a crate::live::SpaceView,
+pub(crate) struct Hello<'a> {
+    pub(crate) event: &'static str,
+    pub(crate) user: UserId,
+    pub(crate) role: Role,
+    pub(crate) space: &'a SpaceView,
 }
 
 #[derive(Serialize)]
@@ -249,7 +73,7 @@ struct NewTicket {
     role: Role,
 }
 
-struct Connection {
+pub(crate) struct Connection {
     state: AppState,
     space: Arc<LiveSpace>,
     user: UserId,
@@ -262,7 +86,7 @@ struct Connection {
 }
 
 impl Connection {
-    fn new(state: AppState, space: Arc<LiveSpace>, user: UserId) -> Self {
+    pub(crate) fn new(state: AppState, space: Arc<LiveSpace>, user: UserId) -> Self {
         let rate = commands::Rate::new(state.config.command_quota());
         let role = space.with_domain(|d| d.role_of(user));
         Self {
@@ -278,7 +102,7 @@ impl Connection {
 
     /// Serves the connection; `was` is the role it had before a hand-over, if it had one (the
     /// client then gets a ticket for its new role).
-    async fn run(mut self, socket: Socket, was: Option<Role>) {
+    pub(crate) async fn run(mut self, socket: Socket, was: Option<Role>) {
         let (mut tx, mut rx) = socket.split();
         let mut notices = self.space.events();
         let mut shutdown = self.state.shutdown.clone();
@@ -447,13 +271,6 @@ fn is_disconnect(e: &tungstenite::Error) -> bool {
             | Error::Io(_)
             | Error::Protocol(ProtocolError::ResetWithoutClosingHandshake)
     )
-}
-
-/// Resolves when the server starts shutting down.
-pub(crate) async fn going_away(shutdown: &mut tokio::sync::watch::Receiver<bool>) {
-    if shutdown.wait_for(|down| *down).await.is_err() {
-        std::future::pending::<()>().await;
-    }
 }
 
 async fn next_audio(audio: &mut Option<Subscriber>, out: &mut Vec<Bytes>) -> Option<Read> {

@@ -5,17 +5,21 @@
 //! goes straight to a fan-out shard. Every other connection goes to the HTTP server once its
 //! request head is whole, with what the door read of it put back in front ([`Prefixed`]).
 
-use crate::AppState;
 use crate::error::ApiError;
-use crate::fanout::Sink;
+use crate::join::admit::admit_listener;
+use crate::join::{admit, ws};
+use crate::listen::fanout::{Sink, Transport};
 use crate::prefixed::Prefixed;
-use crate::routes::ogg::admit_listener;
-use crate::routes::{KEEP_ALIVE_CONNECTIONS, api, ws};
+use crate::state::AppState;
 use serde::Deserialize;
 use std::time::Duration;
 use stentor_hub::Snapshot;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
+
+/// HTTP connections kept open after a response, beyond which each one closes after its
+/// response: a crowd fetching tickets must not spend the files its listeners need.
+pub const KEEP_ALIVE_CONNECTIONS: i64 = 256;
 
 /// Longest request head looked at; a larger one goes to the HTTP server.
 const MAX_HEAD: usize = 4096;
@@ -116,7 +120,7 @@ pub fn classify(bytes: &[u8]) -> Option<Sniffed> {
     if let Some(space) = id("/api/v1/spaces/", "/ws") {
         let headers = request.headers.iter().map(|h| (h.name, h.value));
         // A bad handshake is answered by the HTTP server, with the same error as ever.
-        if let Ok(accept) = crate::routes::ws::accept_key(headers) {
+        if let Ok(accept) = crate::join::ws::accept_key(headers) {
             return Some(Sniffed::WebSocket {
                 space,
                 ticket: query.ticket,
@@ -137,7 +141,7 @@ fn anonymous_ticket(
     head: usize,
 ) -> Option<Sniffed> {
     // A malformed query is the HTTP server's to answer.
-    let work = serde_urlencoded::from_str::<crate::routes::api::WorkQuery>(query)
+    let work = serde_urlencoded::from_str::<crate::join::admit::WorkQuery>(query)
         .ok()?
         .work();
     let space = path
@@ -235,7 +239,7 @@ pub async fn pace_join(state: &AppState, ip: std::net::IpAddr) -> Result<(), Api
         let wait = wait.mul_f64(1.0 + rand::random::<f64>() / 2.0);
         tokio::select! {
             () = tokio::time::sleep(wait) => waited += wait,
-            () = crate::routes::ws::going_away(&mut down) => {
+            () = crate::shutdown::going_away(&mut down) => {
                 return Err(ApiError::Unavailable { retry_after: 5 });
             }
         }
@@ -258,8 +262,8 @@ pub async fn websocket(
     after_head: &[u8],
     accept: String,
 ) {
-    let result = ws::admit(state, &space, ticket.as_deref()).await;
-    crate::routes::count(state, "ws", &result);
+    let result = admit::admit_websocket(state, &space, ticket.as_deref()).await;
+    crate::join::admit::count(state, "ws", &result);
     match result {
         Ok((user, space, slot)) => {
             let head = ws::switching_protocols(&accept);
@@ -312,7 +316,7 @@ pub async fn ticket(
         refuse(tcp, &e).await;
         return None;
     }
-    let view = match api::grant(state, &live, &space, None, work.as_ref()) {
+    let view = match admit::grant(state, &live, &space, None, work.as_ref()) {
         Ok(view) => view,
         // Shed, or asked for work, here: at the cheapest point there is.
         Err(e @ (ApiError::Overloaded { .. } | ApiError::WorkRequired(_))) => {
@@ -351,7 +355,7 @@ const OGG_HEAD: &[u8] = b"HTTP/1.1 200 OK\r\ncontent-type: audio/ogg\r\ncache-co
 /// Serves a live Ogg stream request found by [`sniff`].
 pub async fn ogg_live(state: &AppState, mut tcp: TcpStream, space: String, ticket: Option<String>) {
     let result = admit_listener(state, &space, ticket.as_deref()).await;
-    crate::routes::count(state, "ogg", &result);
+    crate::join::admit::count(state, "ogg", &result);
     let (space, user, slot) = match result {
         Ok(admitted) => admitted,
         Err(e) => return refuse(tcp, &e).await,
@@ -372,7 +376,7 @@ pub async fn ogg_live(state: &AppState, mut tcp: TcpStream, space: String, ticke
         return;
     }
     match Sink::new(tcp, snap.head(), user, slot, &[]) {
-        Ok(sink) => space.ogg_fanout.add(sink, state, &space),
+        Ok(sink) => state.audiences.add(&space, Transport::Ogg, sink),
         Err(e) => tracing::warn!(error = %e, "could not hand a listener to a writer"),
     }
 }

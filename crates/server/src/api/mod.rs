@@ -1,50 +1,45 @@
-//! HTTP routes: the JSON API, the WebSocket, the Ogg stream and source, health.
+//! The HTTP routes, one module per resource, and the layers every request passes: rates,
+//! shedding, deadlines, spare files.
 
-pub mod api;
-pub mod ogg;
+pub mod accounts;
+pub mod media;
+pub mod spaces;
+pub mod tickets;
 pub mod web;
-pub mod ws;
 
 use crate::error::ApiError;
-use crate::live::LiveSpace;
-use crate::{AppState, unix_now};
+use crate::join::door::KEEP_ALIVE_CONNECTIONS;
+use crate::state::AppState;
 use axum::Router;
-use axum::extract::{DefaultBodyLimit, State};
-use axum::http::{HeaderValue, header};
+use axum::extract::rejection::JsonRejection;
+use axum::extract::{DefaultBodyLimit, FromRequest, State};
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
-use std::sync::Arc;
+use serde::Serialize;
 use stentor_gate::shed::{Class, retry_after};
-use stentor_gate::ticket::Ticket;
-use stentor_space::Role;
 
 /// Largest JSON request body accepted by the API.
 pub const MAX_JSON_BODY: usize = 16 * 1024;
 
-/// The one door to a Space's media: a valid ticket for this Space, held by someone who may
-/// join it. Needs no database read when the Space is loaded.
-pub async fn admit(
-    state: &AppState,
-    space: &str,
-    ticket: Option<&str>,
-) -> Result<(Ticket, Arc<LiveSpace>), ApiError> {
-    let token = ticket.ok_or_else(|| ApiError::Unauthorized("a join ticket is required".into()))?;
-    let ticket = state.tickets.verify(token, space, unix_now())?;
-    let live = state.spaces.get(space).await?;
-    let role = live.with_domain(|d| d.may_join(ticket.user).map(|()| d.role_of(ticket.user)))?;
-    shed_join(state, role)?;
-    Ok((ticket, live))
+/// A JSON body whose rejections are problem+json like every other error.
+#[derive(FromRequest)]
+#[from_request(via(axum::Json), rejection(ApiError))]
+pub struct Json<T>(pub T);
+
+impl From<JsonRejection> for ApiError {
+    fn from(r: JsonRejection) -> Self {
+        match r.status() {
+            StatusCode::PAYLOAD_TOO_LARGE => ApiError::TooLarge(r.body_text()),
+            _ => ApiError::BadRequest(r.body_text()),
+        }
+    }
 }
 
-/// Refuses a listener's join while joins are shed; people on stage are never refused.
-pub fn shed_join(state: &AppState, role: Role) -> Result<(), ApiError> {
-    if role.is_speaker() || !state.overload.sheds(Class::Join) {
-        return Ok(());
+impl<T: Serialize> IntoResponse for Json<T> {
+    fn into_response(self) -> Response {
+        axum::Json(self.0).into_response()
     }
-    Err(ApiError::Overloaded {
-        reason: "shed_joins",
-        retry_after: retry_after(Class::Join, rand::random()),
-    })
 }
 
 /// Whether a request is "everything else" (the API and status), shed first: not the media
@@ -99,37 +94,6 @@ async fn limit_requests(
     next.run(request).await
 }
 
-/// A place for a media connection: a listener gets a counted slot while the budget lasts;
-/// people on stage are never refused and need none (the reserve covers them).
-pub fn slot(
-    state: &AppState,
-    space: &LiveSpace,
-    user: Option<u64>,
-) -> Result<Option<stentor_gate::capacity::Slot>, ApiError> {
-    let on_stage = user.is_some_and(|u| space.with_domain(|d| d.role_of(u).is_speaker()));
-    if on_stage {
-        return Ok(None);
-    }
-    match state.capacity.try_acquire() {
-        Some(slot) => Ok(Some(slot)),
-        None => Err(ApiError::Unavailable {
-            retry_after: 2 + rand::random::<u64>() % 8,
-        }),
-    }
-}
-
-/// Counts a media connection as a join on `transport`, or a rejection by reason.
-pub fn count<T>(state: &AppState, transport: &'static str, result: &Result<T, ApiError>) {
-    match result {
-        Ok(_) => state.metrics.join(transport),
-        Err(e) => state.metrics.reject(e.reason()),
-    }
-}
-
-/// HTTP connections kept open after a response, beyond which each one closes after its
-/// response: a crowd fetching tickets must not spend the files its listeners need.
-pub const KEEP_ALIVE_CONNECTIONS: i64 = 256;
-
 /// Asks the client to close the connection after this response when many are open.
 async fn spare_files(State(state): State<AppState>, mut response: Response) -> Response {
     if state.metrics.http_connections.get() > KEEP_ALIVE_CONNECTIONS {
@@ -140,20 +104,54 @@ async fn spare_files(State(state): State<AppState>, mut response: Response) -> R
     response
 }
 
+/// `GET /metrics`.
+pub async fn scrape(State(state): State<AppState>) -> Response {
+    let listeners: usize = state
+        .spaces
+        .loaded()
+        .iter()
+        .map(|s| s.hub.listeners())
+        .sum();
+    state.metrics.listeners.set(listeners as i64);
+    state
+        .metrics
+        .connections_open
+        .set(i64::from(state.gate.open()));
+    state
+        .metrics
+        .rate_tracked
+        .set(state.gate.remembered() as i64);
+    let text = state.metrics.encode();
+    (
+        [(
+            header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        text,
+    )
+        .into_response()
+}
+
 /// The router of the whole server.
 pub fn router(state: AppState) -> Router {
     let api = Router::new()
-        .route("/accounts", post(api::sign_up))
-        .route("/sessions", post(api::sign_in).delete(api::sign_out))
-        .route("/me", get(api::me))
-        .route("/me/spaces", get(api::my_spaces))
-        .route("/users/{handle}", get(api::user_by_handle))
-        .route("/spaces", post(api::create_space).get(api::list_spaces))
-        .route("/spaces/{id}", get(api::get_space))
-        .route("/spaces/{id}/status", get(api::status))
-        .route("/spaces/{id}/commands", post(api::command))
-        .route("/spaces/{id}/tickets", post(api::ticket))
-        .route("/spaces/{id}/ws", get(ws::upgrade))
+        .route("/accounts", post(accounts::sign_up))
+        .route(
+            "/sessions",
+            post(accounts::sign_in).delete(accounts::sign_out),
+        )
+        .route("/me", get(accounts::me))
+        .route("/me/spaces", get(spaces::my_spaces))
+        .route("/users/{handle}", get(accounts::user_by_handle))
+        .route(
+            "/spaces",
+            post(spaces::create_space).get(spaces::list_spaces),
+        )
+        .route("/spaces/{id}", get(spaces::get_space))
+        .route("/spaces/{id}/status", get(spaces::status))
+        .route("/spaces/{id}/commands", post(spaces::command))
+        .route("/spaces/{id}/tickets", post(tickets::ticket))
+        .route("/spaces/{id}/ws", get(media::upgrade))
         .layer(DefaultBodyLimit::max(MAX_JSON_BODY))
         .layer(axum::middleware::from_fn_with_state(
             state.config.deadlines(),
@@ -161,12 +159,12 @@ pub fn router(state: AppState) -> Router {
         ))
         .route(
             "/spaces/{id}/source",
-            put(ogg::source).layer(DefaultBodyLimit::disable()),
+            put(media::source).layer(DefaultBodyLimit::disable()),
         )
         .fallback(|| async { ApiError::NotFound("route") });
     Router::new()
         .nest("/api/v1", api)
-        .route("/spaces/{id}/live.opus", get(ogg::live))
+        .route("/spaces/{id}/live.opus", get(media::live))
         .route("/", get(web::page))
         .route("/signin", get(web::page))
         .route("/signup", get(web::page))
@@ -174,7 +172,7 @@ pub fn router(state: AppState) -> Router {
         .route("/s/{id}", get(web::page))
         .route("/assets/{name}", get(web::asset))
         .route("/healthz", get(|| async { "ok\n" }))
-        .route("/metrics", get(crate::metrics::scrape))
+        .route("/metrics", get(scrape))
         .layer(axum::middleware::map_response_with_state(
             state.clone(),
             spare_files,

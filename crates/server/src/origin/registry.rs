@@ -1,8 +1,8 @@
 //! The Spaces this node runs, loaded from the store on first use.
 
 use crate::error::ApiError;
-use crate::live::{LiveSpace, role_from_name};
 use crate::metrics::Metrics;
+use crate::origin::live::{LiveSpace, role_from_name};
 use parking_lot::Mutex;
 use std::collections::HashMap;
 use std::sync::Arc;

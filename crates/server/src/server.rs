@@ -1,0 +1,390 @@
+//! The composition root: every start-up step in order ([`Server::bind`]), the accept loop
+//! and the graceful stop ([`Server::run`]).
+
+use crate::config::Config;
+use crate::error::ApiError;
+use crate::join::door;
+use crate::listen::fanout::{Audiences, HAND_OVERS, HandOver, Wiring};
+use crate::origin::registry::Spaces;
+use crate::prefixed::Prefixed;
+use crate::state::AppState;
+use crate::{api, config, metrics, overload, passwords, secrets};
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+use stentor_gate::ticket::TicketKey;
+use stentor_gate::{capacity, limits};
+use stentor_hub::HubConfig;
+use stentor_media::MixerConfig;
+use stentor_store::Store;
+use tokio::net::TcpListener;
+
+/// An error starting the server.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StartError {
+    /// The configuration is invalid.
+    #[error(transparent)]
+    Config(#[from] config::ConfigError),
+    /// The database could not be opened.
+    #[error(transparent)]
+    Store(#[from] stentor_store::StoreError),
+    /// The ticket key could not be read or made.
+    #[error(transparent)]
+    Key(#[from] secrets::KeyError),
+    /// The address could not be bound, or a file could not be read or written.
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// A bound, not yet running server.
+pub struct Server {
+    listener: TcpListener,
+    state: AppState,
+    shutdown: tokio::sync::watch::Sender<bool>,
+    hand_overs: tokio::sync::mpsc::Receiver<HandOver>,
+}
+
+impl Server {
+    /// Opens the store, loads the ticket key and binds the listener: every startup step, in
+    /// order, in one place.
+    pub async fn bind(config: Config) -> Result<Self, StartError> {
+        config.validate()?;
+        let data_dir = config.data_dir();
+        let tickets = load_ticket_key(&data_dir)?;
+        let store = match &config.store.database_url {
+            Some(url) => Store::open(url).await?,
+            None => Store::open_dir(&data_dir).await?,
+        };
+        let mixer = MixerConfig {
+            bitrate: config.bitrate(),
+            ..MixerConfig::default()
+        };
+        let metrics = Arc::new(metrics::Metrics::default());
+        let spaces = Arc::new(Spaces::new(
+            store.clone(),
+            mixer,
+            HubConfig {
+                per_writer: config.listeners_per_writer(),
+                cadence: config.cadence(),
+                ..HubConfig::default()
+            },
+            metrics.clone(),
+        ));
+        let listener = listen(config.bind(), config.backlog())?;
+        let files = raise_file_limit();
+        let capacity = capacity::Capacity::for_files(files, config.http.max_listeners);
+        tracing::info!(
+            addr = %listener.local_addr()?,
+            files,
+            listeners = capacity.max(),
+            "listening; the file limit allows this many listeners"
+        );
+        let (shutdown, shutdown_rx) = tokio::sync::watch::channel(false);
+        let overload = Arc::new(overload::Overload::new(
+            config.shed_limits(),
+            metrics.clone(),
+        ));
+        if config.under_attack() {
+            overload.force_attack_mode(true);
+        }
+        let mut caps = config.caps();
+        if config.admission.connections.is_none() {
+            // Half the files for connections that are not (yet) listeners.
+            caps.conns = caps.conns.min(u32::try_from(files / 2).unwrap_or(u32::MAX));
+        }
+        let gate = limits::Gate::new(caps);
+        let proofs = Arc::new(config.proofs());
+        let passwords = passwords::Passwords::for_this_machine()?;
+        let tasks = tokio_util::task::TaskTracker::new();
+        let (stage, hand_overs) = tokio::sync::mpsc::channel(HAND_OVERS);
+        let wiring = Wiring {
+            tasks: tasks.clone(),
+            shutdown: shutdown_rx.clone(),
+            overload: overload.clone(),
+            quota: config.command_quota(),
+            stage,
+        };
+        let audiences = Arc::new(Audiences::new(wiring, config.listeners_per_writer()));
+        Ok(Self {
+            listener,
+            shutdown,
+            hand_overs,
+            state: AppState {
+                store,
+                spaces,
+                audiences,
+                tickets,
+                config: Arc::new(config),
+                metrics,
+                capacity,
+                overload,
+                gate,
+                proofs,
+                passwords: Arc::new(passwords),
+                shutdown: shutdown_rx,
+                tasks,
+            },
+        })
+    }
+
+    /// The bound address (useful with port 0).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.listener
+            .local_addr()
+            .expect("bound listener has an address")
+    }
+
+    /// The handlers' shared state (for the demo and tests).
+    pub fn state(&self) -> &AppState {
+        &self.state
+    }
+
+    /// Serves until `shutdown` resolves, then tells every connection to go away (WebSocket
+    /// close 1001, end of the Ogg streams) and waits for them to finish.
+    pub async fn run(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> std::io::Result<()> {
+        let store = self.state.store.clone();
+        let spaces = self.state.spaces.clone();
+        let going_away = self.shutdown;
+        let shutdown = async move {
+            shutdown.await;
+            tracing::info!("shutting down");
+            let _ = going_away.send(true);
+            for space in spaces.loaded() {
+                space.hub.close();
+            }
+        };
+        let state = self.state;
+        let app = api::router(state.clone());
+        // Listeners called on stage leave their writer for a full connection.
+        let (stage_state, mut hand_overs) = (state.clone(), self.hand_overs);
+        tokio::spawn(async move {
+            while let Some(hand_over) = hand_overs.recv().await {
+                let task = crate::stage::hand_over(stage_state.clone(), hand_over);
+                stage_state.tasks.spawn(task);
+            }
+        });
+        let spaces = state.spaces.clone();
+        tokio::spawn(overload::watch(
+            state.overload.clone(),
+            move || {
+                spaces
+                    .loaded()
+                    .iter()
+                    .map(|s| s.hub.writers_late_ms())
+                    .fold(0.0, f64::max)
+            },
+            state.config.under_attack(),
+            state.config.data_dir().join(overload::ATTACK_FLAG),
+            state.shutdown.clone(),
+        ));
+        let (gate, passwords) = (state.gate.clone(), state.passwords.clone());
+        let mut down = state.shutdown.clone();
+        tokio::spawn(async move {
+            let mut every = tokio::time::interval(std::time::Duration::from_secs(10));
+            loop {
+                tokio::select! {
+                    _ = every.tick() => {
+                        gate.forget_quiet();
+                        passwords.forget_quiet();
+                    }
+                    _ = down.changed() => return,
+                }
+            }
+        });
+        let mut shutdown = std::pin::pin!(shutdown);
+        // The accept loop does nothing but accept: each connection is looked at in its own
+        // task, so a crowd arriving never waits behind one slow client or the fan-out.
+        loop {
+            let (tcp, peer) = tokio::select! {
+                biased;
+                () = &mut shutdown => break,
+                accepted = self.listener.accept() => match accepted {
+                    Ok(accepted) => accepted,
+                    Err(e) => {
+                        // Out of files or memory for a moment: back off instead of spinning.
+                        tracing::warn!(error = %e, "accept failed");
+                        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+                        continue;
+                    }
+                },
+            };
+            let permit = match state.gate.connect(peer.ip()) {
+                Ok(permit) => permit,
+                Err(refusal) => {
+                    state.metrics.reject(refusal.reason());
+                    // Answered without reading: costs one write and the close.
+                    let _ = tcp.try_write(&ApiError::Limited(refusal).to_http1());
+                    continue;
+                }
+            };
+            // Audio is many small writes: never let Nagle's algorithm hold one back.
+            if let Err(e) = tcp.set_nodelay(true) {
+                tracing::debug!(error = %e, "could not set TCP_NODELAY");
+            }
+            let (app, task_state) = (app.clone(), state.clone());
+            state.tasks.spawn(async move {
+                // Held while the connection is not a listener (head, API, the stage).
+                let _permit = permit;
+                serve(task_state, app, tcp, peer).await;
+            });
+        }
+        drop(self.listener);
+        drop(app);
+        // Requests in flight finish and fan-out writers send every listener its close; each
+        // connection's task ends when it is done.
+        state.tasks.close();
+        if tokio::time::timeout(std::time::Duration::from_secs(5), state.tasks.wait())
+            .await
+            .is_err()
+        {
+            tracing::warn!(
+                left = state.tasks.len(),
+                "connections still open 5 s after the shutdown"
+            );
+        }
+        // A connection still held by a request that did not finish must not keep the
+        // process alive.
+        if tokio::time::timeout(std::time::Duration::from_secs(5), store.close())
+            .await
+            .is_err()
+        {
+            tracing::warn!("the store did not close within 5 s");
+        }
+        Ok(())
+    }
+}
+
+/// Serves one connection: reads its first request head (in the time the gate allows), then
+/// hands it to the door (media, anonymous tickets) or to the HTTP server.
+async fn serve(
+    state: AppState,
+    app: axum::Router,
+    mut tcp: tokio::net::TcpStream,
+    peer: SocketAddr,
+) {
+    let timeout = state.gate.head_timeout();
+    let (sniffed, read) = match door::sniff(&mut tcp, timeout).await {
+        Ok(head) => head,
+        Err(door::NoHead::Gone) => return,
+        Err(door::NoHead::TooSlow) => return state.metrics.close("head_timeout"),
+    };
+    // A listener's join the door answers waits its turn under the caller's join rates here;
+    // what it hands to the HTTP server (anything else, and a ticket it does not grant) is
+    // counted against the request rates there.
+    let door_answers = matches!(
+        sniffed,
+        door::Sniffed::OggLive { .. } | door::Sniffed::WebSocket { .. }
+    );
+    if door_answers && let Err(e) = door::pace_join(&state, peer.ip()).await {
+        state.metrics.reject(e.reason());
+        return door::refuse(tcp, &e).await;
+    }
+    match sniffed {
+        door::Sniffed::OggLive { space, ticket, .. } => {
+            door::ogg_live(&state, tcp, space, ticket).await;
+        }
+        door::Sniffed::WebSocket {
+            space,
+            ticket,
+            head,
+            accept,
+        } => door::websocket(&state, tcp, space, ticket, &read[head..], accept).await,
+        door::Sniffed::Ticket {
+            space,
+            head,
+            keep_alive,
+            work,
+        } => {
+            let ticket = door::Ticket {
+                space,
+                read,
+                head,
+                keep_alive,
+                work,
+            };
+            if let Some(io) = door::ticket(&state, tcp, peer.ip(), ticket).await {
+                serve_http(&state, app, io, peer, timeout).await;
+            }
+        }
+        door::Sniffed::Http => {
+            let io = Prefixed::new(read, tcp);
+            serve_http(&state, app, io, peer, timeout).await;
+        }
+    }
+}
+
+/// Serves a connection with the HTTP server until it closes (or, on shutdown, once the
+/// request in flight is answered). Handlers see the peer as `ConnectInfo<SocketAddr>`.
+async fn serve_http(
+    state: &AppState,
+    app: axum::Router,
+    io: Prefixed,
+    peer: SocketAddr,
+    head_timeout: std::time::Duration,
+) {
+    let service = hyper::service::service_fn(move |mut request: hyper::Request<_>| {
+        request
+            .extensions_mut()
+            .insert(axum::extract::ConnectInfo(peer));
+        tower::ServiceExt::oneshot(app.clone(), request)
+    });
+    let conn = hyper::server::conn::http1::Builder::new()
+        .timer(hyper_util::rt::TokioTimer::new())
+        .header_read_timeout(head_timeout)
+        .serve_connection(hyper_util::rt::TokioIo::new(io), service)
+        .with_upgrades();
+    state.metrics.http_connections.inc();
+    let mut conn = std::pin::pin!(conn);
+    let mut down = state.shutdown.clone();
+    let result = tokio::select! {
+        result = conn.as_mut() => result,
+        () = crate::shutdown::going_away(&mut down) => {
+            // Finish the request in flight, then close.
+            conn.as_mut().graceful_shutdown();
+            conn.await
+        }
+    };
+    state.metrics.http_connections.dec();
+    if let Err(e) = result {
+        if e.is_timeout() {
+            state.metrics.close("head_timeout");
+        }
+        tracing::debug!(error = %e, "connection ended with an error");
+    }
+}
+
+/// Raises the soft file limit as far as the hard limit allows and returns it: each listener
+/// is a socket.
+fn raise_file_limit() -> u64 {
+    match rlimit::increase_nofile_limit(u64::MAX) {
+        Ok(n) => n,
+        Err(e) => {
+            tracing::warn!(error = %e, "could not read or raise the file limit");
+            rlimit::getrlimit(rlimit::Resource::NOFILE)
+                .map(|(soft, _)| soft)
+                .unwrap_or(1024)
+        }
+    }
+}
+
+/// Binds with an accept queue sized for crowds (tokio's default is 1024).
+fn listen(addr: SocketAddr, backlog: u32) -> std::io::Result<TcpListener> {
+    let socket = match addr {
+        SocketAddr::V4(_) => tokio::net::TcpSocket::new_v4()?,
+        SocketAddr::V6(_) => tokio::net::TcpSocket::new_v6()?,
+    };
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(backlog)
+}
+
+/// The ticket key lives in the data directory so tickets survive a restart.
+fn load_ticket_key(data_dir: &Path) -> Result<TicketKey, StartError> {
+    secrets::private_dir(data_dir)?;
+    let key = secrets::ticket_key(&data_dir.join(secrets::TICKET_KEY_FILE))?;
+    Ok(TicketKey::new(key))
+}
