@@ -37,12 +37,7 @@ async fn sixty_half_sent_bodies_are_closed_in_their_time_and_lock_nobody_out() {
         c.admission.body_timeout_ms = Some(500);
     })
     .await;
-    let mut host = server.api();
-    host.sign_up("host_d", "password-1").await.unwrap();
-    let space = host.create_space("Deadlines").await.unwrap();
-    host.command(&space, serde_json::json!({"cmd": "start"}))
-        .await
-        .unwrap();
+    let (host, space) = common::live_space(&server, "host_d", "Deadlines").await;
     // The host's kept-alive connection goes, so that the 60 take every place there is.
     drop(host);
     while server.state.gate.open() > 0 {
@@ -88,12 +83,7 @@ async fn a_source_that_sends_its_headers_and_then_nothing_is_ended() {
         c.admission.source_idle_ms = Some(500);
     })
     .await;
-    let mut host = server.api();
-    host.sign_up("host_s", "password-1").await.unwrap();
-    let space = host.create_space("Silent source").await.unwrap();
-    host.command(&space, serde_json::json!({"cmd": "start"}))
-        .await
-        .unwrap();
+    let (host, space) = common::live_space(&server, "host_s", "Silent source").await;
     let ticket = host.ticket(&space).await.unwrap().ticket;
     let live = server.state.spaces.get(&space).await.unwrap();
     let mut tcp = connect_from("127.0.31.1", &server).await;

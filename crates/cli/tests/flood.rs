@@ -5,27 +5,17 @@
 
 mod common;
 
-use common::{TestServer, close_of};
+use common::{TestServer, close_of, live_space};
 use futures_util::{SinkExt, StreamExt};
 use std::time::Duration;
 use stentor::client::parse_mix_frame;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio_tungstenite::tungstenite::Message;
 
-async fn live_space(server: &TestServer, host: &str) -> (stentor::client::Api, String) {
-    let mut api = server.api();
-    api.sign_up(host, "password-1").await.unwrap();
-    let space = api.create_space("Flood").await.unwrap();
-    api.command(&space, serde_json::json!({"cmd": "start"}))
-        .await
-        .unwrap();
-    (api, space)
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_command_flood_closes_the_flooder_and_costs_another_listener_no_frame() {
     let server = TestServer::start("flood-commands").await;
-    let (_host, space) = live_space(&server, "host_f").await;
+    let (_host, space) = live_space(&server, "host_f", "Flood").await;
     let anon = server.api();
     let ticket = |api: &stentor::client::Api| {
         let (api, space) = (api.clone(), space.clone());
@@ -100,7 +90,7 @@ async fn a_pinger_that_never_reads_is_let_go() {
         c.admission.command_burst = Some(1_000_000);
     })
     .await;
-    let (host, space) = live_space(&server, "host_p").await;
+    let (host, space) = live_space(&server, "host_p", "Flood").await;
     let ticket = server.api().ticket(&space).await.unwrap().ticket;
     let socket = tokio::net::TcpSocket::new_v4().unwrap();
     socket.set_recv_buffer_size(4096).unwrap();
@@ -162,7 +152,7 @@ async fn a_pinger_that_never_reads_is_let_go() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_raised_hand_comes_down_when_its_owner_leaves() {
     let server = TestServer::start("flood-hands").await;
-    let (host, space) = live_space(&server, "host_h").await;
+    let (host, space) = live_space(&server, "host_h", "Flood").await;
     let anon = server.api();
     let (mut ws, hello) = anon
         .connect(&space, &anon.ticket(&space).await.unwrap().ticket)

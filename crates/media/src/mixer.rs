@@ -68,11 +68,26 @@ struct Channel {
     muted: bool,
 }
 
+/// A 20 ms frame of digital silence as an encoder at `bitrate` settles on it.
+fn silence_packet(bitrate: u32) -> Result<Bytes, OpusError> {
+    let mut encoder = Encoder::new(bitrate)?;
+    let zeros = [0f32; FRAME_SAMPLES];
+    let mut packet = Bytes::new();
+    for _ in 0..5 {
+        packet = Bytes::copy_from_slice(encoder.encode(&zeros)?);
+    }
+    Ok(packet)
+}
+
 /// The mixer of one Space.
 pub struct Mixer {
     config: MixerConfig,
     speakers: BTreeMap<SpeakerId, Channel>,
     encoder: Encoder,
+    /// A frame of silence, encoded once: what a tick with nobody sounding sends, at no cost.
+    silence: Bytes,
+    /// Frames the encoder ran for.
+    encoded: u64,
     seq: u64,
     sum: [f32; FRAME_SAMPLES],
     pcm: [f32; FRAME_SAMPLES],
@@ -85,6 +100,8 @@ impl Mixer {
             config,
             speakers: BTreeMap::new(),
             encoder: Encoder::new(config.bitrate)?,
+            silence: silence_packet(config.bitrate)?,
+            encoded: 0,
             seq: 0,
             sum: [0.0; FRAME_SAMPLES],
             pcm: [0.0; FRAME_SAMPLES],
@@ -172,10 +189,16 @@ impl Mixer {
                 ch.meter.update(&[]);
             }
         }
-        for s in &mut self.sum {
-            *s = soft_limit(*s);
-        }
-        let packet = Bytes::copy_from_slice(self.encoder.encode(&self.sum)?);
+        let packet = if active == 0 {
+            // Nobody sounds: the sum is silence, and so is its encoding.
+            self.silence.clone()
+        } else {
+            for s in &mut self.sum {
+                *s = soft_limit(*s);
+            }
+            self.encoded += 1;
+            Bytes::copy_from_slice(self.encoder.encode(&self.sum)?)
+        };
         let seq = self.seq;
         self.seq += 1;
         Ok(MixOutput {
@@ -184,6 +207,11 @@ impl Mixer {
             active,
             oldest_arrival,
         })
+    }
+
+    /// Frames the encoder has run for (a tick with nobody sounding runs none).
+    pub fn encoded(&self) -> u64 {
+        self.encoded
     }
 
     /// Jitter buffer counters of the current speakers, summed.
@@ -281,6 +309,38 @@ mod tests {
             out.extend_from_slice(&pcm);
         }
         out
+    }
+
+    #[test]
+    fn an_empty_stage_costs_no_encode_and_sounds_silent_then_speech_is_encoded() {
+        let now = Instant::now();
+        let mut mixer = Mixer::new(MixerConfig::default()).unwrap();
+        let mut dec = Decoder::new().unwrap();
+        let mut pcm = [0f32; FRAME_SAMPLES];
+        for _ in 0..100 {
+            let mix = mixer.tick().unwrap();
+            assert_eq!(mix.active, 0);
+            dec.decode(&mix.packet, &mut pcm).unwrap();
+            assert!(pcm.iter().all(|x| x.abs() < 1e-4), "not silent");
+        }
+        assert_eq!(mixer.encoded(), 0, "silence was encoded");
+        // A speaker on stage who sends nothing costs nothing either.
+        mixer.add_speaker(1).unwrap();
+        mixer.tick().unwrap();
+        assert_eq!(mixer.encoded(), 0);
+        // Speech is encoded, and decodes as the tone it is.
+        let mut talker = Talker::new(440.0);
+        let mut out = Vec::new();
+        for _ in 0..50 {
+            let (seq, packet) = talker.next();
+            mixer.push(1, seq, packet, now).unwrap();
+            let mix = mixer.tick().unwrap();
+            dec.decode(&mix.packet, &mut pcm).unwrap();
+            out.extend_from_slice(&pcm);
+        }
+        assert!(mixer.encoded() >= 40, "{}", mixer.encoded());
+        let tail = &out[out.len() - 9600..];
+        assert!(goertzel_power(tail, 440.0) > 100.0 * goertzel_power(tail, 1000.0));
     }
 
     #[test]

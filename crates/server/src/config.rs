@@ -30,6 +30,26 @@ pub struct Config {
     #[command(flatten)]
     #[serde(default)]
     pub admission: AdmissionConfig,
+    /// What one account may do with Spaces, and how long unused ones stay loaded.
+    #[command(flatten)]
+    #[serde(default)]
+    pub spaces: SpacesConfig,
+}
+
+/// Space settings.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, clap::Args)]
+#[serde(deny_unknown_fields, default)]
+pub struct SpacesConfig {
+    /// Spaces one account may have scheduled (created, not yet live) at once [default: 10].
+    #[arg(long, env = "STENTOR_SCHEDULED_PER_HOST")]
+    pub scheduled_per_host: Option<u64>,
+    /// Spaces one account may have live at once [default: 3].
+    #[arg(long, env = "STENTOR_LIVE_PER_HOST")]
+    pub live_per_host: Option<u64>,
+    /// Seconds a loaded Space that nobody is connected to or asks for stays loaded; an
+    /// ended one goes as soon as nobody is connected [default: 600].
+    #[arg(long, env = "STENTOR_SPACE_IDLE_SECS")]
+    pub idle_unload_secs: Option<u64>,
 }
 
 /// HTTP listener settings.
@@ -180,6 +200,27 @@ pub struct AdmissionConfig {
     pub pow_max_bits: Option<u8>,
 }
 
+/// What one account may do with Spaces on this node.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SpaceRules {
+    /// Spaces one host may have scheduled (not yet live) at once (default 10).
+    pub scheduled_per_host: u64,
+    /// Spaces one host may have live at once (default 3).
+    pub live_per_host: u64,
+    /// How long a loaded Space nobody uses stays loaded (default 10 minutes).
+    pub idle_unload: std::time::Duration,
+}
+
+impl Default for SpaceRules {
+    fn default() -> Self {
+        Self {
+            scheduled_per_host: 10,
+            live_per_host: 3,
+            idle_unload: std::time::Duration::from_secs(600),
+        }
+    }
+}
+
 /// A configuration that cannot be used.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -244,6 +285,17 @@ impl Config {
             },
             media: MediaConfig {
                 bitrate: self.media.bitrate.or(lower.media.bitrate),
+            },
+            spaces: SpacesConfig {
+                scheduled_per_host: self
+                    .spaces
+                    .scheduled_per_host
+                    .or(lower.spaces.scheduled_per_host),
+                live_per_host: self.spaces.live_per_host.or(lower.spaces.live_per_host),
+                idle_unload_secs: self
+                    .spaces
+                    .idle_unload_secs
+                    .or(lower.spaces.idle_unload_secs),
             },
             admission: AdmissionConfig {
                 lobby_joins_per_sec: self
@@ -457,6 +509,19 @@ impl Config {
         let rate = self.admission.commands_per_sec.unwrap_or(10);
         let burst = self.admission.command_burst.unwrap_or(30).max(rate);
         governor::Quota::per_second(nz(rate)).allow_burst(nz(burst))
+    }
+
+    /// What one account may do with Spaces.
+    pub fn space_rules(&self) -> SpaceRules {
+        let d = SpaceRules::default();
+        let s = &self.spaces;
+        SpaceRules {
+            scheduled_per_host: s.scheduled_per_host.unwrap_or(d.scheduled_per_host),
+            live_per_host: s.live_per_host.unwrap_or(d.live_per_host),
+            idle_unload: s
+                .idle_unload_secs
+                .map_or(d.idle_unload, std::time::Duration::from_secs),
+        }
     }
 
     /// Deadlines of request bodies and sources.

@@ -70,6 +70,7 @@ impl Server {
                 ..HubConfig::default()
             },
             metrics.clone(),
+            config.space_rules(),
         ));
         let listener = listen(config.bind(), config.backlog())?;
         let files = raise_file_limit();
@@ -182,6 +183,7 @@ impl Server {
             state.shutdown.clone(),
         ));
         let (gate, passwords) = (state.gate.clone(), state.passwords.clone());
+        let registry = state.spaces.clone();
         let mut down = state.shutdown.clone();
         tokio::spawn(async move {
             let mut every = tokio::time::interval(std::time::Duration::from_secs(10));
@@ -190,6 +192,10 @@ impl Server {
                     _ = every.tick() => {
                         gate.forget_quiet();
                         passwords.forget_quiet();
+                        let unloaded = registry.unload_unused();
+                        if unloaded > 0 {
+                            tracing::debug!(unloaded, "unloaded spaces nobody uses");
+                        }
                     }
                     _ = down.changed() => return,
                 }

@@ -256,6 +256,16 @@ impl Store {
         Ok(rows.iter().map(space_from).collect())
     }
 
+    /// How many Spaces `host` hosts in `state` (`scheduled`, `live`, `ended`).
+    pub async fn count_hosted(&self, host: u64, state: &str) -> Result<u64, StoreError> {
+        let row = sqlx::query("SELECT COUNT(*) FROM spaces WHERE host_id = $1 AND state = $2")
+            .bind(host as i64)
+            .bind(state)
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(row.get::<i64, _>(0) as u64)
+    }
+
     /// Records a lifecycle change (`live` or `ended`) at `now`.
     pub async fn set_space_state(&self, id: &str, state: &str, now: i64) -> Result<(), StoreError> {
         let column = if state == "live" {

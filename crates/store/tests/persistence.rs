@@ -26,7 +26,10 @@ async fn accounts_and_spaces_survive_a_reopen() {
             created_at: 1,
         };
         store.create_space(&space).await.unwrap();
+        assert_eq!(store.count_hosted(alice.id, "scheduled").await.unwrap(), 1);
         store.set_space_state("s1", "live", 10).await.unwrap();
+        assert_eq!(store.count_hosted(alice.id, "scheduled").await.unwrap(), 0);
+        assert_eq!(store.count_hosted(alice.id, "live").await.unwrap(), 1);
         store.set_role("s1", 7, Some("speaker")).await.unwrap();
         store.set_role("s1", 8, Some("speaker")).await.unwrap();
         store.set_role("s1", 8, None).await.unwrap();

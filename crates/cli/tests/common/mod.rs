@@ -139,3 +139,28 @@ pub fn decode(packets: impl IntoIterator<Item = impl AsRef<[u8]>>) -> Vec<f32> {
     }
     out
 }
+
+/// A signed-up host `handle` with a live Space titled `title`: the set-up most tests start
+/// from.
+pub async fn live_space(server: &TestServer, handle: &str, title: &str) -> (Api, String) {
+    let mut host = server.api();
+    host.sign_up(handle, "password-1").await.unwrap();
+    let space = host.create_space(title).await.unwrap();
+    host.command(&space, serde_json::json!({"cmd": "start"}))
+        .await
+        .unwrap();
+    (host, space)
+}
+
+/// The next mix frame a WebSocket listener receives (its sequence number), within 5 s.
+pub async fn next_audio(ws: &mut SpaceSocket) -> Option<u64> {
+    let until = tokio::time::Instant::now() + Duration::from_secs(5);
+    while let Ok(Some(Ok(msg))) = tokio::time::timeout_at(until, ws.next()).await {
+        if let Message::Binary(data) = msg
+            && let Some((seq, _)) = stentor::client::parse_mix_frame(&data)
+        {
+            return Some(seq);
+        }
+    }
+    None
+}

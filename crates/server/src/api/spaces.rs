@@ -33,20 +33,53 @@ pub async fn create_space(
 ) -> Result<(StatusCode, Json<SpaceView>), ApiError> {
     let user = caller.required()?;
     state.gate.costly(peer.ip()).map_err(ApiError::Limited)?;
-    let title = new.title.trim();
-    if title.is_empty() || title.chars().count() > 120 {
-        return Err(ApiError::BadRequest("title: 1 to 120 characters".into()));
+    let title = check_title(&new.title)?;
+    let now = unix_now() as i64;
+    if let Some(at) = new.starts_at
+        && !(now - MAX_PAST_START..=now + MAX_FUTURE_START).contains(&at)
+    {
+        return Err(ApiError::BadRequest(
+            "starts_at: Unix seconds, from an hour ago to a year ahead".into(),
+        ));
+    }
+    let quota = state.spaces.rules().scheduled_per_host;
+    if state.store.count_hosted(user.id, "scheduled").await? >= quota {
+        return Err(ApiError::Conflict(format!(
+            "you have {quota} scheduled spaces already: start or end one first"
+        )));
     }
     let record = SpaceRecord {
         id: new_space_id(),
         host_id: user.id,
-        title: title.to_owned(),
+        title,
         state: "scheduled".into(),
         starts_at: new.starts_at,
-        created_at: unix_now() as i64,
+        created_at: now,
     };
     let space = state.spaces.create(record).await?;
     Ok((StatusCode::CREATED, Json(space.view())))
+}
+
+/// How far back an announced start may be, in seconds.
+const MAX_PAST_START: i64 = 3600;
+/// How far ahead an announced start may be, in seconds.
+const MAX_FUTURE_START: i64 = 366 * 24 * 3600;
+
+/// A title as shown everywhere: 1 to 120 characters once trimmed, on one line, with no
+/// control characters and no bidirectional overrides or isolates (which can make a title
+/// read as something else in a listing).
+fn check_title(title: &str) -> Result<String, ApiError> {
+    let title = title.trim();
+    let bidi = |c: char| matches!(c, '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}');
+    if title.is_empty() || title.chars().count() > 120 {
+        return Err(ApiError::BadRequest("title: 1 to 120 characters".into()));
+    }
+    if title.chars().any(|c| c.is_control() || bidi(c)) {
+        return Err(ApiError::BadRequest(
+            "title: one line, without control characters or bidirectional overrides".into(),
+        ));
+    }
+    Ok(title.to_owned())
 }
 
 fn new_space_id() -> String {
@@ -128,9 +161,18 @@ pub async fn get_space(
 /// database read once the Space is loaded), cacheable for a second by any shared cache.
 pub async fn status(
     State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
-    let space = state.spaces.get(&id).await?;
+    // A Space not in memory costs a database read: that, unlike the status itself, counts
+    // against the caller's request rate.
+    let space = match state.spaces.if_loaded(&id) {
+        Some(space) => space,
+        None => {
+            state.gate.request(peer.ip()).map_err(ApiError::Limited)?;
+            state.spaces.get(&id).await?
+        }
+    };
     let status = space.status(&state.config.lobby(), unix_now() as i64);
     Ok((
         [(

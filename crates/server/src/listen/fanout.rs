@@ -38,6 +38,8 @@ const MAX_READS: usize = 4;
 pub const MAX_OUT: usize = 64 * 1024;
 /// Refusals and answers waiting for a shard's listeners; past it they are dropped.
 const PERSONAL_QUEUE: usize = 256;
+/// How long a writer with no listener left waits for a new one before it ends.
+const SHARD_LINGER: Duration = Duration::from_secs(5);
 /// A pass runs at least this often when the feed is quiet (a lobby before the start): events
 /// and what listeners send are dealt with then. Longer than the longest cadence, so that
 /// while audio flows it never adds a write of its own.
@@ -348,6 +350,7 @@ impl Shard {
         let mut idle = tokio::time::interval(IDLE_PASS);
         idle.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let ws = self.transport == Transport::WebSocket;
+        let (mut empty_since, mut taking) = (None, true);
         loop {
             tokio::select! {
                 biased;
@@ -355,14 +358,8 @@ impl Shard {
                     self.close_all(close::GOING_AWAY, "the server is shutting down").await;
                     break;
                 }
-                sink = self.rx.recv() => match sink {
-                    Some(sink) => {
-                        self.feed.attach(1);
-                        if let Some(user) = sink.user {
-                            *self.users.entry(user).or_default() += 1;
-                        }
-                        self.sinks.push(sink);
-                    }
+                sink = self.rx.recv(), if taking => match sink {
+                    Some(sink) => self.take(sink),
                     None => break,
                 },
                 Some((user, frame)) = self.personal_rx.recv() => self.tell(user, &frame),
@@ -405,6 +402,24 @@ impl Shard {
                     }
                 }
                 _ = idle.tick() => self.pass().await,
+            }
+            if self.sinks.is_empty() {
+                let since = *empty_since.get_or_insert_with(tokio::time::Instant::now);
+                if since.elapsed() >= SHARD_LINGER {
+                    // Take no one new (the fan-out starts another shard for them), serve
+                    // whoever was already on the way, then end: an idle writer would hold
+                    // its Space for ever.
+                    self.rx.close();
+                    taking = false;
+                    while let Ok(sink) = self.rx.try_recv() {
+                        self.take(sink);
+                    }
+                    if self.sinks.is_empty() {
+                        break;
+                    }
+                }
+            } else {
+                empty_since = None;
             }
         }
         self.feed.detach(self.sinks.len());
@@ -536,6 +551,15 @@ impl Shard {
                 i += 1;
             }
         }
+    }
+
+    /// Takes a listener in.
+    fn take(&mut self, sink: Sink) {
+        self.feed.attach(1);
+        if let Some(user) = sink.user {
+            *self.users.entry(user).or_default() += 1;
+        }
+        self.sinks.push(sink);
     }
 
     /// Takes listener `i` out of the shard.

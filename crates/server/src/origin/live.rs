@@ -68,6 +68,9 @@ pub enum CommandError {
     /// The change could not be stored; it is in force on this node until a restart.
     #[error("the change could not be stored: {0}")]
     Store(String),
+    /// The host has as many live Spaces as one account may.
+    #[error("you host {0} live spaces already: end one first")]
+    LiveQuota(u64),
 }
 
 impl From<CommandError> for crate::error::ApiError {
@@ -79,6 +82,7 @@ impl From<CommandError> for crate::error::ApiError {
                 retry_after: 1,
             },
             CommandError::Store(detail) => Self::Internal(detail),
+            quota @ CommandError::LiveQuota(_) => Self::Conflict(quota.to_string()),
         }
     }
 }
@@ -136,6 +140,8 @@ pub struct LiveSpace {
     names: Mutex<HashMap<UserId, String>>,
     /// Status requests per second: the waiting crowd.
     asks: Mutex<RateWindow<64>>,
+    /// Live Spaces one host may have at once.
+    live_per_host: u64,
 }
 
 /// Summary of a Space for the API.
@@ -171,6 +177,7 @@ impl LiveSpace {
         mixer_config: MixerConfig,
         hub_config: HubConfig,
         metrics: Arc<Metrics>,
+        rules: crate::config::SpaceRules,
     ) -> Arc<Self> {
         let SpaceRecord {
             id,
@@ -193,6 +200,7 @@ impl LiveSpace {
             starts_at,
             names: Mutex::new(names),
             asks: Mutex::new(RateWindow::default()),
+            live_per_host: rules.live_per_host,
             hub: hub.clone(),
             metrics,
             domain: Mutex::new(domain),
@@ -251,6 +259,9 @@ impl LiveSpace {
     /// Applies a participant's command, tells everyone what changed, and returns once the
     /// change is stored. Only the command task calls it, so commands apply one at a time.
     async fn command(&self, actor: UserId, command: Command) -> Result<(), CommandError> {
+        if command == Command::Start {
+            self.check_live_quota().await?;
+        }
         let now = Instant::now();
         let events: Vec<Event> = {
             let mut domain = self.domain.lock();
@@ -265,6 +276,20 @@ impl LiveSpace {
                 tracing::error!(space = %self.id, error = %e, "could not store a space change");
                 return Err(CommandError::Store(e.to_string()));
             }
+        }
+        Ok(())
+    }
+
+    /// Refuses to start a Space whose host hosts as many live ones as one account may.
+    async fn check_live_quota(&self) -> Result<(), CommandError> {
+        let host = self.with_domain(|d| d.host());
+        let live = self
+            .store
+            .count_hosted(host, "live")
+            .await
+            .map_err(|e| CommandError::Store(e.to_string()))?;
+        if live >= self.live_per_host {
+            return Err(CommandError::LiveQuota(live));
         }
         Ok(())
     }

@@ -1,11 +1,13 @@
 //! The Spaces this node runs, loaded from the store on first use.
 
+use crate::config::SpaceRules as Rules;
 use crate::error::ApiError;
 use crate::metrics::Metrics;
 use crate::origin::live::{LiveSpace, role_from_name};
 use parking_lot::Mutex;
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::time::Instant;
 use stentor_hub::HubConfig;
 use stentor_media::MixerConfig;
 use stentor_space::{Lifecycle, Limits, Space};
@@ -17,30 +19,77 @@ pub struct Spaces {
     mixer: MixerConfig,
     hub: HubConfig,
     metrics: Arc<Metrics>,
-    loaded: Mutex<HashMap<String, Arc<LiveSpace>>>,
+    rules: Rules,
+    loaded: Mutex<HashMap<String, Loaded>>,
+}
+
+/// A loaded Space, and when it was last asked for.
+struct Loaded {
+    space: Arc<LiveSpace>,
+    used: Instant,
 }
 
 impl Spaces {
     /// An empty registry over `store`.
-    pub fn new(store: Store, mixer: MixerConfig, hub: HubConfig, metrics: Arc<Metrics>) -> Self {
+    pub fn new(
+        store: Store,
+        mixer: MixerConfig,
+        hub: HubConfig,
+        metrics: Arc<Metrics>,
+        rules: Rules,
+    ) -> Self {
         Self {
             store,
             mixer,
             hub,
             metrics,
+            rules,
             loaded: Mutex::new(HashMap::new()),
         }
     }
 
+    /// What one account may do with Spaces.
+    pub fn rules(&self) -> Rules {
+        self.rules
+    }
+
+    /// The loaded Space `id`, marked as used now.
+    fn use_loaded(&self, id: &str) -> Option<Arc<LiveSpace>> {
+        let mut loaded = self.loaded.lock();
+        let entry = loaded.get_mut(id)?;
+        entry.used = Instant::now();
+        Some(entry.space.clone())
+    }
+
+    /// Unloads the Spaces nobody holds (no connection, no request in flight) that have ended,
+    /// or that nobody has asked for in the idle time: each costs a mixer task and memory
+    /// for as long as it is loaded. One that is asked for again is loaded again from the store.
+    pub fn unload_unused(&self) -> usize {
+        let now = Instant::now();
+        let idle = self.rules.idle_unload;
+        let mut loaded = self.loaded.lock();
+        let before = loaded.len();
+        loaded.retain(|_, entry| {
+            // The registry's own reference is the only one: nobody is connected.
+            if Arc::strong_count(&entry.space) > 1 {
+                entry.used = now;
+                return true;
+            }
+            let ended = entry.space.with_domain(|d| d.lifecycle()) == Lifecycle::Ended;
+            !ended && now.duration_since(entry.used) < idle
+        });
+        before - loaded.len()
+    }
+
     /// The runtime of Space `id` if it is loaded (no store read).
     pub fn if_loaded(&self, id: &str) -> Option<Arc<LiveSpace>> {
-        self.loaded.lock().get(id).cloned()
+        self.use_loaded(id)
     }
 
     /// The runtime of Space `id`, loading it from the store if needed.
     pub async fn get(&self, id: &str) -> Result<Arc<LiveSpace>, ApiError> {
-        if let Some(space) = self.loaded.lock().get(id) {
-            return Ok(space.clone());
+        if let Some(space) = self.use_loaded(id) {
+            return Ok(space);
         }
         let record = self
             .store
@@ -90,7 +139,7 @@ impl Spaces {
     ) -> Arc<LiveSpace> {
         let mut loaded = self.loaded.lock();
         if let Some(existing) = loaded.get(&record.id) {
-            return existing.clone();
+            return existing.space.clone();
         }
         let id = record.id.clone();
         let space = LiveSpace::spawn(
@@ -101,14 +150,26 @@ impl Spaces {
             self.mixer,
             self.hub,
             self.metrics.clone(),
+            self.rules,
         );
-        loaded.insert(id, space.clone());
+        let used = Instant::now();
+        loaded.insert(
+            id,
+            Loaded {
+                space: space.clone(),
+                used,
+            },
+        );
         space
     }
 
     /// Every loaded Space.
     pub fn loaded(&self) -> Vec<Arc<LiveSpace>> {
-        self.loaded.lock().values().cloned().collect()
+        self.loaded
+            .lock()
+            .values()
+            .map(|e| e.space.clone())
+            .collect()
     }
 }
 
