@@ -167,18 +167,36 @@ pub struct SpaceView {
     pub listeners: usize,
 }
 
+/// What every Space of a node is made with.
+#[derive(Clone)]
+pub struct Making {
+    /// Durable state.
+    pub store: Store,
+    /// The mixer's settings.
+    pub mixer: MixerConfig,
+    /// The hub's settings.
+    pub hub: HubConfig,
+    /// The server's metrics.
+    pub metrics: Arc<Metrics>,
+    /// What one account may do with Spaces.
+    pub rules: crate::config::SpaceRules,
+}
+
 impl LiveSpace {
     /// Starts the runtime of a Space: spawns its mixer task (which runs while it is live).
     pub fn spawn(
         record: SpaceRecord,
         names: HashMap<UserId, String>,
         domain: Space,
-        store: Store,
-        mixer_config: MixerConfig,
-        hub_config: HubConfig,
-        metrics: Arc<Metrics>,
-        rules: crate::config::SpaceRules,
+        making: &Making,
     ) -> Arc<Self> {
+        let Making {
+            store,
+            mixer: mixer_config,
+            hub: hub_config,
+            metrics,
+            rules,
+        } = making.clone();
         let SpaceRecord {
             id,
             title,

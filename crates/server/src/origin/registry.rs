@@ -3,7 +3,7 @@
 use crate::config::SpaceRules as Rules;
 use crate::error::ApiError;
 use crate::metrics::Metrics;
-use crate::origin::live::{LiveSpace, role_from_name};
+use crate::origin::live::{LiveSpace, Making, role_from_name};
 use parking_lot::Mutex;
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -146,11 +146,13 @@ impl Spaces {
             record,
             names,
             domain,
-            self.store.clone(),
-            self.mixer,
-            self.hub,
-            self.metrics.clone(),
-            self.rules,
+            &Making {
+                store: self.store.clone(),
+                mixer: self.mixer,
+                hub: self.hub,
+                metrics: self.metrics.clone(),
+                rules: self.rules,
+            },
         );
         let used = Instant::now();
         loaded.insert(
