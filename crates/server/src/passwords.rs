@@ -108,6 +108,7 @@ pub struct Passwords {
     jobs: std::sync::mpsc::SyncSender<Job>,
     running: Arc<AtomicUsize>,
     peak: Arc<AtomicUsize>,
+    done: Arc<AtomicUsize>,
     throttle: Mutex<throttle::Throttle>,
     /// A real hash of nothing anyone knows, checked against for handles that do not exist.
     dummy: String,
@@ -120,8 +121,10 @@ impl Passwords {
         let queue = Arc::new(Mutex::new(queue));
         let running = Arc::new(AtomicUsize::new(0));
         let peak = Arc::new(AtomicUsize::new(0));
+        let done = Arc::new(AtomicUsize::new(0));
         for _ in 0..threads.max(1) {
             let (queue, running, peak) = (queue.clone(), running.clone(), peak.clone());
+            let done = done.clone();
             std::thread::Builder::new()
                 .name("stentor-hash".into())
                 .spawn(move || {
@@ -131,6 +134,9 @@ impl Passwords {
                         let Ok(job) = job else { return };
                         let now = running.fetch_add(1, Ordering::Relaxed) + 1;
                         peak.fetch_max(now, Ordering::Relaxed);
+                        // Counted before the answer leaves, so a caller that has its answer
+                        // sees its hash counted.
+                        done.fetch_add(1, Ordering::Relaxed);
                         job(&mut memory);
                         running.fetch_sub(1, Ordering::Relaxed);
                     }
@@ -142,6 +148,7 @@ impl Passwords {
             jobs,
             running,
             peak,
+            done,
             throttle: Mutex::new(throttle::Throttle::new(throttle)),
             dummy,
         })
@@ -194,6 +201,11 @@ impl Passwords {
     /// Hashes running now.
     pub fn running(&self) -> usize {
         self.running.load(Ordering::Relaxed)
+    }
+
+    /// Hashes done so far (sign-ups, sign-ins, unknown handles alike).
+    pub fn done(&self) -> usize {
+        self.done.load(Ordering::Relaxed)
     }
 
     /// The most hashes that ever ran at once.

@@ -64,23 +64,41 @@ impl Space {
         }
     }
 
-    /// Rebuilds a Space from stored state (roles as persisted, hands and mutes reset).
+    /// Rebuilds a Space from stored state: roles, who is muted, open invitations and
+    /// removals as persisted. Hands are not: they come down when their owners' connections
+    /// close, as every connection does when a node restarts.
     pub fn restore(
         host: UserId,
         limits: Limits,
         lifecycle: Lifecycle,
-        stage: impl IntoIterator<Item = (UserId, Role)>,
+        stage: impl IntoIterator<Item = (UserId, Role, bool)>,
+        invited: impl IntoIterator<Item = UserId>,
         removed: impl IntoIterator<Item = UserId>,
     ) -> Self {
         let mut space = Self::new(host, limits);
         space.lifecycle = lifecycle;
-        for (user, role) in stage {
-            if user != host && role.is_speaker() && role != Role::Host {
-                space.stage.insert(user, StageMember { role, muted: false });
+        for (user, role, muted) in stage {
+            if user == host {
+                if let Some(m) = space.stage.get_mut(&host) {
+                    m.muted = muted;
+                }
+            } else if role.is_speaker() && role != Role::Host {
+                space.stage.insert(user, StageMember { role, muted });
             }
         }
         space.removed.extend(removed);
+        let removed = &space.removed;
+        let invited: Vec<UserId> = invited
+            .into_iter()
+            .filter(|u| !removed.contains(u) && !space.stage.contains_key(u))
+            .collect();
+        space.invited.extend(invited);
         space
+    }
+
+    /// Open invitations to speak.
+    pub fn invited(&self) -> impl Iterator<Item = UserId> + '_ {
+        self.invited.iter().copied()
     }
 
     /// Applies a command from `actor`.

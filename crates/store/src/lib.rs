@@ -284,26 +284,104 @@ impl Store {
         Ok(())
     }
 
-    /// Records a user's role in a Space; `None` (back to the audience) deletes it.
+    /// Records a user's role in a Space; `None` (back to the audience) deletes it, with the
+    /// mute and the invitation that went with it, in one transaction.
     pub async fn set_role(
         &self,
         space: &str,
         user: u64,
         role: Option<&str>,
     ) -> Result<(), StoreError> {
-        let query = match role {
-            Some(_) => {
-                "INSERT INTO space_roles (space_id, user_id, role) VALUES ($1, $2, $3) \
-                 ON CONFLICT (space_id, user_id) DO UPDATE SET role = excluded.role"
+        let mut tx = self.pool.begin().await?;
+        match role {
+            Some(role) => {
+                sqlx::query(
+                    "INSERT INTO space_roles (space_id, user_id, role) VALUES ($1, $2, $3) \
+                     ON CONFLICT (space_id, user_id) DO UPDATE SET role = excluded.role",
+                )
+                .bind(space)
+                .bind(user as i64)
+                .bind(role)
+                .execute(&mut *tx)
+                .await?;
+                // On stage, an invitation is spent.
+                forget(&mut tx, "space_invites", space, user).await?;
             }
-            None => "DELETE FROM space_roles WHERE space_id = $1 AND user_id = $2",
-        };
-        let mut q = sqlx::query(query).bind(space).bind(user as i64);
-        if let Some(role) = role {
-            q = q.bind(role);
+            None => {
+                forget(&mut tx, "space_roles", space, user).await?;
+                forget(&mut tx, "space_mutes", space, user).await?;
+            }
         }
-        q.execute(&self.pool).await?;
+        tx.commit().await?;
         Ok(())
+    }
+
+    /// Records whether a person on stage is muted.
+    pub async fn set_muted(&self, space: &str, user: u64, muted: bool) -> Result<(), StoreError> {
+        let query = if muted {
+            "INSERT INTO space_mutes (space_id, user_id) VALUES ($1, $2) ON CONFLICT DO NOTHING"
+        } else {
+            "DELETE FROM space_mutes WHERE space_id = $1 AND user_id = $2"
+        };
+        sqlx::query(query)
+            .bind(space)
+            .bind(user as i64)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// Records an open invitation to speak (`true`) or its end.
+    pub async fn set_invited(&self, space: &str, user: u64, open: bool) -> Result<(), StoreError> {
+        let query = if open {
+            "INSERT INTO space_invites (space_id, user_id) VALUES ($1, $2) ON CONFLICT DO NOTHING"
+        } else {
+            "DELETE FROM space_invites WHERE space_id = $1 AND user_id = $2"
+        };
+        sqlx::query(query)
+            .bind(space)
+            .bind(user as i64)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// Removes a user from a Space for good: their role, mute and invitation go and the
+    /// removal is recorded, all in one transaction.
+    pub async fn remove_participant(&self, space: &str, user: u64) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await?;
+        for table in ["space_roles", "space_mutes", "space_invites"] {
+            forget(&mut tx, table, space, user).await?;
+        }
+        sqlx::query(
+            "INSERT INTO space_removed (space_id, user_id) VALUES ($1, $2) ON CONFLICT DO NOTHING",
+        )
+        .bind(space)
+        .bind(user as i64)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Users of a Space listed in one of its per-user tables (`space_mutes`, `space_invites`,
+    /// `space_removed`).
+    async fn users_in(&self, table: &str, space: &str) -> Result<Vec<u64>, StoreError> {
+        let rows = sqlx::query(&format!("SELECT user_id FROM {table} WHERE space_id = $1"))
+            .bind(space)
+            .fetch_all(&self.pool)
+            .await?;
+        Ok(rows.iter().map(|r| r.get::<i64, _>(0) as u64).collect())
+    }
+
+    /// People on stage who are muted.
+    pub async fn muted(&self, space: &str) -> Result<Vec<u64>, StoreError> {
+        self.users_in("space_mutes", space).await
+    }
+
+    /// Open invitations to speak.
+    pub async fn invited(&self, space: &str) -> Result<Vec<u64>, StoreError> {
+        self.users_in("space_invites", space).await
     }
 
     /// Stored roles of a Space.
@@ -318,31 +396,32 @@ impl Store {
             .collect())
     }
 
-    /// Records that a user was removed from a Space.
-    pub async fn add_removed(&self, space: &str, user: u64) -> Result<(), StoreError> {
-        sqlx::query(
-            "INSERT INTO space_removed (space_id, user_id) VALUES ($1, $2) ON CONFLICT DO NOTHING",
-        )
-        .bind(space)
-        .bind(user as i64)
-        .execute(&self.pool)
-        .await?;
-        Ok(())
-    }
-
     /// Users removed from a Space.
     pub async fn removed(&self, space: &str) -> Result<Vec<u64>, StoreError> {
-        let rows = sqlx::query("SELECT user_id FROM space_removed WHERE space_id = $1")
-            .bind(space)
-            .fetch_all(&self.pool)
-            .await?;
-        Ok(rows.iter().map(|r| r.get::<i64, _>(0) as u64).collect())
+        self.users_in("space_removed", space).await
     }
 
-    /// Closes the pool, flushing the database.
+    /// Closes every connection.
     pub async fn close(&self) {
         self.pool.close().await;
     }
+}
+
+/// Deletes `user`'s row of `table` for `space` within a transaction.
+async fn forget(
+    tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
+    table: &str,
+    space: &str,
+    user: u64,
+) -> Result<(), StoreError> {
+    sqlx::query(&format!(
+        "DELETE FROM {table} WHERE space_id = $1 AND user_id = $2"
+    ))
+    .bind(space)
+    .bind(user as i64)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
 }
 
 fn user_from(row: &sqlx::sqlite::SqliteRow) -> User {

@@ -33,7 +33,13 @@ async fn accounts_and_spaces_survive_a_reopen() {
         store.set_role("s1", 7, Some("speaker")).await.unwrap();
         store.set_role("s1", 8, Some("speaker")).await.unwrap();
         store.set_role("s1", 8, None).await.unwrap();
-        store.add_removed("s1", 9).await.unwrap();
+        store.set_muted("s1", 7, true).await.unwrap();
+        store.set_invited("s1", 10, true).await.unwrap();
+        // A removal takes the role, the mute and the invitation with it, in one go.
+        store.set_role("s1", 9, Some("speaker")).await.unwrap();
+        store.set_muted("s1", 9, true).await.unwrap();
+        store.set_invited("s1", 9, true).await.unwrap();
+        store.remove_participant("s1", 9).await.unwrap();
         store.close().await;
     }
     let store = Store::open_dir(&dir).await.unwrap();
@@ -52,6 +58,13 @@ async fn accounts_and_spaces_survive_a_reopen() {
         vec![(7, "speaker".to_string())]
     );
     assert_eq!(store.removed("s1").await.unwrap(), vec![9]);
+    assert_eq!(store.muted("s1").await.unwrap(), vec![7]);
+    assert_eq!(store.invited("s1").await.unwrap(), vec![10]);
+    // Back in the audience, a mute goes with the role; on stage, the invitation is spent.
+    store.set_role("s1", 7, None).await.unwrap();
+    assert!(store.muted("s1").await.unwrap().is_empty());
+    store.set_role("s1", 10, Some("speaker")).await.unwrap();
+    assert!(store.invited("s1").await.unwrap().is_empty());
     let open = store.open_spaces(10).await.unwrap();
     assert_eq!(open.len(), 1);
     assert_eq!(open[0].1, "alice");

@@ -363,11 +363,11 @@ impl Shard {
                     None => break,
                 },
                 Some((user, frame)) = self.personal_rx.recv() => self.tell(user, &frame),
-                notice = notices.recv(), if ws => match notice {
+                notice = notices.recv() => match notice {
                     Ok(notice) => if let Some(user) = notice.to
                         && self.users.contains_key(&user)
                     {
-                        if notice.audience == Audience::StageAndSubject {
+                        if ws && notice.audience == Audience::StageAndSubject {
                             self.tell(user, &wsframe::text(&notice.text));
                         }
                         self.on_notice_to(user);
@@ -532,10 +532,14 @@ impl Shard {
                 i += 1;
                 continue;
             }
-            if removed {
+            if removed && self.transport == Transport::Ogg {
+                // The stream just ends; the ticket it came with is refused from now on.
+                self.remove(i);
+                self.space.metrics.close(close::label(close::REMOVED));
+            } else if removed {
                 self.sinks[i].close_with(close::REMOVED, "removed from this space");
                 i += 1;
-            } else if role.is_speaker() {
+            } else if role.is_speaker() && self.transport == Transport::WebSocket {
                 let sink = self.remove(i);
                 self.feed.snapshot(&mut self.snap);
                 let due = due_bytes(&sink, &self.snap);

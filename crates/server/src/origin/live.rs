@@ -366,10 +366,9 @@ impl LiveSpace {
                 let stored = role.is_speaker().then(|| role_name(*role));
                 store.set_role(id, *user, stored).await
             }
-            Event::Removed { user } => {
-                store.set_role(id, *user, None).await?;
-                store.add_removed(id, *user).await
-            }
+            Event::Removed { user } => store.remove_participant(id, *user).await,
+            Event::MuteChanged { user, muted, .. } => store.set_muted(id, *user, *muted).await,
+            Event::Invited { user, .. } => store.set_invited(id, *user, true).await,
             _ => Ok(()),
         }
     }

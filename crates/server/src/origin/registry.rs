@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::Instant;
 use stentor_hub::HubConfig;
 use stentor_media::MixerConfig;
-use stentor_space::{Lifecycle, Limits, Space};
+use stentor_space::{Lifecycle, Limits, Role, Space};
 use stentor_store::{SpaceRecord, Store};
 
 /// Every Space this node has loaded.
@@ -97,15 +97,21 @@ impl Spaces {
             .await?
             .ok_or(ApiError::NotFound("space"))?;
         let roles = self.store.roles(id).await?;
+        let muted = self.store.muted(id).await?;
+        let invited = self.store.invited(id).await?;
         let removed = self.store.removed(id).await?;
+        let host = (record.host_id, Role::Host);
         let stage = roles
             .into_iter()
-            .filter_map(|(user, role)| Some((user, role_from_name(&role)?)));
+            .filter_map(|(user, role)| Some((user, role_from_name(&role)?)))
+            .chain(std::iter::once(host))
+            .map(|(user, role)| (user, role, muted.contains(&user)));
         let domain = Space::restore(
             record.host_id,
             Limits::default(),
             lifecycle(&record.state),
             stage,
+            invited,
             removed,
         );
         let mut names = HashMap::new();
