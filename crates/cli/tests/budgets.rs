@@ -5,7 +5,7 @@ mod common;
 
 use common::TestServer;
 use std::net::IpAddr;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 fn from(ip: &str) -> reqwest::Client {
     reqwest::Client::builder()
