@@ -68,24 +68,14 @@ struct Channel {
     muted: bool,
 }
 
-/// A 20 ms frame of digital silence as an encoder at `bitrate` settles on it.
-fn silence_packet(bitrate: u32) -> Result<Bytes, OpusError> {
-    let mut encoder = Encoder::new(bitrate)?;
-    let zeros = [0f32; FRAME_SAMPLES];
-    let mut packet = Bytes::new();
-    for _ in 0..5 {
-        packet = Bytes::copy_from_slice(encoder.encode(&zeros)?);
-    }
-    Ok(packet)
-}
-
 /// The mixer of one Space.
 pub struct Mixer {
     config: MixerConfig,
     speakers: BTreeMap<SpeakerId, Channel>,
     encoder: Encoder,
-    /// A frame of silence, encoded once: what a tick with nobody sounding sends, at no cost.
-    silence: Bytes,
+    /// While nobody sounds: the encoder's last packet of silence, and whether it has settled
+    /// (the same bytes twice running), after which it is sent again without encoding.
+    settled: Option<(Bytes, bool)>,
     /// Frames the encoder ran for.
     encoded: u64,
     seq: u64,
@@ -100,7 +90,7 @@ impl Mixer {
             config,
             speakers: BTreeMap::new(),
             encoder: Encoder::new(config.bitrate)?,
-            silence: silence_packet(config.bitrate)?,
+            settled: None,
             encoded: 0,
             seq: 0,
             sum: [0.0; FRAME_SAMPLES],
@@ -190,14 +180,13 @@ impl Mixer {
             }
         }
         let packet = if active == 0 {
-            // Nobody sounds: the sum is silence, and so is its encoding.
-            self.silence.clone()
+            self.silent()?
         } else {
+            self.settled = None;
             for s in &mut self.sum {
                 *s = soft_limit(*s);
             }
-            self.encoded += 1;
-            Bytes::copy_from_slice(self.encoder.encode(&self.sum)?)
+            self.encode_sum()?
         };
         let seq = self.seq;
         self.seq += 1;
@@ -209,7 +198,30 @@ impl Mixer {
         })
     }
 
-    /// Frames the encoder has run for (a tick with nobody sounding runs none).
+    /// A tick with nobody sounding: the encoder runs until its silence settles, then its last
+    /// packet is sent again at no cost. The stream stays the one encoder's, so that listeners'
+    /// decoders hear no seam when sound comes and goes.
+    fn silent(&mut self) -> Result<Bytes, OpusError> {
+        if let Some((packet, true)) = &self.settled {
+            return Ok(packet.clone());
+        }
+        self.sum.fill(0.0);
+        let packet = self.encode_sum()?;
+        let same = self
+            .settled
+            .as_ref()
+            .is_some_and(|(last, _)| *last == packet);
+        self.settled = Some((packet.clone(), same));
+        Ok(packet)
+    }
+
+    fn encode_sum(&mut self) -> Result<Bytes, OpusError> {
+        self.encoded += 1;
+        Ok(Bytes::copy_from_slice(self.encoder.encode(&self.sum)?))
+    }
+
+    /// Frames the encoder has run for (a tick with nobody sounding runs none once its
+    /// silence has settled).
     pub fn encoded(&self) -> u64 {
         self.encoded
     }
@@ -323,11 +335,15 @@ mod tests {
             dec.decode(&mix.packet, &mut pcm).unwrap();
             assert!(pcm.iter().all(|x| x.abs() < 1e-4), "not silent");
         }
-        assert_eq!(mixer.encoded(), 0, "silence was encoded");
+        let settling = mixer.encoded();
+        assert!(
+            settling <= 5,
+            "silence encoded {settling} times in 100 ticks"
+        );
         // A speaker on stage who sends nothing costs nothing either.
         mixer.add_speaker(1).unwrap();
         mixer.tick().unwrap();
-        assert_eq!(mixer.encoded(), 0);
+        assert_eq!(mixer.encoded(), settling);
         // Speech is encoded, and decodes as the tone it is.
         let mut talker = Talker::new(440.0);
         let mut out = Vec::new();
@@ -341,6 +357,29 @@ mod tests {
         assert!(mixer.encoded() >= 40, "{}", mixer.encoded());
         let tail = &out[out.len() - 9600..];
         assert!(goertzel_power(tail, 440.0) > 100.0 * goertzel_power(tail, 1000.0));
+        // The speaker stops: the mix fades to silence without a seam (no click where the
+        // encoder stops running), and soon costs nothing again.
+        let peak = tail.iter().fold(0f32, |m, x| m.max(x.abs()));
+        let mut after = Vec::new();
+        let mut at_60 = 0;
+        for i in 0..100 {
+            if i == 60 {
+                at_60 = mixer.encoded();
+            }
+            let mix = mixer.tick().unwrap();
+            dec.decode(&mix.packet, &mut pcm).unwrap();
+            after.extend_from_slice(&pcm);
+        }
+        let loudest = after.iter().fold(0f32, |m, x| m.max(x.abs()));
+        assert!(
+            loudest <= peak * 1.05,
+            "a click of {loudest} after speech of {peak}"
+        );
+        assert!(
+            after[after.len() / 2..].iter().all(|x| x.abs() < 1e-3),
+            "not silent"
+        );
+        assert_eq!(mixer.encoded(), at_60, "silence still encoded once settled");
     }
 
     #[test]

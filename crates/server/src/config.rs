@@ -74,6 +74,14 @@ pub struct HttpConfig {
     /// [default: 40000, for a 2-core machine; about 20000 per core is a fair start].
     #[arg(long, env = "STENTOR_FANOUT_WRITES_PER_SEC")]
     pub fanout_writes_per_sec: Option<u32>,
+    /// Serve `/metrics` on this address instead of the main one (e.g. a private interface)
+    /// [default: the main address, answering only loopback callers or the token's bearer].
+    #[arg(long, env = "STENTOR_METRICS_BIND")]
+    pub metrics_bind: Option<SocketAddr>,
+    /// A secret that a caller of `/metrics` from anywhere must send as
+    /// `Authorization: Bearer TOKEN` [default: none; then only loopback callers are answered].
+    #[arg(long, env = "STENTOR_METRICS_TOKEN", hide_env_values = true)]
+    pub metrics_token: Option<String>,
 }
 
 /// Durable state settings.
@@ -274,6 +282,8 @@ impl Config {
                     .http
                     .fanout_writes_per_sec
                     .or(lower.http.fanout_writes_per_sec),
+                metrics_bind: self.http.metrics_bind.or(lower.http.metrics_bind),
+                metrics_token: self.http.metrics_token.or(lower.http.metrics_token),
             },
             store: StoreConfig {
                 data_dir: self.store.data_dir.or(lower.store.data_dir),

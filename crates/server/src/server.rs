@@ -160,6 +160,20 @@ impl Server {
         };
         let state = self.state;
         let app = api::router(state.clone());
+        if let Some(addr) = state.config.http.metrics_bind {
+            let listener = TcpListener::bind(addr).await?;
+            tracing::info!(%addr, "metrics served here");
+            let (router, mut down) = (api::metrics_router(state.clone()), state.shutdown.clone());
+            tokio::spawn(async move {
+                let stop = async move { crate::shutdown::going_away(&mut down).await };
+                if let Err(e) = axum::serve(listener, router)
+                    .with_graceful_shutdown(stop)
+                    .await
+                {
+                    tracing::warn!(error = %e, "the metrics address stopped");
+                }
+            });
+        }
         // Listeners called on stage leave their writer for a full connection.
         let (stage_state, mut hand_overs) = (state.clone(), self.hand_overs);
         tokio::spawn(async move {

@@ -27,9 +27,15 @@ type Socket = WebSocketStream<TcpStream>;
 
 /// Most frames sent to a listener in one batch.
 const MAX_BATCH: usize = 64;
+/// How often the server pings someone on stage.
+const PING_EVERY: std::time::Duration = std::time::Duration::from_secs(15);
+/// How long someone on stage may send nothing (a pong answers every ping) before the
+/// connection is taken for dead.
+const SILENT_FOR: std::time::Duration = std::time::Duration::from_secs(45);
 
 /// The WebSocket of someone on stage (a handful per Space), with the full protocol machinery.
 pub(crate) async fn stage_socket(stream: TcpStream, read: Vec<u8>) -> Socket {
+    crate::listen::fanout::dead_peer_timeout(&stream);
     let config = WebSocketConfig::default()
         .max_message_size(Some(MAX_WS_MESSAGE))
         .max_frame_size(Some(MAX_WS_MESSAGE))
@@ -122,13 +128,29 @@ impl Connection {
             self.send_ticket();
         }
         let mut batch: Vec<Bytes> = Vec::with_capacity(MAX_BATCH);
+        let mut ping =
+            tokio::time::interval_at(tokio::time::Instant::now() + PING_EVERY, PING_EVERY);
+        ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut heard = tokio::time::Instant::now();
         let outcome: Result<(), Close> = loop {
             let step: Result<(), Close> = tokio::select! {
                 incoming = rx.next() => match incoming {
                     None | Some(Ok(Message::Close(_))) => break Ok(()),
                     Some(Err(e)) if is_disconnect(&e) => break Ok(()),
                     Some(Err(e)) => break Err((close::PROTOCOL, e.to_string())),
-                    Some(Ok(message)) => self.on_message(message).await,
+                    Some(Ok(message)) => {
+                        heard = tokio::time::Instant::now();
+                        self.on_message(message).await
+                    }
+                },
+                _ = ping.tick() => {
+                    if heard.elapsed() > SILENT_FOR {
+                        // Nothing, not even a pong, for this long: the client is gone.
+                        self.space.metrics.close("silent");
+                        break Ok(());
+                    }
+                    self.out.push(Message::Ping(Bytes::new()));
+                    Ok(())
                 },
                 () = going_away(&mut shutdown) => {
                     break Err((close::GOING_AWAY, "the server is shutting down".into()));

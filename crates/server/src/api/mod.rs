@@ -104,6 +104,47 @@ async fn spare_files(State(state): State<AppState>, mut response: Response) -> R
     response
 }
 
+/// Whether a caller may read the metrics (they tell how loaded the server is, and so how to
+/// hurt it): with a token configured, its bearer from anywhere; without one, callers on the
+/// machine itself.
+fn may_scrape(
+    state: &AppState,
+    peer: Option<std::net::IpAddr>,
+    headers: &axum::http::HeaderMap,
+) -> bool {
+    match &state.config.http.metrics_token {
+        Some(token) => headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .is_some_and(|given| {
+                use sha2::Digest;
+                // Compared as digests: the time taken says nothing of the token.
+                sha2::Sha256::digest(given.trim()) == sha2::Sha256::digest(token)
+            }),
+        None => peer.is_some_and(|ip| ip.to_canonical().is_loopback()),
+    }
+}
+
+/// `GET /metrics` on the main address: only for those who [`may_scrape`].
+async fn metrics_here(State(state): State<AppState>, request: axum::extract::Request) -> Response {
+    let peer = request
+        .extensions()
+        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+        .map(|c| c.0.ip());
+    if state.config.http.metrics_bind.is_some() || !may_scrape(&state, peer, request.headers()) {
+        return ApiError::NotFound("route").into_response();
+    }
+    scrape(State(state)).await
+}
+
+/// The metrics, as the separate metrics address serves them (`http.metrics_bind`).
+pub fn metrics_router(state: AppState) -> Router {
+    Router::new()
+        .route("/metrics", get(scrape))
+        .with_state(state)
+}
+
 /// `GET /metrics`.
 pub async fn scrape(State(state): State<AppState>) -> Response {
     let listeners: usize = state
@@ -172,7 +213,7 @@ pub fn router(state: AppState) -> Router {
         .route("/s/{id}", get(web::page))
         .route("/assets/{name}", get(web::asset))
         .route("/healthz", get(|| async { "ok\n" }))
-        .route("/metrics", get(scrape))
+        .route("/metrics", get(metrics_here))
         .layer(axum::middleware::map_response_with_state(
             state.clone(),
             spare_files,
