@@ -11,7 +11,11 @@ fuzz_target!(|data: &[u8]| {
     loop {
         match parse_client(rest, MAX_WS_MESSAGE) {
             Ok(Some((_frame, used))) => {
-                assert!(used > 0 && used <= rest.len(), "used {used} of {}", rest.len());
+                assert!(
+                    used > 0 && used <= rest.len(),
+                    "used {used} of {}",
+                    rest.len()
+                );
                 rest = &rest[used..];
             }
             Ok(None) => break,
