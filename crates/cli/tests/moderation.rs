@@ -134,3 +134,49 @@ async fn a_change_that_cannot_be_stored_fails_the_command_with_a_problem() {
     drop(live);
     server.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn signing_out_revokes_the_tickets_handed_out_before() {
+    let server = TestServer::start("moderation-signout").await;
+    let (host, space) = common::live_space(&server, "host_so", "Sign out").await;
+    let ticket = host.ticket(&space).await.unwrap().ticket;
+    // Sign-out happens a second or more after the ticket was issued.
+    tokio::time::sleep(Duration::from_millis(1_100)).await;
+    let response = reqwest::Client::new()
+        .delete(format!("{}/api/v1/sessions", server.base))
+        .bearer_auth(host.token().unwrap())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 204);
+    let err = server.api().connect(&space, &ticket).await.unwrap_err();
+    assert!(format!("{err:#}").contains("401"), "{err:#}");
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stage_ticket_serves_one_connection_at_a_time_and_the_newest_wins() {
+    let server = TestServer::start("moderation-claims").await;
+    let (host, space) = common::live_space(&server, "host_cl", "Claims").await;
+    let ticket = host.ticket(&space).await.unwrap().ticket;
+    let (mut first, _) = host.connect(&space, &ticket).await.unwrap();
+    let (mut second, hello) = host.connect(&space, &ticket).await.unwrap();
+    assert_eq!(hello["role"], "host");
+    let (code, reason) = common::close_of(&mut first).await;
+    assert_eq!(code, 4004, "{reason}");
+    // The newest goes on: it is still the host's connection.
+    host.command(&space, serde_json::json!({"cmd": "mute_self"}))
+        .await
+        .unwrap();
+    let until = tokio::time::Instant::now() + Duration::from_secs(3);
+    loop {
+        use futures_util::StreamExt;
+        let msg = tokio::time::timeout_at(until, second.next()).await.unwrap();
+        if let Some(Ok(tokio_tungstenite::tungstenite::Message::Text(t))) = msg
+            && t.contains("mute_changed")
+        {
+            break;
+        }
+    }
+    server.stop().await;
+}

@@ -36,6 +36,53 @@ pub enum TicketError {
     /// The ticket is for another Space.
     #[error("ticket is for another space")]
     WrongSpace,
+    /// Its holder signed out after it was issued.
+    #[error("the ticket was revoked: sign in again")]
+    Revoked,
+}
+
+/// Tickets of users who signed out, refused until they would have expired anyway: a ticket is
+/// checked without a database, so signing out must reach the tickets already handed out.
+///
+/// Drive it so: [`Revocations::revoke`] at sign-out, [`Revocations::check`] with every
+/// ticket verified, [`Revocations::forget_expired`] now and then.
+#[derive(Debug, Default)]
+pub struct Revocations {
+    /// User → when they signed out (Unix seconds).
+    since: std::collections::HashMap<UserId, u64>,
+}
+
+impl Revocations {
+    /// Every ticket of `user` issued before `now` is refused from now on.
+    pub fn revoke(&mut self, user: UserId, now: u64) {
+        self.since.insert(user, now);
+    }
+
+    /// Whether `ticket` (valid for `ttl` seconds from its issue) still stands.
+    pub fn check(&self, ticket: &Ticket, ttl: u64) -> Result<(), TicketError> {
+        let issued = ticket.exp.saturating_sub(ttl);
+        match self.since.get(&ticket.user) {
+            // Seconds are the grain: a ticket issued in the second of the sign-out stands, so
+            // that signing in again at once works.
+            Some(&out) if issued < out => Err(TicketError::Revoked),
+            _ => Ok(()),
+        }
+    }
+
+    /// Forgets sign-outs older than any ticket still valid at `now`.
+    pub fn forget_expired(&mut self, now: u64, ttl: u64) {
+        self.since.retain(|_, out| out.saturating_add(ttl) >= now);
+    }
+
+    /// Users remembered.
+    pub fn len(&self) -> usize {
+        self.since.len()
+    }
+
+    /// Whether nobody is remembered.
+    pub fn is_empty(&self) -> bool {
+        self.since.is_empty()
+    }
 }
 
 /// Signs and verifies tickets with one secret key.
@@ -109,6 +156,29 @@ impl TicketKey {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_sign_out_revokes_the_tickets_issued_before_it_until_they_expire() {
+        let ticket = |user, exp| Ticket {
+            space: "s".into(),
+            user,
+            role: Role::Speaker,
+            exp,
+        };
+        let mut r = Revocations::default();
+        // Issued at 1 000, valid 300 s.
+        let old = ticket(7, 1_300);
+        r.check(&old, 300).unwrap();
+        r.revoke(7, 1_100);
+        assert_eq!(r.check(&old, 300), Err(TicketError::Revoked));
+        // Someone else's, and one issued after signing in again, stand.
+        r.check(&ticket(8, 1_300), 300).unwrap();
+        r.check(&ticket(7, 1_500), 300).unwrap();
+        r.forget_expired(1_300, 300);
+        assert_eq!(r.len(), 1, "still within a ticket's life");
+        r.forget_expired(1_401, 300);
+        assert!(r.is_empty());
+    }
 
     fn ticket() -> Ticket {
         Ticket {

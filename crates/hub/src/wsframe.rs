@@ -28,6 +28,8 @@ pub mod close {
     pub const GOING_AWAY: u16 = 1001;
     /// The participant was removed from the Space.
     pub const REMOVED: u16 = 4003;
+    /// A newer connection of the same person to the same Space took this one's place.
+    pub const REPLACED: u16 = 4004;
     /// The server is overloaded and lets this listener go: come back after the seconds in
     /// the reason (RFC 6455's registry: Try Again Later).
     pub const TRY_AGAIN_LATER: u16 = 1013;
@@ -43,6 +45,7 @@ pub mod close {
             POLICY => "policy",
             TOO_BIG => "too_big",
             REMOVED => "removed",
+            REPLACED => "replaced",
             TRY_AGAIN_LATER => "shed",
             _ => "other",
         }

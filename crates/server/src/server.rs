@@ -116,6 +116,7 @@ impl Server {
                 spaces,
                 audiences,
                 tickets,
+                revocations: Arc::default(),
                 config: Arc::new(config),
                 metrics,
                 capacity,
@@ -198,6 +199,7 @@ impl Server {
         ));
         let (gate, passwords) = (state.gate.clone(), state.passwords.clone());
         let registry = state.spaces.clone();
+        let (revocations, ttl) = (state.revocations.clone(), state.config.ticket_ttl_secs());
         let mut down = state.shutdown.clone();
         tokio::spawn(async move {
             let mut every = tokio::time::interval(std::time::Duration::from_secs(10));
@@ -206,6 +208,7 @@ impl Server {
                     _ = every.tick() => {
                         gate.forget_quiet();
                         passwords.forget_quiet();
+                        revocations.lock().forget_expired(crate::clock::unix_now(), ttl);
                         let unloaded = registry.unload_unused();
                         if unloaded > 0 {
                             tracing::debug!(unloaded, "unloaded spaces nobody uses");

@@ -132,6 +132,7 @@ impl Connection {
             tokio::time::interval_at(tokio::time::Instant::now() + PING_EVERY, PING_EVERY);
         ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut heard = tokio::time::Instant::now();
+        let claim = self.space.claim_stage(self.user);
         let outcome: Result<(), Close> = loop {
             let step: Result<(), Close> = tokio::select! {
                 incoming = rx.next() => match incoming {
@@ -154,6 +155,9 @@ impl Connection {
                 },
                 () = going_away(&mut shutdown) => {
                     break Err((close::GOING_AWAY, "the server is shutting down".into()));
+                },
+                () = claim.notified() => {
+                    break Err((close::REPLACED, "a newer connection of yours took this one's place".into()));
                 },
                 notice = notices.recv() => match notice {
                     Ok(notice) => self.on_notice(notice),
@@ -205,6 +209,7 @@ impl Connection {
                 break Ok(());
             }
         };
+        self.space.release_stage(self.user, &claim);
         commands::lower_hand_of_the_gone(&self.space, self.user);
         if let Err((code, reason)) = outcome {
             tracing::debug!(code, %reason, "closing websocket");

@@ -8,7 +8,7 @@ use crate::origin::registry::Spaces;
 use crate::overload;
 use crate::passwords::Passwords;
 use std::sync::Arc;
-use stentor_gate::ticket::{Ticket, TicketKey};
+use stentor_gate::ticket::{Revocations, Ticket, TicketKey};
 use stentor_gate::{capacity, limits, pow};
 use stentor_space::{Role, UserId};
 use stentor_store::Store;
@@ -24,6 +24,8 @@ pub struct AppState {
     pub audiences: Arc<Audiences>,
     /// Join ticket key.
     pub tickets: TicketKey,
+    /// Tickets of users who signed out, refused until they expire.
+    pub revocations: Arc<parking_lot::Mutex<Revocations>>,
     /// The configuration in force.
     pub config: Arc<Config>,
     /// Metrics.

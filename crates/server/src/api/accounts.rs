@@ -127,10 +127,14 @@ pub async fn sign_out(
     parts: axum::http::request::Parts,
 ) -> Result<Response, ApiError> {
     if let Some(token) = auth::request_token(&parts) {
-        state
-            .store
-            .delete_session(&auth::token_hash(&token))
-            .await?;
+        let hash = auth::token_hash(&token);
+        let now = unix_now();
+        if let Some(user) = state.store.session_user(&hash, now as i64).await? {
+            // Tickets are checked without the database: the ones already handed out must
+            // be refused from now on too.
+            state.revocations.lock().revoke(user.id, now);
+        }
+        state.store.delete_session(&hash).await?;
     }
     let cookie = format!("{SESSION_COOKIE}=; HttpOnly; SameSite=Lax; Path=/; Max-Age=0");
     Ok((StatusCode::NO_CONTENT, [(header::SET_COOKIE, cookie)]).into_response())

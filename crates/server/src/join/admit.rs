@@ -23,6 +23,10 @@ pub async fn admit(
 ) -> Result<(Ticket, Arc<LiveSpace>), ApiError> {
     let token = ticket.ok_or_else(|| ApiError::Unauthorized("a join ticket is required".into()))?;
     let ticket = state.tickets.verify(token, space, unix_now())?;
+    state
+        .revocations
+        .lock()
+        .check(&ticket, state.config.ticket_ttl_secs())?;
     let live = state.spaces.get(space).await?;
     let role = live.with_domain(|d| d.may_join(ticket.user).map(|()| d.role_of(ticket.user)))?;
     shed_join(state, role)?;

@@ -142,6 +142,8 @@ pub struct LiveSpace {
     asks: Mutex<RateWindow<64>>,
     /// Live Spaces one host may have at once.
     live_per_host: u64,
+    /// The full connection of each person on stage: a newer one takes the older's place.
+    claims: Mutex<HashMap<UserId, Arc<tokio::sync::Notify>>>,
 }
 
 /// Summary of a Space for the API.
@@ -219,6 +221,7 @@ impl LiveSpace {
             names: Mutex::new(names),
             asks: Mutex::new(RateWindow::default()),
             live_per_host: rules.live_per_host,
+            claims: Mutex::new(HashMap::new()),
             hub: hub.clone(),
             metrics,
             domain: Mutex::new(domain),
@@ -449,6 +452,26 @@ impl LiveSpace {
             self.metrics.packets_dropped.inc();
         }
         Ok(())
+    }
+
+    /// Claims the full connection of `user`: an older one is told to go (it is notified),
+    /// and the returned notice tells this one when a newer one comes. A ticket thus serves
+    /// one connection at a time, and a reconnecting client is never refused for the
+    /// connection it lost.
+    pub fn claim_stage(&self, user: UserId) -> Arc<tokio::sync::Notify> {
+        let mine = Arc::new(tokio::sync::Notify::new());
+        if let Some(older) = self.claims.lock().insert(user, mine.clone()) {
+            older.notify_one();
+        }
+        mine
+    }
+
+    /// Gives up a claim when its connection ends (unless a newer one holds it now).
+    pub fn release_stage(&self, user: UserId, claim: &Arc<tokio::sync::Notify>) {
+        let mut claims = self.claims.lock();
+        if claims.get(&user).is_some_and(|c| Arc::ptr_eq(c, claim)) {
+            claims.remove(&user);
+        }
     }
 
     /// A receiver of this Space's JSON events.
