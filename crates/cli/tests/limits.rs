@@ -266,3 +266,46 @@ async fn a_crowd_behind_one_address_is_paced_into_the_space_not_refused() {
     assert!(!metrics.contains(r#"reason="rate_ip""#), "{metrics}");
     server.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn behind_a_trusted_proxy_the_limits_count_the_clients_it_names() {
+    let server = TestServer::start_with("limits-proxy", |c| {
+        c.admission.ip_requests_per_sec = Some(1);
+        c.admission.ip_request_burst = Some(2);
+        c.admission.ip_connections = Some(2);
+        c.http.trusted_proxies = Some(vec!["127.0.14.0/24".parse().unwrap()]);
+    })
+    .await;
+    let url = format!("{}/api/v1/spaces", server.base);
+    let proxy = from("127.0.14.1");
+    let get = |client: &reqwest::Client, xff: &str| {
+        client.get(&url).header("x-forwarded-for", xff).send()
+    };
+    // Two clients behind the proxy, each with its own rate.
+    for _ in 0..2 {
+        assert_eq!(get(&proxy, "203.0.113.7").await.unwrap().status(), 200);
+    }
+    assert_eq!(get(&proxy, "203.0.113.7").await.unwrap().status(), 429);
+    assert_eq!(get(&proxy, "203.0.113.8").await.unwrap().status(), 200);
+    // The proxy's connections count only against the server's cap, not its address's.
+    let mut held = Vec::new();
+    for _ in 0..4 {
+        held.push(connect_from("127.0.14.1", &server).await);
+    }
+    assert_eq!(
+        get(&from("127.0.14.1"), "203.0.113.9")
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    drop(held);
+    // From anyone else, the header is the client's to forge, and changes nothing.
+    let direct = from("127.0.15.1");
+    for i in 0..2 {
+        let forged = format!("198.51.100.{i}");
+        assert_eq!(get(&direct, &forged).await.unwrap().status(), 200);
+    }
+    assert_eq!(get(&direct, "198.51.100.99").await.unwrap().status(), 429);
+    server.stop().await;
+}

@@ -6,6 +6,7 @@
 //! - [`shed`]: load shedding by measured pressure and priority;
 //! - [`lobby`]: the waiting room's status and join window;
 //! - [`pow`]: proof of work asked of new listeners under attack;
+//! - [`proxy`]: the client's address behind trusted reverse proxies;
 //! - [`ticket`]: signed join tickets, verified without a database;
 //! - [`capacity`]: the listener budget the file limit leaves;
 //! - [`throttle`]: sign-in throttling per handle.
@@ -14,6 +15,7 @@ pub mod capacity;
 pub mod limits;
 pub mod lobby;
 pub mod pow;
+pub mod proxy;
 pub mod shed;
 pub mod throttle;
 pub mod ticket;

@@ -190,7 +190,8 @@ impl<C: Clock + Clone> std::fmt::Debug for Gate<C> {
 #[derive(Debug)]
 pub struct Permit<C: Clock + Clone = DefaultClock> {
     gate: Arc<Gate<C>>,
-    ip: IpAddr,
+    /// The address it counts against (none for a trusted proxy's: it carries many clients).
+    ip: Option<IpAddr>,
 }
 
 fn quota(rate: u32, burst: u32) -> Quota {
@@ -318,7 +319,23 @@ impl<C: Clock + Clone> Gate<C> {
         open.total += 1;
         Ok(Permit {
             gate: self.clone(),
-            ip,
+            ip: Some(ip),
+        })
+    }
+
+    /// Opens a connection from a trusted reverse proxy: it carries many clients, so it counts
+    /// only against the server's cap (its clients' requests are counted by their addresses).
+    pub fn connect_proxy(self: &Arc<Self>) -> Result<Permit<C>, Refusal> {
+        let mut open = self.open.lock();
+        if open.total >= self.caps.conns {
+            return Err(Refusal::Connections {
+                scope: Scope::Server,
+            });
+        }
+        open.total += 1;
+        Ok(Permit {
+            gate: self.clone(),
+            ip: None,
         })
     }
 
@@ -372,7 +389,8 @@ impl<C: Clock + Clone> Drop for Permit<C> {
         let mut guard = self.gate.open.lock();
         let open = &mut *guard;
         open.total -= 1;
-        for (map, key) in [(&mut open.ip, self.ip), (&mut open.net, network(self.ip))] {
+        let Some(ip) = self.ip else { return };
+        for (map, key) in [(&mut open.ip, ip), (&mut open.net, network(ip))] {
             if let Some(n) = map.get_mut(&key) {
                 *n -= 1;
                 if *n == 0 {

@@ -74,6 +74,15 @@ pub struct HttpConfig {
     /// [default: 40000, for a 2-core machine; about 20000 per core is a fair start].
     #[arg(long, env = "STENTOR_FANOUT_WRITES_PER_SEC")]
     pub fanout_writes_per_sec: Option<u32>,
+    /// Reverse proxies (CIDRs) whose `X-Forwarded-For` / `Forwarded` headers name the client,
+    /// so that limits count clients, not the proxy; repeat or separate with commas
+    /// [default: none, the headers are ignored].
+    #[arg(
+        long = "trusted-proxy",
+        env = "STENTOR_TRUSTED_PROXY",
+        value_delimiter = ','
+    )]
+    pub trusted_proxies: Option<Vec<ipnet::IpNet>>,
     /// Serve `/metrics` on this address instead of the main one (e.g. a private interface)
     /// [default: the main address, answering only loopback callers or the token's bearer].
     #[arg(long, env = "STENTOR_METRICS_BIND")]
@@ -283,6 +292,7 @@ impl Config {
                     .fanout_writes_per_sec
                     .or(lower.http.fanout_writes_per_sec),
                 metrics_bind: self.http.metrics_bind.or(lower.http.metrics_bind),
+                trusted_proxies: self.http.trusted_proxies.or(lower.http.trusted_proxies),
                 metrics_token: self.http.metrics_token.or(lower.http.metrics_token),
             },
             store: StoreConfig {
@@ -415,6 +425,11 @@ impl Config {
     /// Listen address.
     pub fn bind(&self) -> SocketAddr {
         self.http.bind.unwrap_or(([127, 0, 0, 1], 8080).into())
+    }
+
+    /// Reverse proxies whose forwarding headers are believed.
+    pub fn trusted_proxies(&self) -> &[ipnet::IpNet] {
+        self.http.trusted_proxies.as_deref().unwrap_or(&[])
     }
 
     /// Accept queue length.

@@ -235,7 +235,16 @@ impl Server {
                     }
                 },
             };
-            let permit = match state.gate.connect(peer.ip()) {
+            let proxies = state.config.trusted_proxies();
+            let from_proxy = proxies
+                .iter()
+                .any(|n| n.contains(&peer.ip().to_canonical()));
+            let permit = if from_proxy {
+                state.gate.connect_proxy()
+            } else {
+                state.gate.connect(peer.ip())
+            };
+            let permit = match permit {
                 Ok(permit) => permit,
                 Err(refusal) => {
                     state.metrics.reject(refusal.reason());
@@ -302,7 +311,8 @@ async fn serve(
         sniffed,
         door::Sniffed::OggLive { .. } | door::Sniffed::WebSocket { .. }
     );
-    if door_answers && let Err(e) = door::pace_join(&state, peer.ip()).await {
+    let client = door::client_ip(&state, peer.ip(), &read);
+    if door_answers && let Err(e) = door::pace_join(&state, client).await {
         state.metrics.reject(e.reason());
         return door::refuse(tcp, &e).await;
     }
@@ -329,7 +339,7 @@ async fn serve(
                 keep_alive,
                 work,
             };
-            if let Some(io) = door::ticket(&state, tcp, peer.ip(), ticket).await {
+            if let Some(io) = door::ticket(&state, tcp, client, ticket).await {
                 serve_http(&state, app, io, peer, timeout).await;
             }
         }
@@ -349,10 +359,21 @@ async fn serve_http(
     peer: SocketAddr,
     head_timeout: std::time::Duration,
 ) {
+    let proxies = state.config.trusted_proxies().to_vec();
     let service = hyper::service::service_fn(move |mut request: hyper::Request<_>| {
+        // Behind a trusted proxy, every request says whose it is.
+        let headers = request.headers().iter();
+        let client = stentor_gate::proxy::client_ip(
+            peer.ip(),
+            &proxies,
+            headers.map(|(n, v)| (n.as_str(), v.as_bytes())),
+        );
         request
             .extensions_mut()
-            .insert(axum::extract::ConnectInfo(peer));
+            .insert(axum::extract::ConnectInfo(SocketAddr::new(
+                client,
+                peer.port(),
+            )));
         tower::ServiceExt::oneshot(app.clone(), request)
     });
     let conn = hyper::server::conn::http1::Builder::new()

@@ -216,6 +216,22 @@ fn head_complete(bytes: &[u8]) -> bool {
     )
 }
 
+/// The address a request whose head is at the start of `read` comes from: `peer`, or behind
+/// a trusted proxy, the client its forwarding headers name.
+pub fn client_ip(state: &AppState, peer: std::net::IpAddr, read: &[u8]) -> std::net::IpAddr {
+    let proxies = state.config.trusted_proxies();
+    if proxies.is_empty() {
+        return peer.to_canonical();
+    }
+    let mut headers = [httparse::EMPTY_HEADER; 64];
+    let mut request = httparse::Request::new(&mut headers);
+    if request.parse(read).is_err() {
+        return peer.to_canonical();
+    }
+    let headers = request.headers.iter().map(|h| (h.name, h.value));
+    stentor_gate::proxy::client_ip(peer, proxies, headers)
+}
+
 /// Waits for a listener join's turn under its address's and network's join rates: a crowd
 /// behind one NAT is paced, not refused. A join that would wait past the longest pace, and
 /// one still waiting when the server stops, is refused with when to come back.
