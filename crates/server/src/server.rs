@@ -299,7 +299,14 @@ async fn serve(
     peer: SocketAddr,
 ) {
     let timeout = state.gate.head_timeout();
-    let (sniffed, read) = match door::sniff(&mut tcp, timeout).await {
+    let mut down = state.shutdown.clone();
+    let sniffed = tokio::select! {
+        sniffed = door::sniff(&mut tcp, timeout) => sniffed,
+        // A connection that has not said what it wants when the server stops has nothing
+        // to finish.
+        () = crate::shutdown::going_away(&mut down) => return,
+    };
+    let (sniffed, read) = match sniffed {
         Ok(head) => head,
         Err(door::NoHead::Gone) => return,
         Err(door::NoHead::TooSlow) => return state.metrics.close("head_timeout"),
