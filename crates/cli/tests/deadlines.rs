@@ -4,20 +4,10 @@
 
 mod common;
 
-use common::TestServer;
-use std::net::SocketAddr;
+use common::{TestServer, connect_from};
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpSocket, TcpStream};
-
-async fn connect_from(ip: &str, server: &TestServer) -> TcpStream {
-    let socket = TcpSocket::new_v4().unwrap();
-    socket
-        .bind(SocketAddr::new(ip.parse().unwrap(), 0))
-        .unwrap();
-    let addr: SocketAddr = server.base.trim_start_matches("http://").parse().unwrap();
-    socket.connect(addr).await.unwrap()
-}
+use tokio::net::TcpStream;
 
 /// Everything the server sends until it closes, or `None` if it keeps the connection open
 /// past `within`.

@@ -5,27 +5,17 @@
 
 mod common;
 
-use common::TestServer;
-use std::net::{IpAddr, SocketAddr};
+use common::{TestServer, connect_from};
+use std::net::IpAddr;
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpSocket, TcpStream};
+use tokio::net::TcpStream;
 
 fn from(ip: &str) -> reqwest::Client {
     reqwest::Client::builder()
         .local_address(ip.parse::<IpAddr>().unwrap())
         .build()
         .unwrap()
-}
-
-/// A raw connection from `ip` to the server.
-async fn connect_from(ip: &str, server: &TestServer) -> TcpStream {
-    let socket = TcpSocket::new_v4().unwrap();
-    socket
-        .bind(SocketAddr::new(ip.parse().unwrap(), 0))
-        .unwrap();
-    let addr: SocketAddr = server.base.trim_start_matches("http://").parse().unwrap();
-    socket.connect(addr).await.unwrap()
 }
 
 /// Everything the server sends until it closes (or 5 s pass).

@@ -243,15 +243,18 @@ impl<C: Clock + Clone> Gate<C> {
 
     /// Counts a request from `ip` against its address's and its network's rates.
     pub fn request(&self, ip: IpAddr) -> Result<(), Refusal> {
+        self.check_both(&self.ip_rate, &self.net_rate, ip)
+    }
+
+    /// Counts `ip` against an address's rate, then its network's.
+    fn check_both(&self, by_ip: &Keyed<C>, by_net: &Keyed<C>, ip: IpAddr) -> Result<(), Refusal> {
         let ip = ip.to_canonical();
         let wait = |scope, not_until: governor::NotUntil<C::Instant>| Refusal::Rate {
             scope,
             retry_after: not_until.wait_time_from(self.clock.now()),
         };
-        self.ip_rate
-            .check_key(&ip)
-            .map_err(|n| wait(Scope::Ip, n))?;
-        self.net_rate
+        by_ip.check_key(&ip).map_err(|n| wait(Scope::Ip, n))?;
+        by_net
             .check_key(&network(ip))
             .map_err(|n| wait(Scope::Network, n))
     }
@@ -260,17 +263,7 @@ impl<C: Clock + Clone> Gate<C> {
     /// Past them the refusal says how long until the join would be let through: the door
     /// waits that long (see [`Gate::pace`]) rather than refusing.
     pub fn join(&self, ip: IpAddr) -> Result<(), Refusal> {
-        let ip = ip.to_canonical();
-        let wait = |scope, not_until: governor::NotUntil<C::Instant>| Refusal::Rate {
-            scope,
-            retry_after: not_until.wait_time_from(self.clock.now()),
-        };
-        self.join_ip
-            .check_key(&ip)
-            .map_err(|n| wait(Scope::Ip, n))?;
-        self.join_net
-            .check_key(&network(ip))
-            .map_err(|n| wait(Scope::Network, n))
+        self.check_both(&self.join_ip, &self.join_net, ip)
     }
 
     /// What to do with a join that [`Gate::join`] refused after it has waited `waited`: wait

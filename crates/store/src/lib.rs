@@ -318,27 +318,30 @@ impl Store {
 
     /// Records whether a person on stage is muted.
     pub async fn set_muted(&self, space: &str, user: u64, muted: bool) -> Result<(), StoreError> {
-        let query = if muted {
-            "INSERT INTO space_mutes (space_id, user_id) VALUES ($1, $2) ON CONFLICT DO NOTHING"
-        } else {
-            "DELETE FROM space_mutes WHERE space_id = $1 AND user_id = $2"
-        };
-        sqlx::query(query)
-            .bind(space)
-            .bind(user as i64)
-            .execute(&self.pool)
-            .await?;
-        Ok(())
+        self.set_listed("space_mutes", space, user, muted).await
     }
 
     /// Records an open invitation to speak (`true`) or its end.
     pub async fn set_invited(&self, space: &str, user: u64, open: bool) -> Result<(), StoreError> {
-        let query = if open {
-            "INSERT INTO space_invites (space_id, user_id) VALUES ($1, $2) ON CONFLICT DO NOTHING"
+        self.set_listed("space_invites", space, user, open).await
+    }
+
+    /// Lists `user` in one of a Space's per-user tables, or takes them off it.
+    async fn set_listed(
+        &self,
+        table: &str,
+        space: &str,
+        user: u64,
+        listed: bool,
+    ) -> Result<(), StoreError> {
+        let query = if listed {
+            format!(
+                "INSERT INTO {table} (space_id, user_id) VALUES ($1, $2) ON CONFLICT DO NOTHING"
+            )
         } else {
-            "DELETE FROM space_invites WHERE space_id = $1 AND user_id = $2"
+            format!("DELETE FROM {table} WHERE space_id = $1 AND user_id = $2")
         };
-        sqlx::query(query)
+        sqlx::query(&query)
             .bind(space)
             .bind(user as i64)
             .execute(&self.pool)

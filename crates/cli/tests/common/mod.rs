@@ -164,3 +164,13 @@ pub async fn next_audio(ws: &mut SpaceSocket) -> Option<u64> {
     }
     None
 }
+
+/// A raw TCP connection from loopback address `ip` to the server.
+pub async fn connect_from(ip: &str, server: &TestServer) -> tokio::net::TcpStream {
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket
+        .bind(std::net::SocketAddr::new(ip.parse().unwrap(), 0))
+        .unwrap();
+    let addr: std::net::SocketAddr = server.base.trim_start_matches("http://").parse().unwrap();
+    socket.connect(addr).await.unwrap()
+}
