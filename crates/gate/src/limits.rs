@@ -209,28 +209,15 @@ impl Gate<DefaultClock> {
 impl<C: Clock + Clone> Gate<C> {
     /// A gate with `caps` on `clock` (tests drive a fake one by hand).
     pub fn with_clock(caps: Caps, clock: C) -> Arc<Self> {
+        let keyed =
+            |rate, burst| RateLimiter::dashmap_with_clock(quota(rate, burst), clock.clone());
         Arc::new(Self {
             caps,
-            ip_rate: RateLimiter::dashmap_with_clock(
-                quota(caps.ip_rate, caps.ip_burst),
-                clock.clone(),
-            ),
-            net_rate: RateLimiter::dashmap_with_clock(
-                quota(caps.net_rate, caps.net_burst),
-                clock.clone(),
-            ),
-            costly_rate: RateLimiter::dashmap_with_clock(
-                quota(caps.costly_rate, caps.costly_burst),
-                clock.clone(),
-            ),
-            join_ip: RateLimiter::dashmap_with_clock(
-                quota(caps.join_ip_rate, caps.join_ip_burst),
-                clock.clone(),
-            ),
-            join_net: RateLimiter::dashmap_with_clock(
-                quota(caps.join_net_rate, caps.join_net_burst),
-                clock.clone(),
-            ),
+            ip_rate: keyed(caps.ip_rate, caps.ip_burst),
+            net_rate: keyed(caps.net_rate, caps.net_burst),
+            costly_rate: keyed(caps.costly_rate, caps.costly_burst),
+            join_ip: keyed(caps.join_ip_rate, caps.join_ip_burst),
+            join_net: keyed(caps.join_net_rate, caps.join_net_burst),
             clock,
             open: Mutex::new(Open::default()),
         })
