@@ -2,9 +2,13 @@
 // server, with fake microphones playing known tones. Run by .ci/run: `node e2e.mjs`.
 //
 // Environment: STENTOR_BIN (default ../../target/debug/stentor), CHROMIUM (default
-// /usr/bin/chromium). Screenshots go to web/tests/screenshots/.
+// /usr/bin/chromium), E2E_TLS=1 to run it all over https:// against the server's own TLS
+// with a self-signed certificate made here (openssl). Screenshots go to web/tests/screenshots/
+// (screenshots/tls/ over TLS).
 
 import { spawn, execFileSync } from 'node:child_process';
+import { createHash, X509Certificate } from 'node:crypto';
+import { get as httpsGet } from 'node:https';
 import { mkdtempSync, mkdirSync, writeFileSync, readFileSync, unlinkSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, dirname, resolve } from 'node:path';
@@ -15,9 +19,32 @@ import { chromium } from 'playwright-core';
 const here = dirname(fileURLToPath(import.meta.url));
 const bin = resolve(process.env.STENTOR_BIN || join(here, '../../target/debug/stentor'));
 const chromePath = process.env.CHROMIUM || '/usr/bin/chromium';
-const shots = join(here, 'screenshots');
+const tls = process.env.E2E_TLS === '1';
+const shots = join(here, 'screenshots', tls ? 'tls' : '');
 mkdirSync(shots, { recursive: true });
 const work = mkdtempSync(join(tmpdir(), 'stentor-e2e-'));
+
+/** Over TLS: a self-signed certificate for 127.0.0.1, and the hash of its public key that
+ * Chromium is told to trust (as it would trust a certificate a public authority signed). */
+const cert = tls ? selfSigned() : null;
+function selfSigned() {
+  const [certPath, keyPath] = [join(work, 'cert.pem'), join(work, 'key.pem')];
+  execFileSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1',
+    '-nodes', '-days', '2', '-subj', '/CN=127.0.0.1', '-addext', 'subjectAltName=IP:127.0.0.1,DNS:localhost',
+    '-addext', 'basicConstraints=critical,CA:FALSE',
+    '-keyout', keyPath, '-out', certPath], { stdio: 'ignore' });
+  const pem = readFileSync(certPath);
+  const spki = new X509Certificate(pem).publicKey.export({ type: 'spki', format: 'der' });
+  return { certPath, keyPath, pem, spki: createHash('sha256').update(spki).digest('base64') };
+}
+
+/** Whether `url` answers 200 (over TLS, trusting only our certificate). */
+function healthy(url) {
+  if (!tls) return fetch(url).then((r) => r.ok);
+  return new Promise((ok, fail) => {
+    httpsGet(url, { ca: cert.pem }, (r) => { r.resume(); ok(r.statusCode === 200); }).on('error', fail);
+  });
+}
 
 // ---- fixtures -------------------------------------------------------------------------
 
@@ -50,14 +77,14 @@ function beepWav(path, hz, seconds = 30) {
 }
 
 async function startServer(port = 20000 + Math.floor(Math.random() * 20000)) {
-  const proc = spawn(bin, ['serve', '--bind', `127.0.0.1:${port}`, '--data-dir', join(work, 'data')], {
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
+  const args = ['serve', '--bind', `127.0.0.1:${port}`, '--data-dir', join(work, 'data')];
+  if (tls) args.push('--tls-cert', cert.certPath, '--tls-key', cert.keyPath);
+  const proc = spawn(bin, args, { stdio: ['ignore', 'pipe', 'pipe'] });
   proc.stderr.on('data', (d) => process.env.E2E_VERBOSE && process.stderr.write(d));
-  const base = `http://127.0.0.1:${port}`;
+  const base = `${tls ? 'https' : 'http'}://127.0.0.1:${port}`;
   for (let i = 0; i < 100; i++) {
     try {
-      if ((await fetch(`${base}/healthz`)).ok) return { proc, base, port };
+      if (await healthy(`${base}/healthz`)) return { proc, base, port };
     } catch { /* not yet */ }
     await sleep(100);
   }
@@ -74,6 +101,7 @@ async function browser(micWav) {
     '--autoplay-policy=no-user-gesture-required',
   ];
   if (micWav) args.push(`--use-file-for-fake-audio-capture=${micWav}`);
+  if (tls) args.push(`--ignore-certificate-errors-spki-list=${cert.spki}`);
   return chromium.launch({ executablePath: chromePath, headless: true, args });
 }
 
@@ -121,7 +149,9 @@ async function waitFor(what, fn, ms = 10000) {
 /** Power of `hz` (dB, a sine of amplitude a gives a²/4) in what `stentor listen` recorded. */
 function toneInRecording(base, space, hz) {
   const out = join(work, `listen-${hz}.ogg`);
-  execFileSync(bin, ['listen', '--server', base, '--space', space, '--seconds', '3', '--out', out], { stdio: 'ignore' });
+  const args = ['listen', '--server', base, '--space', space, '--seconds', '3', '--out', out];
+  if (tls) args.push('--ca-file', cert.certPath);
+  execFileSync(bin, args, { stdio: 'ignore' });
   const raw = execFileSync('ffmpeg', ['-v', 'error', '-i', out, '-f', 'f32le', '-ac', '1', '-ar', '48000', '-'], { maxBuffer: 1 << 26 });
   const x = new Float32Array(raw.buffer, raw.byteOffset, raw.length / 4);
   const coeff = 2 * Math.cos((2 * Math.PI * hz) / 48000);
@@ -192,6 +222,11 @@ try {
     const home = await page(audienceBrowser, 'home');
     await home.goto(base);
     await home.getByText('Launch day').waitFor();
+    if (tls) {
+      const protocol = await home.evaluate(() => performance.getEntriesByType('navigation')[0].nextHopProtocol);
+      assert.equal(protocol, 'h2', 'the page came over HTTP/2');
+      results.push('     the page came over TLS by HTTP/2');
+    }
     await home.screenshot({ path: join(shots, 'home.png'), fullPage: true });
     await home.close();
   });

@@ -41,6 +41,10 @@ pub enum Cmd {
         /// Stop after this many seconds.
         #[arg(long)]
         seconds: Option<f64>,
+        /// Certificate authority (PEM) that signed an `https://` server's certificate, or
+        /// that self-signed certificate [default: the public roots].
+        #[arg(long, env = "STENTOR_CA_FILE")]
+        ca_file: Option<PathBuf>,
     },
     /// Open many listeners against a server (or any Ogg stream) and report how they fared.
     Loadtest(LoadtestArgs),
@@ -70,6 +74,10 @@ pub enum Cmd {
         /// Session token (needed where anonymous listening is off).
         #[arg(long, env = "STENTOR_TOKEN")]
         token: Option<String>,
+        /// Certificate authority (PEM) that signed an `https://` server's certificate, or
+        /// that self-signed certificate [default: the public roots].
+        #[arg(long, env = "STENTOR_CA_FILE")]
+        ca_file: Option<PathBuf>,
     },
 }
 
@@ -173,14 +181,14 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Cmd::Serve(args) => {
             let server = Server::bind(args.resolve()?).await?;
-            println!("stentor listening on http://{}", server.local_addr());
+            println!("stentor listening on {}", server.base_url());
             server.run(stentor_server::shutdown_signal()).await?;
         }
         Cmd::Demo(args) => {
             let server = Server::bind(args.resolve()?).await?;
             let (space, host) = demo::prepare(server.state()).await?;
             demo::spawn_speaker(space, host);
-            let base = format!("http://{}", server.local_addr());
+            let base = server.base_url();
             println!("stentor demo is live");
             println!("  open in a browser:   {base}/s/demo");
             println!("  listen in a player:  ffplay {base}/spaces/demo/live.opus");
@@ -198,13 +206,15 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             tone,
             token,
             seconds,
+            ca_file,
         } => {
+            let api = crate::client::Api::for_cli(&server, ca_file.as_deref())?.with_token(token);
             let source = match (file, tone) {
                 (Some(f), _) => speak::Source::File(f),
                 (None, Some(hz)) => speak::Source::Tone(hz),
                 (None, None) => anyhow::bail!("give --file or --tone"),
             };
-            speak::run(&server, &space, token, source, seconds).await?;
+            speak::run(&api, &space, source, seconds).await?;
         }
         Cmd::Loadtest(args) => loadtest(args).await?,
         Cmd::Attack(args) => attack(args).await?,
@@ -215,8 +225,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             seconds,
             out,
             token,
+            ca_file,
         } => {
-            listen::run(&server, &space, token, seconds, &out).await?;
+            let api = crate::client::Api::for_cli(&server, ca_file.as_deref())?.with_token(token);
+            listen::run(&api, &space, seconds, &out).await?;
         }
     }
     Ok(())

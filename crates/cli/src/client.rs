@@ -29,6 +29,8 @@ pub struct Api {
     base: String,
     http: reqwest::Client,
     token: Option<String>,
+    /// Set when the server's certificate is checked against a given authority.
+    tls: Option<std::sync::Arc<rustls::ClientConfig>>,
 }
 
 impl Api {
@@ -38,7 +40,55 @@ impl Api {
             base: base.trim_end_matches('/').to_owned(),
             http: reqwest::Client::new(),
             token: None,
+            tls: None,
         }
+    }
+
+    /// A client of an `https://` server whose certificate is signed by the authority (or is
+    /// the self-signed certificate) in `ca_pem`, instead of one the public roots know.
+    pub fn trusting(base: &str, ca_pem: &[u8]) -> anyhow::Result<Self> {
+        use rustls::pki_types::CertificateDer;
+        use rustls::pki_types::pem::PemObject;
+        let mut roots = rustls::RootCertStore::empty();
+        let mut http = reqwest::Client::builder().tls_built_in_root_certs(false);
+        for cert in CertificateDer::pem_slice_iter(ca_pem) {
+            let cert = cert.context("reading the certificate authority")?;
+            http = http.add_root_certificate(reqwest::Certificate::from_der(&cert)?);
+            roots.add(cert)?;
+        }
+        if roots.is_empty() {
+            bail!("no certificate in the certificate authority file");
+        }
+        let tls = rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+        Ok(Self {
+            base: base.trim_end_matches('/').to_owned(),
+            http: http.build()?,
+            token: None,
+            tls: Some(std::sync::Arc::new(tls)),
+        })
+    }
+
+    /// The client of the command line: trusting `ca_file` when one is given.
+    pub fn for_cli(base: &str, ca_file: Option<&std::path::Path>) -> anyhow::Result<Self> {
+        match ca_file {
+            None => Ok(Self::new(base)),
+            Some(path) => {
+                let pem = std::fs::read(path).with_context(|| {
+                    format!("reading the certificate authority {}", path.display())
+                })?;
+                Self::trusting(base, &pem)
+            }
+        }
+    }
+
+    /// The HTTP client it calls the API with.
+    pub fn http(&self) -> &reqwest::Client {
+        &self.http
     }
 
     /// The same client, signed in with a session token.
@@ -163,9 +213,11 @@ impl Api {
             self.base.replacen("http", "ws", 1)
         );
         // Small audio frames must leave at once: disable Nagle's algorithm.
-        let (mut ws, _) = tokio_tungstenite::connect_async_with_config(url, None, true)
-            .await
-            .context("websocket connect")?;
+        let connector = self.tls.clone().map(tokio_tungstenite::Connector::Rustls);
+        let (mut ws, _) =
+            tokio_tungstenite::connect_async_tls_with_config(url, None, true, connector)
+                .await
+                .context("websocket connect")?;
         while let Some(msg) = ws.next().await {
             if let Message::Text(t) = msg? {
                 let v: Value = serde_json::from_str(t.as_str())?;

@@ -76,16 +76,9 @@ pub async fn record(api: &Api, space: &str, frames: usize) -> anyhow::Result<Rec
 }
 
 /// `stentor listen`: records `seconds` of a Space into `out`.
-pub async fn run(
-    server: &str,
-    space: &str,
-    token: Option<String>,
-    seconds: f64,
-    out: &Path,
-) -> anyhow::Result<()> {
-    let api = Api::new(server).with_token(token);
+pub async fn run(api: &Api, space: &str, seconds: f64, out: &Path) -> anyhow::Result<()> {
     let frames = (seconds * 50.0).ceil() as usize;
-    let rec = record(&api, space, frames).await?;
+    let rec = record(api, space, frames).await?;
     rec.write_ogg(out, space)?;
     eprintln!(
         "wrote {} ({} frames, {:.1} s, {} missing)",

@@ -154,15 +154,13 @@ pub async fn publish(
     Ok(seq)
 }
 
-/// `stentor speak`: signs in with `token` (a session token), takes a ticket and publishes.
+/// `stentor speak`: with the API signed in (a session token), takes a ticket and publishes.
 pub async fn run(
-    server: &str,
+    api: &Api,
     space: &str,
-    token: Option<String>,
     source: Source,
     seconds: Option<f64>,
 ) -> anyhow::Result<()> {
-    let api = Api::new(server).with_token(token);
     let ticket = api.ticket(space).await?;
     if !matches!(ticket.role.as_str(), "speaker" | "co_host" | "host") {
         bail!(

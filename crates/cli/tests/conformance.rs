@@ -61,7 +61,7 @@ async fn ffmpeg_decodes_the_live_stream_and_ffprobe_accepts_a_recording() {
     );
 
     let out = server.data_dir.join("listen.ogg");
-    stentor::listen::run(&server.base, "demo", None, 3.0, &out)
+    stentor::listen::run(&server.api(), "demo", 3.0, &out)
         .await
         .unwrap();
     let path = out.to_str().unwrap().to_owned();

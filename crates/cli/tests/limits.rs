@@ -52,8 +52,9 @@ async fn an_address_past_its_rate_gets_429_and_others_carry_on() {
         .unwrap();
     assert_eq!(retry, 1);
     assert!(refused.text().await.unwrap().contains("too many requests"));
-    // The HTTP server counts a ticket request the same way (this one has a body, so the door
-    // leaves it to the HTTP server).
+    // A listener's join has rates of its own, and past them it waits its turn rather than
+    // being refused: through the HTTP server (this ticket request has a body and comes on a
+    // connection that carried others, so the door leaves it to the HTTP server) ...
     let ticket = greedy
         .post(format!("{url}/tickets"))
         .header("content-type", "application/json")
@@ -61,10 +62,8 @@ async fn an_address_past_its_rate_gets_429_and_others_carry_on() {
         .send()
         .await
         .unwrap();
-    assert_eq!(ticket.status(), 429);
-    assert!(ticket.headers().contains_key("retry-after"));
-    // A listener's join at the door (a fresh connection: an anonymous ticket, a live stream)
-    // has rates of its own, and past them it waits its turn rather than being refused.
+    assert_eq!(ticket.status(), 200);
+    // ... and at the door (a fresh connection: an anonymous ticket, a live stream).
     let joiner = from("127.0.10.1");
     let ticket = joiner.post(format!("{url}/tickets")).send().await.unwrap();
     assert_eq!(ticket.status(), 200);
@@ -106,7 +105,7 @@ async fn an_address_past_its_rate_gets_429_and_others_carry_on() {
     assert_eq!(greedy.get(&url).send().await.unwrap().status(), 200);
     let metrics = server.metrics().await;
     assert!(
-        metrics.contains(r#"stentor_rejections_total{reason="rate_ip"} 2"#),
+        metrics.contains(r#"stentor_rejections_total{reason="rate_ip"} 1"#),
         "{metrics}"
     );
     server.stop().await;

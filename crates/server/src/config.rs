@@ -91,6 +91,13 @@ pub struct HttpConfig {
     /// `Authorization: Bearer TOKEN` [default: none; then only loopback callers are answered].
     #[arg(long, env = "STENTOR_METRICS_TOKEN", hide_env_values = true)]
     pub metrics_token: Option<String>,
+    /// Serve HTTPS (and HTTP/2 by ALPN) with this certificate chain, PEM; needs `tls_key`
+    /// [default: none, plain HTTP].
+    #[arg(long, env = "STENTOR_TLS_CERT", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// The private key of `tls_cert`, PEM (PKCS#8, PKCS#1 or SEC1).
+    #[arg(long, env = "STENTOR_TLS_KEY", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
 }
 
 /// Durable state settings.
@@ -294,6 +301,8 @@ impl Config {
                 metrics_bind: self.http.metrics_bind.or(lower.http.metrics_bind),
                 trusted_proxies: self.http.trusted_proxies.or(lower.http.trusted_proxies),
                 metrics_token: self.http.metrics_token.or(lower.http.metrics_token),
+                tls_cert: self.http.tls_cert.or(lower.http.tls_cert),
+                tls_key: self.http.tls_key.or(lower.http.tls_key),
             },
             store: StoreConfig {
                 data_dir: self.store.data_dir.or(lower.store.data_dir),
@@ -418,6 +427,11 @@ impl Config {
             return Err(ConfigError::Invalid(format!(
                 "media.bitrate {b} is outside 16000..=64000"
             )));
+        }
+        if self.http.tls_cert.is_some() != self.http.tls_key.is_some() {
+            return Err(ConfigError::Invalid(
+                "http.tls_cert and http.tls_key go together: give both or neither".into(),
+            ));
         }
         Ok(())
     }

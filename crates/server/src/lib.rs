@@ -14,7 +14,7 @@
 //! - [`commands`]: the one command path of a Space's WebSocket;
 //! - [`origin`]: a Space at runtime — its state machine, command task, mixer task and hub;
 //! - at the bottom: [`config`], [`error`], [`metrics`], [`overload`], [`passwords`],
-//!   [`deadline`], [`prefixed`], [`secrets`], [`clock`], [`shutdown`].
+//!   [`deadline`], [`prefixed`], [`secrets`], [`tls`], [`clock`], [`shutdown`].
 
 pub mod api;
 pub mod auth;
@@ -35,6 +35,7 @@ pub mod server;
 pub mod shutdown;
 pub mod stage;
 pub mod state;
+pub mod tls;
 
 pub use clock::unix_now;
 pub use config::Config;

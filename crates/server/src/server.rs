@@ -32,6 +32,9 @@ pub enum StartError {
     /// The ticket key could not be read or made.
     #[error(transparent)]
     Key(#[from] secrets::KeyError),
+    /// The TLS certificate or key could not be used.
+    #[error(transparent)]
+    Tls(#[from] crate::tls::TlsError),
     /// The address could not be bound, or a file could not be read or written.
     #[error("{0}")]
     Io(#[from] std::io::Error),
@@ -40,6 +43,8 @@ pub enum StartError {
 /// A bound, not yet running server.
 pub struct Server {
     listener: TcpListener,
+    /// Set when the server ends TLS itself.
+    tls: Option<tokio_rustls::TlsAcceptor>,
     state: AppState,
     shutdown: tokio::sync::watch::Sender<bool>,
     hand_overs: tokio::sync::mpsc::Receiver<HandOver>,
@@ -50,6 +55,10 @@ impl Server {
     /// order, in one place.
     pub async fn bind(config: Config) -> Result<Self, StartError> {
         config.validate()?;
+        let tls = match (&config.http.tls_cert, &config.http.tls_key) {
+            (Some(cert), Some(key)) => Some(crate::tls::acceptor(cert, key)?),
+            _ => None,
+        };
         let data_dir = config.data_dir();
         let tickets = load_ticket_key(&data_dir)?;
         let store = match &config.store.database_url {
@@ -79,6 +88,7 @@ impl Server {
             addr = %listener.local_addr()?,
             files,
             listeners = capacity.max(),
+            tls = tls.is_some(),
             "listening; the file limit allows this many listeners"
         );
         let (shutdown, shutdown_rx) = tokio::sync::watch::channel(false);
@@ -109,6 +119,7 @@ impl Server {
         let audiences = Arc::new(Audiences::new(wiring, config.listeners_per_writer()));
         Ok(Self {
             listener,
+            tls,
             shutdown,
             hand_overs,
             state: AppState {
@@ -135,6 +146,12 @@ impl Server {
         self.listener
             .local_addr()
             .expect("bound listener has an address")
+    }
+
+    /// The URL of the bound address: `https://` when the server ends TLS itself.
+    pub fn base_url(&self) -> String {
+        let scheme = if self.tls.is_some() { "https" } else { "http" };
+        format!("{scheme}://{}", self.local_addr())
     }
 
     /// The handlers' shared state (for the demo and tests).
@@ -257,11 +274,14 @@ impl Server {
             if let Err(e) = tcp.set_nodelay(true) {
                 tracing::debug!(error = %e, "could not set TCP_NODELAY");
             }
-            let (app, task_state) = (app.clone(), state.clone());
+            let (app, task_state, tls) = (app.clone(), state.clone(), self.tls.clone());
             state.tasks.spawn(async move {
                 // Held while the connection is not a listener (head, API, the stage).
                 let _permit = permit;
-                serve(task_state, app, tcp, peer).await;
+                match tls {
+                    Some(tls) => serve_tls(task_state, app, tcp, peer, tls).await,
+                    None => serve(task_state, app, tcp, peer).await,
+                }
             });
         }
         drop(self.listener);
@@ -347,42 +367,105 @@ async fn serve(
                 work,
             };
             if let Some(io) = door::ticket(&state, tcp, client, ticket).await {
-                serve_http(&state, app, io, peer, timeout).await;
+                serve_http(&state, app, io, peer, timeout, false).await;
             }
         }
         door::Sniffed::Http => {
             let io = Prefixed::new(read, tcp);
-            serve_http(&state, app, io, peer, timeout).await;
+            serve_http(&state, app, io, peer, timeout, false).await;
         }
     }
 }
 
-/// Serves a connection with the HTTP server until it closes (or, on shutdown, once the
-/// request in flight is answered). Handlers see the peer as `ConnectInfo<SocketAddr>`.
-async fn serve_http(
+/// Serves a connection of the server's own TLS: the handshake (in the time a request head
+/// gets), then HTTP/2 or HTTP/1.1 as the client chose by ALPN. The door's fast paths need the
+/// plain socket, so everything here goes through the HTTP server.
+async fn serve_tls(
+    state: AppState,
+    app: axum::Router,
+    tcp: tokio::net::TcpStream,
+    peer: SocketAddr,
+    tls: tokio_rustls::TlsAcceptor,
+) {
+    let timeout = state.gate.head_timeout();
+    let mut down = state.shutdown.clone();
+    let handshake = tokio::select! {
+        done = tokio::time::timeout(timeout, tls.accept(tcp)) => done,
+        () = crate::shutdown::going_away(&mut down) => return,
+    };
+    let stream = match handshake {
+        Ok(Ok(stream)) => stream,
+        Ok(Err(e)) => {
+            tracing::debug!(error = %e, "TLS handshake failed");
+            return state.metrics.close("tls_handshake");
+        }
+        Err(_) => return state.metrics.close("head_timeout"),
+    };
+    if stream.get_ref().1.alpn_protocol() == Some(crate::tls::H2) {
+        serve_h2(&state, app, stream, peer, timeout).await;
+    } else {
+        serve_http(&state, app, stream, peer, timeout, true).await;
+    }
+}
+
+/// The service every HTTP connection's requests go to: the router, with the caller's address
+/// (behind a trusted proxy, the client it names) as `ConnectInfo<SocketAddr>` and
+/// [`crate::tls::Https`] when the request came over HTTPS. Counts the requests in `seen`.
+fn requests(
     state: &AppState,
     app: axum::Router,
-    io: Prefixed,
+    peer: SocketAddr,
+    tls: bool,
+    seen: Arc<std::sync::atomic::AtomicU64>,
+) -> impl hyper::service::Service<
+    hyper::Request<hyper::body::Incoming>,
+    Response = axum::response::Response,
+    Error = std::convert::Infallible,
+    Future = impl Future<Output = Result<axum::response::Response, std::convert::Infallible>>
+             + Send
+             + 'static,
+> + Clone
++ Send
++ 'static {
+    let proxies: Arc<[ipnet::IpNet]> = state.config.trusted_proxies().into();
+    hyper::service::service_fn(move |mut request: hyper::Request<_>| {
+        seen.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let from_proxy = proxies
+            .iter()
+            .any(|n| n.contains(&peer.ip().to_canonical()));
+        let headers = || {
+            request
+                .headers()
+                .iter()
+                .map(|(n, v)| (n.as_str(), v.as_bytes()))
+        };
+        let client = stentor_gate::proxy::client_ip(peer.ip(), &proxies, headers());
+        let https = crate::tls::is_https(tls, from_proxy, headers());
+        let extensions = request.extensions_mut();
+        extensions.insert(axum::extract::ConnectInfo(SocketAddr::new(
+            client,
+            peer.port(),
+        )));
+        if https {
+            extensions.insert(crate::tls::Https);
+        }
+        tower::ServiceExt::oneshot(app.clone(), request)
+    })
+}
+
+/// Serves a connection with the HTTP/1.1 server until it closes (or, on shutdown, once the
+/// request in flight is answered).
+async fn serve_http<I>(
+    state: &AppState,
+    app: axum::Router,
+    io: I,
     peer: SocketAddr,
     head_timeout: std::time::Duration,
-) {
-    let proxies = state.config.trusted_proxies().to_vec();
-    let service = hyper::service::service_fn(move |mut request: hyper::Request<_>| {
-        // Behind a trusted proxy, every request says whose it is.
-        let headers = request.headers().iter();
-        let client = stentor_gate::proxy::client_ip(
-            peer.ip(),
-            &proxies,
-            headers.map(|(n, v)| (n.as_str(), v.as_bytes())),
-        );
-        request
-            .extensions_mut()
-            .insert(axum::extract::ConnectInfo(SocketAddr::new(
-                client,
-                peer.port(),
-            )));
-        tower::ServiceExt::oneshot(app.clone(), request)
-    });
+    tls: bool,
+) where
+    I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let service = requests(state, app, peer, tls, Arc::default());
     let conn = hyper::server::conn::http1::Builder::new()
         .timer(hyper_util::rt::TokioTimer::new())
         .header_read_timeout(head_timeout)
@@ -405,6 +488,74 @@ async fn serve_http(
             state.metrics.close("head_timeout");
         }
         tracing::debug!(error = %e, "connection ended with an error");
+    }
+}
+
+/// Most requests one HTTP/2 connection carries at once.
+pub const H2_STREAMS: u32 = 32;
+
+/// Runs the streams of HTTP/2 connections as tasks of the server, so that stopping waits for
+/// them as for every other connection.
+#[derive(Clone)]
+struct Tracked(tokio_util::task::TaskTracker);
+
+impl<F> hyper::rt::Executor<F> for Tracked
+where
+    F: Future + Send + 'static,
+    F::Output: Send + 'static,
+{
+    fn execute(&self, future: F) {
+        self.0.spawn(future);
+    }
+}
+
+/// Serves an HTTP/2 connection until it closes: at most [`H2_STREAMS`] requests at once,
+/// pinged when quiet and closed when the pings go unanswered, and told to go away (GOAWAY,
+/// streams in flight finish) once no request has started for `idle` or the server stops.
+async fn serve_h2<I>(
+    state: &AppState,
+    app: axum::Router,
+    io: I,
+    peer: SocketAddr,
+    idle: std::time::Duration,
+) where
+    I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let seen = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let service = requests(state, app, peer, true, seen.clone());
+    let mut builder = hyper::server::conn::http2::Builder::new(Tracked(state.tasks.clone()));
+    builder
+        .timer(hyper_util::rt::TokioTimer::new())
+        .keep_alive_interval(Some(std::time::Duration::from_secs(20)))
+        .keep_alive_timeout(std::time::Duration::from_secs(20))
+        .max_concurrent_streams(H2_STREAMS)
+        .max_header_list_size(16 * 1024);
+    let conn = builder.serve_connection(hyper_util::rt::TokioIo::new(io), service);
+    state.metrics.http_connections.inc();
+    let mut conn = std::pin::pin!(conn);
+    let mut down = state.shutdown.clone();
+    let mut quiet = tokio::time::interval_at(tokio::time::Instant::now() + idle, idle);
+    let mut last = 0;
+    let result = loop {
+        tokio::select! {
+            result = conn.as_mut() => break result,
+            _ = quiet.tick() => {
+                let now = seen.load(std::sync::atomic::Ordering::Relaxed);
+                if now == last {
+                    conn.as_mut().graceful_shutdown();
+                    break conn.await;
+                }
+                last = now;
+            }
+            () = crate::shutdown::going_away(&mut down) => {
+                conn.as_mut().graceful_shutdown();
+                break conn.await;
+            }
+        }
+    };
+    state.metrics.http_connections.dec();
+    if let Err(e) = result {
+        tracing::debug!(error = %e, "HTTP/2 connection ended with an error");
     }
 }
 

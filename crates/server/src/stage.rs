@@ -14,16 +14,13 @@ use std::sync::Arc;
 use stentor_hub::wsframe::{MAX_WS_MESSAGE, close};
 use stentor_hub::{Read, Subscriber, wsframe};
 use stentor_space::{Role, UserId};
-use tokio::io::AsyncWriteExt;
-use tokio::net::TcpStream;
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::sync::broadcast::error::RecvError;
 use tokio_tungstenite::WebSocketStream;
 use tracing::Instrument;
 use tungstenite::protocol::frame::coding::CloseCode;
 use tungstenite::protocol::{CloseFrame, Role as WsRole, WebSocketConfig};
 use tungstenite::{Message, Utf8Bytes};
-
-type Socket = WebSocketStream<TcpStream>;
 
 /// Most frames sent to a listener in one batch.
 const MAX_BATCH: usize = 64;
@@ -33,9 +30,12 @@ const PING_EVERY: std::time::Duration = std::time::Duration::from_secs(15);
 /// connection is taken for dead.
 const SILENT_FOR: std::time::Duration = std::time::Duration::from_secs(45);
 
-/// The WebSocket of someone on stage (a handful per Space), with the full protocol machinery.
-pub(crate) async fn stage_socket(stream: TcpStream, read: Vec<u8>) -> Socket {
-    crate::listen::fanout::dead_peer_timeout(&stream);
+/// The WebSocket of a full connection, with the whole protocol machinery: someone on stage
+/// (a handful per Space), or anyone on the server's own TLS.
+pub(crate) async fn stage_socket<S>(stream: S, read: Vec<u8>) -> WebSocketStream<S>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
     let config = WebSocketConfig::default()
         .max_message_size(Some(MAX_WS_MESSAGE))
         .max_frame_size(Some(MAX_WS_MESSAGE))
@@ -56,6 +56,7 @@ pub async fn hand_over(state: AppState, hand_over: HandOver) {
     if stream.write_all(&due).await.is_err() {
         return;
     }
+    crate::listen::fanout::dead_peer_timeout(&stream);
     let socket = stage_socket(stream, Vec::new()).await;
     let span = tracing::info_span!("ws", space = %space.id, user);
     Connection::new(state, space, user)
@@ -108,7 +109,10 @@ impl Connection {
 
     /// Serves the connection; `was` is the role it had before a hand-over, if it had one (the
     /// client then gets a ticket for its new role).
-    pub(crate) async fn run(mut self, socket: Socket, was: Option<Role>) {
+    pub(crate) async fn run<S>(mut self, socket: WebSocketStream<S>, was: Option<Role>)
+    where
+        S: AsyncRead + AsyncWrite + Unpin,
+    {
         let (mut tx, mut rx) = socket.split();
         let mut notices = self.space.events();
         let mut shutdown = self.state.shutdown.clone();
@@ -171,6 +175,10 @@ impl Connection {
                     Ok(())
                 },
                 read = next_audio(&mut self.audio, &mut batch) => match read {
+                    // The server stopping closes every feed: that is going away, not an end.
+                    None if *self.state.shutdown.borrow() => {
+                        break Err((close::GOING_AWAY, "the server is shutting down".into()));
+                    }
                     None => {
                         // The feed ended with the Space: deliver the events that came with it
                         // (`ended`) before the close.

@@ -16,6 +16,8 @@ pub struct TestServer {
     pub base: String,
     pub state: AppState,
     pub data_dir: PathBuf,
+    /// The self-signed certificate the server ends TLS with, when it does (PEM).
+    pub ca: Option<Vec<u8>>,
     stop: Option<oneshot::Sender<()>>,
     task: Option<tokio::task::JoinHandle<()>>,
 }
@@ -36,6 +38,27 @@ impl TestServer {
         Self::start_config(data_dir, config).await
     }
 
+    /// Starts a server that ends TLS itself, with a self-signed certificate for 127.0.0.1
+    /// and localhost made here.
+    pub async fn start_tls(name: &str, adjust: impl FnOnce(&mut Config)) -> Self {
+        let data_dir =
+            std::env::temp_dir().join(format!("stentor-test-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&data_dir);
+        std::fs::create_dir_all(&data_dir).unwrap();
+        let names = vec!["127.0.0.1".to_string(), "localhost".to_string()];
+        let made = rcgen::generate_simple_self_signed(names).expect("a certificate is made");
+        let (cert, key) = (data_dir.join("cert.pem"), data_dir.join("key.pem"));
+        std::fs::write(&cert, made.cert.pem()).unwrap();
+        std::fs::write(&key, made.signing_key.serialize_pem()).unwrap();
+        let mut config = Config::default();
+        config.http.tls_cert = Some(cert);
+        config.http.tls_key = Some(key);
+        adjust(&mut config);
+        let mut server = Self::start_config(data_dir, config).await;
+        server.ca = Some(made.cert.pem().into_bytes());
+        server
+    }
+
     /// Starts a server on an existing data directory.
     pub async fn start_in(data_dir: PathBuf) -> Self {
         Self::start_config(data_dir, Config::default()).await
@@ -45,7 +68,7 @@ impl TestServer {
         config.http.bind = Some("127.0.0.1:0".parse().unwrap());
         config.store.data_dir = Some(data_dir.clone());
         let server = Server::bind(config).await.expect("server binds");
-        let base = format!("http://{}", server.local_addr());
+        let base = server.base_url();
         let state = server.state().clone();
         let (stop, stopped) = oneshot::channel::<()>();
         let task = tokio::spawn(async move {
@@ -60,6 +83,7 @@ impl TestServer {
             base,
             state,
             data_dir,
+            ca: None,
             stop: Some(stop),
             task: Some(task),
         }
@@ -74,12 +98,25 @@ impl TestServer {
     }
 
     pub fn api(&self) -> Api {
-        Api::new(&self.base)
+        match &self.ca {
+            Some(ca) => Api::trusting(&self.base, ca).expect("the certificate is usable"),
+            None => Api::new(&self.base),
+        }
+    }
+
+    /// The bound address.
+    pub fn addr(&self) -> std::net::SocketAddr {
+        let host = self.base.split_once("://").expect("a URL").1;
+        host.parse().expect("an address")
     }
 
     /// The server's metrics text.
     pub async fn metrics(&self) -> String {
-        let resp = reqwest::get(format!("{}/metrics", self.base))
+        let resp = self
+            .api()
+            .http()
+            .get(format!("{}/metrics", self.base))
+            .send()
             .await
             .unwrap();
         resp.text().await.unwrap()
@@ -171,6 +208,6 @@ pub async fn connect_from(ip: &str, server: &TestServer) -> tokio::net::TcpStrea
     socket
         .bind(std::net::SocketAddr::new(ip.parse().unwrap(), 0))
         .unwrap();
-    let addr: std::net::SocketAddr = server.base.trim_start_matches("http://").parse().unwrap();
+    let addr = server.addr();
     socket.connect(addr).await.unwrap()
 }

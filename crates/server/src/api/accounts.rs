@@ -5,6 +5,8 @@ use crate::auth::{self, Caller, SESSION_COOKIE, SESSION_SECS};
 use crate::clock::unix_now;
 use crate::error::ApiError;
 use crate::state::AppState;
+use crate::tls::Https;
+use axum::Extension;
 use axum::extract::{ConnectInfo, Path, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -63,10 +65,17 @@ fn check_credentials(c: &Credentials) -> Result<(), ApiError> {
     Ok(())
 }
 
+/// The session cookie: `token` for `max_age` seconds (0 clears it); `Secure` on HTTPS.
+fn session_cookie(token: &str, max_age: i64, https: Option<Extension<Https>>) -> String {
+    let secure = if https.is_some() { "; Secure" } else { "" };
+    format!("{SESSION_COOKIE}={token}; HttpOnly; SameSite=Lax; Path=/; Max-Age={max_age}{secure}")
+}
+
 async fn open_session(
     state: &AppState,
     user: User,
     status: StatusCode,
+    https: Option<Extension<Https>>,
 ) -> Result<Response, ApiError> {
     let token = auth::new_token();
     let expires = unix_now() as i64 + SESSION_SECS;
@@ -74,8 +83,7 @@ async fn open_session(
         .store
         .create_session(&auth::token_hash(&token), user.id, expires)
         .await?;
-    let cookie =
-        format!("{SESSION_COOKIE}={token}; HttpOnly; SameSite=Lax; Path=/; Max-Age={SESSION_SECS}");
+    let cookie = session_cookie(&token, SESSION_SECS, https);
     let body = SessionView {
         user: user.into(),
         token,
@@ -87,6 +95,7 @@ async fn open_session(
 pub async fn sign_up(
     State(state): State<AppState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    https: Option<Extension<Https>>,
     Json(c): Json<Credentials>,
 ) -> Result<Response, ApiError> {
     check_credentials(&c)?;
@@ -96,7 +105,7 @@ pub async fn sign_up(
         .store
         .create_user(&c.handle, &hash, unix_now() as i64)
         .await?;
-    open_session(&state, user, StatusCode::CREATED).await
+    open_session(&state, user, StatusCode::CREATED, https).await
 }
 
 /// `POST /api/v1/sessions`: signs in. A handle that does not exist costs the same hash as a
@@ -104,6 +113,7 @@ pub async fn sign_up(
 pub async fn sign_in(
     State(state): State<AppState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    https: Option<Extension<Https>>,
     Json(c): Json<Credentials>,
 ) -> Result<Response, ApiError> {
     let refused = || ApiError::Unauthorized("wrong handle or password".into());
@@ -118,12 +128,13 @@ pub async fn sign_in(
     if !state.passwords.verify(&c.handle, c.password, hash).await? {
         return Err(refused());
     }
-    open_session(&state, user.ok_or_else(refused)?, StatusCode::OK).await
+    open_session(&state, user.ok_or_else(refused)?, StatusCode::OK, https).await
 }
 
 /// `DELETE /api/v1/sessions`: signs out.
 pub async fn sign_out(
     State(state): State<AppState>,
+    https: Option<Extension<Https>>,
     parts: axum::http::request::Parts,
 ) -> Result<Response, ApiError> {
     if let Some(token) = auth::request_token(&parts) {
@@ -136,7 +147,7 @@ pub async fn sign_out(
         }
         state.store.delete_session(&hash).await?;
     }
-    let cookie = format!("{SESSION_COOKIE}=; HttpOnly; SameSite=Lax; Path=/; Max-Age=0");
+    let cookie = session_cookie("", 0, https);
     Ok((StatusCode::NO_CONTENT, [(header::SET_COOKIE, cookie)]).into_response())
 }
 

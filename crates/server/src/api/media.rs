@@ -7,6 +7,7 @@ use crate::join::admit::{self, admit_listener};
 use crate::join::ws;
 use crate::prefixed::Prefixed;
 use crate::state::AppState;
+use crate::tls::TlsStream;
 use axum::body::Body;
 use axum::extract::{Path, Query, Request, State};
 use axum::http::{HeaderValue, StatusCode, header};
@@ -56,15 +57,26 @@ pub async fn upgrade(
     let on_upgrade = hyper::upgrade::on(&mut request);
     let tasks = state.tasks.clone();
     tasks.spawn(async move {
-        match on_upgrade.await.map(|u| u.downcast::<TokioIo<Prefixed>>()) {
-            Ok(Ok(parts)) => {
+        let upgraded = match on_upgrade.await {
+            Ok(upgraded) => upgraded,
+            Err(e) => return tracing::debug!(error = %e, "the upgrade did not complete"),
+        };
+        let upgraded = match upgraded.downcast::<TokioIo<Prefixed>>() {
+            Ok(parts) => {
                 // What the door read and the HTTP server did not, then what it read ahead.
                 let (stream, mut read) = parts.io.into_inner().into_parts();
                 read.extend_from_slice(&parts.read_buf);
-                ws::open(state, space, user, stream, &read, slot, &[]).await;
+                return ws::open(state, space, user, stream, &read, slot, &[]).await;
             }
-            Ok(Err(_)) => tracing::error!("an upgraded connection is not a TCP stream"),
-            Err(e) => tracing::debug!(error = %e, "the upgrade did not complete"),
+            Err(upgraded) => upgraded,
+        };
+        match upgraded.downcast::<TokioIo<TlsStream>>() {
+            Ok(parts) => {
+                let stream = parts.io.into_inner();
+                crate::listen::fanout::dead_peer_timeout(stream.get_ref().0);
+                ws::open_full(state, space, user, stream, &parts.read_buf, slot).await;
+            }
+            Err(_) => tracing::error!("an upgraded connection is neither TCP nor TLS"),
         }
     });
     Response::builder()

@@ -50,6 +50,21 @@ fn sheddable(path: &str) -> bool {
     path.starts_with("/api/") && !exempt.iter().any(|e| path.ends_with(e))
 }
 
+/// Whether a request is a listener joining a Space: its ticket, its WebSocket, its stream.
+fn is_join(method: &axum::http::Method, path: &str) -> bool {
+    let Some(rest) = path
+        .strip_prefix("/api/v1/spaces/")
+        .or(path.strip_prefix("/spaces/"))
+    else {
+        return false;
+    };
+    match rest.split_once('/') {
+        Some((_, "tickets")) => method == axum::http::Method::POST,
+        Some((_, "ws" | "live.opus")) => method == axum::http::Method::GET,
+        _ => false,
+    }
+}
+
 /// Answers 503 with a jittered Retry-After to sheddable requests while they are shed.
 async fn shed_api(
     State(state): State<AppState>,
@@ -81,13 +96,20 @@ async fn limit_requests(
         .extensions()
         .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
         .map(|c| c.0.ip());
-    if let Some(ip) = peer
-        && path != "/healthz"
-        && path != "/metrics"
-        && !path.ends_with("/status")
-        && let Err(refusal) = state.gate.request(ip)
-    {
-        let e = ApiError::Limited(refusal);
+    let Some(ip) = peer else {
+        return next.run(request).await;
+    };
+    if path == "/healthz" || path == "/metrics" || path.ends_with("/status") {
+        return next.run(request).await;
+    }
+    // A listener's join waits its turn as it does in the door (the door does not see joins
+    // on a connection that carried requests before, nor any on the server's own TLS).
+    let limited = if is_join(request.method(), path) {
+        crate::join::door::pace_join(&state, ip).await
+    } else {
+        state.gate.request(ip).map_err(ApiError::Limited)
+    };
+    if let Err(e) = limited {
         state.metrics.reject(e.reason());
         return e.into_response();
     }
@@ -249,5 +271,18 @@ mod tests {
         ] {
             assert!(!sheddable(path), "{path}");
         }
+    }
+
+    #[test]
+    fn joins_are_the_ticket_the_websocket_and_the_stream() {
+        use axum::http::Method;
+        assert!(is_join(&Method::POST, "/api/v1/spaces/a/tickets"));
+        assert!(is_join(&Method::GET, "/api/v1/spaces/a/ws"));
+        assert!(is_join(&Method::GET, "/spaces/a/live.opus"));
+        assert!(!is_join(&Method::GET, "/api/v1/spaces/a/tickets"));
+        assert!(!is_join(&Method::POST, "/api/v1/spaces/a/commands"));
+        assert!(!is_join(&Method::PUT, "/api/v1/spaces/a/source"));
+        assert!(!is_join(&Method::GET, "/api/v1/spaces/a/b/ws"));
+        assert!(!is_join(&Method::POST, "/api/v1/sessions"));
     }
 }

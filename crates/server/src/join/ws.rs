@@ -10,7 +10,7 @@ use crate::state::AppState;
 use std::sync::Arc;
 use stentor_hub::{Snapshot, wsframe};
 use stentor_space::{Role, UserId};
-use tokio::io::AsyncWriteExt;
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tracing::Instrument;
 
@@ -77,6 +77,7 @@ pub async fn open(
         if stream.write_all(head).await.is_err() {
             return;
         }
+        crate::listen::fanout::dead_peer_timeout(&stream);
         let socket = stage_socket(stream, read.to_vec()).await;
         Connection::new(state, space, user)
             .run(socket, None)
@@ -116,4 +117,26 @@ pub async fn open(
         .instrument(span)
         .await;
     }
+}
+
+/// Serves an admitted WebSocket on a stream the fan-out writers cannot write to (the server's
+/// own TLS): a full connection for everyone, listeners included. It costs a task per
+/// listener; a crowd is better served with TLS ended in front (docs/operations.md).
+pub async fn open_full<S>(
+    state: AppState,
+    space: Arc<LiveSpace>,
+    user: UserId,
+    stream: S,
+    read: &[u8],
+    slot: Option<stentor_gate::capacity::Slot>,
+) where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    let span = tracing::info_span!("ws", space = %space.id, user);
+    let socket = stage_socket(stream, read.to_vec()).await;
+    Connection::new(state, space, user)
+        .run(socket, None)
+        .instrument(span)
+        .await;
+    drop(slot);
 }
