@@ -56,7 +56,7 @@ pub async fn hand_over(state: AppState, hand_over: HandOver) {
     if stream.write_all(&due).await.is_err() {
         return;
     }
-    crate::listen::fanout::dead_peer_timeout(&stream);
+    crate::listen::sink::dead_peer_timeout(&stream);
     let socket = stage_socket(stream, Vec::new()).await;
     let span = tracing::info_span!("ws", space = %space.id, user);
     Connection::new(state, space, user)

@@ -73,7 +73,7 @@ pub async fn upgrade(
         match upgraded.downcast::<TokioIo<TlsStream>>() {
             Ok(parts) => {
                 let stream = parts.io.into_inner();
-                crate::listen::fanout::dead_peer_timeout(stream.get_ref().0);
+                crate::listen::sink::dead_peer_timeout(stream.get_ref().0);
                 ws::open_full(state, space, user, stream, &parts.read_buf, slot).await;
             }
             Err(_) => tracing::error!("an upgraded connection is neither TCP nor TLS"),

@@ -3,7 +3,8 @@
 //! for someone on stage.
 
 use crate::error::ApiError;
-use crate::listen::fanout::{Sink, Transport};
+use crate::listen::fanout::Transport;
+use crate::listen::sink::Sink;
 use crate::origin::LiveSpace;
 use crate::stage::{Connection, Hello, stage_socket};
 use crate::state::AppState;
@@ -77,7 +78,7 @@ pub async fn open(
         if stream.write_all(head).await.is_err() {
             return;
         }
-        crate::listen::fanout::dead_peer_timeout(&stream);
+        crate::listen::sink::dead_peer_timeout(&stream);
         let socket = stage_socket(stream, read.to_vec()).await;
         Connection::new(state, space, user)
             .run(socket, None)

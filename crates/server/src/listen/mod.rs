@@ -1,4 +1,8 @@
-//! How a listener is served once admitted: the fan-out writers, each of which owns many
-//! listeners' sockets and sends each one what it is due from the shared ring ([`fanout`]).
+//! How a listener is served once admitted: each Space's fan-out ([`fanout`]) hands listeners
+//! to writer tasks ([`shard`]) that own many sockets each ([`sink`]) and send every one what
+//! it is due from the shared ring, as decided without I/O in [`turn`].
 
 pub mod fanout;
+pub mod shard;
+pub mod sink;
+pub mod turn;
