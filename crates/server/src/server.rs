@@ -5,6 +5,7 @@ use crate::config::Config;
 use crate::error::ApiError;
 use crate::join::door;
 use crate::listen::fanout::{Audiences, HAND_OVERS, HandOver, Wiring};
+use crate::origin::live::Making;
 use crate::origin::registry::Spaces;
 use crate::prefixed::Prefixed;
 use crate::state::AppState;
@@ -70,17 +71,17 @@ impl Server {
             ..MixerConfig::default()
         };
         let metrics = Arc::new(metrics::Metrics::default());
-        let spaces = Arc::new(Spaces::new(
-            store.clone(),
+        let spaces = Arc::new(Spaces::new(Making {
+            store: store.clone(),
             mixer,
-            HubConfig {
+            hub: HubConfig {
                 per_writer: config.listeners_per_writer(),
                 cadence: config.cadence(),
                 ..HubConfig::default()
             },
-            metrics.clone(),
-            config.space_rules(),
-        ));
+            metrics: metrics.clone(),
+            rules: config.space_rules(),
+        }));
         let listener = listen(config.bind(), config.backlog())?;
         let files = raise_file_limit();
         let capacity = capacity::Capacity::for_files(files, config.http.max_listeners);

@@ -2,24 +2,17 @@
 
 use crate::config::SpaceRules as Rules;
 use crate::error::ApiError;
-use crate::metrics::Metrics;
 use crate::origin::live::{LiveSpace, Making, role_from_name};
 use parking_lot::Mutex;
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Instant;
-use stentor_hub::HubConfig;
-use stentor_media::MixerConfig;
 use stentor_space::{Lifecycle, Limits, Role, Space};
-use stentor_store::{SpaceRecord, Store};
+use stentor_store::SpaceRecord;
 
 /// Every Space this node has loaded.
 pub struct Spaces {
-    store: Store,
-    mixer: MixerConfig,
-    hub: HubConfig,
-    metrics: Arc<Metrics>,
-    rules: Rules,
+    making: Making,
     loaded: Mutex<HashMap<String, Loaded>>,
 }
 
@@ -30,27 +23,17 @@ struct Loaded {
 }
 
 impl Spaces {
-    /// An empty registry over `store`.
-    pub fn new(
-        store: Store,
-        mixer: MixerConfig,
-        hub: HubConfig,
-        metrics: Arc<Metrics>,
-        rules: Rules,
-    ) -> Self {
+    /// An empty registry of Spaces made with `making`.
+    pub fn new(making: Making) -> Self {
         Self {
-            store,
-            mixer,
-            hub,
-            metrics,
-            rules,
+            making,
             loaded: Mutex::new(HashMap::new()),
         }
     }
 
     /// What one account may do with Spaces.
     pub fn rules(&self) -> Rules {
-        self.rules
+        self.making.rules
     }
 
     /// The loaded Space `id`, marked as used now.
@@ -66,7 +49,7 @@ impl Spaces {
     /// for as long as it is loaded. One that is asked for again is loaded again from the store.
     pub fn unload_unused(&self) -> usize {
         let now = Instant::now();
-        let idle = self.rules.idle_unload;
+        let idle = self.making.rules.idle_unload;
         let mut loaded = self.loaded.lock();
         let before = loaded.len();
         loaded.retain(|_, entry| {
@@ -91,15 +74,12 @@ impl Spaces {
         if let Some(space) = self.use_loaded(id) {
             return Ok(space);
         }
-        let record = self
-            .store
-            .space(id)
-            .await?
-            .ok_or(ApiError::NotFound("space"))?;
-        let roles = self.store.roles(id).await?;
-        let muted = self.store.muted(id).await?;
-        let invited = self.store.invited(id).await?;
-        let removed = self.store.removed(id).await?;
+        let store = &self.making.store;
+        let record = store.space(id).await?.ok_or(ApiError::NotFound("space"))?;
+        let roles = store.roles(id).await?;
+        let muted = store.muted(id).await?;
+        let invited = store.invited(id).await?;
+        let removed = store.removed(id).await?;
         let host = (record.host_id, Role::Host);
         let stage = roles
             .into_iter()
@@ -116,7 +96,7 @@ impl Spaces {
         );
         let mut names = HashMap::new();
         for (user, _) in domain.stage() {
-            if let Some(u) = self.store.user(user).await? {
+            if let Some(u) = store.user(user).await? {
                 names.insert(user, u.handle);
             }
         }
@@ -125,10 +105,10 @@ impl Spaces {
 
     /// Creates a new Space in the store and loads it.
     pub async fn create(&self, record: SpaceRecord) -> Result<Arc<LiveSpace>, ApiError> {
-        self.store.create_space(&record).await?;
+        let store = &self.making.store;
+        store.create_space(&record).await?;
         let domain = Space::new(record.host_id, Limits::default());
-        let names = self
-            .store
+        let names = store
             .user(record.host_id)
             .await?
             .map(|u| (u.id, u.handle))
@@ -148,18 +128,7 @@ impl Spaces {
             return existing.space.clone();
         }
         let id = record.id.clone();
-        let space = LiveSpace::spawn(
-            record,
-            names,
-            domain,
-            &Making {
-                store: self.store.clone(),
-                mixer: self.mixer,
-                hub: self.hub,
-                metrics: self.metrics.clone(),
-                rules: self.rules,
-            },
-        );
+        let space = LiveSpace::spawn(record, names, domain, &self.making);
         let used = Instant::now();
         loaded.insert(
             id,
