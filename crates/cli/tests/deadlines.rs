@@ -5,6 +5,7 @@
 mod common;
 
 use common::{TestServer, connect_from};
+use futures_util::StreamExt;
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -91,5 +92,65 @@ async fn a_source_that_sends_its_headers_and_then_nothing_is_ended() {
         .expect("a silent source is ended");
     assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
     assert!(started.elapsed() >= Duration::from_millis(400));
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn someone_on_stage_who_answers_no_ping_is_let_go_and_one_who_answers_stays() {
+    let server = TestServer::start_with("deadline-ping", |c| {
+        c.admission.ws_ping_ms = Some(200);
+    })
+    .await;
+    let (host, space) = common::live_space(&server, "host_p", "Pings").await;
+    let mut guest = server.api();
+    let guest_id = guest.sign_up("guest_p", "password-2").await.unwrap();
+    host.command(
+        &space,
+        serde_json::json!({"cmd": "invite", "user": guest_id}),
+    )
+    .await
+    .unwrap();
+    guest
+        .command(&space, serde_json::json!({"cmd": "accept_invite"}))
+        .await
+        .unwrap();
+    // Both on stage: the host reads all along (tungstenite answers each ping with a pong
+    // as it reads), the guest reads nothing after its hello, so it answers no ping.
+    let ticket = host.ticket(&space).await.unwrap().ticket;
+    let (mut reader, _) = host.connect(&space, &ticket).await.unwrap();
+    let ticket = guest.ticket(&space).await.unwrap().ticket;
+    let (mut silent, _) = guest.connect(&space, &ticket).await.unwrap();
+    let started = Instant::now();
+    let mut pings = 0;
+    while started.elapsed() < Duration::from_millis(1500) {
+        if let Ok(Some(Ok(message))) =
+            tokio::time::timeout(Duration::from_millis(50), reader.next()).await
+        {
+            assert!(!message.is_close(), "the host, who answers, is kept");
+            pings += usize::from(message.is_ping());
+        }
+    }
+    assert!(pings >= 5, "pings every 200 ms, got {pings} in 1.5 s");
+    // The silent one was let go after three pings: what it reads now ends in a close.
+    // (A kept connection would go on sending pings: the wait is bounded.)
+    let until = tokio::time::Instant::now() + Duration::from_secs(2);
+    let closed = loop {
+        match tokio::time::timeout_at(until, silent.next()).await {
+            Ok(Some(Ok(m))) if !m.is_close() => continue,
+            Ok(_) => break true,
+            Err(_) => break false,
+        }
+    };
+    assert!(closed, "a client that answers no ping is let go");
+    let metrics = server.metrics().await;
+    assert!(
+        metrics.contains(r#"stentor_closes_total{reason="silent"} 1"#),
+        "{}",
+        metrics
+            .lines()
+            .filter(|l| l.contains("closes"))
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
     server.stop().await;
 }

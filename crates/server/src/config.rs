@@ -215,6 +215,11 @@ pub struct AdmissionConfig {
     /// [default: 5000].
     #[arg(long, env = "STENTOR_SOURCE_IDLE_MS")]
     pub source_idle_ms: Option<u64>,
+    /// Milliseconds between the server's pings to a full WebSocket connection (someone on
+    /// stage); one that sends nothing, not even a pong, for three of them is let go
+    /// [default: 15000].
+    #[arg(long, env = "STENTOR_WS_PING_MS", value_parser = clap::value_parser!(u64).range(100..))]
+    pub ws_ping_ms: Option<u64>,
     /// Proof of work asked for a new listener's ticket in under-attack mode, in leading zero
     /// bits of SHA-256, with no load [default: 12; about 4 000 hashes].
     #[arg(long, env = "STENTOR_POW_MIN_BITS", value_parser = clap::value_parser!(u8).range(1..=30))]
@@ -270,6 +275,15 @@ pub enum ConfigError {
     Invalid(String),
 }
 
+/// `Struct { field: upper.field.or(lower.field), .. }` for every field named, which must be
+/// all of them (the struct literal says so if one is missed).
+macro_rules! layer {
+    ($upper:expr, $lower:expr, $ty:ident { $($field:ident),* $(,)? }) => {{
+        let (upper, lower) = ($upper, $lower);
+        $ty { $($field: upper.$field.or(lower.$field)),* }
+    }};
+}
+
 impl Config {
     /// Reads a TOML file.
     pub fn from_file(path: &Path) -> Result<Self, ConfigError> {
@@ -286,136 +300,80 @@ impl Config {
     /// Layers `self` (CLI and environment) over `lower` (a file): a value set here wins.
     pub fn over(self, lower: Self) -> Self {
         Self {
-            http: HttpConfig {
-                bind: self.http.bind.or(lower.http.bind),
-                backlog: self.http.backlog.or(lower.http.backlog),
-                max_listeners: self.http.max_listeners.or(lower.http.max_listeners),
-                listeners_per_writer: self
-                    .http
-                    .listeners_per_writer
-                    .or(lower.http.listeners_per_writer),
-                fanout_writes_per_sec: self
-                    .http
-                    .fanout_writes_per_sec
-                    .or(lower.http.fanout_writes_per_sec),
-                metrics_bind: self.http.metrics_bind.or(lower.http.metrics_bind),
-                trusted_proxies: self.http.trusted_proxies.or(lower.http.trusted_proxies),
-                metrics_token: self.http.metrics_token.or(lower.http.metrics_token),
-                tls_cert: self.http.tls_cert.or(lower.http.tls_cert),
-                tls_key: self.http.tls_key.or(lower.http.tls_key),
-            },
-            store: StoreConfig {
-                data_dir: self.store.data_dir.or(lower.store.data_dir),
-                database_url: self.store.database_url.or(lower.store.database_url),
-            },
-            auth: AuthConfig {
-                allow_anonymous: self.auth.allow_anonymous.or(lower.auth.allow_anonymous),
-                ticket_ttl_secs: self.auth.ticket_ttl_secs.or(lower.auth.ticket_ttl_secs),
-            },
-            media: MediaConfig {
-                bitrate: self.media.bitrate.or(lower.media.bitrate),
-            },
-            spaces: SpacesConfig {
-                scheduled_per_host: self
-                    .spaces
-                    .scheduled_per_host
-                    .or(lower.spaces.scheduled_per_host),
-                live_per_host: self.spaces.live_per_host.or(lower.spaces.live_per_host),
-                idle_unload_secs: self
-                    .spaces
-                    .idle_unload_secs
-                    .or(lower.spaces.idle_unload_secs),
-            },
-            admission: AdmissionConfig {
-                lobby_joins_per_sec: self
-                    .admission
-                    .lobby_joins_per_sec
-                    .or(lower.admission.lobby_joins_per_sec),
-                shed_sustain_ms: self
-                    .admission
-                    .shed_sustain_ms
-                    .or(lower.admission.shed_sustain_ms),
-                under_attack: self.admission.under_attack.or(lower.admission.under_attack),
-                ip_requests_per_sec: self
-                    .admission
-                    .ip_requests_per_sec
-                    .or(lower.admission.ip_requests_per_sec),
-                ip_request_burst: self
-                    .admission
-                    .ip_request_burst
-                    .or(lower.admission.ip_request_burst),
-                network_requests_per_sec: self
-                    .admission
-                    .network_requests_per_sec
-                    .or(lower.admission.network_requests_per_sec),
-                network_request_burst: self
-                    .admission
-                    .network_request_burst
-                    .or(lower.admission.network_request_burst),
-                costly_requests_per_sec: self
-                    .admission
-                    .costly_requests_per_sec
-                    .or(lower.admission.costly_requests_per_sec),
-                costly_request_burst: self
-                    .admission
-                    .costly_request_burst
-                    .or(lower.admission.costly_request_burst),
-                join_ip_per_sec: self
-                    .admission
-                    .join_ip_per_sec
-                    .or(lower.admission.join_ip_per_sec),
-                join_ip_burst: self
-                    .admission
-                    .join_ip_burst
-                    .or(lower.admission.join_ip_burst),
-                join_network_per_sec: self
-                    .admission
-                    .join_network_per_sec
-                    .or(lower.admission.join_network_per_sec),
-                join_network_burst: self
-                    .admission
-                    .join_network_burst
-                    .or(lower.admission.join_network_burst),
-                join_max_wait_ms: self
-                    .admission
-                    .join_max_wait_ms
-                    .or(lower.admission.join_max_wait_ms),
-                ip_connections: self
-                    .admission
-                    .ip_connections
-                    .or(lower.admission.ip_connections),
-                network_connections: self
-                    .admission
-                    .network_connections
-                    .or(lower.admission.network_connections),
-                connections: self.admission.connections.or(lower.admission.connections),
-                head_timeout_ms: self
-                    .admission
-                    .head_timeout_ms
-                    .or(lower.admission.head_timeout_ms),
-                commands_per_sec: self
-                    .admission
-                    .commands_per_sec
-                    .or(lower.admission.commands_per_sec),
-                command_burst: self
-                    .admission
-                    .command_burst
-                    .or(lower.admission.command_burst),
-                body_timeout_ms: self
-                    .admission
-                    .body_timeout_ms
-                    .or(lower.admission.body_timeout_ms),
-                body_min_rate: self
-                    .admission
-                    .body_min_rate
-                    .or(lower.admission.body_min_rate),
-                source_idle_ms: self
-                    .admission
-                    .source_idle_ms
-                    .or(lower.admission.source_idle_ms),
-                pow_min_bits: self.admission.pow_min_bits.or(lower.admission.pow_min_bits),
-                pow_max_bits: self.admission.pow_max_bits.or(lower.admission.pow_max_bits),
-            },
+            http: layer!(
+                self.http,
+                lower.http,
+                HttpConfig {
+                    bind,
+                    backlog,
+                    max_listeners,
+                    listeners_per_writer,
+                    fanout_writes_per_sec,
+                    trusted_proxies,
+                    metrics_bind,
+                    metrics_token,
+                    tls_cert,
+                    tls_key
+                }
+            ),
+            store: layer!(
+                self.store,
+                lower.store,
+                StoreConfig {
+                    data_dir,
+                    database_url
+                }
+            ),
+            auth: layer!(
+                self.auth,
+                lower.auth,
+                AuthConfig {
+                    allow_anonymous,
+                    ticket_ttl_secs
+                }
+            ),
+            media: layer!(self.media, lower.media, MediaConfig { bitrate }),
+            admission: layer!(
+                self.admission,
+                lower.admission,
+                AdmissionConfig {
+                    lobby_joins_per_sec,
+                    shed_sustain_ms,
+                    under_attack,
+                    ip_requests_per_sec,
+                    ip_request_burst,
+                    network_requests_per_sec,
+                    network_request_burst,
+                    costly_requests_per_sec,
+                    costly_request_burst,
+                    join_ip_per_sec,
+                    join_ip_burst,
+                    join_network_per_sec,
+                    join_network_burst,
+                    join_max_wait_ms,
+                    ip_connections,
+                    network_connections,
+                    connections,
+                    head_timeout_ms,
+                    commands_per_sec,
+                    command_burst,
+                    body_timeout_ms,
+                    body_min_rate,
+                    source_idle_ms,
+                    ws_ping_ms,
+                    pow_min_bits,
+                    pow_max_bits
+                }
+            ),
+            spaces: layer!(
+                self.spaces,
+                lower.spaces,
+                SpacesConfig {
+                    scheduled_per_host,
+                    live_per_host,
+                    idle_unload_secs
+                }
+            ),
         }
     }
 
@@ -572,6 +530,7 @@ impl Config {
             body_grace: a.body_timeout_ms.map_or(d.body_grace, ms),
             body_min_rate: a.body_min_rate.unwrap_or(d.body_min_rate),
             source_idle: a.source_idle_ms.map_or(d.source_idle, ms),
+            ws_ping: a.ws_ping_ms.map_or(d.ws_ping, ms),
         }
     }
 

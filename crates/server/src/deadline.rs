@@ -27,6 +27,9 @@ pub struct Deadlines {
     pub body_min_rate: u32,
     /// Time a source may send no audio packet before it is ended (default 5 s).
     pub source_idle: Duration,
+    /// How often the server pings a full WebSocket connection (someone on stage); one that
+    /// sends nothing, not even a pong, for three of these is taken for dead (default 15 s).
+    pub ws_ping: Duration,
 }
 
 impl Default for Deadlines {
@@ -35,11 +38,17 @@ impl Default for Deadlines {
             body_grace: Duration::from_secs(10),
             body_min_rate: 1024,
             source_idle: Duration::from_secs(5),
+            ws_ping: Duration::from_secs(15),
         }
     }
 }
 
 impl Deadlines {
+    /// How long a full WebSocket connection may send nothing before it is let go.
+    pub fn ws_silent(&self) -> Duration {
+        self.ws_ping * 3
+    }
+
     /// When a body that began at `start` and has brought `received` bytes so far must have
     /// brought more (or ended).
     pub fn body_due(&self, start: Instant, received: u64) -> Instant {
@@ -138,7 +147,7 @@ mod tests {
         let d = Deadlines {
             body_grace: Duration::from_secs(10),
             body_min_rate: 1000,
-            source_idle: Duration::from_secs(5),
+            ..Deadlines::default()
         };
         let t0 = Instant::now();
         assert_eq!(d.body_due(t0, 0), t0 + Duration::from_secs(10));

@@ -24,11 +24,6 @@ use tungstenite::{Message, Utf8Bytes};
 
 /// Most frames sent to a listener in one batch.
 const MAX_BATCH: usize = 64;
-/// How often the server pings someone on stage.
-const PING_EVERY: std::time::Duration = std::time::Duration::from_secs(15);
-/// How long someone on stage may send nothing (a pong answers every ping) before the
-/// connection is taken for dead.
-const SILENT_FOR: std::time::Duration = std::time::Duration::from_secs(45);
 
 /// The WebSocket of a full connection, with the whole protocol machinery: someone on stage
 /// (a handful per Space), or anyone on the server's own TLS.
@@ -132,8 +127,11 @@ impl Connection {
             self.send_ticket();
         }
         let mut batch: Vec<Bytes> = Vec::with_capacity(MAX_BATCH);
-        let mut ping =
-            tokio::time::interval_at(tokio::time::Instant::now() + PING_EVERY, PING_EVERY);
+        // Liveness: a ping every so often; nothing at all (a pong answers every ping) for
+        // three of them and the client is gone.
+        let deadlines = self.state.config.deadlines();
+        let (every, silent_for) = (deadlines.ws_ping, deadlines.ws_silent());
+        let mut ping = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
         ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut heard = tokio::time::Instant::now();
         let claim = self.space.claim_stage(self.user);
@@ -149,7 +147,7 @@ impl Connection {
                     }
                 },
                 _ = ping.tick() => {
-                    if heard.elapsed() > SILENT_FOR {
+                    if heard.elapsed() >= silent_for {
                         // Nothing, not even a pong, for this long: the client is gone.
                         self.space.metrics.close("silent");
                         break Ok(());
