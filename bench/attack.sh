@@ -8,7 +8,9 @@
 #   2. flash crowd: CROWD listeners told to join at one start time, following the announced
 #      join window; then CROWD that ignore it and come in the same second.
 # Usage: bench/attack.sh [LISTENERS] [SECONDS] [CROWD] [SLOWLORIS]
-# Writes bench/results/attack-DATE.md. The attack tool runs at nice 10: attack traffic comes
+# Writes bench/results/attack-DATE[-NAME].md. SERVER=path serves with another build of
+# stentor (an earlier commit's, to compare in one run) while this build's client measures;
+# CROWD 0 leaves out the flash crowd. The attack tool runs at nice 10: attack traffic comes
 # from other machines, and should not take this one's cores from the server it measures.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -18,13 +20,14 @@ crowd=${3:-15000}
 slowloris=${4:-8000}
 cargo build --release -q --bin stentor
 bin=target/release/stentor
-file="bench/results/attack-$(date +%F).md"
+server=${SERVER:-$bin}
+file="bench/results/attack-$(date +%F)${NAME:+-$NAME}.md"
 mkdir -p bench/results
 ulimit -n "$(ulimit -Hn)"
 work=$(mktemp -d)
 
 start_server() { # port data -> pid
-  $bin demo --bind "127.0.0.1:$1" --data-dir "$2" >"$2/log" 2>&1 &
+  $server demo --bind "127.0.0.1:$1" --data-dir "$2" >"$2/log" 2>&1 &
   echo $!
   for _ in $(seq 100); do curl -sf "http://127.0.0.1:$1/healthz" >/dev/null && break; sleep 0.1; done
 }
@@ -79,7 +82,8 @@ kill "$pid"; wait "$pid" 2>/dev/null || true
   echo "# The admission path under attack, $(date -u '+%F %H:%M UTC')"
   echo
   echo "Machine: $(nproc) cores, $(uname -sr); server, listeners, attacker and probe on the same machine."
-  echo "Command: \`bench/attack.sh $listeners $seconds $crowd $slowloris\`. Server: \`stentor demo\` with default settings."
+  echo "Command: \`${SERVER:+SERVER=$SERVER }bench/attack.sh $listeners $seconds $crowd $slowloris\`. Server: \`stentor demo\` with default settings."
+  echo "Server build: ${SERVER:-this commit's} ($(git rev-parse --short HEAD) builds the client)."
   echo
   echo "## Attack while live"
   echo
@@ -87,7 +91,8 @@ kill "$pid"; wait "$pid" 2>/dev/null || true
   echo "four attacks of $seconds s each, one after another, then all four at once for $seconds s (the"
   echo "attacker at nice 10). In each phase the probe, from another network, twice a second: a"
   echo "host's command (\`mute_all\` on a Space of its own, over HTTP) timed to its answer, and a"
-  echo "new listener timed from its ticket request to its first audio frame."
+  echo "new listener timed from its ticket request to its first audio frame; and, beside the"
+  echo "command, \`GET /healthz\` on the host's connection: what any request cost at that moment."
   echo
 } >"$file"
 python3 - "$data" "$listeners" "$rss_before" "$rss_in" "$rss_after" "${attacks[@]}" >>"$file" <<'PY'
@@ -106,11 +111,11 @@ def spread(xs):
     return f"{pct(xs, .5):.1f} / {pct(xs, .99):.1f} / {max(xs) if xs else float('nan'):.1f}"
 how = {"forged-tickets": "128 loops, 64 /24s", "ticket-flood": "128 kept-alive loops, one /24",
        "slowloris": "connections held at once (peak)", "bad-frames": "64 loops, 64 /24s"}
-print("| phase | attack | how | sent | answers | host's command p50 / p99 / max ms | new listener to audio p50 / p99 / max ms |")
-print("|---|---|---|---|---|---|---|")
+print("| phase | attack | how | sent | answers | host's command p50 / p99 / max ms | new listener to audio p50 / p99 / max ms | /healthz p50 / p99 / max ms |")
+print("|---|---|---|---|---|---|---|---|")
 for phase in kinds + ["together"]:
     p = load(f"probe-{phase}.json")
-    probe = f"{spread(p['control_ms'])} | {spread(p['join_ms'])}"
+    probe = f"{spread(p['control_ms'])} | {spread(p['join_ms'])} | {spread(p.get('healthz_ms', []))}"
     if p["answers"]:
         probe += " (probe failures: " + ", ".join(f"{v} {a}" for a, v in p["answers"].items()) + ")"
     for k in (kinds if phase == "together" else [phase]):
@@ -127,6 +132,7 @@ PY
 echo >>"$file"
 
 # ---- 2. flash crowd ---------------------------------------------------------------------
+if [ "$crowd" = 0 ]; then rm -rf "$work"; cat "$file"; exit 0; fi
 flash() { # label, extra loadtest flags
   local label=$1; shift
   local port=$((20000 + RANDOM % 20000)) data="$work/$label"

@@ -80,6 +80,9 @@ pub struct Tally {
     pub control_ms: Vec<f64>,
     /// Probe: a new listener, milliseconds from asking for a ticket to the first audio.
     pub join_ms: Vec<f64>,
+    /// Probe: `GET /healthz` on the host's kept-alive connection, right after its command:
+    /// what any request costs at that moment, beside what the command costs.
+    pub healthz_ms: Vec<f64>,
 }
 
 #[derive(Default)]
@@ -516,6 +519,13 @@ async fn probe(attack: &Attack, addr: SocketAddr) -> anyhow::Result<Tally> {
                     .or_default() += 1
             }
             Err(_) => *tally.answers.entry("control error".into()).or_default() += 1,
+        }
+        let t = Instant::now();
+        match http.get(format!("{base}/healthz")).send().await {
+            Ok(r) if r.status().is_success() => {
+                tally.healthz_ms.push(t.elapsed().as_secs_f64() * 1000.0)
+            }
+            _ => *tally.answers.entry("healthz failed".into()).or_default() += 1,
         }
         let source = (!attack.sources.is_empty()).then(|| attack.sources[n % attack.sources.len()]);
         n += 1;
