@@ -4,7 +4,8 @@
 use crate::config::Config;
 use crate::error::ApiError;
 use crate::join::door;
-use crate::listen::fanout::{Audiences, HAND_OVERS, HandOver, Wiring};
+use crate::listen::fanout::Audiences;
+use crate::listen::wiring::{HAND_OVERS, HandOver, Wiring};
 use crate::origin::live::Making;
 use crate::origin::registry::Spaces;
 use crate::prefixed::Prefixed;

@@ -2,7 +2,7 @@
 //! the other speakers' packets forwarded, events, and a new ticket when their role changes.
 
 use crate::commands::{self, Close};
-use crate::listen::fanout::HandOver;
+use crate::listen::wiring::HandOver;
 use crate::origin::LiveSpace;
 use crate::origin::live::{Notice, SpaceView, refused_event};
 use crate::shutdown::going_away;

@@ -8,8 +8,8 @@
 use crate::error::ApiError;
 use crate::join::admit::admit_listener;
 use crate::join::{admit, ws};
-use crate::listen::fanout::Transport;
 use crate::listen::sink::Sink;
+use crate::listen::wiring::Transport;
 use crate::prefixed::Prefixed;
 use crate::state::AppState;
 use serde::Deserialize;

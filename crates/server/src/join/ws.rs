@@ -3,8 +3,8 @@
 //! for someone on stage.
 
 use crate::error::ApiError;
-use crate::listen::fanout::Transport;
 use crate::listen::sink::Sink;
+use crate::listen::wiring::Transport;
 use crate::origin::LiveSpace;
 use crate::stage::{Connection, Hello, stage_socket};
 use crate::state::AppState;

@@ -4,9 +4,9 @@
 //! lets the newest go under overload, hands a listener called on stage to a full connection,
 //! and ends when it has been empty for a while.
 
-use super::fanout::{HandOver, Transport, Wiring};
 use super::sink::{Next, Reader, Sink, due_bytes, read_ignored, read_ws, write_due};
 use super::turn::{self, Linger, Shedding};
+use super::wiring::{HandOver, Transport, Wiring};
 use crate::origin::live::{Audience, LiveSpace};
 use bytes::Bytes;
 use std::sync::Arc;
