@@ -3,16 +3,8 @@
 
 mod common;
 
-use common::TestServer;
-use std::net::IpAddr;
+use common::{TestServer, client_from};
 use std::time::Duration;
-
-fn from(ip: &str) -> reqwest::Client {
-    reqwest::Client::builder()
-        .local_address(ip.parse::<IpAddr>().unwrap())
-        .build()
-        .unwrap()
-}
 
 async fn sign_in(client: &reqwest::Client, server: &TestServer, handle: &str, pw: &str) -> u16 {
     client
@@ -29,7 +21,7 @@ async fn sign_in(client: &reqwest::Client, server: &TestServer, handle: &str, pw
 async fn eighty_concurrent_wrong_sign_ins_are_all_answered_and_hash_a_few_at_a_time() {
     let server = TestServer::start("budget-hashing").await;
     server.api().sign_up("victim", "password-1").await.unwrap();
-    let client = from("127.0.20.1");
+    let client = client_from("127.0.20.1");
     let tries = (0..80).map(|i| {
         let (client, server) = (client.clone(), &server);
         async move { sign_in(&client, server, "victim", &format!("wrong-{i}")).await }
@@ -57,11 +49,11 @@ async fn a_handle_that_keeps_failing_waits_from_any_address_and_the_right_passwo
     server.api().sign_up("alice", "password-1").await.unwrap();
     // Five mistakes are free; the sixth makes the next try wait.
     for i in 0..6 {
-        let client = from(&format!("127.0.21.{}", i + 1));
+        let client = client_from(&format!("127.0.21.{}", i + 1));
         assert_eq!(sign_in(&client, &server, "alice", "wrong-pw").await, 401);
     }
     // The seventh, from yet another address and right, is not checked at all.
-    let other = from("127.0.22.1");
+    let other = client_from("127.0.22.1");
     let response = other
         .post(format!("{}/api/v1/sessions", server.base))
         .json(&serde_json::json!({"handle": "alice", "password": "password-1"}))
@@ -86,7 +78,7 @@ async fn a_handle_that_keeps_failing_waits_from_any_address_and_the_right_passwo
 async fn an_unknown_handle_costs_the_same_hash_and_answer_as_a_wrong_password() {
     let server = TestServer::start("budget-timing").await;
     server.api().sign_up("known", "password-1").await.unwrap();
-    let client = from("127.0.23.1");
+    let client = client_from("127.0.23.1");
     let passwords = &server.state.passwords;
     let answer = |handle: &'static str| {
         let (client, server) = (&client, &server);

@@ -102,18 +102,7 @@ async fn someone_on_stage_who_answers_no_ping_is_let_go_and_one_who_answers_stay
     })
     .await;
     let (host, space) = common::live_space(&server, "host_p", "Pings").await;
-    let mut guest = server.api();
-    let guest_id = guest.sign_up("guest_p", "password-2").await.unwrap();
-    host.command(
-        &space,
-        serde_json::json!({"cmd": "invite", "user": guest_id}),
-    )
-    .await
-    .unwrap();
-    guest
-        .command(&space, serde_json::json!({"cmd": "accept_invite"}))
-        .await
-        .unwrap();
+    let (guest, _) = common::invited_on_stage(&server, &host, &space, "guest_p").await;
     // Both on stage: the host reads all along (tungstenite answers each ping with a pong
     // as it reads), the guest reads nothing after its hello, so it answers no ping.
     let ticket = host.ticket(&space).await.unwrap().ticket;
@@ -142,15 +131,8 @@ async fn someone_on_stage_who_answers_no_ping_is_let_go_and_one_who_answers_stay
         }
     };
     assert!(closed, "a client that answers no ping is let go");
-    let metrics = server.metrics().await;
-    assert!(
-        metrics.contains(r#"stentor_closes_total{reason="silent"} 1"#),
-        "{}",
-        metrics
-            .lines()
-            .filter(|l| l.contains("closes"))
-            .collect::<Vec<_>>()
-            .join("\n")
-    );
+    server
+        .assert_metric(r#"stentor_closes_total{reason="silent"} 1"#)
+        .await;
     server.stop().await;
 }

@@ -135,16 +135,9 @@ async fn a_pinger_that_never_reads_is_let_go() {
         sent < 8 * 1024 * 1024,
         "{sent} bytes of pings taken before letting go"
     );
-    let metrics = server.metrics().await;
-    assert!(
-        metrics.contains(r#"reason="not_reading""#),
-        "{}",
-        metrics
-            .lines()
-            .filter(|l| l.contains("closes"))
-            .collect::<Vec<_>>()
-            .join("\n")
-    );
+    server
+        .assert_metric(r#"stentor_closes_total{reason="not_reading"} 1"#)
+        .await;
     drop(host);
     server.stop().await;
 }

@@ -5,18 +5,10 @@
 
 mod common;
 
-use common::{TestServer, connect_from};
-use std::net::IpAddr;
+use common::{TestServer, client_from, connect_from};
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
-
-fn from(ip: &str) -> reqwest::Client {
-    reqwest::Client::builder()
-        .local_address(ip.parse::<IpAddr>().unwrap())
-        .build()
-        .unwrap()
-}
 
 /// Everything the server sends until it closes (or 5 s pass).
 async fn read_all(tcp: &mut TcpStream) -> String {
@@ -32,14 +24,9 @@ async fn an_address_past_its_rate_gets_429_and_others_carry_on() {
         c.admission.ip_request_burst = Some(5);
     })
     .await;
-    let mut host = server.api();
-    host.sign_up("host_l", "password-1").await.unwrap();
-    let space = host.create_space("Limits").await.unwrap();
-    host.command(&space, serde_json::json!({"cmd": "start"}))
-        .await
-        .unwrap();
+    let (_host, space) = common::live_space(&server, "host_l", "Limits").await;
     let url = format!("{}/api/v1/spaces/{space}", server.base);
-    let greedy = from("127.0.10.1");
+    let greedy = client_from("127.0.10.1");
     for _ in 0..5 {
         assert_eq!(greedy.get(&url).send().await.unwrap().status(), 200);
     }
@@ -64,10 +51,10 @@ async fn an_address_past_its_rate_gets_429_and_others_carry_on() {
         .unwrap();
     assert_eq!(ticket.status(), 200);
     // ... and at the door (a fresh connection: an anonymous ticket, a live stream).
-    let joiner = from("127.0.10.1");
+    let joiner = client_from("127.0.10.1");
     let ticket = joiner.post(format!("{url}/tickets")).send().await.unwrap();
     assert_eq!(ticket.status(), 200);
-    let joiner = from("127.0.10.1");
+    let joiner = client_from("127.0.10.1");
     let ogg = joiner
         .get(format!("{}/spaces/{space}/live.opus", server.base))
         .send()
@@ -89,7 +76,7 @@ async fn an_address_past_its_rate_gets_429_and_others_carry_on() {
         200
     );
     // Another address is not this one.
-    let other = from("127.0.11.1");
+    let other = client_from("127.0.11.1");
     assert_eq!(other.get(&url).send().await.unwrap().status(), 200);
     assert_eq!(
         other
@@ -127,7 +114,7 @@ async fn an_address_past_its_connection_cap_gets_503_at_once() {
     assert!(answer.contains("retry-after: 5"), "{answer}");
     assert!(answer.contains("too many connections from your address"));
     // Another address of the same network is not capped by this address's cap.
-    let ok = from("127.0.12.2")
+    let ok = client_from("127.0.12.2")
         .get(format!("{}/healthz", server.base))
         .send()
         .await
@@ -178,7 +165,7 @@ async fn a_client_that_does_not_send_its_head_in_time_is_closed() {
     let waited = started.elapsed();
     assert!(waited < Duration::from_secs(3), "{waited:?}");
     // Meanwhile a prompt client is served.
-    let ok = from("127.0.13.4")
+    let ok = client_from("127.0.13.4")
         .get(format!("{}/healthz", server.base))
         .send()
         .await
@@ -215,12 +202,7 @@ async fn a_crowd_behind_one_address_is_paced_into_the_space_not_refused() {
         c.admission.join_ip_burst = Some(20);
     })
     .await;
-    let mut host = server.api();
-    host.sign_up("host_nat", "password-1").await.unwrap();
-    let space = host.create_space("Campus").await.unwrap();
-    host.command(&space, serde_json::json!({"cmd": "start"}))
-        .await
-        .unwrap();
+    let (_host, space) = common::live_space(&server, "host_nat", "Campus").await;
     // 50 people behind one address open the stream in the same instant: 20 at once, the
     // other 30 over about a second and a half, every one of them let in.
     let started = Instant::now();
@@ -266,7 +248,7 @@ async fn behind_a_trusted_proxy_the_limits_count_the_clients_it_names() {
     })
     .await;
     let url = format!("{}/api/v1/spaces", server.base);
-    let proxy = from("127.0.14.1");
+    let proxy = client_from("127.0.14.1");
     let get = |client: &reqwest::Client, xff: &str| {
         client.get(&url).header("x-forwarded-for", xff).send()
     };
@@ -282,7 +264,7 @@ async fn behind_a_trusted_proxy_the_limits_count_the_clients_it_names() {
         held.push(connect_from("127.0.14.1", &server).await);
     }
     assert_eq!(
-        get(&from("127.0.14.1"), "203.0.113.9")
+        get(&client_from("127.0.14.1"), "203.0.113.9")
             .await
             .unwrap()
             .status(),
@@ -290,7 +272,7 @@ async fn behind_a_trusted_proxy_the_limits_count_the_clients_it_names() {
     );
     drop(held);
     // From anyone else, the header is the client's to forge, and changes nothing.
-    let direct = from("127.0.15.1");
+    let direct = client_from("127.0.15.1");
     for i in 0..2 {
         let forged = format!("198.51.100.{i}");
         assert_eq!(get(&direct, &forged).await.unwrap().status(), 200);

@@ -4,14 +4,7 @@
 mod common;
 
 use common::TestServer;
-use std::net::IpAddr;
 use stentor::client::Api;
-
-async fn host(server: &TestServer, handle: &str) -> Api {
-    let mut api = server.api();
-    api.sign_up(handle, "password-1").await.unwrap();
-    api
-}
 
 async fn post(api: &Api, path: &str, body: serde_json::Value) -> reqwest::Response {
     reqwest::Client::new()
@@ -30,7 +23,7 @@ async fn an_account_has_a_quota_of_scheduled_and_of_live_spaces() {
         c.spaces.live_per_host = Some(1);
     })
     .await;
-    let api = host(&server, "busy_host").await;
+    let api = common::signed_up(&server, "busy_host").await;
     let a = api.create_space("One").await.unwrap();
     let b = api.create_space("Two").await.unwrap();
     let third = post(&api, "/spaces", serde_json::json!({"title": "Three"})).await;
@@ -61,7 +54,7 @@ async fn an_account_has_a_quota_of_scheduled_and_of_live_spaces() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn titles_and_start_times_are_checked() {
     let server = TestServer::start("costs-titles").await;
-    let api = host(&server, "careful_host").await;
+    let api = common::signed_up(&server, "careful_host").await;
     for title in [
         "line\nbreak",
         "nul\0byte",
@@ -99,12 +92,9 @@ async fn the_status_of_a_space_not_in_memory_counts_against_the_rate() {
         c.admission.ip_request_burst = Some(3);
     })
     .await;
-    let api = host(&server, "status_host").await;
+    let api = common::signed_up(&server, "status_host").await;
     let space = api.create_space("Polled").await.unwrap();
-    let client = reqwest::Client::builder()
-        .local_address("127.0.40.1".parse::<IpAddr>().unwrap())
-        .build()
-        .unwrap();
+    let client = common::client_from("127.0.40.1");
     let status = |id: String| {
         let (client, base) = (client.clone(), server.base.clone());
         async move {
@@ -135,7 +125,7 @@ async fn a_space_nobody_uses_is_unloaded_and_comes_back_from_the_store() {
         c.spaces.idle_unload_secs = Some(0);
     })
     .await;
-    let api = host(&server, "idle_host").await;
+    let api = common::signed_up(&server, "idle_host").await;
     let space = api.create_space("Idle").await.unwrap();
     api.command(&space, serde_json::json!({"cmd": "start"}))
         .await

@@ -110,6 +110,22 @@ impl TestServer {
         host.parse().expect("an address")
     }
 
+    /// Asserts that the metrics hold `line` (say `stentor_closes_total{reason="silent"} 1`),
+    /// showing the counters of that name if they do not.
+    pub async fn assert_metric(&self, line: &str) {
+        let metrics = self.metrics().await;
+        let name = line.split(['{', ' ']).next().unwrap_or(line);
+        assert!(
+            metrics.contains(line),
+            "no `{line}` in:\n{}",
+            metrics
+                .lines()
+                .filter(|l| l.starts_with(name))
+                .collect::<Vec<_>>()
+                .join("\n")
+        );
+    }
+
     /// The server's metrics text.
     pub async fn metrics(&self) -> String {
         let resp = self
@@ -143,25 +159,44 @@ pub async fn close_of(ws: &mut SpaceSocket) -> (u16, String) {
 
 /// A signed-in host with a live Space, and a second user on stage as a speaker.
 pub async fn live_space_with_two_speakers(server: &TestServer) -> (Api, Api, String, u64) {
-    let mut host = server.api();
-    host.sign_up("host_one", "password-1").await.unwrap();
-    let space = host.create_space("Two tones").await.unwrap();
-    host.command(&space, serde_json::json!({"cmd": "start"}))
-        .await
-        .unwrap();
-    let mut guest = server.api();
-    let guest_id = guest.sign_up("guest_two", "password-2").await.unwrap();
-    host.command(
-        &space,
-        serde_json::json!({"cmd": "invite", "user": guest_id}),
-    )
-    .await
-    .unwrap();
-    guest
-        .command(&space, serde_json::json!({"cmd": "accept_invite"}))
-        .await
-        .unwrap();
+    let (host, space) = live_space(server, "host_one", "Two tones").await;
+    let (guest, guest_id) = invited_on_stage(server, &host, &space, "guest_two").await;
     (host, guest, space, guest_id)
+}
+
+/// A new account `handle` (password `password-1`), signed in.
+pub async fn signed_up(server: &TestServer, handle: &str) -> Api {
+    let mut api = server.api();
+    api.sign_up(handle, "password-1").await.unwrap();
+    api
+}
+
+/// A new account `handle` whom `host` invites to the stage of `space` and who accepts: the
+/// guest signed in, and their id.
+pub async fn invited_on_stage(
+    server: &TestServer,
+    host: &Api,
+    space: &str,
+    handle: &str,
+) -> (Api, u64) {
+    let mut guest = server.api();
+    let id = guest.sign_up(handle, "password-2").await.unwrap();
+    host.command(space, serde_json::json!({"cmd": "invite", "user": id}))
+        .await
+        .unwrap();
+    guest
+        .command(space, serde_json::json!({"cmd": "accept_invite"}))
+        .await
+        .unwrap();
+    (guest, id)
+}
+
+/// An HTTP client whose connections come from loopback address `ip`.
+pub fn client_from(ip: &str) -> reqwest::Client {
+    reqwest::Client::builder()
+        .local_address(ip.parse::<std::net::IpAddr>().unwrap())
+        .build()
+        .unwrap()
 }
 
 /// Decodes Opus packets in order into one signal.
@@ -180,8 +215,7 @@ pub fn decode(packets: impl IntoIterator<Item = impl AsRef<[u8]>>) -> Vec<f32> {
 /// A signed-up host `handle` with a live Space titled `title`: the set-up most tests start
 /// from.
 pub async fn live_space(server: &TestServer, handle: &str, title: &str) -> (Api, String) {
-    let mut host = server.api();
-    host.sign_up(handle, "password-1").await.unwrap();
+    let host = signed_up(server, handle).await;
     let space = host.create_space(title).await.unwrap();
     host.command(&space, serde_json::json!({"cmd": "start"}))
         .await
