@@ -4,7 +4,7 @@
 #      one attack after another for SECONDS each — forged tickets, a ticket flood from one
 #      /24, slow-loris connections, malformed WebSocket frames — and then all four at once,
 #      while a probe times a host's command and a new listener's join (from another network)
-#      twice a second.
+#      ten times a second.
 #   2. flash crowd: CROWD listeners told to join at one start time, following the announced
 #      join window; then CROWD that ignore it and come in the same second.
 # Usage: bench/attack.sh [LISTENERS] [SECONDS] [CROWD] [SLOWLORIS]
@@ -83,16 +83,18 @@ kill "$pid"; wait "$pid" 2>/dev/null || true
   echo
   echo "Machine: $(nproc) cores, $(uname -sr); server, listeners, attacker and probe on the same machine."
   echo "Command: \`${SERVER:+SERVER=$SERVER }bench/attack.sh $listeners $seconds $crowd $slowloris\`. Server: \`stentor demo\` with default settings."
-  echo "Server build: ${SERVER:-this commit's} ($(git rev-parse --short HEAD) builds the client)."
+  echo "Server build: ${SERVER:-the same} (the client: $(git rev-parse --short HEAD))."
   echo
   echo "## Attack while live"
   echo
   echo "$listeners WebSocket listeners joined at 1 000/s from 64 loopback /24s, then stayed through"
   echo "four attacks of $seconds s each, one after another, then all four at once for $seconds s (the"
-  echo "attacker at nice 10). In each phase the probe, from another network, twice a second: a"
+  echo "attacker at nice 10). In each phase the probe, from another network, ten times a second: a"
   echo "host's command (\`mute_all\` on a Space of its own, over HTTP) timed to its answer, and a"
   echo "new listener timed from its ticket request to its first audio frame; and, beside the"
   echo "command, \`GET /healthz\` on the host's connection: what any request cost at that moment."
+  echo "\"In the command task\" is the server's own histogram of the same commands, from queued to"
+  echo "outcome (\`stentor_command_seconds\`, read before and after the phase; bucket bounds)."
   echo
 } >"$file"
 python3 - "$data" "$listeners" "$rss_before" "$rss_in" "$rss_after" "${attacks[@]}" >>"$file" <<'PY'
@@ -111,11 +113,13 @@ def spread(xs):
     return f"{pct(xs, .5):.1f} / {pct(xs, .99):.1f} / {max(xs) if xs else float('nan'):.1f}"
 how = {"forged-tickets": "128 loops, 64 /24s", "ticket-flood": "128 kept-alive loops, one /24",
        "slowloris": "connections held at once (peak)", "bad-frames": "64 loops, 64 /24s"}
-print("| phase | attack | how | sent | answers | host's command p50 / p99 / max ms | new listener to audio p50 / p99 / max ms | /healthz p50 / p99 / max ms |")
-print("|---|---|---|---|---|---|---|---|")
+print("| phase | attack | how | sent | answers | host's command p50 / p99 / max ms | of it in the command task p50 / p99 ≤ ms | new listener to audio p50 / p99 / max ms | /healthz p50 / p99 / max ms |")
+print("|---|---|---|---|---|---|---|---|---|")
 for phase in kinds + ["together"]:
     p = load(f"probe-{phase}.json")
-    probe = f"{spread(p['control_ms'])} | {spread(p['join_ms'])} | {spread(p.get('healthz_ms', []))}"
+    inside = p.get("command_inside_ms")
+    inside = f"{inside[0]:g} / {inside[1]:g}" if inside else "not measured"
+    probe = f"{spread(p['control_ms'])} | {inside} | {spread(p['join_ms'])} | {spread(p.get('healthz_ms', []))}"
     if p["answers"]:
         probe += " (probe failures: " + ", ".join(f"{v} {a}" for a, v in p["answers"].items()) + ")"
     for k in (kinds if phase == "together" else [phase]):

@@ -26,7 +26,7 @@ pub enum Kind {
     Slowloris,
     /// WebSocket listeners (with real tickets) that send oversized and malformed frames.
     BadFrames,
-    /// Not an attack: a host's command and a new listener's join, timed twice a second.
+    /// Not an attack: a host's command and a new listener's join, timed ten times a second.
     Probe,
 }
 
@@ -83,6 +83,10 @@ pub struct Tally {
     /// Probe: `GET /healthz` on the host's kept-alive connection, right after its command:
     /// what any request costs at that moment, beside what the command costs.
     pub healthz_ms: Vec<f64>,
+    /// Probe: the server's own account of the commands in the phase (its
+    /// `stentor_command_seconds` histogram, queued to outcome), as the upper bounds in
+    /// milliseconds of the buckets that hold the median and the 99th percentile.
+    pub command_inside_ms: Option<[f64; 2]>,
 }
 
 #[derive(Default)]
@@ -457,7 +461,8 @@ async fn anonymous_ticket(
     crate::worker::fetch_ticket(&attack.space, source, addr, &addr.to_string(), end).await
 }
 
-/// Twice a second: a host's command on a Space of its own (signed up for the purpose), timed
+/// Ten times a second (200 samples in 20 s, so that a p99 is not just the largest): a
+/// host's command on a Space of its own (signed up for the purpose), timed
 /// to its answer; and a new listener of `attack.space` from a fresh address, timed from its
 /// ticket request to its first audio frame.
 async fn probe(attack: &Attack, addr: SocketAddr) -> anyhow::Result<Tally> {
@@ -499,9 +504,11 @@ async fn probe(attack: &Attack, addr: SocketAddr) -> anyhow::Result<Tally> {
             .send()
     };
     command("start").await?.error_for_status()?;
+    let inside_before = command_buckets(&http, &base).await;
     let end = Instant::now() + Duration::from_secs_f64(attack.seconds);
     let mut tally = Tally::default();
-    let mut every = tokio::time::interval(Duration::from_millis(500));
+    let mut every = tokio::time::interval(Duration::from_millis(100));
+    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut n = 0usize;
     while Instant::now() < end {
         every.tick().await;
@@ -539,7 +546,55 @@ async fn probe(attack: &Attack, addr: SocketAddr) -> anyhow::Result<Tally> {
             }
         }
     }
+    if let (Some(before), Some(after)) = (inside_before, command_buckets(&http, &base).await) {
+        tally.command_inside_ms = quantile_bounds(&before, &after);
+    }
     Ok(tally)
+}
+
+/// The cumulative buckets of the server's `stentor_command_seconds` histogram: (upper
+/// bound in seconds, count), or `None` if `/metrics` cannot be read.
+async fn command_buckets(http: &reqwest::Client, base: &str) -> Option<Vec<(f64, u64)>> {
+    let text = http
+        .get(format!("{base}/metrics"))
+        .send()
+        .await
+        .ok()?
+        .text()
+        .await
+        .ok()?;
+    let buckets = text
+        .lines()
+        .filter_map(|line| line.strip_prefix("stentor_command_seconds_bucket{le=\""))
+        .filter_map(|rest| {
+            let (le, count) = rest.split_once("\"}")?;
+            let le = if le == "+Inf" {
+                f64::INFINITY
+            } else {
+                le.parse().ok()?
+            };
+            Some((le, count.trim().parse().ok()?))
+        })
+        .collect();
+    Some(buckets)
+}
+
+/// The upper bounds, in milliseconds, of the buckets holding the median and the 99th
+/// percentile of what was counted between two readings of a cumulative histogram.
+fn quantile_bounds(before: &[(f64, u64)], after: &[(f64, u64)]) -> Option<[f64; 2]> {
+    let counts: Vec<(f64, u64)> = after
+        .iter()
+        .map(|&(le, n)| {
+            let was = before.iter().find(|b| b.0 == le).map_or(0, |b| b.1);
+            (le, n.saturating_sub(was))
+        })
+        .collect();
+    let total = counts.last()?.1;
+    let bound = |q: f64| {
+        let rank = (q * total as f64).ceil() as u64;
+        counts.iter().find(|c| c.1 >= rank).map(|c| c.0 * 1000.0)
+    };
+    (total > 0).then(|| Some([bound(0.5)?, bound(0.99)?]))?
 }
 
 /// A new WebSocket listener: milliseconds from its ticket request to its first audio frame.
@@ -583,5 +638,31 @@ async fn first_audio(
         if tokio::time::timeout_at(end, stream.read_buf(&mut buf)).await?? == 0 {
             bail!("closed before audio");
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::quantile_bounds;
+
+    #[test]
+    fn quantiles_come_from_what_was_counted_between_two_readings() {
+        let before = [(0.001, 10), (0.002, 10), (0.004, 10), (f64::INFINITY, 10)];
+        // 100 more: 60 within 1 ms, 39 within 2 ms, 1 within 4 ms.
+        let after = [
+            (0.001, 70),
+            (0.002, 109),
+            (0.004, 110),
+            (f64::INFINITY, 110),
+        ];
+        assert_eq!(quantile_bounds(&before, &after), Some([1.0, 2.0]));
+        let slow = [
+            (0.001, 70),
+            (0.002, 100),
+            (0.004, 110),
+            (f64::INFINITY, 110),
+        ];
+        assert_eq!(quantile_bounds(&before, &slow), Some([1.0, 4.0]));
+        assert_eq!(quantile_bounds(&before, &before), None);
     }
 }

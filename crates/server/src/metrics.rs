@@ -69,6 +69,9 @@ pub struct Metrics {
     pub tick_seconds: Histogram,
     /// From a speaker's packet arriving to the mix that carries it being published, seconds.
     pub speaker_to_mix_seconds: Histogram,
+    /// From a command being queued to its outcome (waiting its turn, carried out, stored),
+    /// seconds.
+    pub command_seconds: Histogram,
 }
 
 impl Default for Metrics {
@@ -96,6 +99,7 @@ impl Default for Metrics {
             rate_tracked: Gauge::default(),
             tick_seconds: Histogram::new(exponential_buckets(0.000_05, 2.0, 12)),
             speaker_to_mix_seconds: Histogram::new(exponential_buckets(0.001, 2.0, 10)),
+            command_seconds: Histogram::new(exponential_buckets(0.000_1, 2.0, 14)),
             registry: Registry::default(),
         };
         let mut registry = Registry::with_prefix("stentor");
@@ -199,6 +203,11 @@ impl Default for Metrics {
             "mixer_tick_seconds",
             "Time to mix and encode one tick",
             m.tick_seconds.clone(),
+        );
+        registry.register(
+            "command_seconds",
+            "From a command queued to its outcome: its turn, carried out, stored",
+            m.command_seconds.clone(),
         );
         registry.register(
             "speaker_to_mix_seconds",

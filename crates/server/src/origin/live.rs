@@ -109,6 +109,8 @@ struct Submitted {
     actor: UserId,
     command: Command,
     reply: Reply,
+    /// When it was queued.
+    at: Instant,
 }
 
 /// The JSON event that tells a client its command was refused: one format for everyone.
@@ -263,6 +265,7 @@ impl LiveSpace {
             actor,
             command,
             reply,
+            at: Instant::now(),
         };
         queue.try_send(submitted).map_err(|_| {
             self.metrics.reject("commands_busy");
@@ -573,6 +576,9 @@ async fn run_commands(
         };
         let Some(live) = space.upgrade() else { return };
         let outcome = live.command(next.actor, next.command).await;
+        live.metrics
+            .command_seconds
+            .observe(next.at.elapsed().as_secs_f64());
         match next.reply {
             Reply::Wait(tx) => {
                 let _ = tx.send(outcome);
