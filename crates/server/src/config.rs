@@ -107,9 +107,14 @@ pub struct StoreConfig {
     /// Directory for the embedded database and keys [default: ./stentor-data].
     #[arg(long, env = "STENTOR_DATA_DIR")]
     pub data_dir: Option<PathBuf>,
-    /// Database URL instead of the embedded one (sqlite://PATH).
-    #[arg(long, env = "STENTOR_DATABASE_URL")]
+    /// Database URL instead of the embedded one: `sqlite://PATH`, or
+    /// `postgres://USER[:PASSWORD]@HOST:PORT/DATABASE` for the state a cluster's nodes share.
+    #[arg(long, env = "STENTOR_DATABASE_URL", hide_env_values = true)]
     pub database_url: Option<String>,
+    /// Most connections the server holds to its database [default: 4 for SQLite, 10 for
+    /// PostgreSQL].
+    #[arg(long, env = "STENTOR_DATABASE_POOL", value_parser = clap::value_parser!(u32).range(1..=1000))]
+    pub database_pool: Option<u32>,
 }
 
 /// Account and ticket settings.
@@ -321,7 +326,8 @@ impl Config {
                 lower.store,
                 StoreConfig {
                     data_dir,
-                    database_url
+                    database_url,
+                    database_pool
                 }
             ),
             auth: layer!(

@@ -64,9 +64,10 @@ impl Server {
         let data_dir = config.data_dir();
         let tickets = load_ticket_key(&data_dir)?;
         let store = match &config.store.database_url {
-            Some(url) => Store::open(url).await?,
+            Some(url) => Store::connect(url, config.store.database_pool).await?,
             None => Store::open_dir(&data_dir).await?,
         };
+        tracing::info!(backend = store.backend(), "store open");
         let mixer = MixerConfig {
             bitrate: config.bitrate(),
             ..MixerConfig::default()

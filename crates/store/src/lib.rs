@@ -1,13 +1,19 @@
 //! stentor-store: durable state — accounts, sessions, Spaces, roles and removals.
 //!
-//! The default backend is an embedded SQLite file, so a single node needs no external
-//! service. Queries use `$n` parameters and portable SQL, so a PostgreSQL backend can be added
-//! behind the same [`Store`] methods without touching callers.
+//! One API, two backends: an embedded SQLite file (the default, so that a single node needs
+//! no external service) and PostgreSQL (the state the nodes of a cluster share). Every query
+//! is written once, in portable SQL with `$n` parameters, and compiled for each backend's
+//! pool; each backend has migrations of its own (`migrations/sqlite`, `migrations/postgres`).
 
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions};
 use sqlx::{Row, SqlitePool};
 use std::path::Path;
 use std::str::FromStr;
+use std::time::Duration;
+
+#[doc(hidden)]
+pub mod testing;
 
 /// An error from the store.
 #[derive(Debug, thiserror::Error)]
@@ -20,8 +26,18 @@ pub enum StoreError {
     #[error("database error: {0}")]
     Database(#[from] sqlx::Error),
     /// The database URL names a backend this build does not support.
-    #[error("unsupported database URL {0:?}: use sqlite://PATH (PostgreSQL support is planned)")]
+    #[error(
+        "unsupported database URL {0:?}: use sqlite://PATH or postgres://USER@HOST:PORT/DATABASE"
+    )]
     Unsupported(String),
+    /// The database server could not be reached (or refused the connection) at start.
+    #[error("cannot reach the database at {at}: {source}")]
+    Unreachable {
+        /// Host, port and database (never the password).
+        at: String,
+        /// Why.
+        source: sqlx::Error,
+    },
     /// The schema could not be brought up to date.
     #[error("migration failed: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
@@ -84,8 +100,33 @@ pub struct SpaceRecord {
 /// Handle to the database.
 #[derive(Debug, Clone)]
 pub struct Store {
-    pool: SqlitePool,
+    pool: Pool,
 }
+
+/// The pool of one backend or the other.
+#[derive(Debug, Clone)]
+enum Pool {
+    Sqlite(SqlitePool),
+    Postgres(PgPool),
+}
+
+/// Runs `$body` with `$pool` bound to the store's pool, whichever backend it is: the same
+/// query text, compiled once for each.
+macro_rules! on {
+    ($store:expr, |$pool:ident| $body:expr) => {
+        match &$store.pool {
+            Pool::Sqlite($pool) => $body,
+            Pool::Postgres($pool) => $body,
+        }
+    };
+}
+
+/// Pooled connections to a SQLite file unless configured (writes are serialised by SQLite).
+const SQLITE_CONNECTIONS: u32 = 4;
+/// Pooled connections to PostgreSQL unless configured.
+pub const POSTGRES_CONNECTIONS: u32 = 10;
+/// How long a query waits for a pooled connection before it fails.
+const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(5);
 
 impl Store {
     /// Opens (creating if needed) the SQLite database `stentor.db` in `data_dir` and migrates it.
@@ -97,22 +138,65 @@ impl Store {
         Self::open(&url).await
     }
 
-    /// Opens a database by URL (`sqlite://path` or `sqlite::memory:`) and migrates it.
+    /// Opens a database by URL (`sqlite://PATH`, `sqlite::memory:` or
+    /// `postgres://USER@HOST:PORT/DATABASE`) with the default pool, and migrates it.
     pub async fn open(url: &str) -> Result<Self, StoreError> {
-        if !url.starts_with("sqlite:") {
-            return Err(StoreError::Unsupported(url.to_owned()));
+        Self::connect(url, None).await
+    }
+
+    /// Opens a database by URL with at most `connections` pooled connections (by default 4
+    /// for a SQLite file, [`POSTGRES_CONNECTIONS`] for PostgreSQL), and migrates it.
+    pub async fn connect(url: &str, connections: Option<u32>) -> Result<Self, StoreError> {
+        if url.starts_with("sqlite:") {
+            let options = SqliteConnectOptions::from_str(url)?
+                .create_if_missing(true)
+                .journal_mode(SqliteJournalMode::Wal)
+                .foreign_keys(true);
+            // An in-memory database lives in its one connection.
+            let most = if url.contains(":memory:") {
+                1
+            } else {
+                connections.unwrap_or(SQLITE_CONNECTIONS)
+            };
+            let pool = SqlitePoolOptions::new()
+                .max_connections(most.max(1))
+                .acquire_timeout(ACQUIRE_TIMEOUT)
+                .connect_with(options)
+                .await?;
+            sqlx::migrate!("./migrations/sqlite").run(&pool).await?;
+            Ok(Self {
+                pool: Pool::Sqlite(pool),
+            })
+        } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
+            let options = PgConnectOptions::from_str(url)?;
+            let at = format!(
+                "{}:{}/{}",
+                options.get_host(),
+                options.get_port(),
+                options.get_database().unwrap_or("(default)")
+            );
+            let pool = PgPoolOptions::new()
+                .max_connections(connections.unwrap_or(POSTGRES_CONNECTIONS).max(1))
+                .acquire_timeout(ACQUIRE_TIMEOUT)
+                .connect_with(options)
+                .await
+                .map_err(|source| StoreError::Unreachable { at, source })?;
+            // Nodes starting together take turns: the migrator holds an advisory lock.
+            sqlx::migrate!("./migrations/postgres").run(&pool).await?;
+            Ok(Self {
+                pool: Pool::Postgres(pool),
+            })
+        } else {
+            Err(StoreError::Unsupported(url.to_owned()))
         }
-        let options = SqliteConnectOptions::from_str(url)?
-            .create_if_missing(true)
-            .journal_mode(SqliteJournalMode::Wal)
-            .foreign_keys(true);
-        let in_memory = url.contains(":memory:");
-        let pool = SqlitePoolOptions::new()
-            .max_connections(if in_memory { 1 } else { 4 })
-            .connect_with(options)
-            .await?;
-        sqlx::migrate!("./migrations").run(&pool).await?;
-        Ok(Self { pool })
+    }
+
+    /// Which backend this is: `sqlite` or `postgres`.
+    pub fn backend(&self) -> &'static str {
+        match self.pool {
+            Pool::Sqlite(_) => "sqlite",
+            Pool::Postgres(_) => "postgres",
+        }
     }
 
     /// Creates an account.
@@ -122,37 +206,45 @@ impl Store {
         password_hash: &str,
         now: i64,
     ) -> Result<User, StoreError> {
-        let row = sqlx::query(
-            "INSERT INTO users (handle, password_hash, created_at) VALUES ($1, $2, $3) RETURNING id",
-        )
-        .bind(handle)
-        .bind(password_hash)
-        .bind(now)
-        .fetch_one(&self.pool)
-        .await
+        let id = on!(self, |pool| {
+            sqlx::query(
+                "INSERT INTO users (handle, password_hash, created_at) VALUES ($1, $2, $3) \
+                 RETURNING id",
+            )
+            .bind(handle)
+            .bind(password_hash)
+            .bind(now)
+            .fetch_one(pool)
+            .await
+            .map(|row| row.int(0))
+        })
         .map_err(|e| conflict(e, "handle"))?;
         Ok(User {
-            id: row.get::<i64, _>(0) as u64,
+            id: id as u64,
             handle: handle.to_owned(),
         })
     }
 
     /// An account and its password hash, by handle.
     pub async fn user_with_hash(&self, handle: &str) -> Result<Option<(User, String)>, StoreError> {
-        let row = sqlx::query("SELECT id, handle, password_hash FROM users WHERE handle = $1")
-            .bind(handle)
-            .fetch_optional(&self.pool)
-            .await?;
-        Ok(row.map(|r| (user_from(&r), r.get(2))))
+        Ok(on!(self, |pool| {
+            sqlx::query("SELECT id, handle, password_hash FROM users WHERE handle = $1")
+                .bind(handle)
+                .fetch_optional(pool)
+                .await?
+                .map(|row| (user_from(&row), row.text(2)))
+        }))
     }
 
     /// An account by id.
     pub async fn user(&self, id: u64) -> Result<Option<User>, StoreError> {
-        let row = sqlx::query("SELECT id, handle FROM users WHERE id = $1")
-            .bind(id as i64)
-            .fetch_optional(&self.pool)
-            .await?;
-        Ok(row.as_ref().map(user_from))
+        Ok(on!(self, |pool| {
+            sqlx::query("SELECT id, handle FROM users WHERE id = $1")
+                .bind(id as i64)
+                .fetch_optional(pool)
+                .await?
+                .map(|row| user_from(&row))
+        }))
     }
 
     /// Stores a session (by the hash of its token).
@@ -162,12 +254,16 @@ impl Store {
         user_id: u64,
         expires_at: i64,
     ) -> Result<(), StoreError> {
-        sqlx::query("INSERT INTO sessions (token_hash, user_id, expires_at) VALUES ($1, $2, $3)")
+        on!(self, |pool| {
+            sqlx::query(
+                "INSERT INTO sessions (token_hash, user_id, expires_at) VALUES ($1, $2, $3)",
+            )
             .bind(token_hash)
             .bind(user_id as i64)
             .bind(expires_at)
-            .execute(&self.pool)
+            .execute(pool)
             .await?;
+        });
         Ok(())
     }
 
@@ -177,66 +273,80 @@ impl Store {
         token_hash: &str,
         now: i64,
     ) -> Result<Option<User>, StoreError> {
-        let row = sqlx::query(
-            "SELECT u.id, u.handle FROM sessions s JOIN users u ON u.id = s.user_id \
-             WHERE s.token_hash = $1 AND s.expires_at > $2",
-        )
-        .bind(token_hash)
-        .bind(now)
-        .fetch_optional(&self.pool)
-        .await?;
-        Ok(row.as_ref().map(user_from))
+        Ok(on!(self, |pool| {
+            sqlx::query(
+                "SELECT u.id, u.handle FROM sessions s JOIN users u ON u.id = s.user_id \
+                 WHERE s.token_hash = $1 AND s.expires_at > $2",
+            )
+            .bind(token_hash)
+            .bind(now)
+            .fetch_optional(pool)
+            .await?
+            .map(|row| user_from(&row))
+        }))
     }
 
     /// Ends a session.
     pub async fn delete_session(&self, token_hash: &str) -> Result<(), StoreError> {
-        sqlx::query("DELETE FROM sessions WHERE token_hash = $1")
-            .bind(token_hash)
-            .execute(&self.pool)
-            .await?;
+        on!(self, |pool| {
+            sqlx::query("DELETE FROM sessions WHERE token_hash = $1")
+                .bind(token_hash)
+                .execute(pool)
+                .await?;
+        });
         Ok(())
     }
 
     /// Creates a Space.
     pub async fn create_space(&self, space: &SpaceRecord) -> Result<(), StoreError> {
-        sqlx::query(
-            "INSERT INTO spaces (id, host_id, title, state, starts_at, created_at) \
-             VALUES ($1, $2, $3, $4, $5, $6)",
-        )
-        .bind(&space.id)
-        .bind(space.host_id as i64)
-        .bind(&space.title)
-        .bind(&space.state)
-        .bind(space.starts_at)
-        .bind(space.created_at)
-        .execute(&self.pool)
-        .await
+        on!(self, |pool| {
+            sqlx::query(
+                "INSERT INTO spaces (id, host_id, title, state, starts_at, created_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6)",
+            )
+            .bind(&space.id)
+            .bind(space.host_id as i64)
+            .bind(&space.title)
+            .bind(&space.state)
+            .bind(space.starts_at)
+            .bind(space.created_at)
+            .execute(pool)
+            .await
+            .map(drop)
+        })
         .map_err(|e| conflict(e, "space"))?;
         Ok(())
     }
 
     /// A Space by id.
     pub async fn space(&self, id: &str) -> Result<Option<SpaceRecord>, StoreError> {
-        let row = sqlx::query(
-            "SELECT id, host_id, title, state, starts_at, created_at FROM spaces WHERE id = $1",
-        )
-        .bind(id)
-        .fetch_optional(&self.pool)
-        .await?;
-        Ok(row.as_ref().map(space_from))
+        Ok(on!(self, |pool| {
+            sqlx::query(
+                "SELECT id, host_id, title, state, starts_at, created_at FROM spaces \
+                 WHERE id = $1",
+            )
+            .bind(id)
+            .fetch_optional(pool)
+            .await?
+            .map(|row| space_from(&row))
+        }))
     }
 
     /// Spaces that are not ended, newest first, at most `limit`, with their host's handle.
     pub async fn open_spaces(&self, limit: u32) -> Result<Vec<(SpaceRecord, String)>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT s.id, s.host_id, s.title, s.state, s.starts_at, s.created_at, u.handle \
-             FROM spaces s JOIN users u ON u.id = s.host_id \
-             WHERE s.state <> 'ended' ORDER BY s.created_at DESC LIMIT $1",
-        )
-        .bind(i64::from(limit))
-        .fetch_all(&self.pool)
-        .await?;
-        Ok(rows.iter().map(|r| (space_from(r), r.get(6))).collect())
+        Ok(on!(self, |pool| {
+            sqlx::query(
+                "SELECT s.id, s.host_id, s.title, s.state, s.starts_at, s.created_at, u.handle \
+                 FROM spaces s JOIN users u ON u.id = s.host_id \
+                 WHERE s.state <> 'ended' ORDER BY s.created_at DESC LIMIT $1",
+            )
+            .bind(i64::from(limit))
+            .fetch_all(pool)
+            .await?
+            .iter()
+            .map(|row| (space_from(row), row.text(6)))
+            .collect()
+        }))
     }
 
     /// Spaces hosted by `host`, newest first, at most `limit`.
@@ -245,25 +355,32 @@ impl Store {
         host: u64,
         limit: u32,
     ) -> Result<Vec<SpaceRecord>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT id, host_id, title, state, starts_at, created_at FROM spaces \
-             WHERE host_id = $1 ORDER BY created_at DESC LIMIT $2",
-        )
-        .bind(host as i64)
-        .bind(i64::from(limit))
-        .fetch_all(&self.pool)
-        .await?;
-        Ok(rows.iter().map(space_from).collect())
+        Ok(on!(self, |pool| {
+            sqlx::query(
+                "SELECT id, host_id, title, state, starts_at, created_at FROM spaces \
+                 WHERE host_id = $1 ORDER BY created_at DESC LIMIT $2",
+            )
+            .bind(host as i64)
+            .bind(i64::from(limit))
+            .fetch_all(pool)
+            .await?
+            .iter()
+            .map(space_from)
+            .collect()
+        }))
     }
 
     /// How many Spaces `host` hosts in `state` (`scheduled`, `live`, `ended`).
     pub async fn count_hosted(&self, host: u64, state: &str) -> Result<u64, StoreError> {
-        let row = sqlx::query("SELECT COUNT(*) FROM spaces WHERE host_id = $1 AND state = $2")
-            .bind(host as i64)
-            .bind(state)
-            .fetch_one(&self.pool)
-            .await?;
-        Ok(row.get::<i64, _>(0) as u64)
+        let n = on!(self, |pool| {
+            sqlx::query("SELECT COUNT(*) FROM spaces WHERE host_id = $1 AND state = $2")
+                .bind(host as i64)
+                .bind(state)
+                .fetch_one(pool)
+                .await?
+                .int(0)
+        });
+        Ok(n as u64)
     }
 
     /// Records a lifecycle change (`live` or `ended`) at `now`.
@@ -273,14 +390,15 @@ impl Store {
         } else {
             "ended_at"
         };
-        sqlx::query(&format!(
-            "UPDATE spaces SET state = $1, {column} = $2 WHERE id = $3"
-        ))
-        .bind(state)
-        .bind(now)
-        .bind(id)
-        .execute(&self.pool)
-        .await?;
+        let query = format!("UPDATE spaces SET state = $1, {column} = $2 WHERE id = $3");
+        on!(self, |pool| {
+            sqlx::query(&query)
+                .bind(state)
+                .bind(now)
+                .bind(id)
+                .execute(pool)
+                .await?;
+        });
         Ok(())
     }
 
@@ -292,27 +410,39 @@ impl Store {
         user: u64,
         role: Option<&str>,
     ) -> Result<(), StoreError> {
-        let mut tx = self.pool.begin().await?;
-        match role {
-            Some(role) => {
-                sqlx::query(
-                    "INSERT INTO space_roles (space_id, user_id, role) VALUES ($1, $2, $3) \
-                     ON CONFLICT (space_id, user_id) DO UPDATE SET role = excluded.role",
-                )
-                .bind(space)
-                .bind(user as i64)
-                .bind(role)
-                .execute(&mut *tx)
-                .await?;
-                // On stage, an invitation is spent.
-                forget(&mut tx, "space_invites", space, user).await?;
+        let user = user as i64;
+        on!(self, |pool| {
+            let mut tx = pool.begin().await?;
+            match role {
+                Some(role) => {
+                    sqlx::query(
+                        "INSERT INTO space_roles (space_id, user_id, role) VALUES ($1, $2, $3) \
+                         ON CONFLICT (space_id, user_id) DO UPDATE SET role = excluded.role",
+                    )
+                    .bind(space)
+                    .bind(user)
+                    .bind(role)
+                    .execute(&mut *tx)
+                    .await?;
+                    // On stage, an invitation is spent.
+                    sqlx::query(&forget("space_invites"))
+                        .bind(space)
+                        .bind(user)
+                        .execute(&mut *tx)
+                        .await?;
+                }
+                None => {
+                    for table in ["space_roles", "space_mutes"] {
+                        sqlx::query(&forget(table))
+                            .bind(space)
+                            .bind(user)
+                            .execute(&mut *tx)
+                            .await?;
+                    }
+                }
             }
-            None => {
-                forget(&mut tx, "space_roles", space, user).await?;
-                forget(&mut tx, "space_mutes", space, user).await?;
-            }
-        }
-        tx.commit().await?;
+            tx.commit().await?;
+        });
         Ok(())
     }
 
@@ -339,42 +469,57 @@ impl Store {
                 "INSERT INTO {table} (space_id, user_id) VALUES ($1, $2) ON CONFLICT DO NOTHING"
             )
         } else {
-            format!("DELETE FROM {table} WHERE space_id = $1 AND user_id = $2")
+            forget(table)
         };
-        sqlx::query(&query)
-            .bind(space)
-            .bind(user as i64)
-            .execute(&self.pool)
-            .await?;
+        on!(self, |pool| {
+            sqlx::query(&query)
+                .bind(space)
+                .bind(user as i64)
+                .execute(pool)
+                .await?;
+        });
         Ok(())
     }
 
     /// Removes a user from a Space for good: their role, mute and invitation go and the
     /// removal is recorded, all in one transaction.
     pub async fn remove_participant(&self, space: &str, user: u64) -> Result<(), StoreError> {
-        let mut tx = self.pool.begin().await?;
-        for table in ["space_roles", "space_mutes", "space_invites"] {
-            forget(&mut tx, table, space, user).await?;
-        }
-        sqlx::query(
-            "INSERT INTO space_removed (space_id, user_id) VALUES ($1, $2) ON CONFLICT DO NOTHING",
-        )
-        .bind(space)
-        .bind(user as i64)
-        .execute(&mut *tx)
-        .await?;
-        tx.commit().await?;
+        let user = user as i64;
+        on!(self, |pool| {
+            let mut tx = pool.begin().await?;
+            for table in ["space_roles", "space_mutes", "space_invites"] {
+                sqlx::query(&forget(table))
+                    .bind(space)
+                    .bind(user)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            sqlx::query(
+                "INSERT INTO space_removed (space_id, user_id) VALUES ($1, $2) \
+                 ON CONFLICT DO NOTHING",
+            )
+            .bind(space)
+            .bind(user)
+            .execute(&mut *tx)
+            .await?;
+            tx.commit().await?;
+        });
         Ok(())
     }
 
     /// Users of a Space listed in one of its per-user tables (`space_mutes`, `space_invites`,
-    /// `space_removed`).
+    /// `space_removed`), in the order of their ids.
     async fn users_in(&self, table: &str, space: &str) -> Result<Vec<u64>, StoreError> {
-        let rows = sqlx::query(&format!("SELECT user_id FROM {table} WHERE space_id = $1"))
-            .bind(space)
-            .fetch_all(&self.pool)
-            .await?;
-        Ok(rows.iter().map(|r| r.get::<i64, _>(0) as u64).collect())
+        let query = format!("SELECT user_id FROM {table} WHERE space_id = $1 ORDER BY user_id");
+        Ok(on!(self, |pool| {
+            sqlx::query(&query)
+                .bind(space)
+                .fetch_all(pool)
+                .await?
+                .iter()
+                .map(|row| row.int(0) as u64)
+                .collect()
+        }))
     }
 
     /// People on stage who are muted.
@@ -387,16 +532,19 @@ impl Store {
         self.users_in("space_invites", space).await
     }
 
-    /// Stored roles of a Space.
+    /// Stored roles of a Space, in the order of the users' ids.
     pub async fn roles(&self, space: &str) -> Result<Vec<(u64, String)>, StoreError> {
-        let rows = sqlx::query("SELECT user_id, role FROM space_roles WHERE space_id = $1")
+        Ok(on!(self, |pool| {
+            sqlx::query(
+                "SELECT user_id, role FROM space_roles WHERE space_id = $1 ORDER BY user_id",
+            )
             .bind(space)
-            .fetch_all(&self.pool)
-            .await?;
-        Ok(rows
+            .fetch_all(pool)
+            .await?
             .iter()
-            .map(|r| (r.get::<i64, _>(0) as u64, r.get(1)))
-            .collect())
+            .map(|row| (row.int(0) as u64, row.text(1)))
+            .collect()
+        }))
     }
 
     /// Users removed from a Space.
@@ -406,42 +554,56 @@ impl Store {
 
     /// Closes every connection.
     pub async fn close(&self) {
-        self.pool.close().await;
+        on!(self, |pool| pool.close().await);
     }
 }
 
-/// Deletes `user`'s row of `table` for `space` within a transaction.
-async fn forget(
-    tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
-    table: &str,
-    space: &str,
-    user: u64,
-) -> Result<(), StoreError> {
-    sqlx::query(&format!(
-        "DELETE FROM {table} WHERE space_id = $1 AND user_id = $2"
-    ))
-    .bind(space)
-    .bind(user as i64)
-    .execute(&mut **tx)
-    .await?;
-    Ok(())
+/// The statement that deletes a user's row of a Space's per-user `table` (`$1` the Space,
+/// `$2` the user).
+fn forget(table: &str) -> String {
+    format!("DELETE FROM {table} WHERE space_id = $1 AND user_id = $2")
 }
 
-fn user_from(row: &sqlx::sqlite::SqliteRow) -> User {
+/// The columns of a row of either backend, by position (the schema is the store's own, so
+/// a type that does not match is a bug here, not bad input).
+trait Columns {
+    fn int(&self, i: usize) -> i64;
+    fn maybe_int(&self, i: usize) -> Option<i64>;
+    fn text(&self, i: usize) -> String;
+}
+
+macro_rules! columns {
+    ($($row:ty),*) => {$(
+        impl Columns for $row {
+            fn int(&self, i: usize) -> i64 {
+                self.get(i)
+            }
+            fn maybe_int(&self, i: usize) -> Option<i64> {
+                self.get(i)
+            }
+            fn text(&self, i: usize) -> String {
+                self.get(i)
+            }
+        }
+    )*};
+}
+columns!(sqlx::sqlite::SqliteRow, sqlx::postgres::PgRow);
+
+fn user_from(row: &impl Columns) -> User {
     User {
-        id: row.get::<i64, _>(0) as u64,
-        handle: row.get(1),
+        id: row.int(0) as u64,
+        handle: row.text(1),
     }
 }
 
-fn space_from(row: &sqlx::sqlite::SqliteRow) -> SpaceRecord {
+fn space_from(row: &impl Columns) -> SpaceRecord {
     SpaceRecord {
-        id: row.get(0),
-        host_id: row.get::<i64, _>(1) as u64,
-        title: row.get(2),
-        state: row.get(3),
-        starts_at: row.get(4),
-        created_at: row.get(5),
+        id: row.text(0),
+        host_id: row.int(1) as u64,
+        title: row.text(2),
+        state: row.text(3),
+        starts_at: row.maybe_int(4),
+        created_at: row.int(5),
     }
 }
 

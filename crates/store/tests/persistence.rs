@@ -1,13 +1,21 @@
-//! The store keeps accounts, Spaces, roles and removals across a reopen of the same file.
+//! The store keeps accounts, Spaces, roles and removals across a reopen, on each backend
+//! (SQLite always; PostgreSQL when `STENTOR_TEST_DATABASE_URL` names a server).
+
+mod backends;
 
 use stentor_store::{SpaceRecord, Store, StoreError};
 
 #[tokio::test]
 async fn accounts_and_spaces_survive_a_reopen() {
-    let dir = std::env::temp_dir().join(format!("stentor-store-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
+    for fresh in backends::fresh("reopen").await {
+        accounts_and_spaces_survive_a_reopen_on(&fresh.url()).await;
+        fresh.remove().await;
+    }
+}
+
+async fn accounts_and_spaces_survive_a_reopen_on(url: &str) {
     {
-        let store = Store::open_dir(&dir).await.unwrap();
+        let store = Store::open(url).await.unwrap();
         let alice = store.create_user("alice", "hash", 1).await.unwrap();
         assert!(matches!(
             store.create_user("alice", "x", 2).await,
@@ -42,7 +50,7 @@ async fn accounts_and_spaces_survive_a_reopen() {
         store.remove_participant("s1", 9).await.unwrap();
         store.close().await;
     }
-    let store = Store::open_dir(&dir).await.unwrap();
+    let store = Store::open(url).await.unwrap();
     let (alice, hash) = store.user_with_hash("alice").await.unwrap().unwrap();
     assert_eq!(hash, "hash");
     assert_eq!(
@@ -76,14 +84,44 @@ async fn accounts_and_spaces_survive_a_reopen() {
             .unwrap()
             .is_empty()
     );
-    let _ = std::fs::remove_dir_all(&dir);
+    store.close().await;
+}
+
+#[tokio::test]
+async fn each_backend_is_the_one_its_url_names_and_migrating_twice_changes_nothing() {
+    for fresh in backends::fresh("backend").await {
+        let first = Store::open(&fresh.url()).await.unwrap();
+        assert_eq!(first.backend(), fresh.backend());
+        first.create_user("bob", "hash", 1).await.unwrap();
+        // A second node (or a restart) opening the same database finds it migrated.
+        let second = Store::connect(&fresh.url(), Some(2)).await.unwrap();
+        assert_eq!(
+            second.user_with_hash("bob").await.unwrap().unwrap().1,
+            "hash"
+        );
+        first.close().await;
+        second.close().await;
+        fresh.remove().await;
+    }
 }
 
 #[tokio::test]
 async fn an_unsupported_database_url_is_a_clear_error() {
-    let err = Store::open("postgres://localhost/test").await.unwrap_err();
+    let err = Store::open("mysql://localhost/test").await.unwrap_err();
     assert!(matches!(err, StoreError::Unsupported(_)));
     assert!(err.to_string().contains("sqlite://"), "{err}");
+    assert!(err.to_string().contains("postgres://"), "{err}");
+}
+
+#[tokio::test]
+async fn a_postgres_server_that_cannot_be_reached_is_named_without_its_password() {
+    let err = Store::open("postgres://someone:secret@127.0.0.1:1/stentor")
+        .await
+        .unwrap_err();
+    let text = err.to_string();
+    assert!(matches!(err, StoreError::Unreachable { .. }), "{text}");
+    assert!(text.contains("127.0.0.1:1/stentor"), "{text}");
+    assert!(!text.contains("secret"), "{text}");
 }
 
 #[cfg(unix)]

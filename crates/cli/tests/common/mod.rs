@@ -64,6 +64,13 @@ impl TestServer {
         Self::start_config(data_dir, Config::default()).await
     }
 
+    /// Starts a server on an existing data directory with adjusted settings.
+    pub async fn start_in_with(data_dir: PathBuf, adjust: impl FnOnce(&mut Config)) -> Self {
+        let mut config = Config::default();
+        adjust(&mut config);
+        Self::start_config(data_dir, config).await
+    }
+
     async fn start_config(data_dir: PathBuf, mut config: Config) -> Self {
         config.http.bind = Some("127.0.0.1:0".parse().unwrap());
         config.store.data_dir = Some(data_dir.clone());
