@@ -8,11 +8,13 @@
 //! single node and for tests ([`Bus::local`]), or NATS core messaging ([`Bus::nats`]).
 
 pub mod envelope;
+pub mod lease;
 mod local;
 mod nats;
 pub mod subject;
 
 pub use envelope::{Envelope, EnvelopeError};
+pub use lease::{Lease, LeaseClock, Leases};
 pub use subject::{BadSpaceId, Subjects};
 
 use bytes::Bytes;

@@ -45,11 +45,16 @@ pub(crate) async fn connect(
             ),
         });
     }
-    if !info.jetstream {
+    if let Err(e) = async_nats::jetstream::new(client.clone())
+        .query_account()
+        .await
+    {
         return Err(BusError::Unfit {
             url: url.to_owned(),
-            missing: "has JetStream off (start it with -js): leases live in a key-value bucket"
-                .into(),
+            missing: format!(
+                "has no JetStream for this account ({e}; start it with -js): leases live in \
+                 a key-value bucket"
+            ),
         });
     }
     Ok(client)
