@@ -127,6 +127,10 @@ pub struct AuthConfig {
     /// Lifetime of a join ticket in seconds [default: 300].
     #[arg(long, env = "STENTOR_TICKET_TTL")]
     pub ticket_ttl_secs: Option<u64>,
+    /// The key that signs and verifies tickets, 32 bytes, the same file on every node of a
+    /// cluster; it must exist [default: `ticket.key` in the data directory, made if missing].
+    #[arg(long, env = "STENTOR_TICKET_KEY_FILE")]
+    pub ticket_key_file: Option<PathBuf>,
 }
 
 /// Audio settings.
@@ -335,7 +339,8 @@ impl Config {
                 lower.auth,
                 AuthConfig {
                     allow_anonymous,
-                    ticket_ttl_secs
+                    ticket_ttl_secs,
+                    ticket_key_file
                 }
             ),
             media: layer!(self.media, lower.media, MediaConfig { bitrate }),

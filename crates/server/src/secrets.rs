@@ -32,6 +32,15 @@ pub enum KeyError {
         /// Its length.
         len: usize,
     },
+    /// A key file named in the configuration is not there: it is not made, since a node
+    /// with a key of its own would refuse every other node's tickets.
+    #[error(
+        "the ticket key {path} does not exist: give every node the same key (copy it from another node, or make one with `head -c 32 /dev/urandom > {path}` and copy that)"
+    )]
+    Missing {
+        /// The file.
+        path: PathBuf,
+    },
     /// A new key could not be written.
     #[error("cannot write a new ticket key to {path}: {source}")]
     Write {
@@ -67,6 +76,16 @@ pub fn restrict(path: &Path, mode: u32) -> io::Result<()> {
 /// 0600) when it does not. Any other trouble is an error: a new key would silently invalidate
 /// every ticket in flight, and on a cluster would split the nodes.
 pub fn ticket_key(path: &Path) -> Result<[u8; 32], KeyError> {
+    read_key(path, true)
+}
+
+/// The ticket key the nodes of a cluster share, at `path` (`--ticket-key-file`): read, never
+/// made.
+pub fn shared_ticket_key(path: &Path) -> Result<[u8; 32], KeyError> {
+    read_key(path, false)
+}
+
+fn read_key(path: &Path, make: bool) -> Result<[u8; 32], KeyError> {
     match fs::read(path) {
         Ok(bytes) => {
             let len = bytes.len();
@@ -79,6 +98,9 @@ pub fn ticket_key(path: &Path) -> Result<[u8; 32], KeyError> {
                 source,
             })?;
             Ok(key)
+        }
+        Err(e) if e.kind() == io::ErrorKind::NotFound && !make => {
+            Err(KeyError::Missing { path: path.into() })
         }
         Err(e) if e.kind() == io::ErrorKind::NotFound => {
             let key: [u8; 32] = rand::random();
@@ -145,6 +167,18 @@ mod tests {
         assert_eq!(ticket_key(&path).unwrap(), key);
         // No temporary file is left behind.
         assert_eq!(fs::read_dir(&d).unwrap().count(), 1);
+    }
+
+    #[test]
+    fn a_shared_key_is_read_but_never_made() {
+        let d = dir("shared");
+        let path = d.join("cluster.key");
+        let err = shared_ticket_key(&path).unwrap_err();
+        assert!(matches!(err, KeyError::Missing { .. }), "{err}");
+        assert!(err.to_string().contains("same key"), "{err}");
+        assert!(!path.exists(), "no key is made for a node of a cluster");
+        let made = ticket_key(&path).unwrap();
+        assert_eq!(shared_ticket_key(&path).unwrap(), made);
     }
 
     #[test]

@@ -62,7 +62,7 @@ impl Server {
             _ => None,
         };
         let data_dir = config.data_dir();
-        let tickets = load_ticket_key(&data_dir)?;
+        let tickets = load_ticket_key(&data_dir, config.auth.ticket_key_file.as_deref())?;
         let store = match &config.store.database_url {
             Some(url) => Store::connect(url, config.store.database_pool).await?,
             None => Store::open_dir(&data_dir).await?,
@@ -588,8 +588,13 @@ fn listen(addr: SocketAddr, backlog: u32) -> std::io::Result<TcpListener> {
 }
 
 /// The ticket key lives in the data directory so tickets survive a restart.
-fn load_ticket_key(data_dir: &Path) -> Result<TicketKey, StartError> {
+/// The key of tickets: the shared file given (`--ticket-key-file`), or the data directory's
+/// own, made on first start.
+fn load_ticket_key(data_dir: &Path, shared: Option<&Path>) -> Result<TicketKey, StartError> {
     secrets::private_dir(data_dir)?;
-    let key = secrets::ticket_key(&data_dir.join(secrets::TICKET_KEY_FILE))?;
+    let key = match shared {
+        Some(path) => secrets::shared_ticket_key(path)?,
+        None => secrets::ticket_key(&data_dir.join(secrets::TICKET_KEY_FILE))?,
+    };
     Ok(TicketKey::new(key))
 }
