@@ -53,7 +53,10 @@ async fn one_node_holds_a_space_until_it_stops_renewing_then_another_takes_it() 
 
     // A node configured with another lease time is told, not let in to disagree.
     let other = Leases::open(&bus, &bucket, ttl * 2, "node-c").await;
-    let err = other.err().expect("a different lease time is refused").to_string();
+    let err = other
+        .err()
+        .expect("a different lease time is refused")
+        .to_string();
     assert!(err.contains("same lease time"), "{err}");
 
     let js = async_nats::jetstream::new(bus.nats_client().unwrap().clone());
