@@ -4,22 +4,14 @@
 
 mod common;
 
-use common::{TestServer, close_of, decode, live_space};
+use common::{TestServer, assert_tone, close_of, decode, live_space};
 use futures_util::StreamExt;
 use std::time::Duration;
 use stentor::listen::record;
 use stentor::speak::{Source, publish};
 use stentor_media::FRAME_SAMPLES;
 use stentor_media::ogg::OggReader;
-use stentor_media::signal::goertzel_power;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-
-/// The power of `hz` in a listener's audio against a tone nowhere near it.
-fn assert_tone(samples: &[f32], hz: f32, who: &str) {
-    let (power, off) = (goertzel_power(samples, hz), goertzel_power(samples, 700.0));
-    assert!(power > 0.01, "{who}: {hz} Hz at {power}");
-    assert!(off < power / 100.0, "{who}: 700 Hz at {off} beside {power}");
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn over_tls_pages_come_by_http2_and_listeners_hear_the_speaker() {

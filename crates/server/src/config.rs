@@ -34,6 +34,44 @@ pub struct Config {
     #[command(flatten)]
     #[serde(default)]
     pub spaces: SpacesConfig,
+    /// The node's part in a cluster.
+    #[command(flatten)]
+    #[serde(default)]
+    pub cluster: ClusterConfig,
+}
+
+/// What a node does in a cluster.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    /// A single node: admits, mixes and serves its Spaces; no bus.
+    #[default]
+    All,
+    /// As `all`, and publishes each Space it mixes on the cluster's bus for edges, under a
+    /// lease per Space.
+    Origin,
+}
+
+/// Cluster settings.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, clap::Args)]
+#[serde(deny_unknown_fields, default)]
+pub struct ClusterConfig {
+    /// What this node does: `all` (a single node, no bus) or `origin` (also publishes its
+    /// Spaces on NATS) [default: all].
+    #[arg(long, env = "STENTOR_ROLE", value_enum)]
+    pub role: Option<Role>,
+    /// The cluster's NATS server, `nats://HOST:PORT` (2.9 or later, JetStream on); needed by
+    /// every role but `all`.
+    #[arg(long, env = "STENTOR_NATS")]
+    pub nats: Option<String>,
+    /// This node's name in the cluster (who holds a lease) [default: the host's name and the
+    /// bound address].
+    #[arg(long, env = "STENTOR_NODE")]
+    pub node: Option<String>,
+    /// Milliseconds a Space's lease lasts after its last renewal: how soon a standby can take
+    /// a dead origin's Space; the same on every node [default: 3000].
+    #[arg(long, env = "STENTOR_LEASE_MS", value_parser = clap::value_parser!(u64).range(300..=60_000))]
+    pub lease_ms: Option<u64>,
 }
 
 /// Space settings.
@@ -344,6 +382,16 @@ impl Config {
                 }
             ),
             media: layer!(self.media, lower.media, MediaConfig { bitrate }),
+            cluster: layer!(
+                self.cluster,
+                lower.cluster,
+                ClusterConfig {
+                    role,
+                    nats,
+                    node,
+                    lease_ms
+                }
+            ),
             admission: layer!(
                 self.admission,
                 lower.admission,
@@ -402,7 +450,25 @@ impl Config {
                 "http.tls_cert and http.tls_key go together: give both or neither".into(),
             ));
         }
-        Ok(())
+        match (self.role(), &self.cluster.nats) {
+            (Role::All, Some(_)) => Err(ConfigError::Invalid(
+                "cluster.nats is for a node of a cluster: give --role origin too".into(),
+            )),
+            (Role::Origin, None) => Err(ConfigError::Invalid(
+                "--role origin needs the cluster's NATS server: --nats nats://HOST:PORT".into(),
+            )),
+            _ => Ok(()),
+        }
+    }
+
+    /// What this node does in a cluster.
+    pub fn role(&self) -> Role {
+        self.cluster.role.unwrap_or_default()
+    }
+
+    /// How long a Space's lease lasts after its last renewal.
+    pub fn lease(&self) -> std::time::Duration {
+        std::time::Duration::from_millis(self.cluster.lease_ms.unwrap_or(3_000))
     }
 
     /// Listen address.

@@ -69,6 +69,14 @@ pub struct Metrics {
     pub tick_seconds: Histogram,
     /// From a speaker's packet arriving to the mix that carries it being published, seconds.
     pub speaker_to_mix_seconds: Histogram,
+    /// Envelopes (mix frames, events) this node published on the bus as a Space's origin.
+    pub bus_published: Counter,
+    /// Envelopes dropped because a Space's uplink queue was full (the bus too slow).
+    pub bus_queue_full: Counter,
+    /// Envelopes not published because this node did not (surely) hold the Space's lease.
+    pub bus_not_owner: Counter,
+    /// Leases of Spaces taken, lost or given up by this node.
+    pub lease_changes: Counter,
     /// From a command being queued to its outcome (waiting its turn, carried out, stored),
     /// seconds.
     pub command_seconds: Histogram,
@@ -100,6 +108,10 @@ impl Default for Metrics {
             tick_seconds: Histogram::new(exponential_buckets(0.000_05, 2.0, 12)),
             speaker_to_mix_seconds: Histogram::new(exponential_buckets(0.001, 2.0, 10)),
             command_seconds: Histogram::new(exponential_buckets(0.000_1, 2.0, 14)),
+            bus_published: Counter::default(),
+            bus_queue_full: Counter::default(),
+            bus_not_owner: Counter::default(),
+            lease_changes: Counter::default(),
             registry: Registry::default(),
         };
         let mut registry = Registry::with_prefix("stentor");
@@ -203,6 +215,26 @@ impl Default for Metrics {
             "mixer_tick_seconds",
             "Time to mix and encode one tick",
             m.tick_seconds.clone(),
+        );
+        registry.register(
+            "bus_published",
+            "Envelopes published on the bus as a Space's origin",
+            m.bus_published.clone(),
+        );
+        registry.register(
+            "bus_queue_full",
+            "Envelopes dropped because a Space's uplink queue was full",
+            m.bus_queue_full.clone(),
+        );
+        registry.register(
+            "bus_not_owner",
+            "Envelopes not published because this node did not hold the Space's lease",
+            m.bus_not_owner.clone(),
+        );
+        registry.register(
+            "lease_changes",
+            "Leases of Spaces taken, lost or given up by this node",
+            m.lease_changes.clone(),
         );
         registry.register(
             "command_seconds",

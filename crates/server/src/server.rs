@@ -2,12 +2,14 @@
 //! and the graceful stop ([`Server::run`]).
 
 use crate::config::Config;
+use crate::config::Role;
 use crate::error::ApiError;
 use crate::join::door;
 use crate::listen::fanout::Audiences;
 use crate::listen::wiring::{HAND_OVERS, HandOver, Wiring};
 use crate::origin::live::Making;
 use crate::origin::registry::Spaces;
+use crate::origin::uplink::Cluster;
 use crate::prefixed::Prefixed;
 use crate::state::AppState;
 use crate::{api, config, metrics, overload, passwords, secrets};
@@ -37,6 +39,9 @@ pub enum StartError {
     /// The TLS certificate or key could not be used.
     #[error(transparent)]
     Tls(#[from] crate::tls::TlsError),
+    /// The cluster's bus could not be joined.
+    #[error(transparent)]
+    Bus(#[from] stentor_bus::BusError),
     /// The address could not be bound, or a file could not be read or written.
     #[error("{0}")]
     Io(#[from] std::io::Error),
@@ -73,6 +78,8 @@ impl Server {
             ..MixerConfig::default()
         };
         let metrics = Arc::new(metrics::Metrics::default());
+        let listener = listen(config.bind(), config.backlog())?;
+        let cluster = join_cluster(&config, listener.local_addr()?).await?;
         let spaces = Arc::new(Spaces::new(Making {
             store: store.clone(),
             mixer,
@@ -83,8 +90,8 @@ impl Server {
             },
             metrics: metrics.clone(),
             rules: config.space_rules(),
+            cluster,
         }));
-        let listener = listen(config.bind(), config.backlog())?;
         let files = raise_file_limit();
         let capacity = capacity::Capacity::for_files(files, config.http.max_listeners);
         tracing::info!(
@@ -588,6 +595,27 @@ fn listen(addr: SocketAddr, backlog: u32) -> std::io::Result<TcpListener> {
 }
 
 /// The ticket key lives in the data directory so tickets survive a restart.
+/// The bus and the leases of an origin (`None` for a single node).
+async fn join_cluster(
+    config: &Config,
+    bound: std::net::SocketAddr,
+) -> Result<Option<Cluster>, StartError> {
+    let (Role::Origin, Some(url)) = (config.role(), &config.cluster.nats) else {
+        return Ok(None);
+    };
+    let node = config.cluster.node.clone().unwrap_or_else(|| {
+        let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+            .map(|h| h.trim().to_owned())
+            .unwrap_or_else(|_| "node".into());
+        format!("{host}/{bound}")
+    });
+    let bus = stentor_bus::Bus::nats(url).await?;
+    let lease = config.lease();
+    let leases = stentor_bus::Leases::open(&bus, stentor_bus::lease::BUCKET, lease, &node).await?;
+    tracing::info!(%node, nats = %url, ?lease, "an origin of the cluster");
+    Ok(Some(Cluster { bus, leases, lease }))
+}
+
 /// The key of tickets: the shared file given (`--ticket-key-file`), or the data directory's
 /// own, made on first start.
 fn load_ticket_key(data_dir: &Path, shared: Option<&Path>) -> Result<TicketKey, StartError> {

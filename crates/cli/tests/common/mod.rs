@@ -206,6 +206,14 @@ pub fn client_from(ip: &str) -> reqwest::Client {
         .unwrap()
 }
 
+/// Asserts that `samples` carry a tone of `hz`, clearly above a frequency nowhere near it.
+pub fn assert_tone(samples: &[f32], hz: f32, who: &str) {
+    use stentor_media::signal::goertzel_power;
+    let (power, off) = (goertzel_power(samples, hz), goertzel_power(samples, 700.0));
+    assert!(power > 0.01, "{who}: {hz} Hz at {power}");
+    assert!(off < power / 100.0, "{who}: 700 Hz at {off} beside {power}");
+}
+
 /// Decodes Opus packets in order into one signal.
 pub fn decode(packets: impl IntoIterator<Item = impl AsRef<[u8]>>) -> Vec<f32> {
     let mut dec = Decoder::new().unwrap();

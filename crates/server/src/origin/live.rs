@@ -146,6 +146,8 @@ pub struct LiveSpace {
     live_per_host: u64,
     /// The full connection of each person on stage: a newer one takes the older's place.
     claims: Mutex<HashMap<UserId, Arc<tokio::sync::Notify>>>,
+    /// In a cluster, where the mix and the events go for the edges.
+    uplink: Option<super::uplink::Uplink>,
 }
 
 /// Summary of a Space for the API.
@@ -184,6 +186,8 @@ pub struct Making {
     pub metrics: Arc<Metrics>,
     /// What one account may do with Spaces.
     pub rules: crate::config::SpaceRules,
+    /// The cluster this node publishes its Spaces to, if it is an origin.
+    pub cluster: Option<super::uplink::Cluster>,
 }
 
 impl LiveSpace {
@@ -200,6 +204,7 @@ impl LiveSpace {
             hub: hub_config,
             metrics,
             rules,
+            cluster,
         } = making.clone();
         let SpaceRecord {
             id,
@@ -216,6 +221,9 @@ impl LiveSpace {
         let (audience_commands, audience_rx) = mpsc::channel(AUDIENCE_QUEUE);
         let speakers: Vec<_> = domain.stage().map(|(user, m)| (user, m.muted)).collect();
         let live = domain.lifecycle() == Lifecycle::Live;
+        let uplink = cluster
+            .as_ref()
+            .and_then(|c| super::uplink::Uplink::spawn(c, &id, metrics.clone()));
         let space = Arc::new(Self {
             id,
             title,
@@ -224,6 +232,7 @@ impl LiveSpace {
             asks: Mutex::new(RateWindow::default()),
             live_per_host: rules.live_per_host,
             claims: Mutex::new(HashMap::new()),
+            uplink,
             hub: hub.clone(),
             metrics,
             domain: Mutex::new(domain),
@@ -399,9 +408,14 @@ impl LiveSpace {
     }
 
     fn notify_text(&self, to: Option<UserId>, audience: Audience, text: String) {
-        if audience == Audience::Everyone && !self.hub.publish_event(&text) {
-            // The ring's room for events is full: audio keeps its place, listeners miss this.
-            self.metrics.events_refused.inc();
+        if audience == Audience::Everyone {
+            if !self.hub.publish_event(&text) {
+                // The ring's room for events is full: audio keeps its place, listeners miss it.
+                self.metrics.events_refused.inc();
+            }
+            if let Some(uplink) = &self.uplink {
+                uplink.event(&text);
+            }
         }
         let _ = self.events.send(Notice {
             to,
@@ -605,5 +619,11 @@ impl mixer::Hooks for LiveSpace {
 
     fn poll_timed(&self) {
         LiveSpace::poll_timed(self);
+    }
+
+    fn mixed(&self, mix: &stentor_media::MixOutput) {
+        if let Some(uplink) = &self.uplink {
+            uplink.frame(mix);
+        }
     }
 }

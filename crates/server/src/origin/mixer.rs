@@ -46,6 +46,8 @@ pub trait Hooks: Send + Sync + 'static {
     fn broadcast_json(&self, json: &str);
     /// Every 100 ms: time to send timed events that are due (closed reaction windows).
     fn poll_timed(&self);
+    /// A frame of the mix went to the hub (an origin also sends it to its edges).
+    fn mixed(&self, mix: &stentor_media::MixOutput);
 }
 
 const FRAME: Duration = Duration::from_millis(FRAME_MS);
@@ -125,6 +127,7 @@ async fn run(
                 hub.publish(&mix);
                 ticks += 1;
                 let Some(space) = space.upgrade() else { return };
+                space.mixed(&mix);
                 let published = std::time::Instant::now();
                 let metrics = space.metrics();
                 metrics.tick_seconds.observe((published - started).as_secs_f64());
