@@ -60,8 +60,10 @@ pub struct Leases {
     node: String,
 }
 
-/// The bucket the leases of Spaces live in.
-pub const BUCKET: &str = "stentor_leases";
+/// The bucket the leases of the Spaces of cluster `cluster` live in.
+pub fn bucket(cluster: &str) -> String {
+    format!("{cluster}_leases")
+}
 
 impl Leases {
     /// The leases in `bucket` of the NATS server behind `bus`, each lasting `ttl` after its

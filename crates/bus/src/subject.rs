@@ -1,4 +1,5 @@
-//! The subjects of a live Space on the bus (sans-IO), and which Space ids can name one.
+//! The subjects of a live Space on the bus (sans-IO), under the name of its cluster (so that
+//! several clusters, or test runs, can share one NATS server), and which names can be used.
 
 /// The subjects of one live Space.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -12,28 +13,39 @@ pub struct Subjects {
     pub commands: String,
 }
 
-/// A Space id that cannot be a subject's token.
+/// A cluster name or Space id that cannot be a subject's token.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("space id {0:?} cannot name a subject: 1 to 64 of A-Z a-z 0-9 _ -")]
+#[error("{0:?} cannot name a subject: 1 to 64 of A-Z a-z 0-9 _ -")]
 pub struct BadSpaceId(pub String);
 
-/// Most characters of a Space id on the bus.
-const MAX_ID: usize = 64;
+/// Most characters of a cluster name or a Space id on the bus.
+const MAX_NAME: usize = 64;
+
+/// The cluster name stentor uses unless told otherwise.
+pub const DEFAULT_CLUSTER: &str = "stentor";
+
+/// Whether `name` can be one token of a subject (and part of a bucket's name).
+pub fn check_name(name: &str) -> Result<(), BadSpaceId> {
+    let fits = (1..=MAX_NAME).contains(&name.len())
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
+    if fits {
+        Ok(())
+    } else {
+        Err(BadSpaceId(name.to_owned()))
+    }
+}
 
 impl Subjects {
-    /// The subjects of Space `id`.
-    pub fn of(id: &str) -> Result<Self, BadSpaceId> {
-        let fits = (1..=MAX_ID).contains(&id.len())
-            && id
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
-        if !fits {
-            return Err(BadSpaceId(id.to_owned()));
-        }
+    /// The subjects of Space `id` in cluster `cluster`.
+    pub fn new(cluster: &str, id: &str) -> Result<Self, BadSpaceId> {
+        check_name(cluster)?;
+        check_name(id)?;
         Ok(Self {
-            media: format!("stentor.space.{id}.media"),
-            snapshot: format!("stentor.space.{id}.snapshot"),
-            commands: format!("stentor.space.{id}.commands"),
+            media: format!("{cluster}.space.{id}.media"),
+            snapshot: format!("{cluster}.space.{id}.snapshot"),
+            commands: format!("{cluster}.space.{id}.commands"),
         })
     }
 }
@@ -44,12 +56,15 @@ mod tests {
 
     #[test]
     fn a_space_id_names_its_subjects_and_wildcards_or_dots_do_not() {
-        let s = Subjects::of("k3x9q2mzab").unwrap();
+        let s = Subjects::new("stentor", "k3x9q2mzab").unwrap();
         assert_eq!(s.media, "stentor.space.k3x9q2mzab.media");
         assert_eq!(s.snapshot, "stentor.space.k3x9q2mzab.snapshot");
         assert_eq!(s.commands, "stentor.space.k3x9q2mzab.commands");
         for bad in ["", "a.b", "*", ">", "a b", "é", &"x".repeat(65)] {
-            assert!(Subjects::of(bad).is_err(), "{bad:?}");
+            assert!(Subjects::new("stentor", bad).is_err(), "{bad:?}");
+            assert!(Subjects::new(bad, "k3x9q2mzab").is_err(), "{bad:?}");
         }
+        let other = Subjects::new("staging", "k3x9q2mzab").unwrap();
+        assert_eq!(other.media, "staging.space.k3x9q2mzab.media");
     }
 }

@@ -26,7 +26,8 @@ async fn buses() -> Vec<Bus> {
 
 /// Subjects of a Space of this test run's own, so that runs side by side do not meet.
 fn subjects(name: &str) -> Subjects {
-    Subjects::of(&format!("{name}-{}-{}", std::process::id(), rand_tag())).unwrap()
+    let cluster = format!("test-{}-{}", std::process::id(), rand_tag());
+    Subjects::new(&cluster, name).unwrap()
 }
 
 fn rand_tag() -> u64 {

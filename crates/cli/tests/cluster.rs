@@ -18,17 +18,20 @@ async fn an_origin_publishes_its_mix_and_events_on_the_bus_under_the_spaces_leas
         return;
     };
     let node = format!("origin-test-{}", std::process::id());
+    // A cluster of this run's own on the shared NATS server.
+    let cluster = format!("test-origin-{}", std::process::id());
     let server = TestServer::start_with("cluster-origin", |c| {
         c.cluster.role = Some(Role::Origin);
         c.cluster.nats = Some(nats.clone());
         c.cluster.node = Some(node.clone());
+        c.cluster.name = Some(cluster.clone());
         c.cluster.lease_ms = Some(1_000);
     })
     .await;
     let (host, space) = live_space(&server, "origin_host", "On the bus").await;
     let bus = Bus::nats(&nats).await.unwrap();
     let mut media = bus
-        .subscribe(&Subjects::of(&space).unwrap().media)
+        .subscribe(&Subjects::new(&cluster, &space).unwrap().media)
         .await
         .unwrap();
     bus.flush().await.unwrap();
@@ -71,14 +74,10 @@ async fn an_origin_publishes_its_mix_and_events_on_the_bus_under_the_spaces_leas
     speaker.await.unwrap();
 
     // The Space's lease is this node's.
-    let leases = Leases::open(
-        &bus,
-        stentor_bus::lease::BUCKET,
-        Duration::from_millis(1_000),
-        "observer",
-    )
-    .await
-    .unwrap();
+    let bucket = stentor_bus::lease::bucket(&cluster);
+    let leases = Leases::open(&bus, &bucket, Duration::from_millis(1_000), "observer")
+        .await
+        .unwrap();
     assert_eq!(leases.holder(&space).await.unwrap(), Some(node.clone()));
 
     // The end goes to the edges too.
@@ -99,6 +98,8 @@ async fn an_origin_publishes_its_mix_and_events_on_the_bus_under_the_spaces_leas
     };
     assert!(!ended.is_empty());
     server.stop().await;
+    let js = async_nats::jetstream::new(bus.nats_client().unwrap().clone());
+    let _ = js.delete_key_value(&bucket).await;
 }
 
 #[tokio::test]

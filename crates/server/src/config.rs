@@ -64,6 +64,10 @@ pub struct ClusterConfig {
     /// every role but `all`.
     #[arg(long, env = "STENTOR_NATS")]
     pub nats: Option<String>,
+    /// The cluster's name: its subjects and lease bucket are named after it, so that several
+    /// clusters can share one NATS server [default: stentor].
+    #[arg(long = "cluster", env = "STENTOR_CLUSTER")]
+    pub name: Option<String>,
     /// This node's name in the cluster (who holds a lease) [default: the host's name and the
     /// bound address].
     #[arg(long, env = "STENTOR_NODE")]
@@ -388,6 +392,7 @@ impl Config {
                 ClusterConfig {
                     role,
                     nats,
+                    name,
                     node,
                     lease_ms
                 }
@@ -457,8 +462,17 @@ impl Config {
             (Role::Origin, None) => Err(ConfigError::Invalid(
                 "--role origin needs the cluster's NATS server: --nats nats://HOST:PORT".into(),
             )),
-            _ => Ok(()),
+            _ => stentor_bus::subject::check_name(&self.cluster_name())
+                .map_err(|e| ConfigError::Invalid(format!("cluster.name: {e}"))),
         }
+    }
+
+    /// The cluster's name.
+    pub fn cluster_name(&self) -> String {
+        self.cluster
+            .name
+            .clone()
+            .unwrap_or_else(|| stentor_bus::subject::DEFAULT_CLUSTER.to_owned())
     }
 
     /// What this node does in a cluster.

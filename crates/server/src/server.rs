@@ -611,9 +611,16 @@ async fn join_cluster(
     });
     let bus = stentor_bus::Bus::nats(url).await?;
     let lease = config.lease();
-    let leases = stentor_bus::Leases::open(&bus, stentor_bus::lease::BUCKET, lease, &node).await?;
-    tracing::info!(%node, nats = %url, ?lease, "an origin of the cluster");
-    Ok(Some(Cluster { bus, leases, lease }))
+    let name = config.cluster_name();
+    let bucket = stentor_bus::lease::bucket(&name);
+    let leases = stentor_bus::Leases::open(&bus, &bucket, lease, &node).await?;
+    tracing::info!(cluster = %name, %node, nats = %url, ?lease, "an origin of the cluster");
+    Ok(Some(Cluster {
+        name,
+        bus,
+        leases,
+        lease,
+    }))
 }
 
 /// The key of tickets: the shared file given (`--ticket-key-file`), or the data directory's

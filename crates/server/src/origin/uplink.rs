@@ -18,6 +18,8 @@ const QUEUE: usize = 250;
 /// What a node of a cluster publishes with, given once by the composition root.
 #[derive(Clone)]
 pub struct Cluster {
+    /// The cluster's name (its subjects are named after it).
+    pub name: String,
     /// The bus to the other nodes.
     pub bus: Bus,
     /// The leases of Spaces.
@@ -35,7 +37,7 @@ pub struct Uplink {
 impl Uplink {
     /// Starts the uplink of Space `space`, or `None` (logged) if its id cannot name a subject.
     pub fn spawn(cluster: &Cluster, space: &str, metrics: Arc<Metrics>) -> Option<Self> {
-        let subjects = match Subjects::of(space) {
+        let subjects = match Subjects::new(&cluster.name, space) {
             Ok(s) => s,
             Err(e) => {
                 tracing::error!(error = %e, "this space cannot be published");
