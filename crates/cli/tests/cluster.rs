@@ -6,7 +6,6 @@ mod common;
 
 use common::{TestServer, assert_tone, decode, live_space};
 use std::time::Duration;
-use stentor::speak::{Source, publish};
 use stentor_bus::{Bus, Envelope, Leases, Subjects};
 use stentor_media::FRAME_SAMPLES;
 use stentor_server::config::Role;
@@ -37,16 +36,7 @@ async fn an_origin_publishes_its_mix_and_events_on_the_bus_under_the_spaces_leas
     bus.flush().await.unwrap();
 
     // The host speaks 440 Hz for 3 s.
-    let speaker = {
-        let (host, space) = (host.clone(), space.clone());
-        tokio::spawn(async move {
-            let ticket = host.ticket(&space).await.unwrap();
-            let (mut ws, _) = host.connect(&space, &ticket.ticket).await.unwrap();
-            publish(&mut ws, &Source::Tone(440.0), Some(3.0))
-                .await
-                .unwrap();
-        })
-    };
+    let speaker = common::speak_tone(&host, &space, 440.0, 3.0);
     // 100 frames in a row off the bus, in order, carrying the tone.
     let mut frames: Vec<(u64, bytes::Bytes)> = Vec::new();
     let mut events = 0;

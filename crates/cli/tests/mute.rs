@@ -18,16 +18,7 @@ async fn a_muted_speaker_leaves_the_mix_within_100_ms_and_comes_back_on_unmute()
     let (host, guest, space, guest_id) = live_space_with_two_speakers(&server).await;
     let live = server.state.spaces.get(&space).await.unwrap();
 
-    let host_speaker = {
-        let (host, space) = (host.clone(), space.clone());
-        tokio::spawn(async move {
-            let ticket = host.ticket(&space).await.unwrap();
-            let (mut ws, _) = host.connect(&space, &ticket.ticket).await.unwrap();
-            publish(&mut ws, &Source::Tone(440.0), Some(8.0))
-                .await
-                .unwrap();
-        })
-    };
+    let host_speaker = common::speak_tone(&host, &space, 440.0, 8.0);
     let guest_ticket = guest.ticket(&space).await.unwrap();
     let (mut guest_ws, _) = guest.connect(&space, &guest_ticket.ticket).await.unwrap();
     let (unmute_tx, mut unmute_rx) = tokio::sync::oneshot::channel::<()>();

@@ -8,7 +8,6 @@ use common::{TestServer, assert_tone, close_of, decode, live_space};
 use futures_util::StreamExt;
 use std::time::Duration;
 use stentor::listen::record;
-use stentor::speak::{Source, publish};
 use stentor_media::FRAME_SAMPLES;
 use stentor_media::ogg::OggReader;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -36,16 +35,7 @@ async fn over_tls_pages_come_by_http2_and_listeners_hear_the_speaker() {
 
     // A speaker publishes 440 Hz over wss://.
     let (host, space) = live_space(&server, "tls_host", "Over TLS").await;
-    let speaker = {
-        let space = space.clone();
-        tokio::spawn(async move {
-            let ticket = host.ticket(&space).await.unwrap();
-            let (mut ws, _) = host.connect(&space, &ticket.ticket).await.unwrap();
-            publish(&mut ws, &Source::Tone(440.0), Some(6.0))
-                .await
-                .unwrap();
-        })
-    };
+    let speaker = common::speak_tone(&host, &space, 440.0, 6.0);
     tokio::time::sleep(Duration::from_millis(500)).await;
 
     // A WebSocket listener over wss:// hears it, every frame.

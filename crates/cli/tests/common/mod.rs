@@ -206,6 +206,24 @@ pub fn client_from(ip: &str) -> reqwest::Client {
         .unwrap()
 }
 
+/// `speaker` (on stage in `space`) publishing a tone of `hz` for `seconds` over a WebSocket of
+/// its own, in a task.
+pub fn speak_tone(
+    speaker: &Api,
+    space: &str,
+    hz: f32,
+    seconds: f64,
+) -> tokio::task::JoinHandle<()> {
+    let (speaker, space) = (speaker.clone(), space.to_owned());
+    tokio::spawn(async move {
+        let ticket = speaker.ticket(&space).await.unwrap();
+        let (mut ws, _) = speaker.connect(&space, &ticket.ticket).await.unwrap();
+        stentor::speak::publish(&mut ws, &stentor::speak::Source::Tone(hz), Some(seconds))
+            .await
+            .unwrap();
+    })
+}
+
 /// Asserts that `samples` carry a tone of `hz`, clearly above a frequency nowhere near it.
 pub fn assert_tone(samples: &[f32], hz: f32, who: &str) {
     use stentor_media::signal::goertzel_power;
