@@ -4,7 +4,8 @@
 //!
 //! ```text
 //! audio:  0x01 'A' seq:u64 sent_micros:u64 opus-packet…      (big-endian)
-//! event:  0x01 'E' json…
+//! event:  0x01 'E' json…                                   (for every listener)
+//! notice: 0x01 'N' to:u64 json…                            (for the stage and user `to`)
 //! ```
 //!
 //! The first byte is the envelope's version; a reader refuses a version it does not know
@@ -20,6 +21,7 @@ pub const MAX_PAYLOAD: usize = 64 * 1024;
 
 const AUDIO: u8 = b'A';
 const EVENT: u8 = b'E';
+const NOTICE: u8 = b'N';
 const AUDIO_HEADER: usize = 2 + 8 + 8;
 
 /// One message of a Space's media subject.
@@ -37,6 +39,14 @@ pub enum Envelope {
     },
     /// An event of the Space, as the JSON every listener receives.
     Event(Bytes),
+    /// An event only the stage and the user it concerns receive (a raised hand): an edge
+    /// gives it to that user's connection, if it has it.
+    Notice {
+        /// The user it concerns.
+        to: u64,
+        /// The JSON event.
+        json: Bytes,
+    },
 }
 
 /// An envelope that cannot be read.
@@ -84,6 +94,14 @@ impl Envelope {
                 b.put_slice(json);
                 b.freeze()
             }
+            Envelope::Notice { to, json } => {
+                let mut b = BytesMut::with_capacity(10 + json.len());
+                b.put_u8(VERSION);
+                b.put_u8(NOTICE);
+                b.put_u64(*to);
+                b.put_slice(json);
+                b.freeze()
+            }
         }
     }
 
@@ -107,23 +125,35 @@ impl Envelope {
                     packet: bytes.slice(AUDIO_HEADER..),
                 }
             }
-            EVENT => {
-                let json = bytes.slice(2..);
-                if std::str::from_utf8(&json).is_err() {
-                    return Err(EnvelopeError::NotText);
+            EVENT => Envelope::Event(text(bytes.slice(2..))?),
+            NOTICE => {
+                if bytes.len() < 10 {
+                    return Err(EnvelopeError::Short(bytes.len()));
                 }
-                Envelope::Event(json)
+                let to = u64::from_be_bytes(bytes[2..10].try_into().expect("8"));
+                Envelope::Notice {
+                    to,
+                    json: text(bytes.slice(10..))?,
+                }
             }
             kind => return Err(EnvelopeError::Kind(kind)),
         };
         let payload = match &envelope {
             Envelope::Audio { packet, .. } => packet.len(),
-            Envelope::Event(json) => json.len(),
+            Envelope::Event(json) | Envelope::Notice { json, .. } => json.len(),
         };
         if payload > MAX_PAYLOAD {
             return Err(EnvelopeError::TooLarge(payload));
         }
         Ok(envelope)
+    }
+}
+
+/// `json` if it is UTF-8.
+fn text(json: Bytes) -> Result<Bytes, EnvelopeError> {
+    match std::str::from_utf8(&json) {
+        Ok(_) => Ok(json),
+        Err(_) => Err(EnvelopeError::NotText),
     }
 }
 
@@ -144,6 +174,11 @@ mod tests {
         assert_eq!(Envelope::decode(&bytes), Ok(audio));
         let event = Envelope::Event(Bytes::from_static(br#"{"event":"ended"}"#));
         assert_eq!(Envelope::decode(&event.encode()), Ok(event));
+        let notice = Envelope::Notice {
+            to: 42,
+            json: Bytes::from_static(br#"{"event":"hand_raised","user":42}"#),
+        };
+        assert_eq!(Envelope::decode(&notice.encode()), Ok(notice));
     }
 
     #[test]
@@ -165,6 +200,10 @@ mod tests {
         assert_eq!(
             Envelope::decode(&b(b"\x01E\xff")),
             Err(EnvelopeError::NotText)
+        );
+        assert_eq!(
+            Envelope::decode(&b(b"\x01N\0\0")),
+            Err(EnvelopeError::Short(4))
         );
         let big = Envelope::Event(Bytes::from(vec![b' '; MAX_PAYLOAD + 1])).encode();
         assert_eq!(

@@ -11,10 +11,14 @@ pub mod envelope;
 pub mod lease;
 mod local;
 mod nats;
+pub mod nodes;
+pub mod snapshot;
 pub mod subject;
 
 pub use envelope::{Envelope, EnvelopeError};
 pub use lease::{Lease, LeaseClock, Leases};
+pub use nodes::{NodeInfo, Nodes};
+pub use snapshot::Snapshot;
 pub use subject::{BadSpaceId, Subjects};
 
 use bytes::Bytes;
