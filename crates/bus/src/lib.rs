@@ -192,6 +192,22 @@ impl Bus {
         Ok(Requests { inner })
     }
 
+    /// Serves requests on `subject` as one of the members of `group`: each request goes to
+    /// one member only (NATS queue groups; in-process, to the first server).
+    pub async fn serve_shared(&self, subject: &str, group: &str) -> Result<Requests, BusError> {
+        let inner = match &self.inner {
+            Inner::Local(local) => RequestsInner::Local(local.serve(subject)),
+            Inner::Nats(client) => RequestsInner::Nats {
+                subscriber: client
+                    .queue_subscribe(subject.to_owned(), group.to_owned())
+                    .await
+                    .map_err(|e| BusError::Io(e.to_string()))?,
+                client: client.clone(),
+            },
+        };
+        Ok(Requests { inner })
+    }
+
     /// Waits until what this node published has reached the server (NATS), so that a test
     /// or a stop knows it went.
     pub async fn flush(&self) -> Result<(), BusError> {

@@ -4,6 +4,8 @@
 /// The subjects of one live Space.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Subjects {
+    /// The Space's id.
+    pub id: String,
     /// Audio and events, from the origin to every edge, in order ([`crate::Envelope`]).
     pub media: String,
     /// Requests of an edge for the Space's state and the tail of its mix, answered by the
@@ -37,12 +39,19 @@ pub fn check_name(name: &str) -> Result<(), BadSpaceId> {
     }
 }
 
+/// The subject on which an edge asks the cluster's origins to take up a Space nobody mixes
+/// (one origin answers: they serve it as a queue group).
+pub fn adopt(cluster: &str) -> String {
+    format!("{cluster}.adopt")
+}
+
 impl Subjects {
     /// The subjects of Space `id` in cluster `cluster`.
     pub fn new(cluster: &str, id: &str) -> Result<Self, BadSpaceId> {
         check_name(cluster)?;
         check_name(id)?;
         Ok(Self {
+            id: id.to_owned(),
             media: format!("{cluster}.space.{id}.media"),
             snapshot: format!("{cluster}.space.{id}.snapshot"),
             commands: format!("{cluster}.space.{id}.commands"),

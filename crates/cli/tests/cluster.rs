@@ -49,6 +49,7 @@ async fn an_origin_publishes_its_mix_and_events_on_the_bus_under_the_spaces_leas
         match Envelope::decode(&message).unwrap() {
             Envelope::Audio { seq, packet, .. } => frames.push((seq, packet)),
             Envelope::Event(_) => events += 1,
+            Envelope::Notice { .. } => {}
         }
     }
     for pair in frames.windows(2) {

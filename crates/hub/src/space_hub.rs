@@ -80,11 +80,17 @@ impl Hub {
 
     /// Frames one tick of the mix for every transport and publishes it.
     pub fn publish(&self, mix: &MixOutput) {
-        if mix.seq.is_multiple_of(50) {
+        self.publish_frame(mix.seq, &mix.packet);
+    }
+
+    /// Frames one encoded frame of the mix, tick `seq`, for every transport and publishes
+    /// it: the mixer's output here, or an origin's from the bus on an edge.
+    pub fn publish_frame(&self, seq: u64, packet: &[u8]) {
+        if seq.is_multiple_of(50) {
             self.adapt_cadence();
         }
-        self.ws.publish(ws_audio_frame(mix.seq, &mix.packet));
-        self.ogg.publish(self.ogg_page(mix.seq, &mix.packet));
+        self.ws.publish(ws_audio_frame(seq, packet));
+        self.ogg.publish(self.ogg_page(seq, packet));
     }
 
     /// Publishes an event of the Space to every WebSocket listener, in order with the audio;

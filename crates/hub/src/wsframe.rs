@@ -33,6 +33,9 @@ pub mod close {
     /// The server is overloaded and lets this listener go: come back after the seconds in
     /// the reason (RFC 6455's registry: Try Again Later).
     pub const TRY_AGAIN_LATER: u16 = 1013;
+    /// This node is an edge and the connection belongs on the Space's origin, whose address
+    /// is the reason: connect there with the same ticket.
+    pub const REDIRECT: u16 = 4307;
 
     /// A metrics label for a close code.
     pub fn label(code: u16) -> &'static str {
@@ -47,6 +50,7 @@ pub mod close {
             REMOVED => "removed",
             REPLACED => "replaced",
             TRY_AGAIN_LATER => "shed",
+            REDIRECT => "redirect",
             _ => "other",
         }
     }

@@ -48,16 +48,19 @@ pub enum Role {
     #[default]
     All,
     /// As `all`, and publishes each Space it mixes on the cluster's bus for edges, under a
-    /// lease per Space.
+    /// lease per Space; takes up the open Spaces no origin holds (a standby).
     Origin,
+    /// Serves listeners of Spaces mixed by an origin, from the cluster's bus; forwards their
+    /// commands to the origin and sends the stage there.
+    Edge,
 }
 
 /// Cluster settings.
 #[derive(Debug, Clone, Default, PartialEq, Deserialize, clap::Args)]
 #[serde(deny_unknown_fields, default)]
 pub struct ClusterConfig {
-    /// What this node does: `all` (a single node, no bus) or `origin` (also publishes its
-    /// Spaces on NATS) [default: all].
+    /// What this node does: `all` (a single node, no bus), `origin` (mixes, and publishes
+    /// its Spaces on NATS) or `edge` (serves listeners from NATS) [default: all].
     #[arg(long, env = "STENTOR_ROLE", value_enum)]
     pub role: Option<Role>,
     /// The cluster's NATS server, `nats://HOST:PORT` (2.9 or later, JetStream on); needed by
@@ -76,6 +79,10 @@ pub struct ClusterConfig {
     /// a dead origin's Space; the same on every node [default: 3000].
     #[arg(long, env = "STENTOR_LEASE_MS", value_parser = clap::value_parser!(u64).range(300..=60_000))]
     pub lease_ms: Option<u64>,
+    /// Where clients reach this node, as the cluster tells them (`http://HOST:PORT`, or the
+    /// `https://` name of a proxy in front) [default: http:// and the bound address].
+    #[arg(long, env = "STENTOR_ADVERTISE")]
+    pub advertise: Option<String>,
 }
 
 /// Space settings.
@@ -394,7 +401,8 @@ impl Config {
                     nats,
                     name,
                     node,
-                    lease_ms
+                    lease_ms,
+                    advertise
                 }
             ),
             admission: layer!(
@@ -457,10 +465,12 @@ impl Config {
         }
         match (self.role(), &self.cluster.nats) {
             (Role::All, Some(_)) => Err(ConfigError::Invalid(
-                "cluster.nats is for a node of a cluster: give --role origin too".into(),
+                "cluster.nats is for a node of a cluster: give --role origin or edge too".into(),
             )),
-            (Role::Origin, None) => Err(ConfigError::Invalid(
-                "--role origin needs the cluster's NATS server: --nats nats://HOST:PORT".into(),
+            (Role::Origin | Role::Edge, None) => Err(ConfigError::Invalid(
+                "--role origin and --role edge need the cluster's NATS server: \
+                 --nats nats://HOST:PORT"
+                    .into(),
             )),
             _ => stentor_bus::subject::check_name(&self.cluster_name())
                 .map_err(|e| ConfigError::Invalid(format!("cluster.name: {e}"))),

@@ -19,6 +19,7 @@
 pub mod api;
 pub mod auth;
 pub mod clock;
+pub mod cluster;
 pub mod commands;
 pub mod config;
 pub mod deadline;

@@ -77,6 +77,21 @@ pub struct Metrics {
     pub bus_not_owner: Counter,
     /// Leases of Spaces taken, lost or given up by this node.
     pub lease_changes: Counter,
+    /// Mix frames this edge took from the bus into its hubs.
+    pub bus_received: Counter,
+    /// Mix frames this edge never received (gaps in the origin's numbering).
+    pub bus_missed: Counter,
+    /// Messages on a media subject that could not be read.
+    pub bus_unreadable: Counter,
+    /// Drops of the bus's subscriptions that could not keep up (set when scraped).
+    pub bus_slow: Gauge,
+    /// From an origin publishing a mix frame to this edge receiving it, seconds (across
+    /// machines, as far as their clocks agree).
+    pub bus_delay_seconds: Histogram,
+    /// Listeners' commands this edge forwarded to origins.
+    pub commands_forwarded: Counter,
+    /// Snapshots this edge asked for that no origin answered.
+    pub snapshots_failed: Counter,
     /// From a command being queued to its outcome (waiting its turn, carried out, stored),
     /// seconds.
     pub command_seconds: Histogram,
@@ -112,6 +127,13 @@ impl Default for Metrics {
             bus_queue_full: Counter::default(),
             bus_not_owner: Counter::default(),
             lease_changes: Counter::default(),
+            bus_received: Counter::default(),
+            bus_missed: Counter::default(),
+            bus_unreadable: Counter::default(),
+            bus_slow: Gauge::default(),
+            bus_delay_seconds: Histogram::new(exponential_buckets(0.000_05, 2.0, 14)),
+            commands_forwarded: Counter::default(),
+            snapshots_failed: Counter::default(),
             registry: Registry::default(),
         };
         let mut registry = Registry::with_prefix("stentor");
@@ -235,6 +257,41 @@ impl Default for Metrics {
             "lease_changes",
             "Leases of Spaces taken, lost or given up by this node",
             m.lease_changes.clone(),
+        );
+        registry.register(
+            "bus_received",
+            "Mix frames this edge took from the bus",
+            m.bus_received.clone(),
+        );
+        registry.register(
+            "bus_missed",
+            "Mix frames this edge never received from the bus",
+            m.bus_missed.clone(),
+        );
+        registry.register(
+            "bus_unreadable",
+            "Messages on a media subject that could not be read",
+            m.bus_unreadable.clone(),
+        );
+        registry.register(
+            "bus_slow_consumer",
+            "Drops of bus subscriptions that could not keep up",
+            m.bus_slow.clone(),
+        );
+        registry.register(
+            "bus_delay_seconds",
+            "From an origin publishing a mix frame to this edge receiving it",
+            m.bus_delay_seconds.clone(),
+        );
+        registry.register(
+            "commands_forwarded",
+            "Listeners' commands this edge forwarded to origins",
+            m.commands_forwarded.clone(),
+        );
+        registry.register(
+            "snapshots_failed",
+            "Snapshots this edge asked for that no origin answered",
+            m.snapshots_failed.clone(),
         );
         registry.register(
             "command_seconds",

@@ -1,6 +1,7 @@
 //! The composition root: every start-up step in order ([`Server::bind`]), the accept loop
 //! and the graceful stop ([`Server::run`]).
 
+use crate::cluster::Cluster;
 use crate::config::Config;
 use crate::config::Role;
 use crate::error::ApiError;
@@ -9,7 +10,6 @@ use crate::listen::fanout::Audiences;
 use crate::listen::wiring::{HAND_OVERS, HandOver, Wiring};
 use crate::origin::live::Making;
 use crate::origin::registry::Spaces;
-use crate::origin::uplink::Cluster;
 use crate::prefixed::Prefixed;
 use crate::state::AppState;
 use crate::{api, config, metrics, overload, passwords, secrets};
@@ -224,6 +224,15 @@ impl Server {
             state.config.data_dir().join(overload::ATTACK_FLAG),
             state.shutdown.clone(),
         ));
+        let node = state.spaces.cluster().cloned().map(|cluster| {
+            let node = crate::origin::node::Node {
+                cluster,
+                spaces: state.spaces.clone(),
+                capacity: state.capacity.max(),
+                metrics: state.metrics.clone(),
+            };
+            tokio::spawn(node.run(state.shutdown.clone()))
+        });
         let (gate, passwords) = (state.gate.clone(), state.passwords.clone());
         let registry = state.spaces.clone();
         let (revocations, ttl) = (state.revocations.clone(), state.config.ticket_ttl_secs());
@@ -307,6 +316,10 @@ impl Server {
                 left = state.tasks.len(),
                 "connections still open 5 s after the shutdown"
             );
+        }
+        // The node leaves its cluster's list and gives its leases up.
+        if let Some(node) = node {
+            let _ = tokio::time::timeout(std::time::Duration::from_secs(4), node).await;
         }
         // A connection still held by a request that did not finish must not keep the
         // process alive.
@@ -600,7 +613,8 @@ async fn join_cluster(
     config: &Config,
     bound: std::net::SocketAddr,
 ) -> Result<Option<Cluster>, StartError> {
-    let (Role::Origin, Some(url)) = (config.role(), &config.cluster.nats) else {
+    let (role @ (Role::Origin | Role::Edge), Some(url)) = (config.role(), &config.cluster.nats)
+    else {
         return Ok(None);
     };
     let node = config.cluster.node.clone().unwrap_or_else(|| {
@@ -614,12 +628,25 @@ async fn join_cluster(
     let name = config.cluster_name();
     let bucket = stentor_bus::lease::bucket(&name);
     let leases = stentor_bus::Leases::open(&bus, &bucket, lease, &node).await?;
-    tracing::info!(cluster = %name, %node, nats = %url, ?lease, "an origin of the cluster");
+    let nodes = stentor_bus::Nodes::open(&bus, &stentor_bus::nodes::bucket(&name), lease).await?;
+    let advertised = config
+        .cluster
+        .advertise
+        .clone()
+        .unwrap_or_else(|| format!("http://{bound}"));
+    let role_name = crate::cluster::role_name(role);
+    tracing::info!(cluster = %name, %node, nats = %url, ?lease, role = role_name, url = %advertised, "a node of the cluster");
     Ok(Some(Cluster {
+        role,
         name,
+        node,
+        url: advertised,
         bus,
         leases,
+        nodes,
         lease,
+        tasks: tokio_util::task::TaskTracker::new(),
+        known: Arc::default(),
     }))
 }
 

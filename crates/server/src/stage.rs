@@ -51,6 +51,12 @@ pub async fn hand_over(state: AppState, hand_over: HandOver) {
     if stream.write_all(&due).await.is_err() {
         return;
     }
+    if space.is_edge() {
+        // On stage now: the stage is served by the origin.
+        let close = to_origin(&state, &space).await;
+        let _ = stream.write_all(&close).await;
+        return;
+    }
     crate::listen::sink::dead_peer_timeout(&stream);
     let socket = stage_socket(stream, Vec::new()).await;
     let span = tracing::info_span!("ws", space = %space.id, user);
@@ -58,6 +64,24 @@ pub async fn hand_over(state: AppState, hand_over: HandOver) {
         .run(socket, Some(Role::Listener))
         .instrument(span)
         .await;
+}
+
+/// The close that sends someone on stage from an edge to the Space's origin (its address
+/// in the reason), or, while no origin holds the Space, tells them to try again.
+pub async fn to_origin(state: &AppState, space: &LiveSpace) -> bytes::Bytes {
+    use stentor_hub::wsframe::{self, close};
+    let origin = match state.spaces.cluster() {
+        Some(cluster) => cluster.origin_of(&space.id).await,
+        None => None,
+    };
+    state.metrics.close(close::label(close::REDIRECT));
+    match origin {
+        Some(url) => wsframe::close(close::REDIRECT, &url),
+        None => wsframe::close(
+            close::TRY_AGAIN_LATER,
+            "the space's origin is not known yet; retry in 1 s",
+        ),
+    }
 }
 
 #[derive(Serialize)]

@@ -13,7 +13,7 @@ mod space;
 
 pub use permissions::{Action, required_rank};
 pub use reactions::{REACTIONS, ReactionWindow};
-pub use space::{Space, StageMember};
+pub use space::{REACTION_WINDOW, Space, StageMember};
 
 use serde::{Deserialize, Serialize};
 

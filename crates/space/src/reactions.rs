@@ -44,6 +44,19 @@ impl ReactionWindow {
         true
     }
 
+    /// Counts `n` reactions `emoji` gathered elsewhere (an edge, which capped them per user
+    /// there); returns false if `emoji` is unknown.
+    pub fn add_count(&mut self, emoji: &str, n: u64, now: Instant) -> bool {
+        let Some(index) = REACTIONS.iter().position(|r| *r == emoji) else {
+            return false;
+        };
+        if n > 0 {
+            self.counts[index] = self.counts[index].saturating_add(n);
+            self.opened.get_or_insert(now);
+        }
+        true
+    }
+
     /// When the open window closes, if one is open.
     pub fn deadline(&self) -> Option<Instant> {
         self.opened.map(|t| t + self.length)

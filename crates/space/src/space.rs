@@ -96,6 +96,17 @@ impl Space {
         space
     }
 
+    /// Takes the state of `newer`, a copy of this Space as its origin has it now (an edge
+    /// keeping up with its origin), and keeps this one's open reaction window.
+    pub fn resync(&mut self, newer: Space) {
+        self.host = newer.host;
+        self.lifecycle = newer.lifecycle;
+        self.stage = newer.stage;
+        self.hands = newer.hands;
+        self.invited = newer.invited;
+        self.removed = newer.removed;
+    }
+
     /// Open invitations to speak.
     pub fn invited(&self) -> impl Iterator<Item = UserId> + '_ {
         self.invited.iter().copied()
@@ -247,6 +258,17 @@ impl Space {
             }
         }
         Ok(())
+    }
+
+    /// Counts reactions an edge gathered over one of its windows; they go out with this
+    /// Space's window. Unknown emoji are ignored.
+    pub fn count_reactions(&mut self, counts: &[(String, u64)], now: Instant) {
+        if self.lifecycle != Lifecycle::Live {
+            return;
+        }
+        for (emoji, n) in counts {
+            self.reactions.add_count(emoji, *n, now);
+        }
     }
 
     /// The next event to send, including a closed reaction window once `now` reaches it.

@@ -179,3 +179,69 @@ fn raised_hands_are_bounded_and_a_lowered_one_makes_room() {
     s.handle(4, Command::RequestToSpeak, now).unwrap();
     assert_eq!(s.hands().collect::<Vec<_>>(), [3, 4]);
 }
+
+#[test]
+fn an_edges_reaction_counts_join_the_origins_window_and_a_resync_keeps_the_edges_own() {
+    use stentor_space::Lifecycle;
+    use stentor_space::REACTION_WINDOW;
+    // The origin: one local reaction, and an edge's window of 41 more.
+    let (mut origin, now) = live();
+    origin
+        .handle(
+            7,
+            Command::React {
+                emoji: "👏".into()
+            },
+            now,
+        )
+        .unwrap();
+    origin.count_reactions(
+        &[("👏".into(), 40), ("🔥".into(), 1), ("🦀".into(), 9)],
+        now,
+    );
+    let counts = drain(&mut origin, now + REACTION_WINDOW);
+    assert_eq!(
+        counts,
+        vec![Event::Reactions {
+            counts: vec![("👏".into(), 41), ("🔥".into(), 1)]
+        }]
+    );
+
+    // An edge's copy, counting reactions of its own, takes the origin's newer state without
+    // losing them.
+    let mut edge = Space::new(1, Limits::default());
+    edge.resync(Space::restore(
+        1,
+        Limits::default(),
+        Lifecycle::Live,
+        [(5, Role::Speaker, true)],
+        [],
+        [9],
+    ));
+    edge.handle(
+        8,
+        Command::React {
+            emoji: "🔥".into()
+        },
+        now,
+    )
+    .unwrap();
+    edge.resync(Space::restore(
+        1,
+        Limits::default(),
+        Lifecycle::Live,
+        [(5, Role::Speaker, false)],
+        [],
+        [9],
+    ));
+    assert_eq!(edge.lifecycle(), Lifecycle::Live);
+    assert_eq!(edge.role_of(5), Role::Speaker);
+    assert!(!edge.is_muted(5));
+    assert!(edge.is_removed(9));
+    assert_eq!(
+        drain(&mut edge, now + REACTION_WINDOW),
+        vec![Event::Reactions {
+            counts: vec![("🔥".into(), 1)]
+        }]
+    );
+}

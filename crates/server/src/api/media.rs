@@ -151,6 +151,28 @@ pub async fn source(
             "only speakers of a live space may publish".into(),
         ));
     }
+    if space.is_edge() {
+        // The stage is served by the origin: the same request there.
+        let origin = match state.spaces.cluster() {
+            Some(cluster) => cluster.origin_of(&space.id).await,
+            None => None,
+        };
+        let Some(origin) = origin else {
+            return Err(ApiError::Overloaded {
+                reason: "no_origin",
+                retry_after: 1,
+            });
+        };
+        let location = format!(
+            "{origin}/api/v1/spaces/{id}/source?ticket={}",
+            query.ticket().unwrap_or_default()
+        );
+        return Ok((
+            axum::http::StatusCode::TEMPORARY_REDIRECT,
+            [(axum::http::header::LOCATION, location)],
+        )
+            .into_response());
+    }
     let mut reader = OggReader::new();
     let mut chunks = body.into_data_stream();
     let mut headers_seen = 0;

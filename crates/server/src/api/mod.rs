@@ -212,6 +212,7 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/spaces/{id}", get(spaces::get_space))
         .route("/spaces/{id}/status", get(spaces::status))
+        .route("/spaces/{id}/edges", get(spaces::edges))
         .route("/spaces/{id}/commands", post(spaces::command))
         .route("/spaces/{id}/tickets", post(tickets::ticket))
         .route("/spaces/{id}/ws", get(media::upgrade))

@@ -184,6 +184,45 @@ pub async fn status(
         .into_response())
 }
 
+/// One node a client can join a Space through.
+#[derive(Serialize)]
+struct EdgeView {
+    name: String,
+    url: String,
+    listeners: u64,
+    capacity: u64,
+}
+
+/// `GET /api/v1/spaces/{id}/edges`: where to join. In a cluster, the edges with the most
+/// room first and the Space's origin (where the stage goes); on a single node, no edges: stay
+/// here. Read from the node list this node keeps (no request to the bus).
+pub async fn edges(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    let (origin, edges) = match state.spaces.cluster() {
+        Some(cluster) => (
+            cluster.known_origin(&id),
+            cluster
+                .known_edges()
+                .into_iter()
+                .map(|n| EdgeView {
+                    name: n.name,
+                    url: n.url,
+                    listeners: n.listeners,
+                    capacity: n.capacity,
+                })
+                .collect(),
+        ),
+        None => (None, Vec::new()),
+    };
+    Ok((
+        [(header::CACHE_CONTROL, "public, max-age=1")],
+        Json(serde_json::json!({ "origin": origin, "edges": edges })),
+    )
+        .into_response())
+}
+
 /// `POST /api/v1/spaces/{id}/commands`: a command as the signed-in caller (same commands as
 /// over the WebSocket).
 pub async fn command(

@@ -74,7 +74,11 @@ pub async fn open(
 ) {
     let span = tracing::info_span!("ws", space = %space.id, user);
     let role = space.with_domain(|d| d.role_of(user));
-    if role.is_speaker() {
+    if role.is_speaker() && space.is_edge() {
+        let mut out = head.to_vec();
+        out.extend_from_slice(&crate::stage::to_origin(&state, &space).await);
+        let _ = stream.write_all(&out).await;
+    } else if role.is_speaker() {
         if stream.write_all(head).await.is_err() {
             return;
         }
@@ -134,6 +138,13 @@ pub async fn open_full<S>(
     S: AsyncRead + AsyncWrite + Unpin,
 {
     let span = tracing::info_span!("ws", space = %space.id, user);
+    if space.is_edge() && space.with_domain(|d| d.role_of(user)).is_speaker() {
+        let mut stream = stream;
+        let _ = stream
+            .write_all(&crate::stage::to_origin(&state, &space).await)
+            .await;
+        return;
+    }
     let socket = stage_socket(stream, read.to_vec()).await;
     Connection::new(state, space, user)
         .run(socket, None)

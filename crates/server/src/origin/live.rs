@@ -1,18 +1,22 @@
-//! A Space at runtime: its state machine behind a lock, its mixer task, its hub, and the
-//! channels that carry events and forwarded packets to connections.
+//! A Space at runtime: its state machine behind a lock, its mixer task (or, on an edge, its
+//! downlink from the origin), its hub, and the channels that carry events and forwarded
+//! packets to connections.
 
+use crate::cluster::Cluster;
 use crate::metrics::Metrics;
+use crate::origin::downlink::{Downlink, Forward, Mirror};
 use crate::origin::mixer::{self, MixerInput};
+use crate::origin::uplink::{Answer, Answers, Forwarded, Outcome, Uplink};
 use bytes::{BufMut, Bytes, BytesMut};
 use parking_lot::Mutex;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::Instant;
 use stentor_gate::lobby::{Lobby, RateWindow, Status};
 use stentor_hub::{Hub, HubConfig};
 use stentor_media::MixerConfig;
-use stentor_space::{Command, Event, Lifecycle, Refusal, Role, Space, UserId};
+use stentor_space::{Command, Event, Lifecycle, Limits, Refusal, Role, Space, UserId};
 use stentor_store::{SpaceRecord, Store};
 use tokio::sync::{broadcast, mpsc, oneshot};
 use tungstenite::Utf8Bytes;
@@ -71,6 +75,17 @@ pub enum CommandError {
     /// The host has as many live Spaces as one account may.
     #[error("you host {0} live spaces already: end one first")]
     LiveQuota(u64),
+    /// The Space's origin refused it (this node is an edge): the HTTP status it has there.
+    #[error("{reason}")]
+    Remote {
+        /// The status on the origin.
+        status: u16,
+        /// Why.
+        reason: String,
+    },
+    /// No origin answered for the Space (this node is an edge); try again.
+    #[error("the space's origin does not answer; try again in a moment")]
+    NoOrigin,
 }
 
 impl From<CommandError> for crate::error::ApiError {
@@ -83,6 +98,21 @@ impl From<CommandError> for crate::error::ApiError {
             },
             CommandError::Store(detail) => Self::Internal(detail),
             quota @ CommandError::LiveQuota(_) => Self::Conflict(quota.to_string()),
+            CommandError::Remote { status, reason } => match status {
+                400 => Self::BadRequest(reason),
+                403 => Self::Forbidden(reason),
+                410 => Self::Gone,
+                503 => Self::Overloaded {
+                    reason: "commands_busy",
+                    retry_after: 1,
+                },
+                _ if (400..500).contains(&status) => Self::Conflict(reason),
+                _ => Self::Internal(reason),
+            },
+            CommandError::NoOrigin => Self::Overloaded {
+                reason: "no_origin",
+                retry_after: 1,
+            },
         }
     }
 }
@@ -133,7 +163,8 @@ pub struct LiveSpace {
     domain: Mutex<Space>,
     events: broadcast::Sender<Notice>,
     forward: broadcast::Sender<(UserId, Bytes)>,
-    mixer: mpsc::Sender<MixerInput>,
+    /// The mixer (`None` on an edge, whose hub the downlink feeds).
+    mixer: Option<mpsc::Sender<MixerInput>>,
     /// The one command path: the stage's queue is served before the audience's.
     stage_commands: mpsc::Sender<Submitted>,
     audience_commands: mpsc::Sender<Submitted>,
@@ -146,8 +177,34 @@ pub struct LiveSpace {
     live_per_host: u64,
     /// The full connection of each person on stage: a newer one takes the older's place.
     claims: Mutex<HashMap<UserId, Arc<tokio::sync::Notify>>>,
-    /// In a cluster, where the mix and the events go for the edges.
-    uplink: Option<super::uplink::Uplink>,
+    /// On an origin, where the mix and the events go for the edges.
+    uplink: Option<Uplink>,
+    /// On an edge, the way to the origin.
+    downlink: Option<Downlink>,
+    /// Where clients reach this node, in a cluster (told to edges in snapshots).
+    url: Option<String>,
+    /// Listeners of this Space on the cluster's edges (an origin learns it from the node
+    /// list).
+    remote_listeners: std::sync::atomic::AtomicUsize,
+}
+
+/// A Space's state as its origin tells edges in a snapshot (JSON).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SpaceState {
+    /// Lifecycle state.
+    pub state: Lifecycle,
+    /// Host user id.
+    pub host: UserId,
+    /// Stage members: (user, role, muted).
+    pub stage: Vec<(UserId, Role, bool)>,
+    /// Open invitations to speak.
+    pub invited: Vec<UserId>,
+    /// Who was removed.
+    pub removed: Vec<UserId>,
+    /// Handles of the stage.
+    pub names: BTreeMap<UserId, String>,
+    /// Where the origin's clients reach it (where the stage goes).
+    pub origin: Option<String>,
 }
 
 /// Summary of a Space for the API.
@@ -186,8 +243,8 @@ pub struct Making {
     pub metrics: Arc<Metrics>,
     /// What one account may do with Spaces.
     pub rules: crate::config::SpaceRules,
-    /// The cluster this node publishes its Spaces to, if it is an origin.
-    pub cluster: Option<super::uplink::Cluster>,
+    /// The node's cluster, if it is an origin or an edge.
+    pub cluster: Option<Cluster>,
 }
 
 impl LiveSpace {
@@ -216,14 +273,24 @@ impl LiveSpace {
             .bytes()
             .fold(0x5354_454e_u32, |h, b| h.rotate_left(5) ^ u32::from(b));
         let hub = Hub::new(hub_config, &title, serial);
-        let (mixer, rx) = mpsc::channel(1024);
+        let edge = cluster.as_ref().filter(|c| c.is_edge());
+        let downlink = edge.and_then(|c| Downlink::new(c, &id, metrics.clone()));
+        let (mixer, rx) = match edge {
+            Some(_) => (None, None),
+            None => {
+                let (tx, rx) = mpsc::channel(1024);
+                (Some(tx), Some(rx))
+            }
+        };
         let (stage_commands, stage_rx) = mpsc::channel(STAGE_QUEUE);
         let (audience_commands, audience_rx) = mpsc::channel(AUDIENCE_QUEUE);
         let speakers: Vec<_> = domain.stage().map(|(user, m)| (user, m.muted)).collect();
         let live = domain.lifecycle() == Lifecycle::Live;
-        let uplink = cluster
-            .as_ref()
-            .and_then(|c| super::uplink::Uplink::spawn(c, &id, metrics.clone()));
+        let (uplink, uplink_task) = match cluster.as_ref().filter(|c| !c.is_edge()) {
+            Some(c) => Uplink::new(c, &id, metrics.clone()).unzip(),
+            None => (None, None),
+        };
+        let url = cluster.as_ref().map(|c| c.url.clone());
         let space = Arc::new(Self {
             id,
             title,
@@ -233,6 +300,9 @@ impl LiveSpace {
             live_per_host: rules.live_per_host,
             claims: Mutex::new(HashMap::new()),
             uplink,
+            downlink,
+            url,
+            remote_listeners: Default::default(),
             hub: hub.clone(),
             metrics,
             domain: Mutex::new(domain),
@@ -243,8 +313,21 @@ impl LiveSpace {
             audience_commands,
             store,
         });
-        let hooks: std::sync::Weak<dyn mixer::Hooks> = Arc::downgrade(&space) as _;
-        mixer::spawn(&space.id, hooks, mixer_config, rx, hub);
+        if let Some(task) = uplink_task {
+            task.spawn(Arc::downgrade(&space) as std::sync::Weak<dyn Answers>);
+        }
+        match (rx, &space.downlink) {
+            (Some(rx), _) => {
+                let hooks: std::sync::Weak<dyn mixer::Hooks> = Arc::downgrade(&space) as _;
+                mixer::spawn(&space.id, hooks, mixer_config, rx, hub);
+            }
+            (None, Some(downlink)) => {
+                let mirror: std::sync::Weak<dyn Mirror> = Arc::downgrade(&space) as _;
+                downlink.spawn(hub, mirror, &space.id);
+            }
+            // An edge that cannot name the Space on the bus has nothing to serve.
+            (None, None) => hub.close(),
+        }
         tokio::spawn(run_commands(Arc::downgrade(&space), stage_rx, audience_rx));
         for (user, muted) in speakers {
             space.to_mixer(MixerInput::AddSpeaker(user));
@@ -292,6 +375,9 @@ impl LiveSpace {
     /// Applies a participant's command, tells everyone what changed, and returns once the
     /// change is stored. Only the command task calls it, so commands apply one at a time.
     async fn command(&self, actor: UserId, command: Command) -> Result<(), CommandError> {
+        if let Some(downlink) = &self.downlink {
+            return self.forward(downlink, actor, command).await;
+        }
         if command == Command::Start {
             self.check_live_quota().await?;
         }
@@ -311,6 +397,31 @@ impl LiveSpace {
             }
         }
         Ok(())
+    }
+
+    /// On an edge: counts a reaction here (sent on with the window's others), or has the
+    /// origin carry the command out.
+    async fn forward(
+        &self,
+        downlink: &Downlink,
+        actor: UserId,
+        command: Command,
+    ) -> Result<(), CommandError> {
+        if let Command::React { .. } = command {
+            return Ok(self.domain.lock().handle(actor, command, Instant::now())?);
+        }
+        let mut outcome = downlink.forward(actor, command.clone()).await;
+        if let Err(Forward::NoOrigin) = outcome {
+            // Nobody mixes it yet (a Space made on an edge, or its origin gone): have an
+            // origin take it up, and ask once more.
+            if downlink.adopt().await {
+                outcome = downlink.forward(actor, command).await;
+            }
+        }
+        outcome.map_err(|e| match e {
+            Forward::Refused(status, reason) => CommandError::Remote { status, reason },
+            Forward::NoOrigin => CommandError::NoOrigin,
+        })
     }
 
     /// Refuses to start a Space whose host hosts as many live ones as one account may.
@@ -416,6 +527,8 @@ impl LiveSpace {
             if let Some(uplink) = &self.uplink {
                 uplink.event(&text);
             }
+        } else if let (Some(uplink), Some(to)) = (&self.uplink, to) {
+            uplink.notice(to, &text);
         }
         let _ = self.events.send(Notice {
             to,
@@ -465,7 +578,10 @@ impl LiveSpace {
             packet,
             arrived,
         };
-        if self.mixer.try_send(input).is_err() {
+        let Some(mixer) = &self.mixer else {
+            return Ok(());
+        };
+        if mixer.try_send(input).is_err() {
             self.metrics.packets_dropped.inc();
         }
         Ok(())
@@ -527,7 +643,46 @@ impl LiveSpace {
             names,
             stage,
             hands,
-            listeners: self.hub.listeners(),
+            listeners: self.listeners(),
+        }
+    }
+
+    /// Listeners of this Space: here, and on the cluster's edges as far as this origin knows.
+    pub fn listeners(&self) -> usize {
+        self.hub.listeners()
+            + self
+                .remote_listeners
+                .load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Listeners of this Space on the cluster's edges (the node list's sum, on an origin).
+    pub fn set_remote_listeners(&self, n: usize) {
+        self.remote_listeners
+            .store(n, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// Whether this node serves the Space from an origin elsewhere.
+    pub fn is_edge(&self) -> bool {
+        self.downlink.is_some()
+    }
+
+    /// On an origin: gives the Space's lease up (a clean stop).
+    pub fn let_go(&self) {
+        if let Some(uplink) = &self.uplink {
+            uplink.let_go();
+        }
+    }
+
+    /// On an origin: whether this node holds the Space's lease now.
+    pub fn owned(&self) -> bool {
+        self.uplink.as_ref().is_some_and(Uplink::held)
+    }
+
+    /// On an origin: whether this node holds the Space's lease, waiting up to `time` for it.
+    pub async fn owned_within(&self, time: std::time::Duration) -> bool {
+        match &self.uplink {
+            Some(uplink) => uplink.held_within(time).await,
+            None => false,
         }
     }
 
@@ -547,9 +702,10 @@ impl LiveSpace {
     }
 
     fn to_mixer(&self, input: MixerInput) {
+        let Some(mixer) = &self.mixer else { return };
         // Control inputs must not be lost: wait for room off the caller's thread if full.
-        if let Err(mpsc::error::TrySendError::Full(input)) = self.mixer.try_send(input) {
-            let mixer = self.mixer.clone();
+        if let Err(mpsc::error::TrySendError::Full(input)) = mixer.try_send(input) {
+            let mixer = mixer.clone();
             tokio::spawn(async move {
                 let _ = mixer.send(input).await;
             });
@@ -625,5 +781,121 @@ impl mixer::Hooks for LiveSpace {
         if let Some(uplink) = &self.uplink {
             uplink.frame(mix);
         }
+    }
+}
+
+impl Answers for LiveSpace {
+    fn state_json(&self) -> String {
+        let state = {
+            let domain = self.domain.lock();
+            let names = self.names.lock();
+            let stage: Vec<_> = domain.stage().map(|(u, m)| (u, m.role, m.muted)).collect();
+            SpaceState {
+                state: domain.lifecycle(),
+                host: domain.host(),
+                names: stage
+                    .iter()
+                    .filter_map(|s| Some((s.0, names.get(&s.0)?.clone())))
+                    .collect(),
+                stage,
+                invited: domain.invited().collect(),
+                removed: domain.removed().collect(),
+                origin: self.url.clone(),
+            }
+        };
+        serde_json::to_string(&state).expect("a state serializes")
+    }
+
+    fn carry_out(&self, forwarded: Forwarded) -> Option<Answer> {
+        match forwarded {
+            Forwarded::Reactions { counts } => {
+                let mut domain = self.domain.lock();
+                domain.count_reactions(&counts, Instant::now());
+                None
+            }
+            Forwarded::Command { actor, command } => {
+                let (tx, rx) = oneshot::channel();
+                let queued = self.submit(actor, command, false, Reply::Wait(tx));
+                Some(Box::pin(async move {
+                    let outcome = match queued {
+                        Ok(()) => rx.await.unwrap_or(Err(CommandError::Busy)),
+                        Err(e) => Err(e),
+                    };
+                    match outcome {
+                        Ok(()) => Outcome::default(),
+                        Err(e) => {
+                            let reason = e.to_string();
+                            let api = crate::error::ApiError::from(e);
+                            Outcome {
+                                status: Some(axum::http::StatusCode::from(&api).as_u16()),
+                                refused: Some(reason),
+                            }
+                        }
+                    }
+                }))
+            }
+        }
+    }
+}
+
+impl Mirror for LiveSpace {
+    fn metrics(&self) -> &Metrics {
+        &self.metrics
+    }
+
+    fn mirror(&self, state: &[u8]) -> bool {
+        let Ok(state) = serde_json::from_slice::<SpaceState>(state) else {
+            return false;
+        };
+        let newer = Space::restore(
+            state.host,
+            Limits::default(),
+            state.state,
+            state.stage,
+            state.invited,
+            state.removed,
+        );
+        self.domain.lock().resync(newer);
+        let mut names = self.names.lock();
+        names.extend(state.names);
+        true
+    }
+
+    fn ended(&self) -> bool {
+        self.with_domain(|d| d.lifecycle()) == Lifecycle::Ended
+    }
+
+    fn end(&self) {
+        let mut domain = self.domain.lock();
+        let stage: Vec<_> = domain.stage().map(|(u, m)| (u, m.role, m.muted)).collect();
+        let ended = Space::restore(
+            domain.host(),
+            domain.limits(),
+            Lifecycle::Ended,
+            stage,
+            domain.invited().collect::<Vec<_>>(),
+            domain.removed().collect::<Vec<_>>(),
+        );
+        domain.resync(ended);
+    }
+
+    fn relay(&self, to: Option<UserId>, json: &str) {
+        self.notify_text(to, Audience::Everyone, json.to_owned());
+    }
+
+    fn relay_notice(&self, to: UserId, json: &str) {
+        self.notify_text(Some(to), Audience::StageAndSubject, json.to_owned());
+    }
+
+    fn poll_reactions(&self) -> Option<Vec<(String, u64)>> {
+        let mut domain = self.domain.lock();
+        let now = Instant::now();
+        let mut counts = None;
+        while let Some(event) = domain.poll_event(now) {
+            if let Event::Reactions { counts: c } = event {
+                counts = Some(c);
+            }
+        }
+        counts.filter(|c| !c.is_empty())
     }
 }

@@ -31,6 +31,16 @@ impl Spaces {
         }
     }
 
+    /// The node's cluster, if it is an origin or an edge.
+    pub fn cluster(&self) -> Option<&crate::cluster::Cluster> {
+        self.making.cluster.as_ref()
+    }
+
+    /// The store Spaces are loaded from.
+    pub fn store(&self) -> &stentor_store::Store {
+        &self.making.store
+    }
+
     /// What one account may do with Spaces.
     pub fn rules(&self) -> Rules {
         self.making.rules
@@ -53,8 +63,9 @@ impl Spaces {
         let mut loaded = self.loaded.lock();
         let before = loaded.len();
         loaded.retain(|_, entry| {
-            // The registry's own reference is the only one: nobody is connected.
-            if Arc::strong_count(&entry.space) > 1 {
+            // The registry's own reference is the only one: nobody is connected here (and, on
+            // an origin, nobody listens on an edge either).
+            if Arc::strong_count(&entry.space) > 1 || entry.space.listeners() > 0 {
                 entry.used = now;
                 return true;
             }
