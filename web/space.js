@@ -31,6 +31,8 @@ class SpacePage {
     this.hands = new Set();
     this.names = new Map();
     this.levels = new Map();
+    // The node this client connects to (null: ask where).
+    this.node = null;
     this.listeners = 0;
     this.socket = null;
     this.audio = null;
@@ -118,8 +120,11 @@ class SpacePage {
       return this.reconnectLater();
     }
     if (this.closed) return;
-    const scheme = location.protocol === 'https:' ? 'wss' : 'ws';
-    const url = `${scheme}://${location.host}/api/v1/spaces/${this.id}/ws?ticket=${encodeURIComponent(ticket.ticket)}`;
+    if (!this.node) this.node = await this.pickNode();
+    if (this.closed) return;
+    const base = new URL(this.node);
+    const scheme = base.protocol === 'https:' ? 'wss' : 'ws';
+    const url = `${scheme}://${base.host}/api/v1/spaces/${this.id}/ws?ticket=${encodeURIComponent(ticket.ticket)}`;
     const ws = new WebSocket(url);
     ws.binaryType = 'arraybuffer';
     this.socket = ws;
@@ -136,6 +141,13 @@ class SpacePage {
         this.removed = true;
         return this.render();
       }
+      // Sent elsewhere: to the origin (the stage) or to another edge (this one lost its bus).
+      if (e.code === 4307 && /^https?:\/\//.test(e.reason)) {
+        this.node = e.reason;
+        return this.connect();
+      }
+      // Gone without a word (the node died): ask again where to go.
+      if (e.code === 1006) this.node = null;
       if (this.state === 'ended') return this.render();
       if (e.code === 1007 || e.code === 1008 || e.code === 1003) toast(`Disconnected: ${e.reason}`);
       // Overloaded: the server says when to come back.
@@ -143,6 +155,19 @@ class SpacePage {
       if (told) toast('The server is overloaded; back in a moment');
       this.reconnectLater(told ? Number(told[1]) * 1000 : null);
     };
+  }
+
+  /** Where to connect: in a cluster, the edge with the most room (the origin for the
+   * stage); on a single node, here. */
+  async pickNode() {
+    try {
+      const where = await api('GET', `/spaces/${this.id}/edges`);
+      if (this.onStage && where.origin) return where.origin;
+      if (!this.onStage && where.edges.length) return where.edges[0].url;
+    } catch {
+      // Not known: stay here.
+    }
+    return location.origin;
   }
 
   async reconnectLater(afterMs = null) {

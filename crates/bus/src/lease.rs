@@ -115,6 +115,27 @@ impl Leases {
         })
     }
 
+    /// The leases in `bucket` if it exists, to read who holds what (never to take a lease:
+    /// this reader has no node name).
+    pub async fn open_existing(bus: &Bus, bucket: &str) -> Result<Option<Self>, BusError> {
+        let client = bus
+            .nats_client()
+            .ok_or_else(|| BusError::Io("leases need a NATS bus".into()))?;
+        let js = async_nats::jetstream::new(client.clone());
+        let Ok(kv) = js.get_key_value(bucket).await else {
+            return Ok(None);
+        };
+        let status = kv
+            .status()
+            .await
+            .map_err(|e| BusError::Io(format!("lease bucket {bucket}: {e}")))?;
+        Ok(Some(Self {
+            kv,
+            ttl: status.info.config.max_age,
+            node: String::new(),
+        }))
+    }
+
     /// Takes the lease of Space `space` if nobody holds it; `None` if another node does.
     pub async fn acquire(&self, space: &str) -> Result<Option<Lease>, BusError> {
         let key = key(space);

@@ -121,6 +121,17 @@ impl Bus {
         })
     }
 
+    /// Whether the bus is up: always in-process; over NATS, while the client is connected
+    /// (it reconnects by itself when the server comes back).
+    pub fn is_connected(&self) -> bool {
+        match &self.inner {
+            Inner::Local(_) => true,
+            Inner::Nats(client) => {
+                client.connection_state() == async_nats::connection::State::Connected
+            }
+        }
+    }
+
     /// What went over this bus from this node.
     pub fn stats(&self) -> &BusStats {
         &self.stats

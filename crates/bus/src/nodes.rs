@@ -65,6 +65,15 @@ impl Nodes {
         Ok(Self { kv })
     }
 
+    /// The node list in `bucket` if it exists (a reader that must not make one).
+    pub async fn open_existing(bus: &Bus, bucket: &str) -> Result<Option<Self>, BusError> {
+        let client = bus
+            .nats_client()
+            .ok_or_else(|| BusError::Io("the node list needs a NATS bus".into()))?;
+        let js = async_nats::jetstream::new(client.clone());
+        Ok(js.get_key_value(bucket).await.ok().map(|kv| Self { kv }))
+    }
+
     /// Puts (or refreshes) this node's entry.
     pub async fn put(&self, node: &NodeInfo) -> Result<(), BusError> {
         let value = serde_json::to_vec(node).expect("a node serializes");

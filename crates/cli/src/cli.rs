@@ -48,6 +48,12 @@ pub enum Cmd {
     },
     /// Open many listeners against a server (or any Ogg stream) and report how they fared.
     Loadtest(LoadtestArgs),
+    /// A cluster's nodes, their load and its Spaces, read from its NATS server.
+    Cluster {
+        /// What to show.
+        #[command(subcommand)]
+        what: ClusterCmd,
+    },
     /// Attacks a server on this machine (loopback only), or probes it while others do: for
     /// benchmarks of the admission path (bench/attack.sh).
     Attack(AttackArgs),
@@ -108,6 +114,23 @@ pub struct AttackArgs {
     pub json: Option<PathBuf>,
 }
 
+/// What `stentor cluster` shows.
+#[derive(Debug, Subcommand)]
+pub enum ClusterCmd {
+    /// Nodes (role, address, listeners), and Spaces with their origin and audience.
+    Status {
+        /// The cluster's NATS server.
+        #[arg(long, env = "STENTOR_NATS", default_value = "nats://127.0.0.1:4222")]
+        nats: String,
+        /// The cluster's name.
+        #[arg(long = "cluster", env = "STENTOR_CLUSTER", default_value = "stentor")]
+        name: String,
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
 /// Flags of `loadtest`.
 #[derive(Debug, clap::Args)]
 pub struct LoadtestArgs {
@@ -153,6 +176,15 @@ pub struct LoadtestArgs {
     /// Draw the run over time as an SVG chart here.
     #[arg(long)]
     pub plot: Option<PathBuf>,
+    /// In a cluster: ask `--url` where to join (`GET /api/v1/spaces/{id}/edges`) and spread
+    /// the listeners over the edges it lists; a listener whose edge goes away moves to the
+    /// next.
+    #[arg(long)]
+    pub edges: bool,
+    /// The base URLs of the nodes to spread listeners over, comma-separated (as `--edges`
+    /// finds them, given by hand).
+    #[arg(long, value_delimiter = ',', conflicts_with = "edges")]
+    pub nodes: Vec<String>,
 }
 
 /// Flags of `serve` and `demo`.
@@ -185,7 +217,16 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             server.run(stentor_server::shutdown_signal()).await?;
         }
         Cmd::Demo(args) => {
-            let server = Server::bind(args.resolve()?).await?;
+            let config = args.resolve()?;
+            if config.role() == stentor_server::config::Role::Edge {
+                anyhow::bail!(
+                    "the demo Space is mixed by an origin: run `stentor demo --role origin --nats URL` \
+                     and serve it with `stentor serve --role edge --nats URL --bind ADDR`"
+                );
+            }
+            let role = config.role();
+            let (nats, key) = (config.cluster.nats.clone(), config.ticket_key_path());
+            let server = Server::bind(config).await?;
             let (space, host) = demo::prepare(server.state()).await?;
             demo::spawn_speaker(space, host);
             let base = server.base_url();
@@ -197,6 +238,12 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 "  record 10 seconds:   stentor listen --server {base} --space demo --seconds 10 --out demo.ogg"
             );
             println!("  space state:         curl {base}/api/v1/spaces/demo");
+            if let (stentor_server::config::Role::Origin, Some(nats)) = (role, nats) {
+                println!(
+                    "  an edge serving it:  stentor serve --role edge --nats {nats} --bind 127.0.0.1:8081 --ticket-key-file {}",
+                    key.display()
+                );
+            }
             server.run(stentor_server::shutdown_signal()).await?;
         }
         Cmd::Speak {
@@ -217,6 +264,16 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             speak::run(&api, &space, source, seconds).await?;
         }
         Cmd::Loadtest(args) => loadtest(args).await?,
+        Cmd::Cluster {
+            what: ClusterCmd::Status { nats, name, json },
+        } => {
+            let status = crate::cluster::status(&nats, &name).await?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&status)?);
+            } else {
+                print!("{}", status.table());
+            }
+        }
         Cmd::Attack(args) => attack(args).await?,
         Cmd::LoadtestWorker { shard } => stentor_loadtest::run::worker_main(&shard)?, // normally run by main
         Cmd::Listen {
@@ -254,6 +311,25 @@ async fn attack(args: AttackArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The edges a node lists for Space `space`, the one with the most room first.
+async fn discover_edges(url: &str, space: &str) -> anyhow::Result<Vec<String>> {
+    let where_to: serde_json::Value = reqwest::get(format!("{url}/api/v1/spaces/{space}/edges"))
+        .await?
+        .error_for_status()?
+        .json()
+        .await?;
+    let edges: Vec<String> = where_to["edges"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|e| e["url"].as_str().map(str::to_owned))
+        .collect();
+    if edges.is_empty() {
+        anyhow::bail!("{url} lists no edges for {space}: is it a node of a cluster?");
+    }
+    Ok(edges)
+}
+
 async fn loadtest(args: LoadtestArgs) -> anyhow::Result<()> {
     use stentor_loadtest::{Plan, Profile, Transport, plan::parse_sources};
     let transport = if args.transport == "ogg" {
@@ -284,7 +360,13 @@ async fn loadtest(args: LoadtestArgs) -> anyhow::Result<()> {
             .workers
             .unwrap_or_else(|| stentor_loadtest::plan::default_workers(args.listeners))
             .max(1),
+        nodes: args.nodes,
     };
+    let mut plan = plan;
+    if args.edges {
+        plan.nodes = discover_edges(&plan.url, &plan.space).await?;
+        eprintln!("edges: {}", plan.nodes.join(" "));
+    }
     eprintln!(
         "{} listeners over {:?}, {:?}, {} worker(s), {} source addresses",
         plan.listeners,

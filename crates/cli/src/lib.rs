@@ -3,6 +3,7 @@
 
 pub mod cli;
 pub mod client;
+pub mod cluster;
 pub mod demo;
 pub mod latency;
 pub mod listen;

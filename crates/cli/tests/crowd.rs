@@ -19,6 +19,7 @@ fn plan(base: &str, transport: Transport, sources: &str) -> Plan {
         hold_secs: 4.0,
         sources: parse_sources(sources).unwrap(),
         workers: 0,
+        nodes: Vec::new(),
     }
 }
 

@@ -213,6 +213,59 @@ async fn edges_serve_the_origins_mix_forward_hands_and_keep_listeners_through_a_
     hear(&mut one, 440.0, Duration::from_secs(10), &mut seen).await;
     hear(&mut two, 440.0, Duration::from_secs(10), &mut seen).await;
 
+    // `stentor cluster status` shows the four nodes, the Space's origin and its audience on
+    // the edges (and so does the origin's count of listeners).
+    let until = Instant::now() + Duration::from_secs(5);
+    let status = loop {
+        let status = stentor::cluster::status(&nats, &shared.cluster)
+            .await
+            .unwrap();
+        if status.nodes.len() == 4 && status.spaces.get(&space).is_some_and(|s| s.total == 2) {
+            break status;
+        }
+        assert!(
+            Instant::now() < until,
+            "the cluster's status in 5 s: {}",
+            status.table()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    let listed = &status.spaces[&space];
+    assert_eq!(
+        listed.origin.as_deref(),
+        Some("origin-a"),
+        "{}",
+        status.table()
+    );
+    assert_eq!(
+        listed.listeners.get("edge-one"),
+        Some(&1),
+        "{}",
+        status.table()
+    );
+    let roles: Vec<_> = status
+        .nodes
+        .iter()
+        .map(|n| (n.name.as_str(), n.role.as_str()))
+        .collect();
+    assert_eq!(
+        roles,
+        [
+            ("edge-one", "edge"),
+            ("edge-two", "edge"),
+            ("origin-a", "origin"),
+            ("origin-b", "origin")
+        ]
+    );
+    let until = Instant::now() + Duration::from_secs(5);
+    while host.space(&space).await.unwrap()["listeners"] != 2 {
+        assert!(
+            Instant::now() < until,
+            "the origin counts the edges' listeners"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+
     // A hand raised on an edge reaches the host, and its owner hears of it.
     one.send(Message::Text(r#"{"cmd":"request_to_speak"}"#.into()))
         .await

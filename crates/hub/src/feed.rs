@@ -26,6 +26,8 @@ struct Inner {
     ticks: watch::Sender<u64>,
     burst: usize,
     closed: AtomicBool,
+    /// Why it was closed, when not because the stream ended: a close code and its reason.
+    close_reason: parking_lot::Mutex<Option<(u16, String)>>,
     /// Subscribers are woken once every this many frames (the cadence).
     wake_every: AtomicU32,
     /// The largest backlog a subscriber had when it read, since it was last taken.
@@ -56,6 +58,7 @@ impl Feed {
                 ticks,
                 burst,
                 closed: AtomicBool::new(false),
+                close_reason: parking_lot::Mutex::new(None),
                 wake_every: AtomicU32::new(1),
                 max_lag: AtomicU64::new(0),
                 listeners: AtomicUsize::new(0),
@@ -123,6 +126,18 @@ impl Feed {
         self.inner.closed.store(true, Ordering::Release);
         self.inner.head.send_modify(|_| {});
         self.inner.ticks.send_modify(|_| {});
+    }
+
+    /// Ends the feed for a reason other than the stream's end (this node lets its
+    /// listeners go): WebSocket listeners are closed with `code` and `reason`.
+    pub fn close_with(&self, code: u16, reason: &str) {
+        *self.inner.close_reason.lock() = Some((code, reason.to_owned()));
+        self.close();
+    }
+
+    /// The code and reason given to [`Feed::close_with`], if it was.
+    pub fn close_reason(&self) -> Option<(u16, String)> {
+        self.inner.close_reason.lock().clone()
     }
 
     /// Whether [`Feed::close`] was called.

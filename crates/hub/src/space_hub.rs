@@ -132,6 +132,13 @@ impl Hub {
         self.ogg.close();
     }
 
+    /// Ends every feed for a reason other than the Space's end: WebSocket listeners are
+    /// closed with `code` and `reason` (say, where to go instead).
+    pub fn close_with(&self, code: u16, reason: &str) {
+        self.ws.close_with(code, reason);
+        self.ogg.close_with(code, reason);
+    }
+
     /// Listeners attached to any transport.
     pub fn listeners(&self) -> usize {
         self.ws.subscribers() + self.ogg.subscribers()

@@ -21,6 +21,8 @@ pub struct Account {
     max_offset_us: i64,
     stalls: u64,
     retries: u64,
+    moves: u64,
+    longest_gap_us: i64,
 }
 
 /// The compact summary a worker reports for each listener.
@@ -50,6 +52,13 @@ pub struct Outcome {
     /// Times this listener was told to come back later and did, before it got in.
     #[serde(default)]
     pub retries: u64,
+    /// Times this listener moved to another node after receiving audio (its node went away
+    /// or sent it elsewhere).
+    #[serde(default)]
+    pub moves: u64,
+    /// The longest time between two frames it received, microseconds: the gap in its audio.
+    #[serde(default)]
+    pub longest_gap_us: i64,
 }
 
 impl Account {
@@ -68,6 +77,11 @@ impl Account {
         self.retries += 1;
     }
 
+    /// Records a move to another node after audio was received.
+    pub fn on_move(&mut self) {
+        self.moves += 1;
+    }
+
     /// Records the join ticket arriving at `now_us`.
     pub fn on_ticket(&mut self, now_us: i64) {
         self.ticket_us = Some(now_us - self.started_us);
@@ -77,8 +91,12 @@ impl Account {
     pub fn on_frame(&mut self, seq: u64, now_us: i64) {
         if self.first_audio_us.is_none() {
             self.first_audio_us = Some(now_us - self.started_us);
-        } else if now_us - self.last_arrival_us > STALL_US {
-            self.stalls += 1;
+        } else {
+            let gap = now_us - self.last_arrival_us;
+            self.longest_gap_us = self.longest_gap_us.max(gap);
+            if gap > STALL_US {
+                self.stalls += 1;
+            }
         }
         match self.last_seq {
             Some(last) if seq <= last => return, // duplicate or reordered: not new audio
@@ -112,6 +130,8 @@ impl Account {
             max_offset_us: self.max_offset_us,
             stalls: self.stalls,
             retries: self.retries,
+            moves: self.moves,
+            longest_gap_us: self.longest_gap_us,
         }
     }
 }

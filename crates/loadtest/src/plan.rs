@@ -59,6 +59,11 @@ pub struct Plan {
     pub sources: Vec<Ipv4Addr>,
     /// Worker processes (0: run in this process, for tests).
     pub workers: usize,
+    /// In a cluster: the base URLs of the edges to spread listeners over (listener `i` starts
+    /// on the `i`-th, round the list); a listener whose edge goes away moves to the next.
+    /// Empty: everyone on `url`.
+    #[serde(default)]
+    pub nodes: Vec<String>,
 }
 
 /// One worker's part of a plan: every `stride`-th listener from `first`, all sharing one
@@ -99,6 +104,15 @@ pub fn default_workers(listeners: usize) -> usize {
 }
 
 impl Plan {
+    /// The base URL listener `i` joins through after `moves` moves: its edge, round the
+    /// list, or the plan's URL.
+    pub fn node(&self, i: usize, moves: u64) -> &str {
+        if self.nodes.is_empty() {
+            return &self.url;
+        }
+        &self.nodes[(i + moves as usize) % self.nodes.len()]
+    }
+
     /// When listener `i` joins, after the start of the run.
     pub fn join_offset(&self, i: usize, start_unix_ms: i64) -> Duration {
         match self.profile {
@@ -191,6 +205,7 @@ mod tests {
             hold_secs: 1.0,
             sources: parse_sources("127.0.0.2-127.0.0.4").unwrap(),
             workers,
+            nodes: Vec::new(),
         }
     }
 

@@ -113,6 +113,12 @@ pub struct Report {
     pub retries: u64,
     /// Listeners that got in after being told to come back later at least once.
     pub admitted_after_retry: usize,
+    /// Moves to another node after audio (a node gone or sending listeners elsewhere).
+    pub moves: u64,
+    /// Listeners that moved at least once.
+    pub moved: usize,
+    /// Each listener's longest time between two frames: the gap in its audio.
+    pub longest_gap_ms: Spread,
     /// Seconds from the start (a crowd's scheduled instant, the run's start otherwise) until
     /// 99 % of the planned listeners had audio; `None` if they never did.
     pub admitted_99_s: Option<f64>,
@@ -167,6 +173,9 @@ impl Report {
             stalls: outcomes.iter().map(|o| o.stalls).sum(),
             retries: outcomes.iter().map(|o| o.retries).sum(),
             admitted_after_retry: ok.iter().filter(|o| o.retries > 0).count(),
+            moves: outcomes.iter().map(|o| o.moves).sum(),
+            moved: outcomes.iter().filter(|o| o.moves > 0).count(),
+            longest_gap_ms: Spread::of_us(ok.iter().map(|o| o.longest_gap_us)),
             admitted_99_s: None,
             timeline,
         }
@@ -235,6 +244,18 @@ impl Report {
         );
         if let Some(secs) = self.admitted_99_s {
             row(&mut s, "99 % had audio after", format!("{secs:.2} s"));
+        }
+        row(
+            &mut s,
+            "longest gap per listener",
+            spread(&self.longest_gap_ms),
+        );
+        if self.moves > 0 {
+            row(
+                &mut s,
+                "moved to another node",
+                format!("{} times; {} listeners", self.moves, self.moved),
+            );
         }
         if self.retries > 0 {
             row(

@@ -122,8 +122,10 @@ pub async fn run_shard(shard: Shard, mut on_tick: impl FnMut(Tick)) -> Vec<Outco
             tokio::time::sleep_until(at).await;
             counters.joined.fetch_add(1, Ordering::Relaxed);
             let mut account = Account::new(now_us());
+            let mut node = plan.node(i, 0).to_owned();
+            let mut moves = 0;
             let result = loop {
-                match listen(&plan, i, &mut account, end, &counters).await {
+                match listen(&plan, &node, i, &mut account, end, &counters).await {
                     // Told to come back: wait as told (if the run lasts that long), then retry.
                     Err(e) if account.frames() == 0 => match e.downcast_ref::<RetryLater>() {
                         Some(RetryLater(secs))
@@ -135,6 +137,20 @@ pub async fn run_shard(shard: Shard, mut on_tick: impl FnMut(Tick)) -> Vec<Outco
                         }
                         _ => break Err(e),
                     },
+                    // Its node went away or sent it elsewhere: on to another while the run
+                    // lasts (a few times at most, so a cluster that is down ends the run).
+                    Err(e)
+                        if may_move(&plan, &e)
+                            && moves < MAX_MOVES
+                            && Instant::now() + MOVE_MARGIN < end =>
+                    {
+                        moves += 1;
+                        account.on_move();
+                        node = match e.downcast_ref::<Moved>() {
+                            Some(Moved(url)) => url.clone(),
+                            None => plan.node(i, moves).to_owned(),
+                        };
+                    }
                     other => break other,
                 }
             };
@@ -170,9 +186,25 @@ pub async fn run_shard(shard: Shard, mut on_tick: impl FnMut(Tick)) -> Vec<Outco
         .collect()
 }
 
-/// The plan's URL, the server's address, and the host name and port to send.
-async fn target(plan: &crate::Plan) -> anyhow::Result<(reqwest::Url, SocketAddr, String, u16)> {
-    let url: reqwest::Url = plan.url.parse().context("the url")?;
+/// Most times one listener moves to another node in a run.
+const MAX_MOVES: u64 = 10;
+/// A listener does not move when less than this is left of the run.
+const MOVE_MARGIN: Duration = Duration::from_secs(1);
+
+/// A node's "go there instead" (WebSocket close 4307 with the address as its reason).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("sent to {0}")]
+pub struct Moved(pub String);
+
+/// Whether a listener that had audio and lost it moves on: when it was sent elsewhere, or
+/// when the plan has nodes to move between.
+fn may_move(plan: &crate::Plan, e: &anyhow::Error) -> bool {
+    e.downcast_ref::<Moved>().is_some() || plan.nodes.len() > 1
+}
+
+/// A URL, the server's address, and the host name and port to send.
+async fn target(base: &str) -> anyhow::Result<(reqwest::Url, SocketAddr, String, u16)> {
+    let url: reqwest::Url = base.parse().context("the url")?;
     let host = url
         .host_str()
         .ok_or_else(|| anyhow!("no host in {url}"))?
@@ -203,7 +235,7 @@ async fn announced_window(plan: &crate::Plan, i: usize, at: Instant) -> Duration
 /// Asks for the Space's status on a connection of its own; its `join_window_secs`.
 async fn status_window(plan: &crate::Plan, i: usize) -> anyhow::Result<u64> {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let (_, addr, host, port) = target(plan).await?;
+    let (_, addr, host, port) = target(plan.node(i, 0)).await?;
     let mut stream = connect_from(plan.source(i), addr).await?;
     let request = format!(
         "GET /api/v1/spaces/{}/status HTTP/1.1\r\nHost: {host}:{port}\r\nConnection: close\r\n\r\n",
@@ -223,12 +255,13 @@ async fn status_window(plan: &crate::Plan, i: usize) -> anyhow::Result<u64> {
 
 async fn listen(
     plan: &crate::Plan,
+    node: &str,
     i: usize,
     account: &mut Account,
     end: Instant,
     counters: &Counters,
 ) -> anyhow::Result<()> {
-    let (url, addr, host, port) = target(plan).await?;
+    let (url, addr, host, port) = target(node).await?;
     let on_frame = |seq: u64, account: &mut Account| {
         if account.frames() == 0 {
             counters.connected.fetch_add(1, Ordering::Relaxed);
@@ -465,7 +498,17 @@ async fn ws_listen(
                     let seq = &buf[start + 1..start + 9];
                     on_frame(u64::from_be_bytes(seq.try_into().expect("8 bytes")));
                 }
-                OpCode::Control(Control::Close) => bail!("closed by the server"),
+                OpCode::Control(Control::Close) => {
+                    let payload = &buf[start..total];
+                    let code = payload
+                        .get(..2)
+                        .map_or(1005, |c| u16::from_be_bytes([c[0], c[1]]));
+                    let reason = String::from_utf8_lossy(payload.get(2..).unwrap_or_default());
+                    if code == 4307 {
+                        return Err(Moved(reason.into_owned()).into());
+                    }
+                    bail!("closed by the server: {code} {reason}");
+                }
                 _ => {}
             }
             buf.advance(total);

@@ -126,6 +126,7 @@ fn plan(base: String, transport: Transport) -> Plan {
         hold_secs: 5.0,
         sources: parse_sources("127.0.0.2-127.0.0.3").unwrap(),
         workers: 0,
+        nodes: Vec::new(),
     }
 }
 

@@ -485,6 +485,14 @@ impl Config {
             .unwrap_or_else(|| stentor_bus::subject::DEFAULT_CLUSTER.to_owned())
     }
 
+    /// The file tickets are signed with: the shared one given, or the data directory's.
+    pub fn ticket_key_path(&self) -> std::path::PathBuf {
+        self.auth
+            .ticket_key_file
+            .clone()
+            .unwrap_or_else(|| self.data_dir().join(crate::secrets::TICKET_KEY_FILE))
+    }
+
     /// What this node does in a cluster.
     pub fn role(&self) -> Role {
         self.cluster.role.unwrap_or_default()

@@ -92,6 +92,8 @@ pub struct Metrics {
     pub commands_forwarded: Counter,
     /// Snapshots this edge asked for that no origin answered.
     pub snapshots_failed: Counter,
+    /// Times this edge, cut off from the bus, sent a Space's listeners elsewhere.
+    pub bus_cut_off: Counter,
     /// From a command being queued to its outcome (waiting its turn, carried out, stored),
     /// seconds.
     pub command_seconds: Histogram,
@@ -134,6 +136,7 @@ impl Default for Metrics {
             bus_delay_seconds: Histogram::new(exponential_buckets(0.000_05, 2.0, 14)),
             commands_forwarded: Counter::default(),
             snapshots_failed: Counter::default(),
+            bus_cut_off: Counter::default(),
             registry: Registry::default(),
         };
         let mut registry = Registry::with_prefix("stentor");
@@ -292,6 +295,11 @@ impl Default for Metrics {
             "snapshots_failed",
             "Snapshots this edge asked for that no origin answered",
             m.snapshots_failed.clone(),
+        );
+        registry.register(
+            "bus_cut_off",
+            "Times this edge, cut off from the bus, sent a Space's listeners elsewhere",
+            m.bus_cut_off.clone(),
         );
         registry.register(
             "command_seconds",

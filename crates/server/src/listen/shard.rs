@@ -148,7 +148,11 @@ impl Shard {
                         self.pass().await;
                     }
                     if ended {
-                        self.close_all(close::NORMAL, "the space has ended").await;
+                        let (code, reason) = self
+                            .feed
+                            .close_reason()
+                            .unwrap_or((close::NORMAL, "the space has ended".into()));
+                        self.close_all(code, &reason).await;
                         break;
                     }
                 }

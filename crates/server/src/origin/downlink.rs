@@ -8,12 +8,14 @@ use crate::cluster::Cluster;
 use crate::metrics::Metrics;
 use crate::origin::uplink::{Forwarded, Outcome};
 use bytes::Bytes;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 use stentor_bus::{BusError, Envelope, Snapshot, Subjects, Subscription};
 use stentor_hub::Hub;
 use stentor_space::{Command, UserId};
+use stentor_space::{Lifecycle, Role};
 use tokio::time::Instant;
 use tracing::Instrument;
 
@@ -25,6 +27,45 @@ const REFRESH: Duration = Duration::from_secs(5);
 const RETRY: Duration = Duration::from_millis(500);
 /// How often timed work runs (closing reaction windows).
 const TICK: Duration = Duration::from_millis(100);
+/// How long an edge waits for its bus to come back before it sends its listeners to
+/// another edge, rather than keeping them in silence.
+const CUT_OFF: Duration = Duration::from_secs(2);
+
+/// A Space's state as its origin tells edges in a snapshot (JSON).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SpaceState {
+    /// Title.
+    pub title: String,
+    /// Announced start, Unix seconds.
+    pub starts_at: Option<i64>,
+    /// Lifecycle state.
+    pub state: Lifecycle,
+    /// Host user id.
+    pub host: UserId,
+    /// Stage members: (user, role, muted).
+    pub stage: Vec<(UserId, Role, bool)>,
+    /// Open invitations to speak.
+    pub invited: Vec<UserId>,
+    /// Who was removed.
+    pub removed: Vec<UserId>,
+    /// Handles of the stage.
+    pub names: BTreeMap<UserId, String>,
+    /// Where the origin's clients reach it (where the stage goes).
+    pub origin: Option<String>,
+}
+
+/// The state of Space `id` from its origin, if one answers (an edge loading a Space: no
+/// read of the store).
+pub async fn fetch(cluster: &Cluster, id: &str) -> Option<SpaceState> {
+    let subjects = Subjects::new(&cluster.name, id).ok()?;
+    let bytes = cluster
+        .bus
+        .request(&subjects.snapshot, Bytes::new(), ASK)
+        .await
+        .ok()?;
+    let snapshot = Snapshot::decode(&bytes).ok()?;
+    serde_json::from_slice(&snapshot.state).ok()
+}
 
 /// What the downlink asks of the Space it serves.
 pub trait Mirror: Send + Sync + 'static {
@@ -156,6 +197,7 @@ impl Downlink {
         let mut refresh = Instant::now();
         let mut tick = tokio::time::interval(TICK);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut cut: Option<Instant> = None;
         loop {
             tokio::select! {
                 message = media.next() => {
@@ -178,6 +220,15 @@ impl Downlink {
                 }
                 _ = tick.tick() => {
                     let Some(live) = space.upgrade() else { break };
+                    if !self.cluster.bus.is_connected() {
+                        let since = *cut.get_or_insert_with(Instant::now);
+                        if since.elapsed() >= CUT_OFF {
+                            self.send_listeners_away(&feed.hub, live.metrics());
+                            return;
+                        }
+                        continue;
+                    }
+                    cut = None;
                     if let Some(counts) = live.poll_reactions() {
                         let json = serde_json::to_vec(&Forwarded::Reactions { counts })
                             .expect("serializes");
@@ -209,6 +260,28 @@ impl Downlink {
             }
         }
         feed.hub.close();
+    }
+}
+
+impl Downlink {
+    /// Closes the hub's listeners with where to go: another edge of the cluster as last
+    /// listed, or, if there is none, when to try again.
+    fn send_listeners_away(&self, hub: &Hub, metrics: &Metrics) {
+        use stentor_hub::wsframe::close;
+        let elsewhere = self
+            .cluster
+            .known_edges()
+            .into_iter()
+            .find(|n| n.name != self.cluster.node);
+        tracing::warn!(to = ?elsewhere.as_ref().map(|n| &n.url), "cut off from the bus: sending the listeners away");
+        metrics.bus_cut_off.inc();
+        match elsewhere {
+            Some(edge) => hub.close_with(close::REDIRECT, &edge.url),
+            None => hub.close_with(
+                close::TRY_AGAIN_LATER,
+                "this node lost the cluster's bus; retry in 2 s",
+            ),
+        }
     }
 }
 
@@ -290,21 +363,70 @@ impl Feed {
     /// overlapping what came live), counting the frames that never came.
     fn frame(&mut self, seq: u64, packet: &[u8], metrics: &Metrics) {
         let now = Instant::now();
+        // Numbered on by the time that passed (at most `MAX_GAP`), never by a new origin's
+        // count: a listener's stream stays in step with the clock.
+        let passed = (now.duration_since(self.at).as_millis() as u64 / 20).clamp(1, MAX_GAP);
         self.out = match self.last {
             None => seq,
             Some(last) if seq > last => {
                 let gap = seq - last - 1;
                 metrics.bus_missed.inc_by(gap.min(1_000));
-                // Numbered on by the time that passed, not by a new origin's count.
-                let passed = now.duration_since(self.at).as_millis() as u64 / 20;
-                self.out + 1 + gap.min(passed).min(MAX_GAP)
+                self.out + (gap + 1).min(passed)
             }
             Some(_) if now.duration_since(self.at) < SILENCE => return,
-            Some(_) => self.out + 1,
+            Some(_) => self.out + passed,
         };
         metrics.bus_received.inc();
         self.hub.publish_frame(self.out, packet);
         self.last = Some(seq);
         self.at = now;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use stentor_hub::{HubConfig, Snapshot as Frames, wsframe};
+
+    fn published(hub: &Hub) -> Vec<u64> {
+        let mut snap = Frames::default();
+        hub.ws.snapshot(&mut snap);
+        (snap.start()..snap.head())
+            .filter_map(|n| snap.get(n))
+            .map(|f| {
+                let p = wsframe::payload(f);
+                u64::from_be_bytes(p[1..9].try_into().unwrap())
+            })
+            .collect()
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_edge_numbers_on_through_gaps_repeats_and_a_new_origin_counting_from_zero() {
+        let hub = Hub::new(HubConfig::default(), "t", 1);
+        let metrics = Metrics::default();
+        let mut feed = Feed {
+            hub: hub.clone(),
+            last: None,
+            at: Instant::now(),
+            out: 0,
+        };
+        let step = |ms| tokio::time::advance(Duration::from_millis(ms));
+        for seq in [500, 501] {
+            feed.frame(seq, &[0xf8], &metrics);
+            step(20).await;
+        }
+        // Two frames lost on the way, then a snapshot's tail repeating what came.
+        step(40).await;
+        feed.frame(504, &[0xf8], &metrics);
+        feed.frame(503, &[0xf8], &metrics);
+        feed.frame(504, &[0xf8], &metrics);
+        // The origin dies; after the lease's time a standby starts from 0.
+        step(3_000).await;
+        feed.frame(0, &[0xf8], &metrics);
+        step(20).await;
+        feed.frame(1, &[0xf8], &metrics);
+        assert_eq!(published(&hub), [500, 501, 504, 654, 655]);
+        assert_eq!(metrics.bus_missed.get(), 2);
+        assert_eq!(metrics.bus_received.get(), 5);
     }
 }

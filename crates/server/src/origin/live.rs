@@ -4,12 +4,12 @@
 
 use crate::cluster::Cluster;
 use crate::metrics::Metrics;
-use crate::origin::downlink::{Downlink, Forward, Mirror};
+use crate::origin::downlink::{Downlink, Forward, Mirror, SpaceState};
 use crate::origin::mixer::{self, MixerInput};
 use crate::origin::uplink::{Answer, Answers, Forwarded, Outcome, Uplink};
 use bytes::{BufMut, Bytes, BytesMut};
 use parking_lot::Mutex;
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::Instant;
@@ -186,25 +186,6 @@ pub struct LiveSpace {
     /// Listeners of this Space on the cluster's edges (an origin learns it from the node
     /// list).
     remote_listeners: std::sync::atomic::AtomicUsize,
-}
-
-/// A Space's state as its origin tells edges in a snapshot (JSON).
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct SpaceState {
-    /// Lifecycle state.
-    pub state: Lifecycle,
-    /// Host user id.
-    pub host: UserId,
-    /// Stage members: (user, role, muted).
-    pub stage: Vec<(UserId, Role, bool)>,
-    /// Open invitations to speak.
-    pub invited: Vec<UserId>,
-    /// Who was removed.
-    pub removed: Vec<UserId>,
-    /// Handles of the stage.
-    pub names: BTreeMap<UserId, String>,
-    /// Where the origin's clients reach it (where the stage goes).
-    pub origin: Option<String>,
 }
 
 /// Summary of a Space for the API.
@@ -791,6 +772,8 @@ impl Answers for LiveSpace {
             let names = self.names.lock();
             let stage: Vec<_> = domain.stage().map(|(u, m)| (u, m.role, m.muted)).collect();
             SpaceState {
+                title: self.title.clone(),
+                starts_at: self.starts_at,
                 state: domain.lifecycle(),
                 host: domain.host(),
                 names: stage

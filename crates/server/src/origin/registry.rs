@@ -2,6 +2,7 @@
 
 use crate::config::SpaceRules as Rules;
 use crate::error::ApiError;
+use crate::origin::downlink::SpaceState;
 use crate::origin::live::{LiveSpace, Making, role_from_name};
 use parking_lot::Mutex;
 use std::collections::HashMap;
@@ -46,10 +47,15 @@ impl Spaces {
         self.making.rules
     }
 
-    /// The loaded Space `id`, marked as used now.
+    /// The loaded Space `id`, marked as used now. An edge's Space whose listeners were sent
+    /// away (its bus was cut) is dropped here, to be loaded afresh.
     fn use_loaded(&self, id: &str) -> Option<Arc<LiveSpace>> {
         let mut loaded = self.loaded.lock();
         let entry = loaded.get_mut(id)?;
+        if entry.space.is_edge() && entry.space.hub.ws.close_reason().is_some() {
+            loaded.remove(id);
+            return None;
+        }
         entry.used = Instant::now();
         Some(entry.space.clone())
     }
@@ -80,10 +86,16 @@ impl Spaces {
         self.use_loaded(id)
     }
 
-    /// The runtime of Space `id`, loading it from the store if needed.
+    /// The runtime of Space `id`, loading it if needed: on an edge from its origin's
+    /// snapshot (no read of the store), otherwise, or when no origin answers, from the store.
     pub async fn get(&self, id: &str) -> Result<Arc<LiveSpace>, ApiError> {
         if let Some(space) = self.use_loaded(id) {
             return Ok(space);
+        }
+        if let Some(cluster) = self.making.cluster.as_ref().filter(|c| c.is_edge())
+            && let Some(state) = crate::origin::downlink::fetch(cluster, id).await
+        {
+            return Ok(self.load_described(id, state));
         }
         let store = &self.making.store;
         let record = store.space(id).await?.ok_or(ApiError::NotFound("space"))?;
@@ -112,6 +124,33 @@ impl Spaces {
             }
         }
         Ok(self.insert(record, domain, names))
+    }
+
+    /// Loads Space `id` as its origin described it.
+    fn load_described(&self, id: &str, state: SpaceState) -> Arc<LiveSpace> {
+        let lifecycle = state.state;
+        let record = SpaceRecord {
+            id: id.to_owned(),
+            host_id: state.host,
+            title: state.title,
+            state: match lifecycle {
+                Lifecycle::Live => "live",
+                Lifecycle::Ended => "ended",
+                Lifecycle::Scheduled => "scheduled",
+            }
+            .into(),
+            starts_at: state.starts_at,
+            created_at: 0,
+        };
+        let domain = Space::restore(
+            state.host,
+            Limits::default(),
+            lifecycle,
+            state.stage,
+            state.invited,
+            state.removed,
+        );
+        self.insert(record, domain, state.names.into_iter().collect())
     }
 
     /// Creates a new Space in the store and loads it.
