@@ -113,8 +113,14 @@ impl Bus {
     /// A bus over the NATS server at `url`, checked to be fit for stentor (see
     /// [`nats::MIN_VERSION`]).
     pub async fn nats(url: &str) -> Result<Self, BusError> {
+        Self::nats_as(url, "stentor").await
+    }
+
+    /// As [`Bus::nats`], the connection named `name` on the server (its monitoring pages
+    /// show each node's traffic under its name).
+    pub async fn nats_as(url: &str, name: &str) -> Result<Self, BusError> {
         let stats = Arc::new(BusStats::default());
-        let client = nats::connect(url, stats.clone()).await?;
+        let client = nats::connect(url, name, stats.clone()).await?;
         Ok(Self {
             inner: Inner::Nats(client),
             stats,

@@ -14,12 +14,16 @@ pub const MIN_VERSION: (u32, u32) = (2, 9);
 /// Connects to `url`, counting slow-consumer drops into `stats`, and checks the server.
 pub(crate) async fn connect(
     url: &str,
+    name: &str,
     stats: Arc<BusStats>,
 ) -> Result<async_nats::Client, BusError> {
     let client = async_nats::ConnectOptions::new()
-        .name("stentor")
+        .name(name)
         .subscription_capacity(SUBSCRIPTION_CAPACITY)
         .connection_timeout(Duration::from_secs(5))
+        // A server cut off (a partition, not a closed socket) is noticed within a few
+        // seconds: two pings unanswered end the connection, and the client reconnects.
+        .ping_interval(Duration::from_secs(1))
         .event_callback(move |event| {
             let stats = stats.clone();
             async move {

@@ -185,6 +185,10 @@ pub struct LoadtestArgs {
     /// finds them, given by hand).
     #[arg(long, value_delimiter = ',', conflicts_with = "edges")]
     pub nodes: Vec<String>,
+    /// Where a listener whose node goes away moves, in turn, comma-separated [default: the
+    /// next of the nodes].
+    #[arg(long, value_delimiter = ',')]
+    pub fallback: Vec<String>,
 }
 
 /// Flags of `serve` and `demo`.
@@ -361,6 +365,7 @@ async fn loadtest(args: LoadtestArgs) -> anyhow::Result<()> {
             .unwrap_or_else(|| stentor_loadtest::plan::default_workers(args.listeners))
             .max(1),
         nodes: args.nodes,
+        fallback: args.fallback,
     };
     let mut plan = plan;
     if args.edges {

@@ -20,6 +20,7 @@ fn plan(base: &str, transport: Transport, sources: &str) -> Plan {
         sources: parse_sources(sources).unwrap(),
         workers: 0,
         nodes: Vec::new(),
+        fallback: Vec::new(),
     }
 }
 

@@ -79,6 +79,7 @@ async fn under_attack_a_new_ticket_costs_a_proof_of_work() {
             sources: parse_sources("127.0.20.1-127.0.20.20").unwrap(),
             workers: 0,
             nodes: Vec::new(),
+            fallback: Vec::new(),
         },
         1000.0,
         false,

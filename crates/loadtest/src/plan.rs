@@ -64,6 +64,9 @@ pub struct Plan {
     /// Empty: everyone on `url`.
     #[serde(default)]
     pub nodes: Vec<String>,
+    /// Where a listener whose node went away moves, in turn (empty: the next of `nodes`).
+    #[serde(default)]
+    pub fallback: Vec<String>,
 }
 
 /// One worker's part of a plan: every `stride`-th listener from `first`, all sharing one
@@ -107,10 +110,15 @@ impl Plan {
     /// The base URL listener `i` joins through after `moves` moves: its edge, round the
     /// list, or the plan's URL.
     pub fn node(&self, i: usize, moves: u64) -> &str {
-        if self.nodes.is_empty() {
+        let list = if moves > 0 && !self.fallback.is_empty() {
+            &self.fallback
+        } else {
+            &self.nodes
+        };
+        if list.is_empty() {
             return &self.url;
         }
-        &self.nodes[(i + moves as usize) % self.nodes.len()]
+        &list[(i + moves as usize) % list.len()]
     }
 
     /// When listener `i` joins, after the start of the run.
@@ -174,6 +182,13 @@ pub fn unit(i: usize, salt: u64) -> f64 {
     (z >> 11) as f64 / (1u64 << 53) as f64
 }
 
+/// Whether `ip` is in 10.99.0.0/16, the addresses of the veth pairs that bench/cluster.sh
+/// gives the network namespace it makes (to cut one node from NATS for real).
+pub fn in_namespace_net(ip: Ipv4Addr) -> bool {
+    let [a, b, ..] = ip.octets();
+    (a, b) == (10, 99)
+}
+
 /// Parses `127.0.0.2-127.0.0.61` or a single address into the list of addresses.
 pub fn parse_sources(spec: &str) -> Result<Vec<Ipv4Addr>, String> {
     let (a, b) = spec.split_once('-').unwrap_or((spec, spec));
@@ -183,9 +198,11 @@ pub fn parse_sources(spec: &str) -> Result<Vec<Ipv4Addr>, String> {
     if hi < lo || hi - lo > 65_535 {
         return Err(format!("{spec}: not a usable range"));
     }
-    if !a.is_loopback() || !b.is_loopback() {
+    let allowed = |ip: Ipv4Addr| ip.is_loopback() || in_namespace_net(ip);
+    if !allowed(a) || !allowed(b) {
         return Err(format!(
-            "{spec}: load tests use loopback source addresses only"
+            "{spec}: load tests use loopback source addresses only (or the 10.99.0.0/16 of \
+             the network namespace a benchmark makes)"
         ));
     }
     Ok((lo..=hi).map(Ipv4Addr::from).collect())
@@ -206,6 +223,7 @@ mod tests {
             sources: parse_sources("127.0.0.2-127.0.0.4").unwrap(),
             workers,
             nodes: Vec::new(),
+            fallback: Vec::new(),
         }
     }
 
@@ -263,6 +281,7 @@ mod tests {
     fn only_loopback_sources_are_accepted() {
         assert_eq!(parse_sources("127.0.0.2-127.0.0.3").unwrap().len(), 2);
         assert!(parse_sources("10.0.0.1-10.0.0.2").is_err());
+        assert_eq!(parse_sources("10.99.0.1").unwrap().len(), 1);
         assert!(parse_sources("127.0.0.9-127.0.0.2").is_err());
     }
 }

@@ -199,7 +199,7 @@ pub struct Moved(pub String);
 /// Whether a listener that had audio and lost it moves on: when it was sent elsewhere, or
 /// when the plan has nodes to move between.
 fn may_move(plan: &crate::Plan, e: &anyhow::Error) -> bool {
-    e.downcast_ref::<Moved>().is_some() || plan.nodes.len() > 1
+    e.downcast_ref::<Moved>().is_some() || plan.nodes.len() > 1 || !plan.fallback.is_empty()
 }
 
 /// A URL, the server's address, and the host name and port to send.

@@ -127,6 +127,7 @@ fn plan(base: String, transport: Transport) -> Plan {
         sources: parse_sources("127.0.0.2-127.0.0.3").unwrap(),
         workers: 0,
         nodes: Vec::new(),
+        fallback: Vec::new(),
     }
 }
 

@@ -623,7 +623,8 @@ async fn join_cluster(
             .unwrap_or_else(|_| "node".into());
         format!("{host}/{bound}")
     });
-    let bus = stentor_bus::Bus::nats(url).await?;
+    let role_name = crate::cluster::role_name(role);
+    let bus = stentor_bus::Bus::nats_as(url, &format!("stentor {role_name} {node}")).await?;
     let lease = config.lease();
     let name = config.cluster_name();
     let bucket = stentor_bus::lease::bucket(&name);
@@ -634,7 +635,6 @@ async fn join_cluster(
         .advertise
         .clone()
         .unwrap_or_else(|| format!("http://{bound}"));
-    let role_name = crate::cluster::role_name(role);
     tracing::info!(cluster = %name, %node, nats = %url, ?lease, role = role_name, url = %advertised, "a node of the cluster");
     Ok(Some(Cluster {
         role,

@@ -27,9 +27,10 @@ const REFRESH: Duration = Duration::from_secs(5);
 const RETRY: Duration = Duration::from_millis(500);
 /// How often timed work runs (closing reaction windows).
 const TICK: Duration = Duration::from_millis(100);
-/// How long an edge waits for its bus to come back before it sends its listeners to
-/// another edge, rather than keeping them in silence.
-const CUT_OFF: Duration = Duration::from_secs(2);
+/// How long an edge that has lost its bus lets its listeners go without audio before it
+/// sends them to another edge, rather than keeping them in silence: longer than a NATS
+/// server's restart takes (when every edge is cut at once, moving helps nobody).
+const CUT_OFF: Duration = Duration::from_secs(3);
 
 /// A Space's state as its origin tells edges in a snapshot (JSON).
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -197,7 +198,8 @@ impl Downlink {
         let mut refresh = Instant::now();
         let mut tick = tokio::time::interval(TICK);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        let mut cut: Option<Instant> = None;
+        // When the media subject last brought anything (or the downlink started).
+        let mut heard = Instant::now();
         loop {
             tokio::select! {
                 message = media.next() => {
@@ -209,6 +211,7 @@ impl Downlink {
                         continue;
                     };
                     let Some(live) = space.upgrade() else { break };
+                    heard = Instant::now();
                     match feed.take(&bytes, &*live) {
                         Change::None => {}
                         Change::State => refresh = Instant::now(),
@@ -221,14 +224,12 @@ impl Downlink {
                 _ = tick.tick() => {
                     let Some(live) = space.upgrade() else { break };
                     if !self.cluster.bus.is_connected() {
-                        let since = *cut.get_or_insert_with(Instant::now);
-                        if since.elapsed() >= CUT_OFF {
+                        if heard.elapsed() >= CUT_OFF {
                             self.send_listeners_away(&feed.hub, live.metrics());
                             return;
                         }
                         continue;
                     }
-                    cut = None;
                     if let Some(counts) = live.poll_reactions() {
                         let json = serde_json::to_vec(&Forwarded::Reactions { counts })
                             .expect("serializes");
@@ -378,6 +379,11 @@ impl Feed {
         };
         metrics.bus_received.inc();
         self.hub.publish_frame(self.out, packet);
+        if self.out.is_multiple_of(50) {
+            metrics
+                .cadence_ms
+                .set(i64::from(self.hub.cadence_frames()) * 20);
+        }
         self.last = Some(seq);
         self.at = now;
     }
