@@ -118,7 +118,8 @@ print(f"{r['admitted']} of {r['listeners']} | {100 * r['on_time_share']:.2f}% | 
       f"{r['moves']} ({r['moved']}) | {fails}")
 PY
 }
-port=$((21000 + RANDOM % 20000))
+# Below the ephemeral range (32768 up), where outgoing connections could hold a port.
+port=$((20000 + RANDOM % 10000))
 next_port() { port=$((port + 2)); }
 key="$work/cluster.key"
 head -c 32 /dev/urandom >"$key"; chmod 600 "$key"

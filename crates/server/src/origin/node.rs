@@ -15,6 +15,8 @@ use tokio::sync::watch;
 
 /// Live Spaces a standby looks at per pass.
 const OPEN_SPACES: u32 = 1_000;
+/// An edge reads the node list once every this many passes.
+const EDGE_READS_EVERY: u64 = 10;
 /// How long an origin taking a Space up waits for its lease before answering.
 const ADOPT_WAIT: Duration = Duration::from_secs(1);
 
@@ -37,6 +39,7 @@ impl Node {
         if self.cluster.role == Role::Origin {
             self.serve_adoptions(down.clone());
         }
+        let mut passes: u64 = 0;
         let mut every = tokio::time::interval(period);
         every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
@@ -54,9 +57,16 @@ impl Node {
                 .dropped
                 .load(std::sync::atomic::Ordering::Relaxed);
             self.metrics.bus_slow.set(slow as i64);
-            match self.cluster.nodes.list().await {
-                Ok(nodes) => *self.cluster.known.write() = nodes,
-                Err(e) => tracing::warn!(error = %e, "could not read the node list"),
+            // Reading the list costs a request per node: an origin (which sums the audiences)
+            // reads it every pass, an edge (which only needs somewhere to send its listeners)
+            // every few seconds, so that many edges do not make the bus's traffic grow with
+            // the square of their number.
+            passes += 1;
+            if self.cluster.role == Role::Origin || passes % EDGE_READS_EVERY == 1 {
+                match self.cluster.nodes.list().await {
+                    Ok(nodes) => *self.cluster.known.write() = nodes,
+                    Err(e) => tracing::warn!(error = %e, "could not read the node list"),
+                }
             }
             if self.cluster.role == Role::Origin {
                 self.count_audiences();
