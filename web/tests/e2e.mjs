@@ -93,6 +93,20 @@ async function startServer(port = 20000 + Math.floor(Math.random() * 20000)) {
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
+/** A node of a cluster (`stentor ARGS… --bind 127.0.0.1:PORT`), once it answers. */
+async function startNode(args, port) {
+  const proc = spawn(bin, [...args, '--bind', `127.0.0.1:${port}`], { stdio: ['ignore', 'pipe', 'pipe'] });
+  proc.stderr.on('data', (d) => process.env.E2E_VERBOSE && process.stderr.write(d));
+  const base = `http://127.0.0.1:${port}`;
+  for (let i = 0; i < 150; i++) {
+    try {
+      if (await healthy(`${base}/healthz`)) return { proc, base, port };
+    } catch { /* not yet */ }
+    await sleep(100);
+  }
+  throw new Error(`the node ${args.join(' ')} did not start`);
+}
+
 async function browser(micWav) {
   const args = [
     '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update',
@@ -177,6 +191,7 @@ async function step(name, fn) {
 }
 
 let { proc, base, port } = await startServer();
+const cluster = [];
 const hostBrowser = await browser(beepWav(join(work, 'host-440.wav'), 440));
 const speakerBrowser = await browser(beepWav(join(work, 'speaker-1000.wav'), 1000));
 const audienceBrowser = await browser(null);
@@ -339,6 +354,52 @@ try {
     }
   });
 
+  // A cluster on the real NATS that .ci/run names: an origin making the demo Space and two
+  // edges. The page comes from the origin, asks where to join, listens through an edge, and
+  // when that edge dies (kill -9) moves to the other by itself.
+  if (!tls && process.env.STENTOR_TEST_NATS_URL) {
+    await step('in a cluster, a listener joins through an edge and moves to another when it dies', async () => {
+      const nats = process.env.STENTOR_TEST_NATS_URL;
+      const common = ['--nats', nats, '--cluster', `e2e-${process.pid}`, '--lease-ms', '1000'];
+      const free = () => 20000 + Math.floor(Math.random() * 12000);
+      const origin = await startNode(['demo', '--role', 'origin', ...common, '--node', 'origin', '--data-dir', join(work, 'origin')], free());
+      cluster.push(origin);
+      const key = join(work, 'origin', 'ticket.key');
+      const edges = [];
+      for (const name of ['edge-a', 'edge-b']) {
+        const edge = await startNode(['serve', '--role', 'edge', ...common, '--node', name, '--data-dir', join(work, name), '--ticket-key-file', key], free());
+        edges.push(edge);
+        cluster.push(edge);
+      }
+      await waitFor('the origin to list both edges', async () => {
+        const where = await (await fetch(`${origin.base}/api/v1/spaces/demo/edges`)).json();
+        return where.edges.length === 2;
+      }, 10000);
+      const listener = await page(audienceBrowser, 'cluster listener');
+      const sockets = [];
+      listener.on('websocket', (ws) => sockets.push(ws.url()));
+      await listener.goto(`${origin.base}/s/demo`);
+      await listener.getByTestId('listen').click();
+      await waitFor('audio through an edge', async () => (await stats(listener)).decodedFrames > 50, 10000);
+      const first = edges.find((e) => sockets[0].startsWith(`ws://127.0.0.1:${e.port}/`));
+      assert.ok(first, `the page's WebSocket went to an edge, not ${sockets[0]}`);
+      const other = edges.find((e) => e !== first);
+      const before = (await stats(listener)).decodedFrames;
+      const t0 = Date.now();
+      first.proc.kill('SIGKILL');
+      await waitFor('audio through the other edge', async () =>
+        sockets.some((u) => u.startsWith(`ws://127.0.0.1:${other.port}/`))
+        && (await stats(listener)).decodedFrames > before + 50, 20000);
+      results.push(`     through ${first.base}, then ${other.base} ${Date.now() - t0} ms after the first was killed`);
+      await listener.close();
+      // The browser logs the connections the dead edge refused: expected.
+      const refused = (e) => e.startsWith('cluster listener:') && e.includes('WebSocket');
+      consoleErrors.splice(0, consoleErrors.length, ...consoleErrors.filter((e) => !refused(e)));
+    });
+  } else if (!tls) {
+    throw new Error('STENTOR_TEST_NATS_URL is not set: the cluster step cannot run (.ci/run sets it)');
+  }
+
   await step('no console errors on any page', async () => {
     assert.deepEqual(consoleErrors, []);
   });
@@ -347,6 +408,7 @@ try {
 } finally {
   await Promise.all([hostBrowser.close(), speakerBrowser.close(), audienceBrowser.close()]);
   proc.kill();
+  for (const node of cluster) node.proc.kill();
 }
 console.log(`\n${results.join('\n')}`);
 if (failed) {
