@@ -206,11 +206,24 @@ impl Api {
         Ok(serde_json::from_value(v)?)
     }
 
-    /// Opens the Space's WebSocket with a ticket and reads the `hello` event.
+    /// Opens the Space's WebSocket with a ticket and reads the `hello` event. A node that
+    /// sends the connection elsewhere (close 4307: an edge sending the stage to the Space's
+    /// origin, or its listeners to another edge) is followed, with the same ticket.
     pub async fn connect(&self, space: &str, ticket: &str) -> anyhow::Result<(SpaceSocket, Value)> {
+        let mut base = self.base.clone();
+        for _ in 0..3 {
+            match self.open_at(&base, space, ticket).await? {
+                Opened::Hello(ws, hello) => return Ok((*ws, hello)),
+                Opened::Elsewhere(url) => base = url,
+            }
+        }
+        bail!("sent elsewhere three times in a row")
+    }
+
+    async fn open_at(&self, base: &str, space: &str, ticket: &str) -> anyhow::Result<Opened> {
         let url = format!(
             "{}/api/v1/spaces/{space}/ws?ticket={ticket}",
-            self.base.replacen("http", "ws", 1)
+            base.replacen("http", "ws", 1)
         );
         // Small audio frames must leave at once: disable Nagle's algorithm.
         let connector = self.tls.clone().map(tokio_tungstenite::Connector::Rustls);
@@ -219,15 +232,29 @@ impl Api {
                 .await
                 .context("websocket connect")?;
         while let Some(msg) = ws.next().await {
-            if let Message::Text(t) = msg? {
-                let v: Value = serde_json::from_str(t.as_str())?;
-                if v["event"] == "hello" {
-                    return Ok((ws, v));
+            match msg? {
+                Message::Text(t) => {
+                    let v: Value = serde_json::from_str(t.as_str())?;
+                    if v["event"] == "hello" {
+                        return Ok(Opened::Hello(Box::new(ws), v));
+                    }
                 }
+                Message::Close(Some(frame)) if u16::from(frame.code) == 4307 => {
+                    return Ok(Opened::Elsewhere(frame.reason.to_string()));
+                }
+                _ => {}
             }
         }
         bail!("the server closed before saying hello")
     }
+}
+
+/// What opening a Space's WebSocket came to.
+enum Opened {
+    /// The connection, and its `hello`.
+    Hello(Box<SpaceSocket>, Value),
+    /// Sent to another node (its base URL).
+    Elsewhere(String),
 }
 
 /// Frames one speaker packet for the WebSocket (`0x01`, sequence, Opus).

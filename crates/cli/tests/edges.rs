@@ -290,6 +290,12 @@ async fn edges_serve_the_origins_mix_forward_hands_and_keep_listeners_through_a_
         .expect("the stage's socket opens on an edge");
     let (code, reason) = common::close_of(&mut at_edge).await;
     assert_eq!((code, reason.as_str()), (4307, origin.base.as_str()));
+    // A client of stentor's follows it there by itself.
+    let (_, hello) = Api::new(&edge_one.base)
+        .connect(&space, &ticket.ticket)
+        .await
+        .unwrap();
+    assert_eq!(hello["role"], "host", "{hello}");
 
     // The origin dies; the standby takes the Space up, the host speaks again there (a new
     // tone), and the listeners hear it on the connections they had.
