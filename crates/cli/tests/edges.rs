@@ -206,6 +206,32 @@ async fn edges_serve_the_origins_mix_forward_hands_and_keep_listeners_through_a_
         .unwrap();
     let speaking = common::speak_tone(&host, &space, 440.0, 120.0);
 
+    // A crowd asking an edge for tickets at once, before the edge has the Space: one load,
+    // one snapshot from the origin (and the downlink's own first one), not one each.
+    let http = reqwest::Client::new();
+    let asks = (0..50).map(|_| {
+        http.post(format!("{}/api/v1/spaces/{space}/tickets", edge_one.base))
+            .send()
+    });
+    for answer in futures_util::future::join_all(asks).await {
+        assert_eq!(answer.unwrap().status(), 200);
+    }
+    let metrics = http
+        .get(format!("{}/metrics", origin.base))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let served: u64 = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("stentor_snapshots_served_total "))
+        .and_then(|n| n.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no snapshot count in\n{metrics}"));
+    eprintln!("snapshots served: {served}");
+    assert!(served <= 3, "{served} snapshots for one edge's crowd");
+
     // A listener on each edge hears the tone.
     let (_one_api, one_id, mut one) = listener(&edge_one, "edge_listener_one", &space).await;
     let (_two_api, _, mut two) = listener(&edge_two, "edge_listener_two", &space).await;

@@ -94,6 +94,8 @@ pub struct Metrics {
     pub snapshots_failed: Counter,
     /// Times this edge, cut off from the bus, sent a Space's listeners elsewhere.
     pub bus_cut_off: Counter,
+    /// Snapshots this origin answered.
+    pub snapshots_served: Counter,
     /// From a command being queued to its outcome (waiting its turn, carried out, stored),
     /// seconds.
     pub command_seconds: Histogram,
@@ -137,6 +139,7 @@ impl Default for Metrics {
             commands_forwarded: Counter::default(),
             snapshots_failed: Counter::default(),
             bus_cut_off: Counter::default(),
+            snapshots_served: Counter::default(),
             registry: Registry::default(),
         };
         let mut registry = Registry::with_prefix("stentor");
@@ -300,6 +303,11 @@ impl Default for Metrics {
             "bus_cut_off",
             "Times this edge, cut off from the bus, sent a Space's listeners elsewhere",
             m.bus_cut_off.clone(),
+        );
+        registry.register(
+            "snapshots_served",
+            "Snapshots this origin answered",
+            m.snapshots_served.clone(),
         );
         registry.register(
             "command_seconds",

@@ -15,6 +15,9 @@ use stentor_store::SpaceRecord;
 pub struct Spaces {
     making: Making,
     loaded: Mutex<HashMap<String, Loaded>>,
+    /// Loads under way, one per Space: a crowd arriving for a Space not loaded yet waits
+    /// for one load (one read of the store, one snapshot from the origin), not one each.
+    loading: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
 }
 
 /// A loaded Space, and when it was last asked for.
@@ -29,6 +32,7 @@ impl Spaces {
         Self {
             making,
             loaded: Mutex::new(HashMap::new()),
+            loading: Mutex::new(HashMap::new()),
         }
     }
 
@@ -92,6 +96,31 @@ impl Spaces {
         if let Some(space) = self.use_loaded(id) {
             return Ok(space);
         }
+        let turn = self
+            .loading
+            .lock()
+            .entry(id.to_owned())
+            .or_default()
+            .clone();
+        let loaded = {
+            let _one_at_a_time = turn.lock().await;
+            match self.use_loaded(id) {
+                // Loaded by the one before in line.
+                Some(space) => Ok(space),
+                None => self.load(id).await,
+            }
+        };
+        let mut loading = self.loading.lock();
+        // The last one out (the map's reference and this one's) takes the entry away.
+        if Arc::strong_count(&turn) <= 2 {
+            loading.remove(id);
+        }
+        loaded
+    }
+
+    /// Loads Space `id`: on an edge from its origin's snapshot, otherwise (or when no origin
+    /// answers) from the store.
+    async fn load(&self, id: &str) -> Result<Arc<LiveSpace>, ApiError> {
         if let Some(cluster) = self.making.cluster.as_ref().filter(|c| c.is_edge())
             && let Some(state) = crate::origin::downlink::fetch(cluster, id).await
         {

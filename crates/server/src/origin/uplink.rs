@@ -218,6 +218,7 @@ impl Task {
                                 state: space.state_json().into(),
                                 tail: self.tail.lock().iter().cloned().collect(),
                             };
+                            self.metrics.snapshots_served.inc();
                             let _ = request.respond(snapshot.encode()).await;
                         }
                         Some((false, request)) => answer_command(&*space, request),
