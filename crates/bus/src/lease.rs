@@ -75,39 +75,15 @@ impl Leases {
         ttl: Duration,
         node: &str,
     ) -> Result<Self, BusError> {
-        let client = bus
-            .nats_client()
-            .ok_or_else(|| BusError::Io("leases need a NATS bus".into()))?;
-        let js = async_nats::jetstream::new(client.clone());
-        let config = kv::Config {
-            bucket: bucket.to_owned(),
-            description: "stentor: which node owns each live Space".into(),
-            history: 1,
-            max_age: ttl,
-            ..Default::default()
-        };
-        let kv = match js.create_key_value(config).await {
-            Ok(kv) => kv,
-            // It exists, made by another node: fine if its leases last as long as ours.
-            Err(made) => {
-                let kv = js
-                    .get_key_value(bucket)
-                    .await
-                    .map_err(|e| BusError::Io(format!("lease bucket {bucket}: {made}; {e}")))?;
-                let status = kv
-                    .status()
-                    .await
-                    .map_err(|e| BusError::Io(format!("lease bucket {bucket}: {e}")))?;
-                let theirs = status.info.config.max_age;
-                if theirs != ttl {
-                    return Err(BusError::Io(format!(
-                        "lease bucket {bucket} keeps leases {theirs:?}, this node {ttl:?}: \
-                         give every node the same lease time"
-                    )));
-                }
-                kv
-            }
-        };
+        let description = "stentor: which node owns each live Space";
+        let (kv, theirs) = crate::bucket(bus, bucket, description, ttl).await?;
+        // Made by another node: fine if its leases last as long as ours.
+        if theirs != ttl {
+            return Err(BusError::Io(format!(
+                "lease bucket {bucket} keeps leases {theirs:?}, this node {ttl:?}: \
+                 give every node the same lease time"
+            )));
+        }
         Ok(Self {
             kv,
             ttl,
@@ -118,22 +94,13 @@ impl Leases {
     /// The leases in `bucket` if it exists, to read who holds what (never to take a lease:
     /// this reader has no node name).
     pub async fn open_existing(bus: &Bus, bucket: &str) -> Result<Option<Self>, BusError> {
-        let client = bus
-            .nats_client()
-            .ok_or_else(|| BusError::Io("leases need a NATS bus".into()))?;
-        let js = async_nats::jetstream::new(client.clone());
-        let Ok(kv) = js.get_key_value(bucket).await else {
-            return Ok(None);
-        };
-        let status = kv
-            .status()
-            .await
-            .map_err(|e| BusError::Io(format!("lease bucket {bucket}: {e}")))?;
-        Ok(Some(Self {
-            kv,
-            ttl: status.info.config.max_age,
-            node: String::new(),
-        }))
+        Ok(crate::existing_bucket(bus, bucket)
+            .await?
+            .map(|(kv, ttl)| Self {
+                kv,
+                ttl,
+                node: String::new(),
+            }))
     }
 
     /// Takes the lease of Space `space` if nobody holds it; `None` if another node does.

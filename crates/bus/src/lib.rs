@@ -26,6 +26,63 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
+/// The key-value bucket `name` of the NATS server behind `bus`, made (keeping one value per
+/// key for `max_age`) if missing, and the `max_age` it has (another node may have made it).
+pub(crate) async fn bucket(
+    bus: &Bus,
+    name: &str,
+    description: &str,
+    max_age: Duration,
+) -> Result<(async_nats::jetstream::kv::Store, Duration), BusError> {
+    let js = jetstream(bus, name)?;
+    let config = async_nats::jetstream::kv::Config {
+        bucket: name.to_owned(),
+        description: description.to_owned(),
+        history: 1,
+        max_age,
+        ..Default::default()
+    };
+    match js.create_key_value(config).await {
+        Ok(kv) => Ok((kv, max_age)),
+        Err(made) => {
+            let kv = js
+                .get_key_value(name)
+                .await
+                .map_err(|e| BusError::Io(format!("bucket {name}: {made}; {e}")))?;
+            let status = kv
+                .status()
+                .await
+                .map_err(|e| BusError::Io(format!("bucket {name}: {e}")))?;
+            let theirs = status.info.config.max_age;
+            Ok((kv, theirs))
+        }
+    }
+}
+
+/// The key-value bucket `name` if it exists (a reader that must not make one), and its
+/// `max_age`.
+pub(crate) async fn existing_bucket(
+    bus: &Bus,
+    name: &str,
+) -> Result<Option<(async_nats::jetstream::kv::Store, Duration)>, BusError> {
+    let js = jetstream(bus, name)?;
+    let Ok(kv) = js.get_key_value(name).await else {
+        return Ok(None);
+    };
+    let status = kv
+        .status()
+        .await
+        .map_err(|e| BusError::Io(format!("bucket {name}: {e}")))?;
+    Ok(Some((kv, status.info.config.max_age)))
+}
+
+fn jetstream(bus: &Bus, name: &str) -> Result<async_nats::jetstream::Context, BusError> {
+    let client = bus
+        .nats_client()
+        .ok_or_else(|| BusError::Io(format!("the bucket {name} needs a NATS bus")))?;
+    Ok(async_nats::jetstream::new(client.clone()))
+}
+
 /// Messages one subscription holds for its reader before new ones are dropped.
 pub const SUBSCRIPTION_CAPACITY: usize = 1024;
 

@@ -44,34 +44,16 @@ impl Nodes {
     /// The node list in `bucket` of the NATS server behind `bus`; an entry lasts `ttl` after
     /// it was last put. The bucket is made if missing.
     pub async fn open(bus: &Bus, bucket: &str, ttl: Duration) -> Result<Self, BusError> {
-        let client = bus
-            .nats_client()
-            .ok_or_else(|| BusError::Io("the node list needs a NATS bus".into()))?;
-        let js = async_nats::jetstream::new(client.clone());
-        let config = kv::Config {
-            bucket: bucket.to_owned(),
-            description: "stentor: the nodes of a cluster and their load".into(),
-            history: 1,
-            max_age: ttl,
-            ..Default::default()
-        };
-        let kv = match js.create_key_value(config).await {
-            Ok(kv) => kv,
-            Err(made) => js
-                .get_key_value(bucket)
-                .await
-                .map_err(|e| BusError::Io(format!("node bucket {bucket}: {made}; {e}")))?,
-        };
+        let description = "stentor: the nodes of a cluster and their load";
+        let (kv, _) = crate::bucket(bus, bucket, description, ttl).await?;
         Ok(Self { kv })
     }
 
     /// The node list in `bucket` if it exists (a reader that must not make one).
     pub async fn open_existing(bus: &Bus, bucket: &str) -> Result<Option<Self>, BusError> {
-        let client = bus
-            .nats_client()
-            .ok_or_else(|| BusError::Io("the node list needs a NATS bus".into()))?;
-        let js = async_nats::jetstream::new(client.clone());
-        Ok(js.get_key_value(bucket).await.ok().map(|kv| Self { kv }))
+        Ok(crate::existing_bucket(bus, bucket)
+            .await?
+            .map(|(kv, _)| Self { kv }))
     }
 
     /// Puts (or refreshes) this node's entry.
