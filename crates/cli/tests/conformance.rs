@@ -169,3 +169,111 @@ async fn ffmpeg_publishes_as_a_speaker_over_http_put() {
     ffmpeg.await.unwrap();
     server.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs ffmpeg and ffprobe; run by .ci/run"]
+async fn ffprobe_accepts_the_ll_hls_parts_and_ffmpeg_decodes_the_playlist() {
+    let server = TestServer::start("conformance-hls").await;
+    let (space, host) = stentor::demo::prepare(&server.state).await.unwrap();
+    stentor::demo::spawn_speaker(space, host);
+    let base = format!("{}/spaces/demo", server.base);
+    let client = reqwest::Client::new();
+    // ffmpeg reads whole segments only (not parts): it starts once one is listed.
+    let playlist = loop {
+        let text = client
+            .get(format!("{base}/live.m3u8"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        let playlist = common::hls::Playlist::parse(&text).check();
+        if playlist
+            .segments
+            .iter()
+            .filter(|s| s.whole.is_some())
+            .count()
+            >= 2
+        {
+            break playlist;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    };
+    let (msn, part) = playlist.last_part().unwrap();
+    let init = client
+        .get(format!("{base}/hls/init.mp4"))
+        .send()
+        .await
+        .unwrap()
+        .bytes()
+        .await
+        .unwrap();
+    let part = client
+        .get(format!("{base}/hls/{msn}.{part}.m4s"))
+        .send()
+        .await
+        .unwrap()
+        .bytes()
+        .await
+        .unwrap();
+    let file = server.data_dir.join("part.mp4");
+    std::fs::write(&file, [init.as_ref(), part.as_ref()].concat()).unwrap();
+    let path = file.to_str().unwrap().to_owned();
+    let probe = run(Command::new("ffprobe").args([
+        "-v",
+        "error",
+        "-show_entries",
+        "stream=codec_name,channels,sample_rate:packet=pts",
+        "-of",
+        "default=noprint_wrappers=1",
+        &path,
+    ]));
+    assert!(
+        probe.stderr.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&probe.stderr)
+    );
+    let probe = String::from_utf8(probe.stdout).unwrap();
+    for expected in ["codec_name=opus", "channels=1", "sample_rate=48000"] {
+        assert!(probe.contains(expected), "ffprobe says:\n{probe}");
+    }
+    // Ten packets 960 ticks (20 ms at 48 kHz) apart.
+    let pts: Vec<u64> = probe
+        .lines()
+        .filter_map(|l| l.strip_prefix("pts=")?.parse().ok())
+        .collect();
+    assert_eq!(pts.len(), 10, "{probe}");
+    assert!(pts.windows(2).all(|w| w[1] - w[0] == 960), "{pts:?}");
+
+    // ffmpeg follows the live playlist for 10 s of audio, without an error.
+    let url = format!("{base}/live.m3u8");
+    let decoded = tokio::task::spawn_blocking(move || {
+        run(Command::new("ffmpeg")
+            .args(["-nostdin", "-v", "error", "-i", &url, "-t", "10"])
+            .args(["-f", "f32le", "-ac", "1", "-ar", "48000", "-"]))
+    })
+    .await
+    .unwrap();
+    assert!(
+        decoded.stderr.is_empty(),
+        "ffmpeg reported: {}",
+        String::from_utf8_lossy(&decoded.stderr)
+    );
+    let samples: Vec<f32> = decoded
+        .stdout
+        .chunks_exact(4)
+        .map(|b| f32::from_le_bytes(b.try_into().unwrap()))
+        .collect();
+    assert!(
+        samples.len() >= 48_000 * 99 / 10,
+        "only {} samples",
+        samples.len()
+    );
+    assert!(
+        rms(&samples) > 0.02,
+        "the demo over HLS is silent: rms {}",
+        rms(&samples)
+    );
+    server.stop().await;
+}

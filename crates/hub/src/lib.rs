@@ -7,6 +7,7 @@
 
 pub mod cadence;
 mod feed;
+pub mod hls;
 mod ring;
 mod space_hub;
 pub mod writer;
@@ -14,6 +15,7 @@ pub mod wsframe;
 
 pub use cadence::{CadencePolicy, Stagger};
 pub use feed::{Feed, Subscriber};
+pub use hls::{Availability, Hls, HlsConfig, Lookup, Rendered};
 pub use ring::{Cursor, Read, Ring};
 pub use space_hub::{Hub, HubConfig, WS_AUDIO, ws_audio_frame};
 pub use writer::{Position, Snapshot};

@@ -2,6 +2,7 @@
 
 use crate::cadence::CadencePolicy;
 use crate::feed::Feed;
+use crate::hls::{Hls, HlsConfig};
 use bytes::{BufMut, Bytes, BytesMut};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -25,6 +26,8 @@ pub struct HubConfig {
     pub cadence: CadencePolicy,
     /// Most listeners one writer task serves (default 1024; 1 gives a task per listener).
     pub per_writer: usize,
+    /// LL-HLS parts, segments and playlist window.
+    pub hls: HlsConfig,
 }
 
 impl Default for HubConfig {
@@ -35,6 +38,7 @@ impl Default for HubConfig {
             event_frames: 250,
             cadence: CadencePolicy::default(),
             per_writer: 1024,
+            hls: HlsConfig::default(),
         }
     }
 }
@@ -56,6 +60,8 @@ pub struct Hub {
     pub ws: Feed,
     /// Ogg pages, one 20 ms packet each.
     pub ogg: Feed,
+    /// LL-HLS: fMP4 parts and segments, and the playlist (framed while someone asks).
+    pub hls: Arc<Hls>,
     ogg_headers: [Bytes; 2],
     serial: u32,
     cadence: CadencePolicy,
@@ -71,6 +77,7 @@ impl Hub {
         Self {
             ws: Feed::with_events(config.ring_frames, config.burst_frames, config.event_frames),
             ogg: Feed::new(config.ring_frames, config.burst_frames),
+            hls: Arc::new(Hls::new(config.hls)),
             ogg_headers,
             serial,
             cadence: config.cadence,
@@ -91,6 +98,7 @@ impl Hub {
         }
         self.ws.publish(ws_audio_frame(seq, packet));
         self.ogg.publish(self.ogg_page(seq, packet));
+        self.hls.publish(seq, packet);
     }
 
     /// Publishes an event of the Space to every WebSocket listener, in order with the audio;
@@ -130,6 +138,7 @@ impl Hub {
     pub fn close(&self) {
         self.ws.close();
         self.ogg.close();
+        self.hls.end(true);
     }
 
     /// Ends every feed for a reason other than the Space's end: WebSocket listeners are
@@ -137,6 +146,7 @@ impl Hub {
     pub fn close_with(&self, code: u16, reason: &str) {
         self.ws.close_with(code, reason);
         self.ogg.close_with(code, reason);
+        self.hls.end(false);
     }
 
     /// Listeners attached to any transport.

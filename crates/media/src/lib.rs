@@ -1,4 +1,4 @@
-//! stentor-media: Opus, jitter buffer, mixer, level meter and Ogg pages, without any I/O.
+//! stentor-media: Opus, jitter buffer, mixer, level meter, Ogg pages and fMP4 boxes, without any I/O.
 //!
 //! Everything here is sans-IO: no sockets, no threads, no clock. Callers pass packets and
 //! `now` in and take frames and events out, so every behaviour can be tested by hand-driven
@@ -6,6 +6,7 @@
 //!
 //! Audio format throughout: Opus, 48 kHz, mono, 20 ms frames ([`FRAME_SAMPLES`] samples).
 
+pub mod fmp4;
 pub mod jitter;
 pub mod level;
 pub mod mixer;

@@ -189,6 +189,16 @@ pub struct MediaConfig {
     /// Bitrate of the listener mix in bit/s, 16000 to 64000 [default: 32000].
     #[arg(long, env = "STENTOR_BITRATE", value_parser = clap::value_parser!(u32).range(16_000..=64_000))]
     pub bitrate: Option<u32>,
+    /// Length of an LL-HLS part in milliseconds, a multiple of 20 from 200 to 1000
+    /// [default: 200].
+    #[arg(long, env = "STENTOR_HLS_PART_MS", value_parser = clap::value_parser!(u32).range(200..=1000))]
+    pub hls_part_ms: Option<u32>,
+    /// LL-HLS parts per segment, 2 to 30 [default: 10: segments of 2 s].
+    #[arg(long, env = "STENTOR_HLS_SEGMENT_PARTS", value_parser = clap::value_parser!(u32).range(2..=30))]
+    pub hls_segment_parts: Option<u32>,
+    /// Segments an LL-HLS playlist lists, 3 to 100 [default: 15].
+    #[arg(long, env = "STENTOR_HLS_WINDOW_SEGMENTS", value_parser = clap::value_parser!(u32).range(3..=100))]
+    pub hls_window_segments: Option<u32>,
 }
 
 /// Admission settings: how the crowd is let in and how overload is met.
@@ -392,7 +402,16 @@ impl Config {
                     ticket_key_file
                 }
             ),
-            media: layer!(self.media, lower.media, MediaConfig { bitrate }),
+            media: layer!(
+                self.media,
+                lower.media,
+                MediaConfig {
+                    bitrate,
+                    hls_part_ms,
+                    hls_segment_parts,
+                    hls_window_segments
+                }
+            ),
             cluster: layer!(
                 self.cluster,
                 lower.cluster,
@@ -556,6 +575,26 @@ impl Config {
     /// Mix bitrate in bit/s.
     pub fn bitrate(&self) -> u32 {
         self.media.bitrate.unwrap_or(32_000)
+    }
+
+    /// LL-HLS parts, segments and window (a part length not a multiple of 20 ms is rounded
+    /// down to one).
+    pub fn hls(&self) -> stentor_hub::HlsConfig {
+        let default = stentor_hub::HlsConfig::default();
+        let m = &self.media;
+        stentor_hub::HlsConfig {
+            part_frames: m
+                .hls_part_ms
+                .map_or(default.part_frames, |ms| (ms / 20).clamp(10, 50)),
+            segment_parts: m
+                .hls_segment_parts
+                .unwrap_or(default.segment_parts)
+                .clamp(2, 30),
+            window_segments: m
+                .hls_window_segments
+                .map_or(default.window_segments, |w| w.clamp(3, 100) as usize),
+            ..default
+        }
     }
 
     /// The waiting room's policy.

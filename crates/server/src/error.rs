@@ -29,6 +29,9 @@ pub enum ApiError {
     /// The Space has ended.
     #[error("the space has ended")]
     Gone,
+    /// A part or segment of a live stream that has left its window.
+    #[error("{0} has left the live window")]
+    LeftWindow(&'static str),
     /// A request body, or a source's audio, did not arrive in time.
     #[error("{0}")]
     TimedOut(String),
@@ -83,6 +86,7 @@ impl ApiError {
             ApiError::NotFound(_) => "not_found",
             ApiError::Conflict(_) => "conflict",
             ApiError::Gone => "ended",
+            ApiError::LeftWindow(_) => "left_window",
             ApiError::TooLarge(_) => "too_large",
             ApiError::TimedOut(_) => "timed_out",
             ApiError::Ticket(TicketError::Expired) => "ticket_expired",
@@ -163,7 +167,7 @@ impl From<&ApiError> for StatusCode {
             ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::Conflict(_) => StatusCode::CONFLICT,
-            ApiError::Gone => StatusCode::GONE,
+            ApiError::Gone | ApiError::LeftWindow(_) => StatusCode::GONE,
             ApiError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::TimedOut(_) => StatusCode::REQUEST_TIMEOUT,
             ApiError::Refused(r) => match r {

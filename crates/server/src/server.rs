@@ -86,6 +86,7 @@ impl Server {
             hub: HubConfig {
                 per_writer: config.listeners_per_writer(),
                 cadence: config.cadence(),
+                hls: config.hls(),
                 ..HubConfig::default()
             },
             metrics: metrics.clone(),

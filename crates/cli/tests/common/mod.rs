@@ -1,6 +1,8 @@
 //! Helpers shared by the end-to-end tests: a real server on port 0, and audio analysis.
 #![allow(dead_code)]
 
+pub mod hls;
+
 use futures_util::StreamExt;
 use std::path::PathBuf;
 use std::time::Duration;

@@ -2,6 +2,7 @@
 //! shedding, deadlines, spare files.
 
 pub mod accounts;
+pub mod hls;
 pub mod media;
 pub mod spaces;
 pub mod tickets;
@@ -65,6 +66,13 @@ fn is_join(method: &axum::http::Method, path: &str) -> bool {
     }
 }
 
+/// Whether a request is for a Space's LL-HLS: read from memory, made for caches, and a crowd
+/// behind one cache (or one carrier NAT) asks for it five times a second each.
+fn is_hls(path: &str) -> bool {
+    path.strip_prefix("/spaces/")
+        .is_some_and(|rest| rest.ends_with("/live.m3u8") || rest.split('/').nth(1) == Some("hls"))
+}
+
 /// Answers 503 with a jittered Retry-After to sheddable requests while they are shed.
 async fn shed_api(
     State(state): State<AppState>,
@@ -99,7 +107,7 @@ async fn limit_requests(
     let Some(ip) = peer else {
         return next.run(request).await;
     };
-    if path == "/healthz" || path == "/metrics" || path.ends_with("/status") {
+    if path == "/healthz" || path == "/metrics" || path.ends_with("/status") || is_hls(path) {
         return next.run(request).await;
     }
     // A listener's join waits its turn as it does in the door (the door does not see joins
@@ -229,6 +237,8 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .nest("/api/v1", api)
         .route("/spaces/{id}/live.opus", get(media::live))
+        .route("/spaces/{id}/live.m3u8", get(hls::playlist))
+        .route("/spaces/{id}/hls/{name}", get(hls::file))
         .route("/", get(web::page))
         .route("/signin", get(web::page))
         .route("/signup", get(web::page))

@@ -53,6 +53,10 @@ pub struct SpaceState {
     pub names: BTreeMap<UserId, String>,
     /// Where the origin's clients reach it (where the stage goes).
     pub origin: Option<String>,
+    /// The slot (20 ms since the Unix epoch) of the origin's mix frame 0, once it went live:
+    /// every node names the Space's LL-HLS parts on this timeline.
+    #[serde(default)]
+    pub timeline: Option<u64>,
 }
 
 /// The state of Space `id` from its origin, if one answers (an edge loading a Space: no

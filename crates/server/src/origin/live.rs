@@ -784,6 +784,7 @@ impl Answers for LiveSpace {
                 invited: domain.invited().collect(),
                 removed: domain.removed().collect(),
                 origin: self.url.clone(),
+                timeline: self.hub.hls.base(),
             }
         };
         serde_json::to_string(&state).expect("a state serializes")
@@ -839,6 +840,9 @@ impl Mirror for LiveSpace {
             state.removed,
         );
         self.domain.lock().resync(newer);
+        if let Some(base) = state.timeline {
+            self.hub.hls.set_base(base);
+        }
         let mut names = self.names.lock();
         names.extend(state.names);
         true

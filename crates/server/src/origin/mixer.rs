@@ -124,6 +124,10 @@ async fn run(
                         return;
                     }
                 };
+                if ticks == 0 {
+                    // The LL-HLS timeline: this frame's slot in wall-clock time (once).
+                    hub.hls.anchor(mix.seq, std::time::SystemTime::now());
+                }
                 hub.publish(&mix);
                 ticks += 1;
                 let Some(space) = space.upgrade() else { return };

@@ -158,6 +158,7 @@ impl Spaces {
     /// Loads Space `id` as its origin described it.
     fn load_described(&self, id: &str, state: SpaceState) -> Arc<LiveSpace> {
         let lifecycle = state.state;
+        let timeline = state.timeline;
         let record = SpaceRecord {
             id: id.to_owned(),
             host_id: state.host,
@@ -179,7 +180,11 @@ impl Spaces {
             state.invited,
             state.removed,
         );
-        self.insert(record, domain, state.names.into_iter().collect())
+        let space = self.insert(record, domain, state.names.into_iter().collect());
+        if let Some(base) = timeline {
+            space.hub.hls.set_base(base);
+        }
+        space
     }
 
     /// Creates a new Space in the store and loads it.
