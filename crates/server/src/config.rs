@@ -199,6 +199,12 @@ pub struct MediaConfig {
     /// Segments an LL-HLS playlist lists, 3 to 100 [default: 15].
     #[arg(long, env = "STENTOR_HLS_WINDOW_SEGMENTS", value_parser = clap::value_parser!(u32).range(3..=100))]
     pub hls_window_segments: Option<u32>,
+    /// Record Spaces (each host may still turn their Space's recording off) [default: true].
+    #[arg(long, env = "STENTOR_RECORD")]
+    pub record: Option<bool>,
+    /// Where recordings are kept [default: DATA_DIR/recordings].
+    #[arg(long, env = "STENTOR_RECORDINGS_DIR")]
+    pub recordings_dir: Option<PathBuf>,
 }
 
 /// Admission settings: how the crowd is let in and how overload is met.
@@ -409,7 +415,9 @@ impl Config {
                     bitrate,
                     hls_part_ms,
                     hls_segment_parts,
-                    hls_window_segments
+                    hls_window_segments,
+                    record,
+                    recordings_dir
                 }
             ),
             cluster: layer!(
@@ -552,6 +560,18 @@ impl Config {
                 .map_or(default.writes_per_sec, |w| f64::from(w.max(1))),
             ..default
         }
+    }
+
+    /// Where recordings are written, if this node records (an edge never does: its origin
+    /// records).
+    pub fn recordings_dir(&self) -> Option<PathBuf> {
+        let records = self.media.record.unwrap_or(true) && self.role() != Role::Edge;
+        records.then(|| {
+            self.media
+                .recordings_dir
+                .clone()
+                .unwrap_or_else(|| self.data_dir().join("recordings"))
+        })
     }
 
     /// Data directory.

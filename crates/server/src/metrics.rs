@@ -96,6 +96,12 @@ pub struct Metrics {
     pub bus_cut_off: Counter,
     /// Snapshots this origin answered.
     pub snapshots_served: Counter,
+    /// Recordings stopped by an error (a full disk).
+    pub recordings_failed: Counter,
+    /// Bytes written to recordings (set at each scrape from the writer's count).
+    pub recording_bytes: Gauge,
+    /// Recording records dropped because the disk was slower than the mixers.
+    pub recording_dropped: Gauge,
     /// From a command being queued to its outcome (waiting its turn, carried out, stored),
     /// seconds.
     pub command_seconds: Histogram,
@@ -140,6 +146,9 @@ impl Default for Metrics {
             snapshots_failed: Counter::default(),
             bus_cut_off: Counter::default(),
             snapshots_served: Counter::default(),
+            recordings_failed: Counter::default(),
+            recording_bytes: Gauge::default(),
+            recording_dropped: Gauge::default(),
             registry: Registry::default(),
         };
         let mut registry = Registry::with_prefix("stentor");
@@ -308,6 +317,21 @@ impl Default for Metrics {
             "snapshots_served",
             "Snapshots this origin answered",
             m.snapshots_served.clone(),
+        );
+        registry.register(
+            "recordings_failed",
+            "Recordings stopped by an error (a full disk)",
+            m.recordings_failed.clone(),
+        );
+        registry.register(
+            "recording_bytes",
+            "Bytes written to recordings since the start",
+            m.recording_bytes.clone(),
+        );
+        registry.register(
+            "recording_dropped",
+            "Recording records dropped because the disk was slower than the mixers",
+            m.recording_dropped.clone(),
         );
         registry.register(
             "command_seconds",

@@ -47,6 +47,9 @@ pub enum StartError {
     Io(#[from] std::io::Error),
 }
 
+/// Records the recording writer may hold in its queue (about a minute of 1 000 Spaces).
+const RECORD_QUEUE: usize = 65_536;
+
 /// A bound, not yet running server.
 pub struct Server {
     listener: TcpListener,
@@ -80,7 +83,12 @@ impl Server {
         let metrics = Arc::new(metrics::Metrics::default());
         let listener = listen(config.bind(), config.backlog())?;
         let cluster = join_cluster(&config, listener.local_addr()?).await?;
+        let recorder = match config.recordings_dir() {
+            Some(dir) => Some(stentor_record::Recorder::start(dir, RECORD_QUEUE)?),
+            None => None,
+        };
         let spaces = Arc::new(Spaces::new(Making {
+            recorder,
             store: store.clone(),
             mixer,
             hub: HubConfig {

@@ -138,6 +138,11 @@ pub enum Command {
     Start,
     /// Host: end the Space.
     End,
+    /// Host: turn the recording on or off (before the start or while live).
+    Record {
+        /// Record from now on?
+        on: bool,
+    },
     /// Send an emoji reaction.
     React {
         /// One of [`REACTIONS`].
@@ -207,6 +212,11 @@ pub enum Event {
     Removed {
         /// Who.
         user: UserId,
+    },
+    /// The host turned the recording on or off.
+    RecordingChanged {
+        /// Recording now?
+        on: bool,
     },
     /// Reactions of the last window, counted per emoji.
     Reactions {

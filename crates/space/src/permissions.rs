@@ -25,6 +25,7 @@ pub enum Action {
     Demote,
     Start,
     End,
+    Record,
     React,
 }
 
@@ -49,6 +50,7 @@ impl Action {
             Command::Demote { .. } => Self::Demote,
             Command::Start => Self::Start,
             Command::End => Self::End,
+            Command::Record { .. } => Self::Record,
             Command::React { .. } => Self::React,
         }
     }
@@ -65,7 +67,7 @@ pub fn required_rank(action: Action) -> (Role, Role) {
         MuteSelf | UnmuteSelf => (Speaker, Host),
         MoveSelfToListener => (Speaker, CoHost),
         Invite | Approve | Deny | MoveToListener | Mute | MuteAll | Remove => (CoHost, Host),
-        Promote | Demote | Start | End => (Host, Host),
+        Promote | Demote | Start | End | Record => (Host, Host),
     }
 }
 

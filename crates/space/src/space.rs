@@ -34,6 +34,7 @@ pub struct Space {
     invited: BTreeSet<UserId>,
     removed: HashSet<UserId>,
     reactions: ReactionWindow,
+    recording: bool,
     events: VecDeque<Event>,
 }
 
@@ -60,6 +61,7 @@ impl Space {
             invited: BTreeSet::new(),
             removed: HashSet::new(),
             reactions: ReactionWindow::new(REACTION_WINDOW, limits.reactions_per_user),
+            recording: true,
             events: VecDeque::new(),
         }
     }
@@ -105,6 +107,17 @@ impl Space {
         self.hands = newer.hands;
         self.invited = newer.invited;
         self.removed = newer.removed;
+        self.recording = newer.recording;
+    }
+
+    /// Whether the Space is recorded (on unless the host turned it off).
+    pub fn recording(&self) -> bool {
+        self.recording
+    }
+
+    /// Sets whether it is recorded, as stored or as its origin says (no event).
+    pub fn set_recording(&mut self, on: bool) {
+        self.recording = on;
     }
 
     /// Open invitations to speak.
@@ -127,7 +140,9 @@ impl Space {
         }
         match self.lifecycle {
             Lifecycle::Ended => return Err(Refusal::Ended),
-            Lifecycle::Scheduled if !matches!(action, Action::Start | Action::End) => {
+            Lifecycle::Scheduled
+                if !matches!(action, Action::Start | Action::End | Action::Record) =>
+            {
                 return Err(Refusal::NotLive);
             }
             Lifecycle::Live if action == Action::Start => return Err(Refusal::AlreadyLive),
@@ -141,6 +156,12 @@ impl Space {
             Command::End => {
                 self.lifecycle = Lifecycle::Ended;
                 self.events.push_back(Event::Ended);
+            }
+            Command::Record { on } => {
+                if self.recording != on {
+                    self.recording = on;
+                    self.events.push_back(Event::RecordingChanged { on });
+                }
             }
             Command::RequestToSpeak => {
                 if !self.hands.contains(&actor) && self.hands.len() >= self.limits.max_hands {

@@ -245,3 +245,38 @@ fn an_edges_reaction_counts_join_the_origins_window_and_a_resync_keeps_the_edges
         }]
     );
 }
+
+#[test]
+fn only_the_host_turns_the_recording_off_before_or_during_the_space() {
+    let now = Instant::now();
+    let mut s = Space::new(1, Limits::default());
+    assert!(s.recording(), "recorded unless the host says otherwise");
+    s.handle(1, Command::Record { on: false }, now).unwrap();
+    assert!(!s.recording());
+    assert_eq!(
+        s.poll_event(now),
+        Some(Event::RecordingChanged { on: false })
+    );
+    s.handle(1, Command::Start, now).unwrap();
+    s.handle(1, Command::Record { on: true }, now).unwrap();
+    assert!(s.recording());
+    s.handle(1, Command::Invite { user: 4 }, now).unwrap();
+    s.handle(4, Command::AcceptInvite, now).unwrap();
+    s.handle(1, Command::Promote { user: 4 }, now).unwrap();
+    assert!(matches!(
+        s.handle(4, Command::Record { on: false }, now),
+        Err(Refusal::NotPermitted {
+            action: Action::Record,
+            ..
+        })
+    ));
+    // The same state again: nothing to tell.
+    drain(&mut s, now);
+    s.handle(1, Command::Record { on: true }, now).unwrap();
+    assert_eq!(s.poll_event(now), None);
+    s.handle(1, Command::End, now).unwrap();
+    assert_eq!(
+        s.handle(1, Command::Record { on: false }, now),
+        Err(Refusal::Ended)
+    );
+}

@@ -446,6 +446,29 @@ impl Store {
         Ok(())
     }
 
+    /// Whether Space `id` is recorded (`true` unless its host turned it off).
+    pub async fn recording(&self, id: &str) -> Result<bool, StoreError> {
+        Ok(on!(self, |pool| {
+            sqlx::query_scalar::<_, bool>("SELECT recording FROM spaces WHERE id = $1")
+                .bind(id)
+                .fetch_optional(pool)
+                .await?
+                .unwrap_or(true)
+        }))
+    }
+
+    /// Records whether Space `id` is recorded.
+    pub async fn set_recording(&self, id: &str, on: bool) -> Result<(), StoreError> {
+        on!(self, |pool| {
+            sqlx::query("UPDATE spaces SET recording = $1 WHERE id = $2")
+                .bind(on)
+                .bind(id)
+                .execute(pool)
+                .await?;
+        });
+        Ok(())
+    }
+
     /// Records whether a person on stage is muted.
     pub async fn set_muted(&self, space: &str, user: u64, muted: bool) -> Result<(), StoreError> {
         self.set_listed("space_mutes", space, user, muted).await

@@ -48,6 +48,8 @@ async fn accounts_and_spaces_survive_a_reopen_on(url: &str) {
         store.set_muted("s1", 9, true).await.unwrap();
         store.set_invited("s1", 9, true).await.unwrap();
         store.remove_participant("s1", 9).await.unwrap();
+        assert!(store.recording("s1").await.unwrap(), "recorded by default");
+        store.set_recording("s1", false).await.unwrap();
         store.close().await;
     }
     let store = Store::open(url).await.unwrap();
@@ -61,6 +63,7 @@ async fn accounts_and_spaces_survive_a_reopen_on(url: &str) {
     let space = store.space("s1").await.unwrap().unwrap();
     assert_eq!(space.state, "live");
     assert_eq!(space.host_id, alice.id);
+    assert!(!store.recording("s1").await.unwrap());
     assert_eq!(
         store.roles("s1").await.unwrap(),
         vec![(7, "speaker".to_string())]

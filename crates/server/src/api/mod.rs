@@ -192,6 +192,13 @@ pub async fn scrape(State(state): State<AppState>) -> Response {
         .metrics
         .rate_tracked
         .set(state.gate.remembered() as i64);
+    if let Some(recorder) = state.spaces.recorder() {
+        use std::sync::atomic::Ordering::Relaxed;
+        let stats = recorder.stats();
+        let m = &state.metrics;
+        m.recording_bytes.set(stats.bytes.load(Relaxed) as i64);
+        m.recording_dropped.set(stats.dropped.load(Relaxed) as i64);
+    }
     let text = state.metrics.encode();
     (
         [(

@@ -57,6 +57,13 @@ pub struct SpaceState {
     /// every node names the Space's LL-HLS parts on this timeline.
     #[serde(default)]
     pub timeline: Option<u64>,
+    /// Whether the Space is recorded.
+    #[serde(default = "on")]
+    pub recording: bool,
+}
+
+fn on() -> bool {
+    true
 }
 
 /// The state of Space `id` from its origin, if one answers (an edge loading a Space: no

@@ -6,6 +6,7 @@ use crate::cluster::Cluster;
 use crate::metrics::Metrics;
 use crate::origin::downlink::{Downlink, Forward, Mirror, SpaceState};
 use crate::origin::mixer::{self, MixerInput};
+use crate::origin::taping::{Taping, Told};
 use crate::origin::uplink::{Answer, Answers, Forwarded, Outcome, Uplink};
 use bytes::{BufMut, Bytes, BytesMut};
 use parking_lot::Mutex;
@@ -150,6 +151,8 @@ pub fn refused_event(reason: &dyn std::fmt::Display) -> String {
 
 /// One Space at runtime.
 pub struct LiveSpace {
+    /// Its recording, where this node records it.
+    taping: Taping,
     /// Public id.
     pub id: String,
     /// Title.
@@ -209,6 +212,8 @@ pub struct SpaceView {
     pub hands: Vec<UserId>,
     /// Listeners connected to this node.
     pub listeners: usize,
+    /// Whether the Space is recorded.
+    pub recording: bool,
 }
 
 /// What every Space of a node is made with.
@@ -226,6 +231,8 @@ pub struct Making {
     pub rules: crate::config::SpaceRules,
     /// The node's cluster, if it is an origin or an edge.
     pub cluster: Option<Cluster>,
+    /// The recording writer, on a node that records (not an edge).
+    pub recorder: Option<stentor_record::Recorder>,
 }
 
 impl LiveSpace {
@@ -243,6 +250,7 @@ impl LiveSpace {
             metrics,
             rules,
             cluster,
+            recorder,
         } = making.clone();
         let SpaceRecord {
             id,
@@ -272,7 +280,9 @@ impl LiveSpace {
             None => (None, None),
         };
         let url = cluster.as_ref().map(|c| c.url.clone());
+        let taping = Taping::new(recorder.filter(|_| edge.is_none()), &id);
         let space = Arc::new(Self {
+            taping,
             id,
             title,
             starts_at,
@@ -449,7 +459,10 @@ impl LiveSpace {
         self.notify(to, audience, event);
         match event {
             Event::Started => self.to_mixer(MixerInput::Start),
-            Event::Ended => self.to_mixer(MixerInput::Stop),
+            Event::Ended => {
+                self.to_mixer(MixerInput::Stop);
+                self.taping.stop();
+            }
             Event::RoleChanged { user, role } if role.is_speaker() => {
                 self.to_mixer(MixerInput::AddSpeaker(*user));
             }
@@ -476,6 +489,7 @@ impl LiveSpace {
             Event::Removed { user } => store.remove_participant(id, *user).await,
             Event::MuteChanged { user, muted, .. } => store.set_muted(id, *user, *muted).await,
             Event::Invited { user, .. } => store.set_invited(id, *user, true).await,
+            Event::RecordingChanged { on } => store.set_recording(id, *on).await,
             _ => Ok(()),
         }
     }
@@ -625,6 +639,7 @@ impl LiveSpace {
             stage,
             hands,
             listeners: self.listeners(),
+            recording: domain.recording(),
         }
     }
 
@@ -762,6 +777,15 @@ impl mixer::Hooks for LiveSpace {
         if let Some(uplink) = &self.uplink {
             uplink.frame(mix);
         }
+        let on = self.with_domain(|d| d.recording());
+        if let Some(Told::Failed(reason)) = self.taping.frame(on, &self.title, mix) {
+            self.metrics.recordings_failed.inc();
+            self.broadcast(&serde_json::json!({"event": "recording_failed", "reason": reason}));
+        }
+    }
+
+    fn levels(&self, seq: u64, levels: &[(UserId, f32)]) {
+        self.taping.levels(seq, levels);
     }
 }
 
@@ -785,6 +809,7 @@ impl Answers for LiveSpace {
                 removed: domain.removed().collect(),
                 origin: self.url.clone(),
                 timeline: self.hub.hls.base(),
+                recording: domain.recording(),
             }
         };
         serde_json::to_string(&state).expect("a state serializes")
@@ -839,6 +864,8 @@ impl Mirror for LiveSpace {
             state.invited,
             state.removed,
         );
+        let mut newer = newer;
+        newer.set_recording(state.recording);
         self.domain.lock().resync(newer);
         if let Some(base) = state.timeline {
             self.hub.hls.set_base(base);

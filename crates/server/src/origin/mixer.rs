@@ -48,6 +48,8 @@ pub trait Hooks: Send + Sync + 'static {
     fn poll_timed(&self);
     /// A frame of the mix went to the hub (an origin also sends it to its edges).
     fn mixed(&self, mix: &stentor_media::MixOutput);
+    /// The speakers' levels (dBFS) at frame `seq`, every 100 ms.
+    fn levels(&self, seq: u64, levels: &[(stentor_space::UserId, f32)]);
 }
 
 const FRAME: Duration = Duration::from_millis(FRAME_MS);
@@ -151,6 +153,7 @@ async fn run(
                 if mix.seq % 5 == 0 {
                     let levels = Levels { event: "levels", levels: mixer.levels().collect() };
                     space.broadcast_json(&serde_json::to_string(&levels).expect("serializes"));
+                    space.levels(mix.seq, &levels.levels);
                     space.poll_timed();
                 }
                 if mix.seq % 50 == 0 {

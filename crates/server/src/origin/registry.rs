@@ -41,6 +41,11 @@ impl Spaces {
         self.making.cluster.as_ref()
     }
 
+    /// The recording writer, where this node records.
+    pub fn recorder(&self) -> Option<&stentor_record::Recorder> {
+        self.making.recorder.as_ref()
+    }
+
     /// The store Spaces are loaded from.
     pub fn store(&self) -> &stentor_store::Store {
         &self.making.store
@@ -138,7 +143,7 @@ impl Spaces {
             .filter_map(|(user, role)| Some((user, role_from_name(&role)?)))
             .chain(std::iter::once(host))
             .map(|(user, role)| (user, role, muted.contains(&user)));
-        let domain = Space::restore(
+        let mut domain = Space::restore(
             record.host_id,
             Limits::default(),
             lifecycle(&record.state),
@@ -146,6 +151,7 @@ impl Spaces {
             invited,
             removed,
         );
+        domain.set_recording(store.recording(id).await?);
         let mut names = HashMap::new();
         for (user, _) in domain.stage() {
             if let Some(u) = store.user(user).await? {
@@ -159,6 +165,7 @@ impl Spaces {
     fn load_described(&self, id: &str, state: SpaceState) -> Arc<LiveSpace> {
         let lifecycle = state.state;
         let timeline = state.timeline;
+        let recording = state.recording;
         let record = SpaceRecord {
             id: id.to_owned(),
             host_id: state.host,
@@ -172,7 +179,7 @@ impl Spaces {
             starts_at: state.starts_at,
             created_at: 0,
         };
-        let domain = Space::restore(
+        let mut domain = Space::restore(
             state.host,
             Limits::default(),
             lifecycle,
@@ -180,6 +187,7 @@ impl Spaces {
             state.invited,
             state.removed,
         );
+        domain.set_recording(recording);
         let space = self.insert(record, domain, state.names.into_iter().collect());
         if let Some(base) = timeline {
             space.hub.hls.set_base(base);

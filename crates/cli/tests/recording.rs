@@ -1,0 +1,273 @@
+//! Recordings: every mix frame of a live Space in its log, the host's switch, and what a
+//! kill -9 leaves: a log that reads and plays, missing at most the last second.
+
+mod common;
+
+use common::{TestServer, assert_tone, decode, live_space, speak_tone};
+use futures_util::StreamExt;
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+use stentor::client::Api;
+use stentor_record::{Record, Timeline, writer::read};
+use tokio_tungstenite::tungstenite::Message;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_log_holds_the_mix_and_who_spoke_and_the_host_can_turn_it_off() {
+    let server = TestServer::start("recording-switch").await;
+    let (host, space) = live_space(&server, "rec_host", "Recorded").await;
+    let host_id = host.space(&space).await.unwrap()["host"].as_u64().unwrap();
+    let speaker = speak_tone(&host, &space, 440.0, 6.0);
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    host.command(&space, serde_json::json!({"cmd": "record", "on": false}))
+        .await
+        .unwrap();
+    assert_eq!(host.space(&space).await.unwrap()["recording"], false);
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    host.command(&space, serde_json::json!({"cmd": "record", "on": true}))
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    host.command(&space, serde_json::json!({"cmd": "end"}))
+        .await
+        .unwrap();
+    speaker.abort();
+    let path = server
+        .data_dir
+        .join("recordings")
+        .join(format!("{space}.srec"));
+    // The end closes the log (synced) at once.
+    let mut records = Vec::new();
+    for _ in 0..50 {
+        records = read(&path).unwrap_or_default();
+        if records
+            .iter()
+            .filter(|r| matches!(r, Record::Stop { .. }))
+            .count()
+            == 2
+        {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let starts = records
+        .iter()
+        .filter(|r| matches!(r, Record::Start { .. }))
+        .count();
+    let stops = records
+        .iter()
+        .filter(|r| matches!(r, Record::Stop { .. }))
+        .count();
+    assert_eq!((starts, stops), (2, 2), "on, off, on, end");
+    let timeline = Timeline::from_records(records);
+    assert_eq!(timeline.title, "Recorded");
+    // About 4 s recorded of the 5 s live (1 s off).
+    let seconds = timeline.seconds();
+    assert!((3.5..4.6).contains(&seconds), "{seconds} s recorded");
+    assert_eq!(timeline.missing, 0);
+    assert!(
+        timeline
+            .levels
+            .iter()
+            .any(|(_, heard)| heard.iter().any(|(u, level)| *u == host_id && *level > 10)),
+        "the host is heard in the timeline"
+    );
+    let samples = decode(&timeline.packets);
+    assert_tone(&samples[25_000..], 440.0, "the recording");
+    server
+        .assert_metric("stentor_recordings_failed_total 0")
+        .await;
+}
+
+/// Starts `stentor demo` on `data`, returns the child and its base URL.
+fn demo(data: &std::path::Path) -> (std::process::Child, String) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_stentor"))
+        .args(["demo", "--bind", "127.0.0.1:0", "--data-dir"])
+        .arg(data)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("the binary starts");
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let base = lines
+        .by_ref()
+        .map_while(Result::ok)
+        .find_map(|l| {
+            l.strip_prefix("stentor listening on ")
+                .or_else(|| l.trim().strip_prefix("open in a browser:").map(str::trim))
+                .map(|u| u.trim_end_matches("/s/demo").to_owned())
+        })
+        .expect("the binary prints its address");
+    std::thread::spawn(move || for _ in lines {});
+    (child, base)
+}
+
+#[cfg(unix)]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_kill_9_loses_at_most_the_last_second_and_the_log_plays() {
+    let data = std::env::temp_dir().join(format!("stentor-test-kill9-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&data);
+    let (mut child, base) = demo(&data);
+    let api = Api::new(&base);
+    let ticket = api.ticket("demo").await.unwrap();
+    let (mut ws, _) = api.connect("demo", &ticket.ticket).await.unwrap();
+    // What a listener heard, frame by frame, for 4 s.
+    let mut heard = BTreeMap::new();
+    let until = tokio::time::Instant::now() + Duration::from_secs(4);
+    while let Ok(Some(Ok(msg))) = tokio::time::timeout_at(until, ws.next()).await {
+        if let Message::Binary(data) = msg
+            && let Some((seq, packet)) = stentor::client::parse_mix_frame(&data)
+        {
+            heard.insert(seq, packet.to_vec());
+        }
+    }
+    child.kill().unwrap(); // SIGKILL
+    child.wait().unwrap();
+    let last_heard = *heard.keys().last().unwrap();
+    let path = data.join("recordings").join("demo.srec");
+    let records = read(&path).expect("the log reads after a kill");
+    let audio: BTreeMap<u64, Vec<u8>> = records
+        .iter()
+        .filter_map(|r| match r {
+            Record::Audio { seq, packet } => Some((*seq, packet.to_vec())),
+            _ => None,
+        })
+        .collect();
+    let last_logged = *audio.keys().last().expect("frames were logged");
+    assert!(
+        last_logged + 50 >= last_heard,
+        "logged up to {last_logged}, heard up to {last_heard}: more than 1 s lost"
+    );
+    // Every frame the listener heard is in the log, the same bytes, up to the last second.
+    let mut compared = 0;
+    for (seq, packet) in heard.range(..=last_logged) {
+        assert_eq!(audio.get(seq), Some(packet), "frame {seq}");
+        compared += 1;
+    }
+    assert!(compared >= 150, "{compared} frames compared");
+    let samples = decode(audio.values());
+    assert!(stentor_media::signal::rms(&samples) > 0.02, "the log plays");
+
+    // A restart cuts whatever torn tail there is and appends after it.
+    let size = std::fs::metadata(&path).unwrap().len();
+    let mut f = std::fs::OpenOptions::new()
+        .append(true)
+        .open(&path)
+        .unwrap();
+    std::io::Write::write_all(&mut f, &[40, 0, 0, 0, 9, 9, 9]).unwrap();
+    drop(f);
+    let (mut child, _) = demo(&data);
+    let mut grown = false;
+    for _ in 0..60 {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        if let Ok(records) = read(&path)
+            && records
+                .iter()
+                .filter(|r| matches!(r, Record::Start { .. }))
+                .count()
+                == 2
+            && std::fs::metadata(&path).unwrap().len() > size + 1_000
+        {
+            grown = true;
+            break;
+        }
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert!(
+        grown,
+        "the restarted server goes on recording after the cut tail"
+    );
+    let _ = std::fs::remove_dir_all(&data);
+}
+
+/// A tmpfs of a few KiB mounted for the test, unmounted when dropped.
+struct SmallDisk(std::path::PathBuf);
+
+impl SmallDisk {
+    fn mount(kib: u32) -> Self {
+        let dir = std::env::temp_dir().join(format!("stentor-small-disk-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let ok = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={kib}k"), "tmpfs"])
+            .arg(&dir)
+            .status()
+            .is_ok_and(|s| s.success());
+        assert!(
+            ok,
+            "mounting a tmpfs needs root (CI runs this test as root)"
+        );
+        Self(dir)
+    }
+}
+
+impl Drop for SmallDisk {
+    fn drop(&mut self) {
+        // Lazily: a file the server still holds open must not keep the mount behind.
+        let _ = Command::new("umount").arg("-l").arg(&self.0).status();
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+#[cfg(target_os = "linux")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "mounts a tmpfs (root); run by .ci/run"]
+async fn a_full_disk_stops_the_recording_and_the_space_goes_on() {
+    let disk = SmallDisk::mount(64);
+    // Leave about 24 KiB: a few seconds of recording.
+    std::fs::write(disk.0.join("ballast"), vec![1u8; 40 * 1024]).unwrap();
+    let dir = disk.0.join("recordings");
+    let server = TestServer::start_with("recording-full", |c| {
+        c.media.recordings_dir = Some(dir.clone());
+    })
+    .await;
+    let (host, space) = live_space(&server, "full_host", "Full disk").await;
+    let speaker = speak_tone(&host, &space, 440.0, 30.0);
+    let listener = common::signed_up(&server, "full_listener").await;
+    let lt = listener.ticket(&space).await.unwrap();
+    let (mut lws, _) = listener.connect(&space, &lt.ticket).await.unwrap();
+    // Everyone is told when the disk fills.
+    let until = tokio::time::Instant::now() + Duration::from_secs(20);
+    let reason = loop {
+        let msg = tokio::time::timeout_at(until, lws.next())
+            .await
+            .expect("the recording fails within 20 s")
+            .unwrap()
+            .unwrap();
+        if let Message::Text(text) = msg {
+            let event: serde_json::Value = serde_json::from_str(&text).unwrap();
+            if event["event"] == "recording_failed" {
+                break event["reason"].as_str().unwrap().to_owned();
+            }
+        }
+    };
+    assert!(reason.contains("disk is full"), "{reason}");
+    // The listener still hears the tone afterwards, every frame.
+    let mut packets = Vec::new();
+    let mut seqs = Vec::new();
+    while packets.len() < 100 {
+        let msg = tokio::time::timeout(Duration::from_secs(2), lws.next())
+            .await
+            .expect("audio goes on")
+            .unwrap()
+            .unwrap();
+        if let Message::Binary(data) = msg
+            && let Some((seq, packet)) = stentor::client::parse_mix_frame(&data)
+        {
+            seqs.push(seq);
+            packets.push(packet.to_vec());
+        }
+    }
+    assert!(seqs.windows(2).all(|w| w[1] == w[0] + 1), "no frame lost");
+    assert_tone(&decode(&packets), 440.0, "a listener after the disk filled");
+    assert_eq!(host.space(&space).await.unwrap()["state"], "live");
+    server
+        .assert_metric("stentor_recordings_failed_total 1")
+        .await;
+    // What was written before the disk filled reads back.
+    let records = read(&dir.join(format!("{space}.srec"))).unwrap();
+    assert!(records.len() > 100, "{} records kept", records.len());
+    speaker.abort();
+    drop(server);
+}

@@ -1,0 +1,2 @@
+-- Whether a Space is recorded: on unless its host turns it off.
+ALTER TABLE spaces ADD COLUMN recording INTEGER NOT NULL DEFAULT 1;
