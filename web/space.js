@@ -9,6 +9,28 @@ const REACTIONS = ['👏', '❤️', '😂', '😮', '😢', '🔥', '💯', '�
 const SPEAKING_DB = -45;
 const ROLE_LABEL = { host: 'Host', co_host: 'Co-host', speaker: 'Speaker', listener: 'Listener' };
 const RANK = { listener: 0, speaker: 1, co_host: 2, host: 3 };
+const PLAYBACK = { auto: 'Automatic', ws: 'WebSocket (lowest delay)', ogg: 'Ogg stream', hls: 'LL-HLS (cacheable)' };
+const PLAYBACK_KEY = 'stentor.playback';
+
+/** What this browser can play: the WebSocket path needs WebCodecs; Ogg an audio element
+ * that plays Ogg Opus; HLS either Media Source with Opus in MP4 (hls.js) or native HLS. */
+function playable() {
+  const probe = document.createElement('audio');
+  const mse = typeof MediaSource !== 'undefined' && MediaSource.isTypeSupported('audio/mp4; codecs="opus"');
+  return {
+    ws: supportsWebCodecs,
+    ogg: probe.canPlayType('audio/ogg; codecs=opus') !== '',
+    hls: mse || probe.canPlayType('application/vnd.apple.mpegurl') !== '',
+  };
+}
+
+/** The playback path for `choice`: the choice if this browser can take it, else the best
+ * it can (WebSocket, then Ogg, then LL-HLS). */
+function resolvePlayback(choice) {
+  const can = playable();
+  if (choice !== 'auto' && can[choice]) return choice;
+  return ['ws', 'ogg', 'hls'].find((p) => can[p]) || 'ogg';
+}
 
 /** Opens the page of Space `id` in `main`; returns a function that leaves it. */
 export async function openSpace(main, id, user) {
@@ -37,6 +59,8 @@ class SpacePage {
     this.socket = null;
     this.audio = null;
     this.fallback = null;
+    this.hls = null;
+    this.playback = localStorage.getItem(PLAYBACK_KEY) || 'auto';
     this.mic = null;
     /** Whether the user wants their mic on: survives a reconnect, not a host's mute. */
     this.wantMic = false;
@@ -71,7 +95,7 @@ class SpacePage {
     this.stopMic();
     if (this.socket) this.socket.close(1000);
     if (this.audio) this.audio.close();
-    if (this.fallback) this.fallback.pause();
+    this.stopElement();
   }
 
   // ---- state -------------------------------------------------------------------------
@@ -79,6 +103,7 @@ class SpacePage {
   absorb(view) {
     this.title = view.title;
     this.state = view.state;
+    this.recording = view.recording !== false;
     this.startsAt = view.starts_at;
     this.listeners = view.listeners;
     this.stage = new Map(view.stage.map(([u, role, muted]) => [String(u), { role, muted }]));
@@ -229,6 +254,14 @@ class SpacePage {
         this.state = 'ended';
         this.stopMic();
         break;
+      case 'recording_changed':
+        this.recording = ev.on;
+        toast(ev.on ? 'This Space is being recorded' : 'Recording is off');
+        break;
+      case 'recording_failed':
+        this.recording = false;
+        toast(`Recording stopped: ${ev.reason}`);
+        break;
       case 'role_changed':
         if (ev.role === 'listener') this.stage.delete(String(ev.user));
         else this.stage.set(String(ev.user), { role: ev.role, muted: this.stage.get(String(ev.user))?.muted ?? false });
@@ -330,11 +363,13 @@ class SpacePage {
 
   async listen() {
     if (this.audio || this.fallback) return;
-    if (!supportsWebCodecs) {
-      this.fallback = h('audio', { src: `/spaces/${this.id}/live.opus`, autoplay: true, controls: true, 'aria-label': 'Live audio' });
+    const path = resolvePlayback(this.playback);
+    if (path === 'ogg') {
+      this.fallback = h('audio', { src: `/spaces/${this.id}/live.opus`, autoplay: true, controls: true, 'aria-label': 'Live audio', 'data-playback': 'ogg' });
       this.fallback.play().catch(() => {});
       return this.render();
     }
+    if (path === 'hls') return this.listenHls();
     try {
       this.audio = await AudioOut.start();
     } catch (e) {
@@ -344,14 +379,69 @@ class SpacePage {
     this.render();
   }
 
+  /** LL-HLS: natively where the browser plays HLS and has no Media Source (Safari on
+   * iPhone), otherwise through hls.js in low-latency mode (loaded only now). */
+  async listenHls() {
+    const src = `/spaces/${this.id}/live.m3u8`;
+    const el = h('audio', { autoplay: true, controls: true, 'aria-label': 'Live audio (LL-HLS)', 'data-playback': 'hls' });
+    this.fallback = el;
+    if (typeof MediaSource === 'undefined' && el.canPlayType('application/vnd.apple.mpegurl')) {
+      el.src = src;
+    } else {
+      let Hls;
+      try {
+        ({ default: Hls } = await import('/assets/hls.mjs'));
+      } catch (e) {
+        this.fallback = null;
+        toast(`The HLS player could not load: ${e.message}`);
+        return this.render();
+      }
+      if (this.fallback !== el) return;
+      // Low latency: play a little faster (10 %) to get back to PART-HOLD-BACK behind live
+      // after a stall, and let a stall add a quarter second to the target, not a second.
+      const hls = new Hls({
+        lowLatencyMode: true, enableWorker: false, backBufferLength: 30,
+        maxLiveSyncPlaybackRate: 1.1, liveSyncOnStallIncrease: 0.25,
+      });
+      hls.on(Hls.Events.ERROR, (_event, data) => {
+        if (data.fatal && data.type === Hls.ErrorTypes.NETWORK_ERROR) hls.startLoad();
+        else if (data.fatal) hls.recoverMediaError();
+      });
+      hls.loadSource(src);
+      hls.attachMedia(el);
+      this.hls = hls;
+      // For people and tests: seconds between the mixer making what plays now and now.
+      window.stentorHlsBehind = () => this.hlsBehind();
+    }
+    el.play().catch(() => {});
+    this.render();
+  }
+
+  /** How far behind live the HLS player plays, in seconds (from the playlist's dates). */
+  hlsBehind() {
+    const at = this.hls && this.hls.playingDate;
+    return at ? (Date.now() - at.getTime()) / 1000 : null;
+  }
+
+  stopElement() {
+    if (this.hls) this.hls.destroy();
+    this.hls = null;
+    if (this.fallback) this.fallback.pause();
+    this.fallback = null;
+  }
+
   stopListening() {
     this.stopMic();
     this.wantMic = false;
     if (this.audio) this.audio.close();
     this.audio = null;
-    if (this.fallback) this.fallback.pause();
-    this.fallback = null;
+    this.stopElement();
     this.render();
+  }
+
+  choosePlayback(choice) {
+    this.playback = choice;
+    localStorage.setItem(PLAYBACK_KEY, choice);
   }
 
   async toggleMic() {
@@ -399,7 +489,9 @@ class SpacePage {
   header() {
     const badge = { live: h('span', { class: 'badge live' }, 'Live'), scheduled: h('span', { class: 'badge' }, 'Scheduled'), ended: h('span', { class: 'badge' }, 'Ended') }[this.state];
     return h('div', { class: 'space-head' },
-      h('div', { class: 'space-title' }, badge, h('h1', {}, this.title)),
+      h('div', { class: 'space-title' }, badge,
+        this.recording && this.state !== 'ended' ? h('span', { class: 'badge rec', title: 'This Space is recorded', 'data-testid': 'rec' }, 'REC') : null,
+        h('h1', {}, this.title)),
       h('p', { class: 'muted', 'data-count': true }, this.countText()),
       h('p', { class: 'connection', 'data-connection': true, role: 'status', hidden: this.status === 'connected' || this.state === 'ended' },
         this.status === 'reconnecting' ? 'Reconnecting…' : 'Connecting…'));
@@ -487,12 +579,24 @@ class SpacePage {
       row.push(h('button', { class: 'btn ghost', type: 'button', 'data-key': 'listen', 'data-testid': 'stop-listening', onclick: () => this.stopListening() }, 'Stop listening'));
     } else {
       row.push(h('button', { class: 'btn big', type: 'button', 'data-key': 'listen', 'data-testid': 'listen', onclick: () => this.listen() }, this.onStage ? 'Hear the stage' : 'Listen'));
+      if (!this.onStage) {
+        const can = playable();
+        row.push(h('label', { class: 'playback' }, 'Play over ',
+          h('select', { 'data-key': 'playback', 'data-testid': 'playback', onchange: (e) => this.choosePlayback(e.target.value) },
+            Object.entries(PLAYBACK).map(([value, label]) => h('option', {
+              value, selected: value === this.playback, disabled: value !== 'auto' && !can[value],
+            }, label)))));
+      }
     }
     if (this.onStage && this.state === 'live') {
       row.push(h('button', { class: `btn ${this.mic ? 'danger' : ''}`, type: 'button', 'data-key': 'mic', 'data-testid': 'mic', 'aria-pressed': this.mic ? 'true' : 'false', onclick: () => this.toggleMic() }, this.mic ? 'Mute mic' : 'Turn on mic'));
       if (this.role !== 'host') {
         row.push(h('button', { class: 'btn ghost', type: 'button', 'data-key': 'step-down', onclick: () => this.send({ cmd: 'move_to_listener', user: Number(this.me) }) }, 'Leave the stage'));
       }
+    }
+    if (this.role === 'host' && this.state !== 'ended') {
+      row.push(h('button', { class: 'btn ghost', type: 'button', 'data-key': 'record', 'data-testid': 'record', 'aria-pressed': this.recording ? 'true' : 'false', onclick: () => this.send({ cmd: 'record', on: !this.recording }) },
+        this.recording ? 'Stop recording' : 'Record'));
     }
     if (!this.onStage && this.state === 'live') {
       if (this.invited) {

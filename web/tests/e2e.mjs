@@ -290,6 +290,43 @@ try {
     await old.close();
   });
 
+  await step('the app ships hls.js exactly as npm has it', async () => {
+    const vendored = readFileSync(join(here, '../vendor/hls.light.min.mjs'));
+    const npm = readFileSync(join(here, 'node_modules/hls.js/dist/hls.light.min.mjs'));
+    assert.ok(vendored.equals(npm), 'web/vendor/hls.light.min.mjs differs from the npm package in package.json');
+    if (!tls) {
+      // (Over https the page below loads it; node's fetch would refuse the test's certificate.)
+      const served = await fetch(`${base}/assets/hls.mjs`);
+      assert.ok(Buffer.from(await served.arrayBuffer()).equals(npm), 'the server serves it unchanged');
+    }
+  });
+
+  await step('a listener who chooses LL-HLS hears it through hls.js about a second behind the mixer', async () => {
+    const p = await page(audienceBrowser, 'hls listener');
+    await p.goto(`${base}/s/${spaceId}`);
+    await p.getByTestId('playback').selectOption('hls');
+    await p.getByTestId('listen').click();
+    await waitFor('hls.js playing', () => p.evaluate(() => {
+      const a = document.querySelector('audio[data-playback="hls"]');
+      return a && a.currentTime > 1 && !a.paused;
+    }), 15000);
+    // From EXT-X-PROGRAM-DATE-TIME (the mixer's clock) to the position playing, for 8 s.
+    const behind = [];
+    for (let i = 0; i < 16; i++) {
+      const b = await p.evaluate(() => window.stentorHlsBehind && window.stentorHlsBehind());
+      if (typeof b === 'number') behind.push(b);
+      await sleep(500);
+    }
+    behind.sort((a, b) => a - b);
+    assert.ok(behind.length >= 10, `only ${behind.length} latency samples`);
+    const p50 = behind[behind.length >> 1];
+    results.push(`     LL-HLS through hls.js: ${p50.toFixed(2)} s behind the mixer at p50 (min ${behind[0].toFixed(2)}, max ${behind.at(-1).toFixed(2)}, ${behind.length} samples)`);
+    assert.ok(p50 <= 1.5, `LL-HLS plays ${p50} s behind (target 1.5 s)`);
+    // The choice is remembered.
+    assert.equal(await p.evaluate(() => localStorage.getItem('stentor.playback')), 'hls');
+    await p.close();
+  });
+
   await step('the host mutes the speaker and the tone disappears', async () => {
     const before = await peakTone(late, 1000, 1500);
     await host.getByTestId('mute-speaker_e2e').click();

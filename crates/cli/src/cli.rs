@@ -144,8 +144,9 @@ pub struct LoadtestArgs {
     /// Listeners to open.
     #[arg(long)]
     pub listeners: usize,
-    /// `ws` (the Space WebSocket) or `ogg` (the Ogg/Opus HTTP stream).
-    #[arg(long, default_value = "ws", value_parser = ["ws", "ogg"])]
+    /// `ws` (the Space WebSocket), `ogg` (the Ogg/Opus HTTP stream) or `hls` (LL-HLS:
+    /// blocking playlist reloads and parts, as a low-latency player asks).
+    #[arg(long, default_value = "ws", value_parser = ["ws", "ogg", "hls"])]
     pub transport: String,
     /// Arrivals per second (a ramp); without it, everyone joins at once (a spike).
     #[arg(long, conflicts_with = "at")]
@@ -336,13 +337,13 @@ async fn discover_edges(url: &str, space: &str) -> anyhow::Result<Vec<String>> {
 
 async fn loadtest(args: LoadtestArgs) -> anyhow::Result<()> {
     use stentor_loadtest::{Plan, Profile, Transport, plan::parse_sources};
-    let transport = if args.transport == "ogg" {
-        Transport::Ogg
-    } else {
-        Transport::Ws
+    let transport = match args.transport.as_str() {
+        "ogg" => Transport::Ogg,
+        "hls" => Transport::Hls,
+        _ => Transport::Ws,
     };
-    if transport == Transport::Ws && args.space.is_empty() {
-        anyhow::bail!("--space is needed for WebSocket listeners");
+    if transport != Transport::Ogg && args.space.is_empty() {
+        anyhow::bail!("--space is needed for WebSocket and LL-HLS listeners");
     }
     let profile = match (args.rate, args.at) {
         (Some(per_second), _) => Profile::Ramp { per_second },

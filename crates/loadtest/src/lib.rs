@@ -8,6 +8,7 @@
 
 pub mod account;
 pub mod attack;
+mod hls;
 pub mod plan;
 pub mod plot;
 pub mod pow;

@@ -14,6 +14,9 @@ pub enum Transport {
     /// An Ogg/Opus HTTP stream (stentor's `live.opus`, or any Icecast-compatible URL);
     /// frames are counted from granule positions.
     Ogg,
+    /// LL-HLS: blocking playlist reloads and parts on one keep-alive connection, as a
+    /// low-latency player asks (through a cache or straight at the server).
+    Hls,
 }
 
 /// How listeners arrive.

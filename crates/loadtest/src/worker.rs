@@ -281,6 +281,13 @@ async fn listen(
             })
             .await
         }
+        Transport::Hls => {
+            let stream = connect_from(plan.source(i), addr).await?;
+            crate::hls::hls_listen(stream, &format!("{host}:{port}"), &plan.space, end, |seq| {
+                on_frame(seq, account)
+            })
+            .await
+        }
         Transport::Ogg => {
             let stream = connect_from(plan.source(i), addr).await?;
             let path = if plan.space.is_empty() {

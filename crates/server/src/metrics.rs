@@ -96,6 +96,10 @@ pub struct Metrics {
     pub bus_cut_off: Counter,
     /// Snapshots this origin answered.
     pub snapshots_served: Counter,
+    /// LL-HLS playlist requests answered (blocking or not): what a cache in front lets through.
+    pub hls_playlists: Counter,
+    /// LL-HLS init segments, parts and segments answered.
+    pub hls_files: Counter,
     /// Recordings stopped by an error (a full disk).
     pub recordings_failed: Counter,
     /// Bytes written to recordings (set at each scrape from the writer's count).
@@ -146,6 +150,8 @@ impl Default for Metrics {
             snapshots_failed: Counter::default(),
             bus_cut_off: Counter::default(),
             snapshots_served: Counter::default(),
+            hls_playlists: Counter::default(),
+            hls_files: Counter::default(),
             recordings_failed: Counter::default(),
             recording_bytes: Gauge::default(),
             recording_dropped: Gauge::default(),
@@ -317,6 +323,16 @@ impl Default for Metrics {
             "snapshots_served",
             "Snapshots this origin answered",
             m.snapshots_served.clone(),
+        );
+        registry.register(
+            "hls_playlists",
+            "LL-HLS playlist requests answered (blocking or not)",
+            m.hls_playlists.clone(),
+        );
+        registry.register(
+            "hls_files",
+            "LL-HLS init segments, parts and segments answered",
+            m.hls_files.clone(),
         );
         registry.register(
             "recordings_failed",

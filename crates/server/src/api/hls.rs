@@ -61,6 +61,7 @@ pub async fn playlist(
     if reload.part.is_some() && reload.msn.is_none() {
         return Err(ApiError::BadRequest("_HLS_part needs _HLS_msn".into()));
     }
+    state.metrics.hls_playlists.inc();
     let hls = framing(&state, &id).await?;
     let hold = Duration::from_secs(3 * hls.config().target_duration());
     // Framing starts at a segment boundary: the first request may wait for the first part.
@@ -122,6 +123,7 @@ pub async fn file(
     State(state): State<AppState>,
     Path((id, name)): Path<(String, String)>,
 ) -> Result<Response, ApiError> {
+    state.metrics.hls_files.inc();
     let hls = framing(&state, &id).await?;
     if name == "init.mp4" {
         return Ok(media(hls.init()));

@@ -40,11 +40,29 @@ const CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self'; img-
                    media-src 'self' blob:; connect-src 'self' ws: wss:; object-src 'none'; \
                    base-uri 'none'; frame-ancestors 'none'";
 
+/// hls.js (the light build, unmodified from npm: web/vendor, Apache-2.0), loaded by the app
+/// only when it plays LL-HLS.
+static HLS_JS: Asset = Asset {
+    name: "hls.mjs",
+    mime: JS,
+    body: include_bytes!(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../web/vendor/hls.light.min.mjs"
+    )),
+};
+
 fn serve(asset: &Asset) -> Response {
     let mut response = asset.body.into_response();
     let h = response.headers_mut();
     h.insert(header::CONTENT_TYPE, HeaderValue::from_static(asset.mime));
-    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    // The player library changes only with a release: a day; the app's own files: always
+    // revalidated.
+    let cache = if asset.name == HLS_JS.name {
+        "public, max-age=86400"
+    } else {
+        "no-cache"
+    };
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static(cache));
     h.insert(
         "x-content-type-options",
         HeaderValue::from_static("nosniff"),
@@ -63,7 +81,11 @@ pub async fn page() -> Response {
 
 /// `GET /assets/{name}`.
 pub async fn asset(Path(name): Path<String>) -> Response {
-    match ASSETS.iter().find(|a| a.name == name) {
+    match ASSETS
+        .iter()
+        .chain(std::iter::once(&HLS_JS))
+        .find(|a| a.name == name)
+    {
         Some(asset) => serve(asset),
         None => (StatusCode::NOT_FOUND, "no such asset").into_response(),
     }
