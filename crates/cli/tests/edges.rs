@@ -239,6 +239,54 @@ async fn edges_serve_the_origins_mix_forward_hands_and_keep_listeners_through_a_
     hear(&mut one, 440.0, Duration::from_secs(10), &mut seen).await;
     hear(&mut two, 440.0, Duration::from_secs(10), &mut seen).await;
 
+    // LL-HLS: the origin and both edges name the same parts and send the same bytes for
+    // them, so that one cache in front of all three keeps one copy.
+    let bases = [origin.base.clone(), edge_one.base.clone(), edge_two.base.clone()];
+    let until = Instant::now() + Duration::from_secs(10);
+    let common_segment = loop {
+        let mut ranges = Vec::new();
+        for base in &bases {
+            let text = http
+                .get(format!("{base}/spaces/{space}/live.m3u8"))
+                .send()
+                .await
+                .unwrap()
+                .text()
+                .await
+                .unwrap();
+            let whole: Vec<u64> = text
+                .lines()
+                .filter_map(|l| l.strip_prefix("hls/")?.strip_suffix(".m4s")?.parse().ok())
+                .collect();
+            ranges.push((whole.first().copied(), whole.last().copied()));
+        }
+        let lowest = ranges.iter().filter_map(|r| r.0).max();
+        let highest = ranges.iter().filter_map(|r| r.1).min();
+        if ranges.iter().all(|r| r.1.is_some())
+            && let (Some(lo), Some(hi)) = (lowest, highest)
+            && lo <= hi
+        {
+            break hi;
+        }
+        assert!(Instant::now() < until, "no segment listed by every node: {ranges:?}");
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    };
+    let mut copies = Vec::new();
+    for base in &bases {
+        let bytes = http
+            .get(format!("{base}/spaces/{space}/hls/{common_segment}.m4s"))
+            .send()
+            .await
+            .unwrap()
+            .bytes()
+            .await
+            .unwrap();
+        copies.push(bytes);
+    }
+    assert!(copies[0].len() > 1000, "a segment of {} bytes", copies[0].len());
+    assert_eq!(copies[0], copies[1], "the origin and edge one differ on segment {common_segment}");
+    assert_eq!(copies[0], copies[2], "the origin and edge two differ on segment {common_segment}");
+
     // `stentor cluster status` shows the four nodes, the Space's origin and its audience on
     // the edges (and so does the origin's count of listeners).
     let until = Instant::now() + Duration::from_secs(5);

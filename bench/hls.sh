@@ -1,0 +1,150 @@
+#!/usr/bin/env bash
+# LL-HLS at scale: N low-latency HLS clients (`stentor loadtest --transport hls`: a blocking
+# playlist reload and a part per part, on one keep-alive connection each) through nginx with
+# proxy_cache in front of `stentor demo` (a stand-in for a CDN edge), then the same clients
+# straight at stentor. Reports the requests per second reaching stentor (flat as clients
+# grow, behind the cache), stentor's and nginx's CPU, and whether every client got every
+# part on time.
+# Usage: bench/hls.sh            Env: COUNTS ("1000 5000 10000"), HOLD (20), RATE (2000),
+#        PART_MS (200), NAME (tells runs of one day apart).
+# Needs nginx (Debian's nginx-light is enough). Every process started here is stopped here,
+# by PID. Writes bench/results/hls-DATE[-NAME].md.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+counts=${COUNTS:-"1000 5000 10000"}
+hold=${HOLD:-20}
+rate=${RATE:-2000}
+part_ms=${PART_MS:-200}
+command -v nginx >/dev/null || { echo "hls.sh: nginx is needed (apt-get install nginx-light)" >&2; exit 1; }
+cargo build --release -q --bin stentor
+bin=$PWD/target/release/stentor
+hz=$(getconf CLK_TCK)
+tag="$(date +%F)${NAME:+-$NAME}"
+file="bench/results/hls-$tag.md"
+work=$(mktemp -d /tmp/stentor-hls.XXXXXX)
+chmod 755 "$work"
+ulimit -n "$(ulimit -Hn)"
+server="" nginx_pid=""
+
+cleanup() {
+  [[ -n $nginx_pid ]] && { kill "$nginx_pid" 2>/dev/null || true; wait "$nginx_pid" 2>/dev/null || true; }
+  [[ -n $server ]] && { kill "$server" 2>/dev/null || true; wait "$server" 2>/dev/null || true; }
+  [[ -n ${KEEP:-} ]] && echo "kept $work" >&2 || rm -rf "$work"
+}
+trap cleanup EXIT
+
+ticks() { # pid...: CPU ticks, summed
+  local sum=0 p
+  for p in "$@"; do sum=$(( sum + $(awk '{print $14 + $15}' "/proc/$p/stat" 2>/dev/null || echo 0) )); done
+  echo "$sum"
+}
+metric() { curl -sf "http://127.0.0.1:$sport/metrics" | awk -v m="$1" '$1 == m {print $2}'; }
+stentor_requests() { echo $(( $(metric stentor_hls_playlists_total) + $(metric stentor_hls_files_total) )); }
+nginx_requests() { curl -sf "http://127.0.0.1:$nport/nginx_status" | awk 'NR == 3 {print $3}'; }
+summary() { # report.json -> "received | on time | first audio p50/p99 | missed | gap p50/p99/max | failures"
+  python3 - "$1" <<'PY'
+import json, sys
+r = json.load(open(sys.argv[1]))
+g, f = r["longest_gap_ms"], r["first_audio_ms"]
+fails = "; ".join(f"{n} × {k}" for k, n in r["failures"].items()) or "0"
+print(f"{r['admitted']} of {r['listeners']} | {100 * r['on_time_share']:.2f}% | "
+      f"{f['p50']:.0f} / {f['p99']:.0f} | {r['missed']} | {g['p50']:.0f} / {g['p99']:.0f} / {g['max']:.0f} | {fails}")
+PY
+}
+
+sport=$((20000 + RANDOM % 10000)); nport=$((sport + 1))
+mkdir -p "$work/data" "$work/cache" "$work/tmp"
+"$bin" demo --bind "127.0.0.1:$sport" --data-dir "$work/data" --hls-part-ms "$part_ms" >"$work/stentor.log" 2>&1 &
+server=$!
+for _ in $(seq 100); do curl -sf "http://127.0.0.1:$sport/healthz" >/dev/null && break; sleep 0.1; done
+
+cat >"$work/nginx.conf" <<EOF
+worker_processes 2;
+worker_rlimit_nofile 19000;
+user root;
+pid $work/nginx.pid;
+error_log $work/nginx-error.log warn;
+events { worker_connections 16000; multi_accept on; }
+http {
+  access_log off;
+  client_body_temp_path $work/tmp/body;
+  proxy_temp_path $work/tmp/proxy;
+  fastcgi_temp_path $work/tmp/fastcgi;
+  uwsgi_temp_path $work/tmp/uwsgi;
+  scgi_temp_path $work/tmp/scgi;
+  keepalive_requests 1000000;
+  keepalive_timeout 60s;
+  proxy_cache_path $work/cache levels=1:2 keys_zone=hls:16m max_size=256m inactive=60s use_temp_path=off;
+  upstream stentor { server 127.0.0.1:$sport; keepalive 64; }
+  server {
+    listen 127.0.0.1:$nport backlog=16384;
+    location = /nginx_status { stub_status; }
+    location / {
+      proxy_pass http://stentor;
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
+      proxy_cache hls;
+      proxy_cache_key \$uri\$is_args\$args;
+      # One request upstream per URL however many clients ask at once; the rest wait for it.
+      proxy_cache_lock on;
+      proxy_cache_lock_timeout 8s;
+      proxy_cache_lock_age 8s;
+      proxy_read_timeout 10s;
+      add_header X-Cache-Status \$upstream_cache_status;
+    }
+  }
+}
+EOF
+nginx -c "$work/nginx.conf" -p "$work" -g 'daemon off;' 2>"$work/nginx.stderr" &
+nginx_pid=$!
+for _ in $(seq 50); do curl -sf "http://127.0.0.1:$nport/nginx_status" >/dev/null && break; sleep 0.1; done
+curl -sf "http://127.0.0.1:$nport/spaces/demo/live.m3u8" >/dev/null
+
+{
+  echo "# LL-HLS through a cache and straight, $(date -u '+%F %H:%M UTC')"
+  echo
+  echo "Machine: $(nproc) cores, $(uname -sr); stentor, $(nginx -v 2>&1 | sed 's/.*: //') and the load generator on"
+  echo "this one machine. Command: \`bench/hls.sh\` with COUNTS=\"$counts\" HOLD=$hold RATE=$rate PART_MS=$part_ms."
+  echo "\`stentor demo --hls-part-ms $part_ms\` (a synthetic speaker, 32 kbit/s); nginx with proxy_cache and"
+  echo "proxy_cache_lock, 2 workers, in front of it. Clients: \`stentor loadtest --transport hls\`, each a"
+  echo "keep-alive connection from its own 127.x address doing what a low-latency player does for every"
+  echo "part: a blocking playlist reload (\`_HLS_msn\`, \`_HLS_part\`, \`_HLS_skip=YES\`), then the part."
+  echo "On time = every frame received, none later than 1 s after its earliest delivery to any"
+  echo "client. Requests/s = over the hold. CPU = % of one core over the hold, from /proc."
+  echo
+  echo "| path | clients | received audio | on time | first audio p50 / p99 ms | missed | gap p50 / p99 / max ms | failures | client requests/s | requests/s reaching stentor | stentor CPU % | stentor CPU % per 1 000 | nginx CPU % |"
+  echo "|---|---|---|---|---|---|---|---|---|---|---|---|---|"
+} >"$file"
+
+run() { # path-label url n
+  local label=$1 url=$2 n=$3
+  local join; join=$(python3 -c "print(int($n / $rate) + 3)")
+  "$bin" loadtest --url "$url" --space demo --transport hls --listeners "$n" --rate "$rate" \
+    --hold "$hold" --json "$work/run.json" >"$work/run-$label-$n.txt" 2>&1 &
+  local lt=$!
+  sleep "$join"
+  local workers; workers=$(pgrep -P "$nginx_pid" | tr '\n' ' ')
+  local t0 s0 n0 r0 c0
+  t0=$(date +%s.%N); s0=$(ticks "$server"); n0=$(ticks $workers); r0=$(stentor_requests); c0=$(nginx_requests)
+  sleep $(( hold - 4 ))
+  local t1 s1 n1 r1 c1
+  t1=$(date +%s.%N); s1=$(ticks "$server"); n1=$(ticks $workers); r1=$(stentor_requests); c1=$(nginx_requests)
+  wait "$lt" || true
+  local line
+  line=$(python3 - <<PY
+dt = $t1 - $t0
+s = ($s1 - $s0) / $hz / dt * 100
+n = ($n1 - $n0) / $hz / dt * 100
+print(f"{($r1 - $r0) / dt:.0f} | {s:.1f} | {s / $n * 1000:.2f} | " + ("{:.1f}".format(n) if "$label" == "nginx" else "–"),
+      f"{($c1 - $c0) / dt:.0f}" if "$label" == "nginx" else f"{($r1 - $r0) / dt:.0f}")
+PY
+)
+  local own=${line% *} client=${line##* }
+  echo "| $label | $n | $(summary "$work/run.json") | $client | $own |" >>"$file"
+}
+
+for n in $counts; do run nginx "http://127.0.0.1:$nport" "$n"; sleep 2; done
+for n in $counts; do run straight "http://127.0.0.1:$sport" "$n"; sleep 2; done
+echo >>"$file"
+echo "Written $file"
+cat "$file"
