@@ -241,7 +241,11 @@ async fn edges_serve_the_origins_mix_forward_hands_and_keep_listeners_through_a_
 
     // LL-HLS: the origin and both edges name the same parts and send the same bytes for
     // them, so that one cache in front of all three keeps one copy.
-    let bases = [origin.base.clone(), edge_one.base.clone(), edge_two.base.clone()];
+    let bases = [
+        origin.base.clone(),
+        edge_one.base.clone(),
+        edge_two.base.clone(),
+    ];
     let until = Instant::now() + Duration::from_secs(10);
     let common_segment = loop {
         let mut ranges = Vec::new();
@@ -268,7 +272,10 @@ async fn edges_serve_the_origins_mix_forward_hands_and_keep_listeners_through_a_
         {
             break hi;
         }
-        assert!(Instant::now() < until, "no segment listed by every node: {ranges:?}");
+        assert!(
+            Instant::now() < until,
+            "no segment listed by every node: {ranges:?}"
+        );
         tokio::time::sleep(Duration::from_millis(300)).await;
     };
     let mut copies = Vec::new();
@@ -283,9 +290,19 @@ async fn edges_serve_the_origins_mix_forward_hands_and_keep_listeners_through_a_
             .unwrap();
         copies.push(bytes);
     }
-    assert!(copies[0].len() > 1000, "a segment of {} bytes", copies[0].len());
-    assert_eq!(copies[0], copies[1], "the origin and edge one differ on segment {common_segment}");
-    assert_eq!(copies[0], copies[2], "the origin and edge two differ on segment {common_segment}");
+    assert!(
+        copies[0].len() > 1000,
+        "a segment of {} bytes",
+        copies[0].len()
+    );
+    assert_eq!(
+        copies[0], copies[1],
+        "the origin and edge one differ on segment {common_segment}"
+    );
+    assert_eq!(
+        copies[0], copies[2],
+        "the origin and edge two differ on segment {common_segment}"
+    );
 
     // `stentor cluster status` shows the four nodes, the Space's origin and its audience on
     // the edges (and so does the origin's count of listeners).

@@ -271,3 +271,224 @@ async fn a_full_disk_stops_the_recording_and_the_space_goes_on() {
     speaker.abort();
     drop(server);
 }
+
+/// Opus packets of an Ogg/Opus file (after its two header packets).
+fn ogg_packets(bytes: &[u8]) -> Vec<Vec<u8>> {
+    let mut reader = stentor_media::ogg::OggReader::new();
+    reader.feed(bytes);
+    let mut out = Vec::new();
+    while let Some(p) = reader.next_packet().unwrap() {
+        out.push(p.data.to_vec());
+    }
+    assert!(out[0].starts_with(b"OpusHead") && out[1].starts_with(b"OpusTags"));
+    out.split_off(2)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replay_trim_delete_and_clips() {
+    let server = TestServer::start("recording-replay").await;
+    let (host, space) = live_space(&server, "replay_host", "Replayed").await;
+    let speaker = speak_tone(&host, &space, 440.0, 8.0);
+    let http = reqwest::Client::new();
+    let authed = |method: reqwest::Method, path: &str| {
+        http.request(method, format!("{}{path}", server.base))
+            .bearer_auth(host.token().unwrap())
+    };
+    tokio::time::sleep(Duration::from_secs(4)).await;
+
+    // A clip of the last 30 s (here: all 4 s so far), permanent, with a page.
+    let made = authed(
+        reqwest::Method::POST,
+        &format!("/api/v1/spaces/{space}/clips"),
+    )
+    .json(&serde_json::json!({"seconds": 30}))
+    .send()
+    .await
+    .unwrap();
+    assert_eq!(made.status(), 201);
+    let clip: serde_json::Value = made.json().await.unwrap();
+    let seconds = clip["seconds"].as_f64().unwrap();
+    assert!((2.5..5.0).contains(&seconds), "a clip of {seconds} s");
+    assert_eq!(clip["title"], "Replayed");
+    let page = clip["page"].as_str().unwrap();
+    assert_eq!(
+        http.get(format!("{}{page}", server.base))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    let audio = http
+        .get(format!("{}{}", server.base, clip["url"].as_str().unwrap()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(audio.headers()["content-type"], "audio/ogg");
+    let packets = ogg_packets(&audio.bytes().await.unwrap());
+    assert_tone(&decode(&packets)[25_000..], 440.0, "the clip");
+    // Out of range, and past the per-user limit (3 a minute).
+    let bad = authed(
+        reqwest::Method::POST,
+        &format!("/api/v1/spaces/{space}/clips"),
+    )
+    .json(&serde_json::json!({"seconds": 10}))
+    .send()
+    .await
+    .unwrap();
+    assert_eq!(bad.status(), 400);
+    let mut statuses = Vec::new();
+    for _ in 0..3 {
+        let r = authed(
+            reqwest::Method::POST,
+            &format!("/api/v1/spaces/{space}/clips"),
+        )
+        .json(&serde_json::json!({"seconds": 60}))
+        .send()
+        .await
+        .unwrap();
+        statuses.push(r.status().as_u16());
+    }
+    assert_eq!(statuses, vec![201, 201, 429]);
+    let anonymous = http
+        .post(format!("{}/api/v1/spaces/{space}/clips", server.base))
+        .json(&serde_json::json!({"seconds": 30}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(anonymous.status(), 401);
+
+    // The replay is there after the end.
+    let early = http
+        .get(format!("{}/spaces/{space}/recording.ogg", server.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(early.status(), 409);
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    host.command(&space, serde_json::json!({"cmd": "end"}))
+        .await
+        .unwrap();
+    speaker.abort();
+    let describe = || async {
+        let r = http
+            .get(format!("{}/api/v1/spaces/{space}/recording", server.base))
+            .send()
+            .await
+            .unwrap();
+        (
+            r.status().as_u16(),
+            r.json::<serde_json::Value>().await.unwrap_or_default(),
+        )
+    };
+    let (status, view) = describe().await;
+    assert_eq!(status, 200, "{view}");
+    let duration = view["duration_secs"].as_f64().unwrap();
+    assert!((4.0..6.5).contains(&duration), "{view}");
+    let turns = view["turns"].as_array().unwrap();
+    assert!(
+        turns
+            .iter()
+            .any(|t| t["name"] == "replay_host" && t["to"].as_f64().unwrap() > 3.0),
+        "the host spoke: {view}"
+    );
+    let file = http
+        .get(format!("{}/spaces/{space}/recording.ogg", server.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(file.status(), 200);
+    let whole = file.bytes().await.unwrap();
+    let packets = ogg_packets(&whole);
+    assert!((packets.len() as f64 * 0.02 - duration).abs() < 0.05);
+    assert_tone(&decode(&packets)[25_000..150_000], 440.0, "the replay");
+    // Seekable: a range is answered with that range.
+    let range = http
+        .get(format!("{}/spaces/{space}/recording.ogg", server.base))
+        .header("range", "bytes=1000-1999")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(range.status(), 206);
+    assert_eq!(range.bytes().await.unwrap(), whole.slice(1000..2000));
+    // And as HLS VOD.
+    let vod = http
+        .get(format!("{}/spaces/{space}/replay.m3u8", server.base))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        vod.contains("#EXT-X-PLAYLIST-TYPE:VOD") && vod.ends_with("#EXT-X-ENDLIST\n"),
+        "{vod}"
+    );
+    let segment = http
+        .get(format!("{}/spaces/{space}/replay/0.m4s", server.base))
+        .send()
+        .await
+        .unwrap()
+        .bytes()
+        .await
+        .unwrap();
+    assert_eq!(common::hls::packets(&segment).1.len(), 100);
+
+    // Only the host trims; the replay then starts later.
+    let listener = common::signed_up(&server, "replay_listener").await;
+    let refused = http
+        .patch(format!("{}/api/v1/spaces/{space}/recording", server.base))
+        .bearer_auth(listener.token().unwrap())
+        .json(&serde_json::json!({"trim_start_secs": 1.0}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), 403);
+    let trimmed = authed(
+        reqwest::Method::PATCH,
+        &format!("/api/v1/spaces/{space}/recording"),
+    )
+    .json(&serde_json::json!({"trim_start_secs": 1.0}))
+    .send()
+    .await
+    .unwrap();
+    assert_eq!(trimmed.status(), 204);
+    let (_, view) = describe().await;
+    assert!(
+        (view["duration_secs"].as_f64().unwrap() - (duration - 1.0)).abs() < 0.03,
+        "{view}"
+    );
+    assert_eq!(view["trimmed_secs"], 1.0);
+    let shorter = http
+        .get(format!("{}/spaces/{space}/recording.ogg", server.base))
+        .send()
+        .await
+        .unwrap()
+        .bytes()
+        .await
+        .unwrap();
+    assert_eq!(ogg_packets(&shorter).len(), packets.len() - 50);
+
+    // The host deletes it; the clips stay.
+    let deleted = authed(
+        reqwest::Method::DELETE,
+        &format!("/api/v1/spaces/{space}/recording"),
+    )
+    .send()
+    .await
+    .unwrap();
+    assert_eq!(deleted.status(), 204);
+    assert_eq!(describe().await.0, 404);
+    let gone = http
+        .get(format!("{}/spaces/{space}/recording.ogg", server.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(gone.status(), 404);
+    let kept = http
+        .get(format!("{}{}", server.base, clip["url"].as_str().unwrap()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(kept.status(), 200);
+}

@@ -6,7 +6,10 @@
 //! format is in [`log`]; the thread that writes every Space's log is in [`writer`].
 
 pub mod log;
+pub mod replay;
+pub mod storage;
 pub mod writer;
 
 pub use log::{LogError, Reader, Record, Timeline, encode};
+pub use storage::{LocalDir, Storage};
 pub use writer::{Recorder, Recording, RecordingState};

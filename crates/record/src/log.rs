@@ -41,12 +41,19 @@ pub enum Record {
         /// The mix sequence of the last frame.
         seq: u64,
     },
+    /// The host trimmed the start: the replay begins `frames` frames (20 ms each) into the
+    /// laid-out recording. The last trim in a log is the one in force.
+    Trim {
+        /// Frames cut from the start.
+        frames: u64,
+    },
 }
 
 const START: u8 = b'S';
 const AUDIO: u8 = b'A';
 const LEVELS: u8 = b'L';
 const STOP: u8 = b'E';
+const TRIM: u8 = b'T';
 
 /// Why a log could not be read.
 #[derive(Debug, thiserror::Error)]
@@ -98,6 +105,10 @@ pub fn encode(record: &Record, out: &mut Vec<u8>) {
             out.put_u8(STOP);
             out.put_u64(*seq);
         }
+        Record::Trim { frames } => {
+            out.put_u8(TRIM);
+            out.put_u64(*frames);
+        }
     }
     let payload = &out[at + 8..];
     let len = payload.len() as u32;
@@ -146,6 +157,9 @@ fn decode(mut payload: Bytes) -> Option<Record> {
         }
         STOP if payload.len() == 8 => Record::Stop {
             seq: payload.get_u64(),
+        },
+        TRIM if payload.len() == 8 => Record::Trim {
+            frames: payload.get_u64(),
         },
         _ => return None,
     };
@@ -249,6 +263,8 @@ pub struct Timeline {
     pub title: String,
     /// Frames the log says were made but are not in it (lost before they were written).
     pub missing: u64,
+    /// Frames the host trimmed from the start.
+    pub trimmed: u64,
 }
 
 impl Timeline {
@@ -256,6 +272,7 @@ impl Timeline {
     pub fn from_records(records: impl IntoIterator<Item = Record>) -> Self {
         let mut t = Timeline::default();
         let mut last: Option<u64> = None;
+        let mut trim = 0;
         for record in records {
             match record {
                 Record::Start { wall_ms, title, .. } => {
@@ -278,7 +295,18 @@ impl Timeline {
                 }
                 Record::Levels { levels, .. } => t.levels.push((t.packets.len(), levels)),
                 Record::Stop { .. } => last = None,
+                Record::Trim { frames } => trim = frames,
             }
+        }
+        let trim = (trim as usize).min(t.packets.len());
+        if trim > 0 {
+            t.packets.drain(..trim);
+            t.levels.retain(|(at, _)| *at >= trim);
+            for (at, _) in &mut t.levels {
+                *at -= trim;
+            }
+            t.started_ms = t.started_ms.map(|ms| ms + trim as u64 * 20);
+            t.trimmed = trim as u64;
         }
         t
     }
@@ -331,6 +359,7 @@ mod tests {
                 packet: Bytes::from_static(&[0xf8, 4]),
             },
             Record::Stop { seq: 1 },
+            Record::Trim { frames: 1 },
         ]
     }
 
@@ -404,6 +433,28 @@ mod tests {
         assert_eq!(t.missing, 2);
         assert_eq!(t.started_ms, Some(5));
         assert_eq!(t.title, "a");
+        let trimmed = Timeline::from_records([
+            Record::Start {
+                seq: 0,
+                wall_ms: 1_000,
+                title: "a".into(),
+            },
+            audio(0),
+            Record::Levels {
+                seq: 0,
+                levels: vec![(1, 50)],
+            },
+            audio(1),
+            Record::Levels {
+                seq: 1,
+                levels: vec![(2, 50)],
+            },
+            audio(2),
+            Record::Trim { frames: 2 },
+        ]);
+        assert_eq!(trimmed.packets.len(), 1);
+        assert_eq!(trimmed.levels, vec![(0, vec![(2, 50)])]);
+        assert_eq!(trimmed.started_ms, Some(1_040));
     }
 
     proptest! {

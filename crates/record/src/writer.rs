@@ -354,6 +354,18 @@ pub fn recover_dir(dir: &Path) {
     }
 }
 
+/// Appends `record` to the closed log at `path` (after its torn tail is cut) and syncs it:
+/// what the host's trim adds after the end.
+pub fn append_closed(path: &Path, record: &Record) -> io::Result<()> {
+    let mut file = OpenOptions::new().read(true).write(true).open(path)?;
+    let valid = recover(&mut file)?;
+    file.seek(SeekFrom::Start(valid))?;
+    let mut bytes = Vec::with_capacity(32);
+    encode(record, &mut bytes);
+    file.write_all(&bytes)?;
+    file.sync_data()
+}
+
 /// Reads the whole log at `path` (its torn tail ignored).
 pub fn read(path: &Path) -> Result<Vec<Record>, crate::LogError> {
     let file = File::open(path)?;

@@ -205,6 +205,10 @@ pub struct MediaConfig {
     /// Where recordings are kept [default: DATA_DIR/recordings].
     #[arg(long, env = "STENTOR_RECORDINGS_DIR")]
     pub recordings_dir: Option<PathBuf>,
+    /// Days a recording and its clips are kept after they were last written; 0 keeps them
+    /// for ever [default: 30].
+    #[arg(long, env = "STENTOR_RECORDING_RETENTION_DAYS")]
+    pub recording_retention_days: Option<u32>,
 }
 
 /// Admission settings: how the crowd is let in and how overload is met.
@@ -417,7 +421,8 @@ impl Config {
                     hls_segment_parts,
                     hls_window_segments,
                     record,
-                    recordings_dir
+                    recordings_dir,
+                    recording_retention_days
                 }
             ),
             cluster: layer!(
@@ -566,12 +571,26 @@ impl Config {
     /// records).
     pub fn recordings_dir(&self) -> Option<PathBuf> {
         let records = self.media.record.unwrap_or(true) && self.role() != Role::Edge;
-        records.then(|| {
+        records.then(|| self.replays_dir()).flatten()
+    }
+
+    /// Where this node's recordings are read from for replays and clips (also when it no
+    /// longer records); none on an edge.
+    pub fn replays_dir(&self) -> Option<PathBuf> {
+        (self.role() != Role::Edge).then(|| {
             self.media
                 .recordings_dir
                 .clone()
                 .unwrap_or_else(|| self.data_dir().join("recordings"))
         })
+    }
+
+    /// How long recordings and clips are kept (`None`: for ever).
+    pub fn recording_retention(&self) -> Option<std::time::Duration> {
+        match self.media.recording_retention_days.unwrap_or(30) {
+            0 => None,
+            days => Some(std::time::Duration::from_secs(u64::from(days) * 86_400)),
+        }
     }
 
     /// Data directory.

@@ -31,6 +31,7 @@ pub mod origin;
 pub mod overload;
 pub mod passwords;
 pub mod prefixed;
+pub mod replay;
 pub mod secrets;
 pub mod server;
 pub mod shutdown;

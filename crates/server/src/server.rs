@@ -47,6 +47,11 @@ pub enum StartError {
     Io(#[from] std::io::Error),
 }
 
+/// Clips one user may make per minute.
+const CLIPS_PER_MINUTE: u32 = 3;
+/// How often recordings past their retention are looked for.
+const SWEEP_EVERY: std::time::Duration = std::time::Duration::from_secs(3_600);
+
 /// Records the recording writer may hold in its queue (about a minute of 1 000 Spaces).
 const RECORD_QUEUE: usize = 65_536;
 
@@ -83,6 +88,28 @@ impl Server {
         let metrics = Arc::new(metrics::Metrics::default());
         let listener = listen(config.bind(), config.backlog())?;
         let cluster = join_cluster(&config, listener.local_addr()?).await?;
+        let replays = match config.replays_dir() {
+            Some(dir) => {
+                let storage = Arc::new(stentor_record::LocalDir::new(&dir)?);
+                let replays = Arc::new(crate::replay::Replays::new(
+                    dir,
+                    storage,
+                    config.recording_retention(),
+                    CLIPS_PER_MINUTE,
+                ));
+                let sweeping = replays.clone();
+                tokio::spawn(async move {
+                    let mut every = tokio::time::interval(SWEEP_EVERY);
+                    loop {
+                        every.tick().await;
+                        let replays = sweeping.clone();
+                        let _ = tokio::task::spawn_blocking(move || replays.sweep()).await;
+                    }
+                });
+                Some(replays)
+            }
+            None => None,
+        };
         let recorder = match config.recordings_dir() {
             Some(dir) => Some(stentor_record::Recorder::start(dir, RECORD_QUEUE)?),
             None => None,
@@ -156,6 +183,7 @@ impl Server {
                 passwords: Arc::new(passwords),
                 shutdown: shutdown_rx,
                 tasks,
+                replays,
             },
         })
     }

@@ -4,6 +4,7 @@
 pub mod accounts;
 pub mod hls;
 pub mod media;
+pub mod recordings;
 pub mod spaces;
 pub mod tickets;
 pub mod web;
@@ -231,6 +232,14 @@ pub fn router(state: AppState) -> Router {
         .route("/spaces/{id}/commands", post(spaces::command))
         .route("/spaces/{id}/tickets", post(tickets::ticket))
         .route("/spaces/{id}/ws", get(media::upgrade))
+        .route(
+            "/spaces/{id}/recording",
+            get(recordings::describe)
+                .patch(recordings::trim)
+                .delete(recordings::delete),
+        )
+        .route("/spaces/{id}/clips", post(recordings::clip))
+        .route("/clips/{id}", get(recordings::clip_info))
         .layer(DefaultBodyLimit::max(MAX_JSON_BODY))
         .layer(axum::middleware::from_fn_with_state(
             state.config.deadlines(),
@@ -246,6 +255,11 @@ pub fn router(state: AppState) -> Router {
         .route("/spaces/{id}/live.opus", get(media::live))
         .route("/spaces/{id}/live.m3u8", get(hls::playlist))
         .route("/spaces/{id}/hls/{name}", get(hls::file))
+        .route("/spaces/{id}/recording.ogg", get(recordings::ogg))
+        .route("/spaces/{id}/replay.m3u8", get(recordings::vod_playlist))
+        .route("/spaces/{id}/replay/{name}", get(recordings::vod_file))
+        .route("/clips/{file}", get(recordings::clip_file))
+        .route("/c/{id}", get(web::page))
         .route("/", get(web::page))
         .route("/signin", get(web::page))
         .route("/signup", get(web::page))
