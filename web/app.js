@@ -2,7 +2,7 @@
 
 import { api, currentUser } from './api.js';
 import { h, mount, toast } from './dom.js';
-import { openSpace } from './space.js';
+import { clock, openSpace } from './space.js';
 
 const main = document.getElementById('main');
 const nav = document.getElementById('nav');
@@ -39,11 +39,13 @@ async function route() {
   renderNav();
   const path = location.pathname;
   const space = path.match(/^\/s\/([A-Za-z0-9_-]{1,64})$/);
+  const clip = path.match(/^\/c\/([a-z0-9]{1,64})$/);
   if (path === '/') await home();
   else if (path === '/signin') authPage('signin');
   else if (path === '/signup') authPage('signup');
   else if (path === '/new') newSpace();
   else if (space) leavePage = await openSpace(main, space[1], user);
+  else if (clip) await clipPage(clip[1]);
   else notFound();
   main.focus({ preventScroll: true });
 }
@@ -156,6 +158,32 @@ function newSpace() {
     }
   });
   mount(main, h('div', { class: 'page narrow' }, form));
+}
+
+/** A clip: its player and a link to share. */
+async function clipPage(id) {
+  let clip;
+  try {
+    clip = await api('GET', `/clips/${id}`);
+  } catch {
+    return notFound();
+  }
+  const link = `${location.origin}/c/${clip.id}`;
+  const copy = async () => {
+    try {
+      await navigator.clipboard.writeText(link);
+      toast('Link copied');
+    } catch {
+      toast(link);
+    }
+  };
+  mount(main, h('div', { class: 'page clip' },
+    h('p', { class: 'muted' }, `A ${clock(clip.seconds)} clip from`),
+    h('h1', {}, clip.title),
+    h('audio', { controls: true, preload: 'metadata', src: clip.url, 'data-testid': 'clip-audio', 'aria-label': `Clip from ${clip.title}` }),
+    h('div', { class: 'row' },
+      h('button', { class: 'btn', type: 'button', onclick: copy }, 'Copy link'),
+      h('a', { class: 'btn ghost', href: `/s/${clip.space}`, 'data-link': true }, 'Go to the Space'))));
 }
 
 function notFound() {

@@ -12,6 +12,15 @@ const RANK = { listener: 0, speaker: 1, co_host: 2, host: 3 };
 const PLAYBACK = { auto: 'Automatic', ws: 'WebSocket (lowest delay)', ogg: 'Ogg stream', hls: 'LL-HLS (cacheable)' };
 const PLAYBACK_KEY = 'stentor.playback';
 
+/** Seconds as m:ss (or h:mm:ss). */
+export function clock(seconds) {
+  const s = Math.max(0, Math.floor(seconds));
+  const hh = Math.floor(s / 3600);
+  const mm = Math.floor((s % 3600) / 60);
+  const ss = String(s % 60).padStart(2, '0');
+  return hh ? `${hh}:${String(mm).padStart(2, '0')}:${ss}` : `${mm}:${ss}`;
+}
+
 /** What this browser can play: the WebSocket path needs WebCodecs; Ogg an audio element
  * that plays Ogg Opus; HLS either Media Source with Opus in MP4 (hls.js) or native HLS. */
 function playable() {
@@ -104,6 +113,7 @@ class SpacePage {
     this.title = view.title;
     this.state = view.state;
     this.recording = view.recording !== false;
+    this.host = view.host;
     this.startsAt = view.starts_at;
     this.listeners = view.listeners;
     this.stage = new Map(view.stage.map(([u, role, muted]) => [String(u), { role, muted }]));
@@ -398,10 +408,10 @@ class SpacePage {
       }
       if (this.fallback !== el) return;
       // Low latency: play a little faster (10 %) to get back to PART-HOLD-BACK behind live
-      // after a stall, and let a stall add a quarter second to the target, not a second.
+      // after a stall, and let a stall add a tenth of a second to the target, not a second.
       const hls = new Hls({
         lowLatencyMode: true, enableWorker: false, backBufferLength: 30,
-        maxLiveSyncPlaybackRate: 1.1, liveSyncOnStallIncrease: 0.25,
+        maxLiveSyncPlaybackRate: 1.1, liveSyncOnStallIncrease: 0.1,
       });
       hls.on(Hls.Events.ERROR, (_event, data) => {
         if (data.fatal && data.type === Hls.ErrorTypes.NETWORK_ERROR) hls.startLoad();
@@ -521,7 +531,11 @@ class SpacePage {
       return h('div', { class: 'panel notice' }, h('h2', {}, 'You were removed from this Space'), h('p', {}, h('a', { href: '/', 'data-link': true }, 'Find another Space')));
     }
     if (this.state === 'ended') {
-      return h('div', { class: 'panel notice', 'data-ended': true }, h('h2', {}, 'This Space has ended'), h('p', { class: 'muted' }, 'Thanks for listening.'), h('p', {}, h('a', { href: '/', 'data-link': true }, 'Find another Space')));
+      this.loadReplay();
+      return [
+        h('div', { class: 'panel notice', 'data-ended': true }, h('h2', {}, 'This Space has ended'), h('p', { class: 'muted' }, this.replay ? 'Its replay is below.' : 'Thanks for listening.'), h('p', {}, h('a', { href: '/', 'data-link': true }, 'Find another Space'))),
+        this.replaySection(),
+      ];
     }
     return [
       this.state === 'scheduled' ? this.lobby() : null,
@@ -530,6 +544,91 @@ class SpacePage {
       this.isMod ? this.moderation() : null,
       h('div', { class: 'reaction-layer', 'aria-hidden': 'true', 'data-reactions': true }),
     ];
+  }
+
+  // ---- replay and clips -------------------------------------------------------------
+
+  async loadReplay() {
+    if (this.replayAsked) return;
+    this.replayAsked = true;
+    try {
+      this.replay = await api('GET', `/spaces/${this.id}/recording`);
+    } catch {
+      this.replay = null;
+    }
+    this.render();
+  }
+
+  /** The replay: a player (seekable), who spoke when (click a turn to hear it), and for
+   * the host, trimming the start and deleting it. */
+  replaySection() {
+    const r = this.replay;
+    if (!r) return null;
+    if (!this.replayAudio) {
+      this.replayAudio = h('audio', { controls: true, preload: 'metadata', src: `${r.ogg}?trim=${r.trimmed_secs}`, 'data-testid': 'replay-audio', 'aria-label': 'Replay' });
+    }
+    const audio = this.replayAudio;
+    const people = new Map();
+    for (const t of r.turns) {
+      if (!people.has(t.user)) people.set(t.user, { name: t.name || `user ${t.user}`, turns: [] });
+      people.get(t.user).turns.push(t);
+    }
+    const length = Math.max(r.duration_secs, 0.1);
+    const rows = [...people.values()].map((p) => h('li', { class: 'turn-row' },
+      h('span', { class: 'turn-name' }, p.name),
+      h('div', { class: 'turn-track' }, p.turns.map((t) => {
+        const b = h('button', { class: 'turn', type: 'button', title: `${p.name}, ${clock(t.from)} to ${clock(t.to)}`, 'aria-label': `Play ${p.name} from ${clock(t.from)}`, onclick: () => { audio.currentTime = t.from; audio.play().catch(() => {}); } });
+        // Positions by CSSOM (the page's policy forbids inline style attributes).
+        b.style.left = `${(100 * t.from) / length}%`;
+        b.style.width = `${Math.max(0.6, (100 * (t.to - t.from)) / length)}%`;
+        return b;
+      }))));
+    const isHost = this.me != null && String(this.host) === String(this.me);
+    return h('section', { class: 'panel replay', 'aria-label': 'Replay' },
+      h('h2', {}, 'Replay'),
+      h('p', { class: 'muted' }, `${clock(r.duration_secs)} recorded`, r.trimmed_secs > 0 ? ` · starts ${clock(r.trimmed_secs)} in` : ''),
+      audio,
+      rows.length ? h('ul', { class: 'turns', 'aria-label': 'Who spoke when' }, rows) : h('p', { class: 'muted' }, 'Nobody was heard.'),
+      h('div', { class: 'row' },
+        h('a', { class: 'btn small ghost', href: r.ogg, download: `${this.title}.ogg` }, 'Download'),
+        isHost ? h('button', { class: 'btn small ghost', type: 'button', 'data-key': 'trim', 'data-testid': 'trim', onclick: () => this.trimHere() }, 'Start the replay here') : null,
+        isHost ? h('button', { class: 'btn small danger', type: 'button', 'data-key': 'delete-recording', 'data-testid': 'delete-recording', onclick: () => this.deleteRecording() }, 'Delete recording') : null));
+  }
+
+  async trimHere() {
+    const at = this.replay.trimmed_secs + (this.replayAudio ? this.replayAudio.currentTime : 0);
+    try {
+      await api('PATCH', `/spaces/${this.id}/recording`, { trim_start_secs: Math.round(at * 50) / 50 });
+      toast(`The replay now starts ${clock(at)} in`);
+    } catch (e) {
+      return toast(e.message);
+    }
+    this.replayAsked = false;
+    this.replayAudio = null;
+    this.loadReplay();
+  }
+
+  async deleteRecording() {
+    if (!confirm('Delete this recording for everyone? Clips made from it stay.')) return;
+    try {
+      await api('DELETE', `/spaces/${this.id}/recording`);
+    } catch (e) {
+      return toast(e.message);
+    }
+    this.replay = null;
+    this.replayAudio = null;
+    toast('The recording is deleted');
+    this.render();
+  }
+
+  async clip(seconds) {
+    try {
+      this.lastClip = await api('POST', `/spaces/${this.id}/clips`, { seconds });
+      toast(`Clipped the last ${Math.round(this.lastClip.seconds)} s`);
+    } catch (e) {
+      return toast(e.status === 401 ? 'Sign in to make clips' : e.message);
+    }
+    this.render();
   }
 
   lobby() {
@@ -593,6 +692,12 @@ class SpacePage {
       if (this.role !== 'host') {
         row.push(h('button', { class: 'btn ghost', type: 'button', 'data-key': 'step-down', onclick: () => this.send({ cmd: 'move_to_listener', user: Number(this.me) }) }, 'Leave the stage'));
       }
+    }
+    if (this.state === 'live' && this.recording && this.me != null) {
+      row.push(h('button', { class: 'btn ghost', type: 'button', 'data-key': 'clip', 'data-testid': 'clip', onclick: () => this.clip(30) }, 'Clip last 30 s'));
+    }
+    if (this.lastClip) {
+      row.push(h('a', { class: 'clip-link', href: this.lastClip.page, 'data-link': true, 'data-testid': 'clip-link' }, 'Your clip'));
     }
     if (this.role === 'host' && this.state !== 'ended') {
       row.push(h('button', { class: 'btn ghost', type: 'button', 'data-key': 'record', 'data-testid': 'record', 'aria-pressed': this.recording ? 'true' : 'false', onclick: () => this.send({ cmd: 'record', on: !this.recording }) },

@@ -310,7 +310,9 @@ try {
       const a = document.querySelector('audio[data-playback="hls"]');
       return a && a.currentTime > 1 && !a.paused;
     }), 15000);
-    // From EXT-X-PROGRAM-DATE-TIME (the mixer's clock) to the position playing, for 8 s.
+    // From EXT-X-PROGRAM-DATE-TIME (the mixer's clock) to the position playing, for 8 s,
+    // once the player has settled (it plays 10 % fast to catch up after a stall at start).
+    await sleep(4000);
     const behind = [];
     for (let i = 0; i < 16; i++) {
       const b = await p.evaluate(() => window.stentorHlsBehind && window.stentorHlsBehind());
@@ -384,11 +386,52 @@ try {
     }
   });
 
+  await step('a speaker clips the last 30 s and the clip page plays it', async () => {
+    await speaker.getByTestId('clip').click();
+    const href = await speaker.getByTestId('clip-link').getAttribute('href', { timeout: 5000 });
+    const clipPage = await page(audienceBrowser, 'clip page');
+    await clipPage.goto(`${base}${href}`);
+    await clipPage.getByRole('button', { name: 'Copy link' }).waitFor();
+    await clipPage.evaluate(() => document.querySelector('[data-testid="clip-audio"]').play());
+    await waitFor('the clip playing', () => clipPage.evaluate(() => document.querySelector('[data-testid="clip-audio"]').currentTime > 0.5), 10000);
+    await clipPage.setViewportSize({ width: 390, height: 844 });
+    await clipPage.screenshot({ path: join(shots, 'clip-phone.png'), fullPage: true });
+    await clipPage.close();
+  });
+
   await step('the host ends the Space and everyone sees it', async () => {
     await host.getByTestId('end').click();
     for (const p of [host, speaker, early, late]) {
       await p.getByText('This Space has ended').waitFor({ timeout: 5000 });
     }
+  });
+
+  await step('the replay plays, shows who spoke when, and the host trims its start', async () => {
+    await host.reload();
+    await host.getByTestId('replay-audio').waitFor({ timeout: 10000 });
+    const turns = await host.locator('.turn').count();
+    assert.ok(turns >= 1, 'no turn in the replay\'s timeline');
+    const before = await host.evaluate(async () => {
+      const a = document.querySelector('[data-testid="replay-audio"]');
+      if (!Number.isFinite(a.duration)) await new Promise((r) => a.addEventListener('loadedmetadata', r, { once: true }));
+      a.currentTime = 2;
+      await a.play();
+      return a.duration;
+    });
+    await waitFor('the replay playing', () => host.evaluate(() => document.querySelector('[data-testid="replay-audio"]').currentTime > 2.3), 10000);
+    await host.screenshot({ path: join(shots, 'replay-host.png'), fullPage: true });
+    await host.setViewportSize({ width: 390, height: 844 });
+    await host.screenshot({ path: join(shots, 'replay-phone.png'), fullPage: true });
+    await host.setViewportSize({ width: 1200, height: 860 });
+    await host.getByTestId('trim').click();
+    await host.getByText(/starts \d+:\d\d in/).first().waitFor({ timeout: 5000 });
+    const after = await host.evaluate(async () => {
+      const a = document.querySelector('[data-testid="replay-audio"]');
+      if (!Number.isFinite(a.duration)) await new Promise((r) => a.addEventListener('loadedmetadata', r, { once: true }));
+      return a.duration;
+    });
+    results.push(`     replay ${before.toFixed(1)} s with ${turns} turns; ${after.toFixed(1)} s after the trim`);
+    assert.ok(after < before - 1.5, `the trim did not shorten the replay (${before} → ${after})`);
   });
 
   // A cluster on the real NATS that .ci/run names: an origin making the demo Space and two
