@@ -40,8 +40,26 @@ export const stats = {
   underruns: 0,
   sentFrames: 0,
   playedSeconds: 0,
+  // Wall-clock milliseconds (performance.timeOrigin + now) at which the 1 kHz marker tone
+  // started in the microphone, and in what this page played: mouth-to-ear measurements.
+  mouth: [],
+  ear: [],
 };
 window.stentorStats = stats;
+
+/** Where context time `t` (s) of `ctx` is on the wall clock (ms): when that sample is heard. */
+function wallOf(ctx, t) {
+  const ts = ctx.getOutputTimestamp();
+  return performance.timeOrigin + ts.performanceTime + (t - ts.contextTime) * 1000;
+}
+
+function remember(list, at) {
+  list.push(at);
+  if (list.length > 500) list.shift();
+}
+
+const MARKER_ONSET_DB = -36;
+const MARKER_QUIET_DB = -50;
 
 function measure(pcm) {
   let sum = 0;
@@ -64,6 +82,7 @@ export class AudioOut {
     });
     node.connect(ctx.destination);
     node.port.onmessage = (e) => {
+      if (e.data.onset !== undefined) return remember(stats.ear, wallOf(ctx, e.data.onset));
       stats.bufferedMs = e.data.bufferedMs;
       stats.underruns = e.data.underruns;
       stats.playedSeconds = ctx.currentTime;
@@ -160,15 +179,22 @@ export class Mic {
     this.sink = ctx.createGain();
     this.sink.gain.value = 0;
     this.source.connect(this.node).connect(this.sink).connect(ctx.destination);
+    this.quiet = 0;
     this.node.port.onmessage = (e) => {
       if (this.encoder.state !== 'configured') return;
+      const { pcm } = e.data;
+      // The marker tone starting in the microphone: when its first frame was captured (it
+      // reached this page 20 ms later, when the frame was whole).
+      const marker = db(goertzel(pcm, 1000));
+      if (marker > MARKER_ONSET_DB && this.quiet >= 3) remember(stats.mouth, performance.timeOrigin + performance.now() - 20);
+      this.quiet = marker < MARKER_QUIET_DB ? this.quiet + 1 : 0;
       const data = new AudioData({
         format: 'f32-planar',
         sampleRate: 48000,
         numberOfFrames: FRAME,
         numberOfChannels: 1,
         timestamp: this.ts,
-        data: e.data,
+        data: pcm,
       });
       this.ts += 20000;
       this.encoder.encode(data);

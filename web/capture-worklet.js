@@ -14,7 +14,7 @@ class Capture extends AudioWorkletProcessor {
       for (let i = 0; i < input.length; i++) {
         this.frame[this.filled++] = input[i];
         if (this.filled === this.frame.length) {
-          this.port.postMessage(this.frame, [this.frame.buffer]);
+          this.port.postMessage({ pcm: this.frame }, [this.frame.buffer]);
           this.frame = new Float32Array(960);
           this.filled = 0;
         }

@@ -64,11 +64,34 @@ class Stream {
   }
 }
 
+/** Goertzel power of `freq` in `x` (48 kHz), a sine of amplitude a giving about a²/4. */
+function tonePower(x, freq) {
+  const coeff = 2 * Math.cos((2 * Math.PI * freq) / 48000);
+  let s1 = 0;
+  let s2 = 0;
+  for (let i = 0; i < x.length; i++) {
+    const s0 = x[i] + coeff * s1 - s2;
+    s2 = s1;
+    s1 = s0;
+  }
+  return (s1 * s1 + s2 * s2 - coeff * s1 * s2) / (x.length * x.length);
+}
+
+/** The marker tone whose onsets the output reports (mouth-to-ear measurements). */
+const MARKER_HZ = 1000;
+const ONSET = 10 ** (-36 / 10);
+const QUIET = 10 ** (-50 / 10);
+
 class Playback extends AudioWorkletProcessor {
   constructor() {
     super();
     this.streams = new Map();
     this.blocks = 0;
+    // 20 ms of output at a time, watched for the marker tone starting.
+    this.watch = new Float32Array(960);
+    this.watched = 0;
+    this.watchStart = 0;
+    this.quiet = 0;
     this.port.onmessage = (e) => {
       const { id, pcm, drop } = e.data;
       if (drop) {
@@ -92,6 +115,14 @@ class Playback extends AudioWorkletProcessor {
       const x = out[i];
       // Soft limit the sum of several speakers.
       out[i] = x > 0.9 || x < -0.9 ? Math.tanh(x) : x;
+      if (this.watched === 0) this.watchStart = currentTime + i / sampleRate;
+      this.watch[this.watched++] = out[i];
+      if (this.watched === this.watch.length) {
+        this.watched = 0;
+        const p = tonePower(this.watch, MARKER_HZ);
+        if (p > ONSET && this.quiet >= 3) this.port.postMessage({ onset: this.watchStart });
+        this.quiet = p < QUIET ? this.quiet + 1 : 0;
+      }
     }
     if (++this.blocks % 188 === 0) {
       let buffered = 0;

@@ -413,7 +413,9 @@ class SpacePage {
         lowLatencyMode: true, enableWorker: false, backBufferLength: 30,
         maxLiveSyncPlaybackRate: 1.1, liveSyncOnStallIncrease: 0.1,
       });
+      window.stentorHlsStalls = 0;
       hls.on(Hls.Events.ERROR, (_event, data) => {
+        if (data.details === Hls.ErrorDetails.BUFFER_STALLED_ERROR) window.stentorHlsStalls += 1;
         if (data.fatal && data.type === Hls.ErrorTypes.NETWORK_ERROR) hls.startLoad();
         else if (data.fatal) hls.recoverMediaError();
       });
@@ -422,6 +424,14 @@ class SpacePage {
       this.hls = hls;
       // For people and tests: seconds between the mixer making what plays now and now.
       window.stentorHlsBehind = () => this.hlsBehind();
+      window.stentorHlsTarget = () => hls.targetLatency;
+      // hls.js catches up by playing faster only with more than a second buffered, which a
+      // low-latency stream never has: a player that fell behind (a slow start, a stall)
+      // jumps back to its target instead, at most every few seconds.
+      this.hlsSync = setInterval(() => {
+        const late = hls.latency - hls.targetLatency;
+        if (!el.paused && late > 0.35 && hls.liveSyncPosition) el.currentTime = hls.liveSyncPosition;
+      }, 3000);
     }
     el.play().catch(() => {});
     this.render();
@@ -434,6 +444,7 @@ class SpacePage {
   }
 
   stopElement() {
+    clearInterval(this.hlsSync);
     if (this.hls) this.hls.destroy();
     this.hls = null;
     if (this.fallback) this.fallback.pause();

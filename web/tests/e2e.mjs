@@ -48,14 +48,15 @@ function healthy(url) {
 
 // ---- fixtures -------------------------------------------------------------------------
 
-/** A 16-bit mono 48 kHz WAV of beeps at `hz`: 300 ms on, 100 ms off, like syllables. */
-function beepWav(path, hz, seconds = 30) {
+/** A 16-bit mono 48 kHz WAV of beeps at `hz`: `on` seconds of every `period` (by default
+ * 300 ms on, 100 ms off, like syllables). */
+function beepWav(path, hz, seconds = 30, on = 0.3, period = 0.4) {
   const rate = 48000;
   const n = rate * seconds;
   const data = Buffer.alloc(n * 2);
   for (let i = 0; i < n; i++) {
-    const t = (i % (rate * 0.4)) / rate;
-    const env = t < 0.3 ? Math.min(1, t / 0.01, (0.3 - t) / 0.01) : 0;
+    const t = (i % (rate * period)) / rate;
+    const env = t < on ? Math.min(1, t / 0.01, (on - t) / 0.01) : 0;
     const s = 0.4 * env * Math.sin((2 * Math.PI * hz * i) / rate);
     data.writeInt16LE(Math.round(s * 32767), i * 2);
   }
@@ -193,7 +194,9 @@ async function step(name, fn) {
 let { proc, base, port } = await startServer();
 const cluster = [];
 const hostBrowser = await browser(beepWav(join(work, 'host-440.wav'), 440));
-const speakerBrowser = await browser(beepWav(join(work, 'speaker-1000.wav'), 1000));
+// The speaker's beeps are markers: 250 ms of 1 kHz once a second, so that each one heard
+// is matched to the one said without doubt.
+const speakerBrowser = await browser(beepWav(join(work, 'speaker-1000.wav'), 1000, 30, 0.25, 1));
 const audienceBrowser = await browser(null);
 let failed = null;
 try {
@@ -273,6 +276,25 @@ try {
     await host.screenshot({ path: join(shots, 'live-host.png'), fullPage: true });
   });
 
+  await step('mouth to ear over the WebSocket: the speaker\'s markers reach a listener\'s output within 300 ms (p50)', async () => {
+    // Onsets of the 1 kHz markers: when the speaker's page took them from its microphone,
+    // and when the listener's page plays them (its output clock, device latency included).
+    await sleep(8000);
+    const mouth = (await stats(speaker)).mouth;
+    const ear = (await stats(late)).ear;
+    const delays = [];
+    for (const e of ear) {
+      const said = mouth.filter((m) => m < e && e - m < 800);
+      if (said.length) delays.push(e - said.at(-1));
+    }
+    delays.sort((a, b) => a - b);
+    const heard = await stats(late);
+    assert.ok(delays.length >= 5, `only ${delays.length} markers matched (${mouth.length} said, ${ear.length} heard; the listener: ${heard.decodedFrames} frames, 1 kHz at ${heard.tones[1000].toFixed(1)} dB, ${heard.underruns} underruns)`);
+    const q = (p) => delays[Math.min(delays.length - 1, Math.floor(p * delays.length))];
+    results.push(`     mouth to ear (WebSocket, browser to browser): p50 ${q(0.5).toFixed(0)} ms, p90 ${q(0.9).toFixed(0)} ms, max ${delays.at(-1).toFixed(0)} ms over ${delays.length} markers`);
+    assert.ok(q(0.5) <= 300, `mouth to ear p50 ${q(0.5)} ms (target 300 ms)`);
+  });
+
   await step('a reaction reaches the host as a burst', async () => {
     await late.getByRole('button', { name: 'React 🔥' }).click();
     await host.locator('.floater').first().waitFor({ timeout: 3000 });
@@ -322,7 +344,8 @@ try {
     behind.sort((a, b) => a - b);
     assert.ok(behind.length >= 10, `only ${behind.length} latency samples`);
     const p50 = behind[behind.length >> 1];
-    results.push(`     LL-HLS through hls.js: ${p50.toFixed(2)} s behind the mixer at p50 (min ${behind[0].toFixed(2)}, max ${behind.at(-1).toFixed(2)}, ${behind.length} samples)`);
+    const player = await p.evaluate(() => ({ target: window.stentorHlsTarget(), stalls: window.stentorHlsStalls }));
+    results.push(`     LL-HLS through hls.js: ${p50.toFixed(2)} s behind the mixer at p50 (min ${behind[0].toFixed(2)}, max ${behind.at(-1).toFixed(2)}, ${behind.length} samples; the player's target ${player.target.toFixed(2)} s after ${player.stalls} stalls)`);
     assert.ok(p50 <= 1.5, `LL-HLS plays ${p50} s behind (target 1.5 s)`);
     // The choice is remembered.
     assert.equal(await p.evaluate(() => localStorage.getItem('stentor.playback')), 'hls');
@@ -424,7 +447,8 @@ try {
     await host.screenshot({ path: join(shots, 'replay-phone.png'), fullPage: true });
     await host.setViewportSize({ width: 1200, height: 860 });
     await host.getByTestId('trim').click();
-    await host.getByText(/starts \d+:\d\d in/).first().waitFor({ timeout: 5000 });
+    // The replay section again, with the new start (not the toast saying so).
+    await host.locator('.replay p.muted', { hasText: /starts \d+:\d\d in/ }).waitFor({ timeout: 5000 });
     const after = await host.evaluate(async () => {
       const a = document.querySelector('[data-testid="replay-audio"]');
       if (!Number.isFinite(a.duration)) await new Promise((r) => a.addEventListener('loadedmetadata', r, { once: true }));

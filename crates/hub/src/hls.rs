@@ -156,6 +156,10 @@ pub struct Hls {
     version: watch::Sender<u64>,
 }
 
+/// The longest gap (in frames) filled with concealment; a longer one (or a step back) moves
+/// the timeline's base instead.
+const MAX_FILL: u64 = 500;
+
 /// A frame that carries nothing: a decoder conceals it (a TOC byte and an empty frame).
 fn concealed(like: &[u8]) -> Bytes {
     let toc = like.first().copied().unwrap_or(0xf8) & !0x03;
@@ -225,7 +229,7 @@ impl Hls {
         }
         let mut t = base + seq;
         if let Some(last) = s.last {
-            if t <= last || t > last + 50 {
+            if t <= last || t > last + MAX_FILL {
                 // A jump (a new mixer behind the same hub): the timeline goes on unbroken.
                 s.base = Some(last + 1 - seq);
                 t = last + 1;

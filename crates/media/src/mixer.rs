@@ -252,6 +252,13 @@ impl Mixer {
     pub fn next_seq(&self) -> u64 {
         self.seq
     }
+
+    /// Skips `frames` ticks that were never mixed (the process stalled): the sequence keeps
+    /// counting 20 ms of wall-clock time, so that what listeners and the LL-HLS timeline see
+    /// as a gap is one.
+    pub fn skip(&mut self, frames: u64) {
+        self.seq += frames;
+    }
 }
 
 /// Limits a sample to (-1, 1) without a hard clip: linear up to 0.8, then a tanh knee.

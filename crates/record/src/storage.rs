@@ -69,8 +69,10 @@ impl Storage for LocalDir {
         if let Some(dir) = path.parent() {
             std::fs::create_dir_all(dir)?;
         }
-        // A temporary file, synced, renamed over the old one.
-        let tmp = path.with_extension(format!("tmp{}", std::process::id()));
+        // A temporary file of this write's own, synced, renamed over the old one.
+        static WRITES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let n = WRITES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let tmp = path.with_extension(format!("tmp{}-{n}", std::process::id()));
         let result = (|| {
             let mut f = std::fs::File::create(&tmp)?;
             std::io::Write::write_all(&mut f, bytes)?;

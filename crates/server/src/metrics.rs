@@ -96,6 +96,8 @@ pub struct Metrics {
     pub bus_cut_off: Counter,
     /// Snapshots this origin answered.
     pub snapshots_served: Counter,
+    /// Mixer ticks skipped after a stall of the process (never mixed; a gap for listeners).
+    pub ticks_skipped: Counter,
     /// LL-HLS playlist requests answered (blocking or not): what a cache in front lets through.
     pub hls_playlists: Counter,
     /// LL-HLS init segments, parts and segments answered.
@@ -150,6 +152,7 @@ impl Default for Metrics {
             snapshots_failed: Counter::default(),
             bus_cut_off: Counter::default(),
             snapshots_served: Counter::default(),
+            ticks_skipped: Counter::default(),
             hls_playlists: Counter::default(),
             hls_files: Counter::default(),
             recordings_failed: Counter::default(),
@@ -323,6 +326,11 @@ impl Default for Metrics {
             "snapshots_served",
             "Snapshots this origin answered",
             m.snapshots_served.clone(),
+        );
+        registry.register(
+            "ticks_skipped",
+            "Mixer ticks skipped after a stall of the process (a gap for listeners)",
+            m.ticks_skipped.clone(),
         );
         registry.register(
             "hls_playlists",

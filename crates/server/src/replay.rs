@@ -44,6 +44,9 @@ pub struct Replays {
     retention: Option<Duration>,
     cache: Mutex<HashMap<String, (SystemTime, Arc<Timeline>)>>,
     clips: DefaultKeyedRateLimiter<u64>,
+    /// One replay file made at a time: a page whose listeners all press play at the end
+    /// makes it once.
+    making: tokio::sync::Mutex<()>,
 }
 
 /// Whether `id` can name a file: Space ids are made of these.
@@ -86,6 +89,7 @@ impl Replays {
             retention,
             cache: Mutex::new(HashMap::new()),
             clips: RateLimiter::keyed(Quota::per_minute(per_minute)),
+            making: tokio::sync::Mutex::new(()),
         }
     }
 
@@ -129,12 +133,17 @@ impl Replays {
     pub async fn ogg(self: &Arc<Self>, id: &str) -> Result<String, ApiError> {
         let key = format!("replays/{id}.ogg");
         let modified = self.modified(id)?;
-        if self
-            .storage
-            .modified(&key)
-            .map_err(internal)?
-            .is_some_and(|made| made >= modified)
-        {
+        let fresh = || {
+            self.storage
+                .modified(&key)
+                .map(|made| made.is_some_and(|made| made >= modified))
+                .map_err(internal)
+        };
+        if fresh()? {
+            return Ok(key);
+        }
+        let _one = self.making.lock().await;
+        if fresh()? {
             return Ok(key);
         }
         let timeline = self.timeline(id).await?;

@@ -146,7 +146,12 @@ async fn run(
                 }
                 if behind > FRAME * MAX_CATCH_UP {
                     // A stall (suspended process, overloaded machine): resume from now rather
-                    // than sending a burst of catch-up frames.
+                    // than sending a burst of catch-up frames, and skip the ticks never mixed
+                    // so that the sequence stays in step with the clock (a gap, not a lag).
+                    // The next tick is now: `behind` after this one's slot.
+                    let skipped = ((behind.as_micros() / FRAME.as_micros()) as u64).saturating_sub(1);
+                    mixer.skip(skipped);
+                    metrics.ticks_skipped.inc_by(skipped);
                     origin = tokio::time::Instant::now();
                     ticks = 0;
                 }
