@@ -1,13 +1,16 @@
 #!/usr/bin/env bash
-# LL-HLS at scale: N low-latency HLS clients (`stentor loadtest --transport hls`: a blocking
-# playlist reload and a part per part, on one keep-alive connection each) through nginx with
-# proxy_cache in front of `stentor demo` (a stand-in for a CDN edge), then the same clients
-# straight at stentor. Reports the requests per second reaching stentor (flat as clients
-# grow, behind the cache), stentor's and nginx's CPU, and whether every client got every
-# part on time.
+# LL-HLS at scale: N low-latency HLS clients (`stentor loadtest --transport hls`: every part
+# listed, and a blocking playlist reload for the next, on one keep-alive connection each)
+# through a cache in front of `stentor demo` (a stand-in for a CDN edge): nginx with
+# proxy_cache and proxy_cache_lock, and Varnish (whose waiting list answers every collapsed
+# request when the one upstream returns; nginx's cache lock looks again every 500 ms); then
+# the same clients straight at stentor. Reports the requests per second reaching stentor
+# (flat as clients grow, behind a cache), stentor's and the cache's CPU, and whether every
+# client got every part on time.
 # Usage: bench/hls.sh            Env: COUNTS ("1000 5000 10000"), HOLD (20), RATE (2000),
-#        PART_MS (200), NAME (tells runs of one day apart).
-# Needs nginx (Debian's nginx-light is enough). Every process started here is stopped here,
+#        PART_MS (200), NAME (tells runs of one day apart), STENTOR_BIN (a binary to use
+#        instead of building the release one).
+# Needs nginx (Debian's nginx-light is enough) and varnishd (Debian's varnish). Every process started here is stopped here,
 # by PID. Writes bench/results/hls-DATE[-NAME].md.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -16,18 +19,22 @@ hold=${HOLD:-20}
 rate=${RATE:-2000}
 part_ms=${PART_MS:-200}
 command -v nginx >/dev/null || { echo "hls.sh: nginx is needed (apt-get install nginx-light)" >&2; exit 1; }
-cargo build --release -q --bin stentor
-bin=$PWD/target/release/stentor
+command -v varnishd >/dev/null || { echo "hls.sh: varnishd is needed (apt-get install varnish)" >&2; exit 1; }
+if [[ -z ${STENTOR_BIN:-} ]]; then
+  cargo build --release -q --bin stentor
+fi
+bin=${STENTOR_BIN:-$PWD/target/release/stentor}
 hz=$(getconf CLK_TCK)
 tag="$(date +%F)${NAME:+-$NAME}"
 file="bench/results/hls-$tag.md"
 work=$(mktemp -d /tmp/stentor-hls.XXXXXX)
 chmod 755 "$work"
 ulimit -n "$(ulimit -Hn)"
-server="" nginx_pid=""
+server="" nginx_pid="" varnish_pid=""
 
 cleanup() {
   [[ -n $nginx_pid ]] && { kill "$nginx_pid" 2>/dev/null || true; wait "$nginx_pid" 2>/dev/null || true; }
+  [[ -n $varnish_pid ]] && { kill "$varnish_pid" 2>/dev/null || true; wait "$varnish_pid" 2>/dev/null || true; }
   [[ -n $server ]] && { kill "$server" 2>/dev/null || true; wait "$server" 2>/dev/null || true; }
   [[ -n ${KEEP:-} ]] && echo "kept $work" >&2 || rm -rf "$work"
 }
@@ -40,7 +47,13 @@ ticks() { # pid...: CPU ticks, summed
 }
 metric() { curl -sf "http://127.0.0.1:$sport/metrics" | awk -v m="$1" '$1 == m {print $2}'; }
 stentor_requests() { echo $(( $(metric stentor_hls_playlists_total) + $(metric stentor_hls_files_total) )); }
-nginx_requests() { curl -sf "http://127.0.0.1:$nport/nginx_status" | awk 'NR == 3 {print $3}'; }
+client_requests() { # the requests the clients made, as what answered them counted
+  case $1 in
+    nginx) curl -sf "http://127.0.0.1:$nport/nginx_status" | awk 'NR == 3 {print $3}' ;;
+    varnish) varnishstat -n "$work/varnish" -1 -f MAIN.client_req | awk '{print $2}' ;;
+    *) stentor_requests ;;
+  esac
+}
 summary() { # report.json -> "received | on time | first audio p50/p99 | missed | gap p50/p99/max | failures"
   python3 - "$1" <<'PY'
 import json, sys
@@ -52,7 +65,7 @@ print(f"{r['admitted']} of {r['listeners']} | {100 * r['on_time_share']:.2f}% | 
 PY
 }
 
-sport=$((20000 + RANDOM % 10000)); nport=$((sport + 1))
+sport=$((20000 + RANDOM % 10000)); nport=$((sport + 1)); vport=$((sport + 2))
 mkdir -p "$work/data" "$work/cache" "$work/tmp"
 "$bin" demo --bind "127.0.0.1:$sport" --data-dir "$work/data" --hls-part-ms "$part_ms" >"$work/stentor.log" 2>&1 &
 server=$!
@@ -100,19 +113,42 @@ nginx_pid=$!
 for _ in $(seq 50); do curl -sf "http://127.0.0.1:$nport/nginx_status" >/dev/null && break; sleep 0.1; done
 curl -sf "http://127.0.0.1:$nport/spaces/demo/live.m3u8" >/dev/null
 
+cat >"$work/varnish.vcl" <<EOF
+vcl 4.1;
+backend stentor { .host = "127.0.0.1"; .port = "$sport"; .first_byte_timeout = 10s; }
+sub vcl_recv {
+  # Every GET is cacheable as stentor says (Cache-Control); identical requests in flight
+  # wait for the one sent upstream (Varnish's waiting list).
+  if (req.method != "GET") { return (pass); }
+  unset req.http.Cookie;
+  return (hash);
+}
+sub vcl_backend_response {
+  set beresp.grace = 0s;
+}
+EOF
+mkdir -p "$work/varnish"
+varnishd -F -a "127.0.0.1:$vport" -f "$work/varnish.vcl" -s malloc,256m -n "$work/varnish" \
+  -p thread_pools=2 -p thread_pool_min=200 -p thread_pool_max=5000 -p timeout_idle=60 \
+  >"$work/varnish.log" 2>&1 &
+varnish_pid=$!
+for _ in $(seq 100); do curl -sf "http://127.0.0.1:$vport/spaces/demo/live.m3u8" >/dev/null && break; sleep 0.1; done
+
 {
   echo "# LL-HLS through a cache and straight, $(date -u '+%F %H:%M UTC')"
   echo
   echo "Machine: $(nproc) cores, $(uname -sr); stentor, $(nginx -v 2>&1 | sed 's/.*: //') and the load generator on"
   echo "this one machine. Command: \`bench/hls.sh\` with COUNTS=\"$counts\" HOLD=$hold RATE=$rate PART_MS=$part_ms."
-  echo "\`stentor demo --hls-part-ms $part_ms\` (a synthetic speaker, 32 kbit/s); nginx with proxy_cache and"
-  echo "proxy_cache_lock, 2 workers, in front of it. Clients: \`stentor loadtest --transport hls\`, each a"
-  echo "keep-alive connection from its own 127.x address doing what a low-latency player does for every"
-  echo "part: a blocking playlist reload (\`_HLS_msn\`, \`_HLS_part\`, \`_HLS_skip=YES\`), then the part."
-  echo "On time = every frame received, none later than 1 s after its earliest delivery to any"
-  echo "client. Requests/s = over the hold. CPU = % of one core over the hold, from /proc."
+  echo "\`stentor demo --hls-part-ms $part_ms\` (a synthetic speaker, 32 kbit/s). In front of it: nginx with"
+  echo "proxy_cache and proxy_cache_lock, 2 workers; or $(varnishd -V 2>&1 | head -1 | cut -d' ' -f1-2) (malloc storage, 2 thread pools); each"
+  echo "caches as stentor's Cache-Control says. Clients: \`stentor loadtest --transport hls\`, each a"
+  echo "keep-alive connection from its own 127.x address doing what a low-latency player does: every"
+  echo "part listed after the last it has, then a blocking playlist reload for the next (\`_HLS_msn\`,"
+  echo "\`_HLS_part\`, \`_HLS_skip=YES\`). On time = every frame received, none later than 1 s after its"
+  echo "earliest delivery to any client. Requests/s = over the hold. CPU = % of one core over the"
+  echo "hold, from /proc."
   echo
-  echo "| path | clients | received audio | on time | first audio p50 / p99 ms | missed | gap p50 / p99 / max ms | failures | client requests/s | requests/s reaching stentor | stentor CPU % | stentor CPU % per 1 000 | nginx CPU % |"
+  echo "| path | clients | received audio | on time | first audio p50 / p99 ms | missed | gap p50 / p99 / max ms | failures | client requests/s | requests/s reaching stentor | stentor CPU % | stentor CPU % per 1 000 | cache CPU % |"
   echo "|---|---|---|---|---|---|---|---|---|---|---|---|---|"
 } >"$file"
 
@@ -123,20 +159,24 @@ run() { # path-label url n
     --hold "$hold" --json "$work/run.json" >"$work/run-$label-$n.txt" 2>&1 &
   local lt=$!
   sleep "$join"
-  local workers; workers=$(pgrep -P "$nginx_pid" | tr '\n' ' ')
+  local workers=""
+  case $label in
+    nginx) workers=$(pgrep -P "$nginx_pid" | tr '\n' ' ') ;;
+    varnish) workers="$varnish_pid $(pgrep -P "$varnish_pid" | tr '\n' ' ')" ;;
+  esac
   local t0 s0 n0 r0 c0
-  t0=$(date +%s.%N); s0=$(ticks "$server"); n0=$(ticks $workers); r0=$(stentor_requests); c0=$(nginx_requests)
+  t0=$(date +%s.%N); s0=$(ticks "$server"); n0=$(ticks $workers); r0=$(stentor_requests); c0=$(client_requests "$label")
   sleep $(( hold - 4 ))
   local t1 s1 n1 r1 c1
-  t1=$(date +%s.%N); s1=$(ticks "$server"); n1=$(ticks $workers); r1=$(stentor_requests); c1=$(nginx_requests)
+  t1=$(date +%s.%N); s1=$(ticks "$server"); n1=$(ticks $workers); r1=$(stentor_requests); c1=$(client_requests "$label")
   wait "$lt" || true
   local line
   line=$(python3 - <<PY
 dt = $t1 - $t0
 s = ($s1 - $s0) / $hz / dt * 100
 n = ($n1 - $n0) / $hz / dt * 100
-print(f"{($r1 - $r0) / dt:.0f} | {s:.1f} | {s / $n * 1000:.2f} | " + ("{:.1f}".format(n) if "$label" == "nginx" else "–"),
-      f"{($c1 - $c0) / dt:.0f}" if "$label" == "nginx" else f"{($r1 - $r0) / dt:.0f}")
+print(f"{($r1 - $r0) / dt:.0f} | {s:.1f} | {s / $n * 1000:.2f} | " + ("{:.1f}".format(n) if "$label" != "straight" else "–"),
+      f"{($c1 - $c0) / dt:.0f}")
 PY
 )
   local own=${line% *} client=${line##* }
@@ -144,6 +184,7 @@ PY
 }
 
 for n in $counts; do run nginx "http://127.0.0.1:$nport" "$n"; sleep 2; done
+for n in $counts; do run varnish "http://127.0.0.1:$vport" "$n"; sleep 2; done
 for n in $counts; do run straight "http://127.0.0.1:$sport" "$n"; sleep 2; done
 echo >>"$file"
 echo "Written $file"

@@ -282,8 +282,8 @@ async fn listen(
             .await
         }
         Transport::Hls => {
-            let stream = connect_from(plan.source(i), addr).await?;
-            crate::hls::hls_listen(stream, &format!("{host}:{port}"), &plan.space, end, |seq| {
+            let conn = crate::hls::Conn::open(plan.source(i), addr).await?;
+            crate::hls::hls_listen(conn, &format!("{host}:{port}"), &plan.space, end, |seq| {
                 on_frame(seq, account)
             })
             .await

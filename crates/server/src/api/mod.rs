@@ -126,8 +126,13 @@ async fn limit_requests(
 }
 
 /// Asks the client to close the connection after this response when many are open.
-async fn spare_files(State(state): State<AppState>, mut response: Response) -> Response {
-    if state.metrics.http_connections.get() > KEEP_ALIVE_CONNECTIONS {
+async fn spare_files(
+    State(state): State<AppState>,
+    uri: axum::http::Uri,
+    mut response: Response,
+) -> Response {
+    // An LL-HLS player's connection is its way to listen (a request every part): kept.
+    if state.metrics.http_connections.get() > KEEP_ALIVE_CONNECTIONS && !is_hls(uri.path()) {
         response
             .headers_mut()
             .insert(header::CONNECTION, HeaderValue::from_static("close"));
