@@ -247,3 +247,174 @@ async fn delta_updates_etags_and_refusals() {
     assert!(ended.ended);
     speaker.abort();
 }
+
+/// nginx with a cache in front of `upstream`, on a port of its own; stopped when dropped.
+struct Nginx {
+    child: std::process::Child,
+    dir: std::path::PathBuf,
+    base: String,
+}
+
+impl Nginx {
+    fn start(upstream: &str) -> Self {
+        let dir = std::env::temp_dir().join(format!("stentor-test-nginx-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(dir.join("cache")).unwrap();
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let upstream = upstream.trim_start_matches("http://");
+        let d = dir.display();
+        let conf = format!(
+            "worker_processes 1;\nuser root;\npid {d}/nginx.pid;\nerror_log {d}/error.log warn;\n\
+             events {{ worker_connections 1024; }}\n\
+             http {{\n  access_log off;\n  client_body_temp_path {d}/body;\n  proxy_temp_path {d}/proxy;\n\
+               fastcgi_temp_path {d}/fastcgi;\n  uwsgi_temp_path {d}/uwsgi;\n  scgi_temp_path {d}/scgi;\n\
+               proxy_cache_path {d}/cache keys_zone=hls:4m inactive=60s use_temp_path=off;\n\
+               server {{\n    listen 127.0.0.1:{port};\n    location / {{\n\
+                 proxy_pass http://{upstream};\n      proxy_http_version 1.1;\n\
+                 proxy_cache hls;\n      proxy_cache_key $uri$is_args$args;\n\
+                 proxy_cache_lock on;\n      proxy_cache_lock_timeout 8s;\n      proxy_cache_lock_age 8s;\n\
+                 add_header X-Cache-Status $upstream_cache_status;\n    }}\n  }}\n}}\n"
+        );
+        std::fs::write(dir.join("nginx.conf"), conf).unwrap();
+        let child = std::process::Command::new("nginx")
+            .arg("-c")
+            .arg(dir.join("nginx.conf"))
+            .arg("-p")
+            .arg(&dir)
+            .args(["-g", "daemon off;"])
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("nginx runs (.ci/run installs it)");
+        Self {
+            child,
+            dir,
+            base: format!("http://127.0.0.1:{port}"),
+        }
+    }
+}
+
+impl Drop for Nginx {
+    fn drop(&mut self) {
+        // TERM, not KILL: the master stops its workers before it exits.
+        let _ = std::process::Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// LL-HLS requests the server has answered so far.
+async fn hls_requests(server: &TestServer) -> u64 {
+    let text = server.metrics().await;
+    ["stentor_hls_playlists_total ", "stentor_hls_files_total "]
+        .iter()
+        .map(|name| {
+            text.lines()
+                .find_map(|l| l.strip_prefix(name))
+                .and_then(|v| v.trim().parse::<u64>().ok())
+                .unwrap_or(0)
+        })
+        .sum()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs nginx; run by .ci/run"]
+async fn behind_nginx_a_crowd_of_players_costs_the_server_what_one_does() {
+    let server = server("hls-nginx").await;
+    let (host, space) = live_space(&server, "hls_cache", "Cached").await;
+    let speaker = speak_tone(&host, &space, 440.0, 20.0);
+    let cache = Nginx::start(&server.base);
+    let base = format!("{}/spaces/{space}", cache.base);
+    let client = reqwest::Client::new();
+    for _ in 0..50 {
+        if client
+            .get(format!("{base}/live.m3u8"))
+            .send()
+            .await
+            .is_ok_and(|r| r.status() == 200)
+        {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let before = hls_requests(&server).await;
+    let started = Instant::now();
+    // 40 players through the cache for 6 s: every part listed after the last one, then a
+    // blocking reload for the next.
+    let players = (0..40).map(|_| {
+        // A request the cache holds longer than this is a failure, not a hang.
+        let client = reqwest::Client::builder()
+            .timeout(Duration::from_secs(10))
+            .build()
+            .unwrap();
+        let base = base.clone();
+        tokio::spawn(async move {
+            let text = client
+                .get(format!("{base}/live.m3u8"))
+                .send()
+                .await
+                .unwrap()
+                .text()
+                .await
+                .unwrap();
+            let mut playlist = Playlist::parse(&text).check();
+            let mut last = playlist.last_part().unwrap();
+            let mut frames = Vec::new();
+            let mut first = true;
+            while started.elapsed() < Duration::from_secs(6) {
+                let mut wanted: Vec<(u64, u32)> = playlist
+                    .segments
+                    .iter()
+                    .flat_map(|s| (0..s.parts.len() as u32).map(move |p| (s.msn, p)))
+                    .filter(|p| *p > last)
+                    .collect();
+                if first {
+                    wanted = vec![last];
+                    first = false;
+                }
+                for (msn, part) in wanted {
+                    let r = client
+                        .get(format!("{base}/hls/{msn}.{part}.m4s"))
+                        .send()
+                        .await
+                        .unwrap();
+                    assert_eq!(r.status(), 200);
+                    let (time, n) = packets(&r.bytes().await.unwrap());
+                    frames.push((time / 960, n.len() as u64));
+                    last = (msn, part);
+                }
+                let (m, p) = playlist.next_part();
+                let url = format!("{base}/live.m3u8?_HLS_msn={m}&_HLS_part={p}&_HLS_skip=YES");
+                let text = client.get(url).send().await.unwrap().text().await.unwrap();
+                playlist = Playlist::parse(&text).check();
+            }
+            frames
+        })
+    });
+    let mut parts_seen = 0;
+    for got in futures_util::future::join_all(players).await {
+        let got = got.unwrap();
+        // Every part after the first, without a gap.
+        for w in got.windows(2) {
+            assert_eq!(w[1].0, w[0].0 + w[0].1, "a player missed frames: {got:?}");
+        }
+        parts_seen = parts_seen.max(got.len());
+    }
+    let asked = hls_requests(&server).await - before;
+    eprintln!("40 players, {parts_seen} parts each: {asked} requests reached the server");
+    assert!(parts_seen >= 20, "{parts_seen} parts in 6 s");
+    // One player alone asks about two requests a part (a reload and the part); behind the
+    // cache the crowd costs about that, not forty times it.
+    assert!(
+        asked <= 3 * parts_seen as u64 + 10,
+        "{asked} requests reached the server for {parts_seen} parts"
+    );
+    speaker.abort();
+}

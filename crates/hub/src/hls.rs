@@ -219,8 +219,8 @@ impl Hls {
         self.state.lock().running
     }
 
-    /// Takes frame `seq` of the mix.
-    pub fn publish(&self, seq: u64, packet: &[u8]) {
+    /// Takes frame `seq` of the mix (a reference to the mixer's bytes, not a copy).
+    pub fn publish(&self, seq: u64, packet: Bytes) {
         let asked = self.asked.swap(false, Ordering::Relaxed);
         let mut s = self.state.lock();
         let Some(base) = s.base else { return };
@@ -235,11 +235,11 @@ impl Hls {
                 t = last + 1;
             } else {
                 for missing in last + 1..t {
-                    self.take(&mut s, missing, concealed(packet));
+                    self.take(&mut s, missing, concealed(&packet));
                 }
             }
         }
-        self.take(&mut s, t, Bytes::copy_from_slice(packet));
+        self.take(&mut s, t, packet);
         if asked {
             s.asked_at = t;
         }
@@ -585,7 +585,7 @@ mod tests {
             if seq % 10 == 0 {
                 h.asked();
             }
-            h.publish(seq, &[0xf8, seq as u8, 7]);
+            h.publish(seq, Bytes::from(vec![0xf8, seq as u8, 7]));
         }
     }
 
@@ -593,7 +593,7 @@ mod tests {
     fn nothing_is_framed_until_someone_asks() {
         let h = hls();
         for seq in 0..300 {
-            h.publish(seq, &[0xf8, 1]);
+            h.publish(seq, Bytes::from_static(&[0xf8, 1]));
         }
         assert!(!h.running());
         assert!(h.playlist().full.is_empty());
@@ -714,10 +714,10 @@ mod tests {
     fn the_first_request_finds_a_whole_segment_from_the_recent_frames() {
         let h = hls();
         for seq in 0..430 {
-            h.publish(seq, &[0xf8, 1]);
+            h.publish(seq, Bytes::from_static(&[0xf8, 1]));
         }
         h.asked();
-        h.publish(430, &[0xf8, 1]);
+        h.publish(430, Bytes::from_static(&[0xf8, 1]));
         assert!(h.running());
         // The last 5 s were kept: segments from slot 200 on are framed at once.
         let msn = BASE / 100;
@@ -733,7 +733,7 @@ mod tests {
         let h = hls();
         feed(&h, 0..200);
         for seq in 200..3_400 {
-            h.publish(seq, &[0xf8, 1]);
+            h.publish(seq, Bytes::from_static(&[0xf8, 1]));
         }
         assert!(!h.running());
     }

@@ -92,13 +92,13 @@ impl Hub {
 
     /// Frames one encoded frame of the mix, tick `seq`, for every transport and publishes
     /// it: the mixer's output here, or an origin's from the bus on an edge.
-    pub fn publish_frame(&self, seq: u64, packet: &[u8]) {
+    pub fn publish_frame(&self, seq: u64, packet: &Bytes) {
         if seq.is_multiple_of(50) {
             self.adapt_cadence();
         }
         self.ws.publish(ws_audio_frame(seq, packet));
         self.ogg.publish(self.ogg_page(seq, packet));
-        self.hls.publish(seq, packet);
+        self.hls.publish(seq, packet.clone());
     }
 
     /// Publishes an event of the Space to every WebSocket listener, in order with the audio;

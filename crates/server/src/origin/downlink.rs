@@ -373,7 +373,7 @@ impl Feed {
 
     /// Publishes the origin's frame `seq` unless it is a repeat (a snapshot's tail
     /// overlapping what came live), counting the frames that never came.
-    fn frame(&mut self, seq: u64, packet: &[u8], metrics: &Metrics) {
+    fn frame(&mut self, seq: u64, packet: &Bytes, metrics: &Metrics) {
         let now = Instant::now();
         // Numbered on by the time that passed (at most `MAX_GAP`), never by a new origin's
         // count: a listener's stream stays in step with the clock.
@@ -429,19 +429,19 @@ mod tests {
         };
         let step = |ms| tokio::time::advance(Duration::from_millis(ms));
         for seq in [500, 501] {
-            feed.frame(seq, &[0xf8], &metrics);
+            feed.frame(seq, &Bytes::from_static(&[0xf8]), &metrics);
             step(20).await;
         }
         // Two frames lost on the way, then a snapshot's tail repeating what came.
         step(40).await;
-        feed.frame(504, &[0xf8], &metrics);
-        feed.frame(503, &[0xf8], &metrics);
-        feed.frame(504, &[0xf8], &metrics);
+        feed.frame(504, &Bytes::from_static(&[0xf8]), &metrics);
+        feed.frame(503, &Bytes::from_static(&[0xf8]), &metrics);
+        feed.frame(504, &Bytes::from_static(&[0xf8]), &metrics);
         // The origin dies; after the lease's time a standby starts from 0.
         step(3_000).await;
-        feed.frame(0, &[0xf8], &metrics);
+        feed.frame(0, &Bytes::from_static(&[0xf8]), &metrics);
         step(20).await;
-        feed.frame(1, &[0xf8], &metrics);
+        feed.frame(1, &Bytes::from_static(&[0xf8]), &metrics);
         assert_eq!(published(&hub), [500, 501, 504, 654, 655]);
         assert_eq!(metrics.bus_missed.get(), 2);
         assert_eq!(metrics.bus_received.get(), 5);

@@ -280,7 +280,7 @@ impl LiveSpace {
             None => (None, None),
         };
         let url = cluster.as_ref().map(|c| c.url.clone());
-        let taping = Taping::new(recorder.filter(|_| edge.is_none()), &id);
+        let taping = Taping::new(recorder.filter(|_| edge.is_none()), &id, domain.recording());
         let space = Arc::new(Self {
             taping,
             id,
@@ -463,6 +463,7 @@ impl LiveSpace {
                 self.to_mixer(MixerInput::Stop);
                 self.taping.stop();
             }
+            Event::RecordingChanged { on } => self.taping.set_on(*on),
             Event::RoleChanged { user, role } if role.is_speaker() => {
                 self.to_mixer(MixerInput::AddSpeaker(*user));
             }
@@ -777,8 +778,7 @@ impl mixer::Hooks for LiveSpace {
         if let Some(uplink) = &self.uplink {
             uplink.frame(mix);
         }
-        let on = self.with_domain(|d| d.recording());
-        if let Some(Told::Failed(reason)) = self.taping.frame(on, &self.title, mix) {
+        if let Some(Told::Failed(reason)) = self.taping.frame(&self.title, mix) {
             self.metrics.recordings_failed.inc();
             self.broadcast(&serde_json::json!({"event": "recording_failed", "reason": reason}));
         }

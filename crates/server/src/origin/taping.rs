@@ -4,6 +4,7 @@
 //! Space goes on.
 
 use parking_lot::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::SystemTime;
 use stentor_media::MixOutput;
 use stentor_record::{Record, Recorder, Recording, RecordingState};
@@ -16,6 +17,8 @@ const HEARD_DB: f32 = -50.0;
 pub struct Taping {
     recorder: Option<Recorder>,
     name: String,
+    /// Whether the Space is recorded now (its host's switch), read every tick.
+    on: AtomicBool,
     current: Mutex<Current>,
 }
 
@@ -35,18 +38,24 @@ pub enum Told {
 
 impl Taping {
     /// The recording of Space `id` made by `recorder` (none: this node does not record).
-    pub fn new(recorder: Option<Recorder>, id: &str) -> Self {
+    pub fn new(recorder: Option<Recorder>, id: &str, on: bool) -> Self {
         Self {
             recorder,
             name: id.to_owned(),
+            on: AtomicBool::new(on),
             current: Mutex::new(Current::default()),
         }
     }
 
-    /// A frame was mixed; `on`: whether the Space is recorded now. Returns what to tell,
-    /// once, when the recording failed.
-    pub fn frame(&self, on: bool, title: &str, mix: &MixOutput) -> Option<Told> {
+    /// The host turned the recording on or off (it follows at the next frame).
+    pub fn set_on(&self, on: bool) {
+        self.on.store(on, Ordering::Relaxed);
+    }
+
+    /// A frame was mixed. Returns what to tell, once, when the recording failed.
+    pub fn frame(&self, title: &str, mix: &MixOutput) -> Option<Told> {
         let recorder = self.recorder.as_ref()?;
+        let on = self.on.load(Ordering::Relaxed);
         let mut c = self.current.lock();
         c.last_seq = mix.seq;
         if !on {
