@@ -8,8 +8,8 @@
 # (flat as clients grow, behind a cache), stentor's and the cache's CPU, and whether every
 # client got every part on time.
 # Usage: bench/hls.sh            Env: COUNTS ("1000 5000 10000"), HOLD (20), RATE (2000),
-#        PART_MS (200), NAME (tells runs of one day apart), STENTOR_BIN (a binary to use
-#        instead of building the release one).
+#        PART_MS (200), PATHS ("nginx varnish straight"), NAME (tells runs of one day
+#        apart), STENTOR_BIN (a binary to use instead of building the release one).
 # Needs nginx (Debian's nginx-light is enough) and varnishd (Debian's varnish). Every process started here is stopped here,
 # by PID. Writes bench/results/hls-DATE[-NAME].md.
 set -euo pipefail
@@ -45,7 +45,13 @@ ticks() { # pid...: CPU ticks, summed
   for p in "$@"; do sum=$(( sum + $(awk '{print $14 + $15}' "/proc/$p/stat" 2>/dev/null || echo 0) )); done
   echo "$sum"
 }
-metric() { curl -sf "http://127.0.0.1:$sport/metrics" | awk -v m="$1" '$1 == m {print $2}'; }
+metric() { # a counter of stentor's (patient: a saturated server answers slowly)
+  local v=""
+  for _ in 1 2 3; do
+    v=$(curl -sf -m 10 "http://127.0.0.1:$sport/metrics" | awk -v m="$1" '$1 == m {print $2}') && [[ -n $v ]] && break
+  done
+  echo "${v:-0}"
+}
 stentor_requests() { echo $(( $(metric stentor_hls_playlists_total) + $(metric stentor_hls_files_total) )); }
 client_requests() { # the requests the clients made, as what answered them counted
   case $1 in
@@ -138,25 +144,28 @@ for _ in $(seq 100); do curl -sf "http://127.0.0.1:$vport/spaces/demo/live.m3u8"
   echo "# LL-HLS through a cache and straight, $(date -u '+%F %H:%M UTC')"
   echo
   echo "Machine: $(nproc) cores, $(uname -sr); stentor, $(nginx -v 2>&1 | sed 's/.*: //') and the load generator on"
-  echo "this one machine. Command: \`bench/hls.sh\` with COUNTS=\"$counts\" HOLD=$hold RATE=$rate PART_MS=$part_ms."
+  echo "this one machine. Command: \`bench/hls.sh\` with COUNTS=\"$counts\" HOLD=$hold RATE=$rate PART_MS=$part_ms PATHS=\"${PATHS:-nginx varnish straight}\"."
   echo "\`stentor demo --hls-part-ms $part_ms\` (a synthetic speaker, 32 kbit/s). In front of it: nginx with"
   echo "proxy_cache and proxy_cache_lock, 2 workers; or $(varnishd -V 2>&1 | head -1 | cut -d' ' -f1-2) (malloc storage, 2 thread pools); each"
   echo "caches as stentor's Cache-Control says. Clients: \`stentor loadtest --transport hls\`, each a"
   echo "keep-alive connection from its own 127.x address doing what a low-latency player does: every"
   echo "part listed after the last it has, then a blocking playlist reload for the next (\`_HLS_msn\`,"
-  echo "\`_HLS_part\`, \`_HLS_skip=YES\`). On time = every frame received, none later than 1 s after its"
-  echo "earliest delivery to any client. Requests/s = over the hold. CPU = % of one core over the"
+  echo "\`_HLS_part\`, \`_HLS_skip=YES\`). On time = every frame received, none later than a part and 1 s"
+  echo "after its earliest delivery to any client. Requests/s = over the hold. CPU = % of one core over the"
   echo "hold, from /proc."
   echo
-  echo "| path | clients | received audio | on time | first audio p50 / p99 ms | missed | gap p50 / p99 / max ms | failures | client requests/s | requests/s reaching stentor | stentor CPU % | stentor CPU % per 1 000 | cache CPU % |"
-  echo "|---|---|---|---|---|---|---|---|---|---|---|---|---|"
+  echo "| path | clients | received audio | on time | first audio p50 / p99 ms | missed | gap p50 / p99 / max ms | failures | client requests/s | requests/s reaching stentor | stentor CPU % | stentor CPU % per 1 000 | cache CPU % | load generator CPU % |"
+  echo "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
 } >"$file"
 
 run() { # path-label url n
   local label=$1 url=$2 n=$3
   local join; join=$(python3 -c "print(int($n / $rate) + 3)")
+  # A frame may wait a whole part for its part to be out: on time is within a part and a
+  # second of its earliest delivery.
   "$bin" loadtest --url "$url" --space demo --transport hls --listeners "$n" --rate "$rate" \
-    --hold "$hold" --json "$work/run.json" >"$work/run-$label-$n.txt" 2>&1 &
+    --hold "$hold" --allowance-ms $(( part_ms + 1000 )) --json "$work/run.json" \
+    >"$work/run-$label-$n.txt" 2>&1 &
   local lt=$!
   sleep "$join"
   local workers=""
@@ -164,18 +173,20 @@ run() { # path-label url n
     nginx) workers=$(pgrep -P "$nginx_pid" | tr '\n' ' ') ;;
     varnish) workers="$varnish_pid $(pgrep -P "$varnish_pid" | tr '\n' ' ')" ;;
   esac
-  local t0 s0 n0 r0 c0
-  t0=$(date +%s.%N); s0=$(ticks "$server"); n0=$(ticks $workers); r0=$(stentor_requests); c0=$(client_requests "$label")
+  local gen; gen="$lt $(pgrep -P "$lt" | tr '\n' ' ')"
+  local t0 s0 n0 g0 r0 c0
+  t0=$(date +%s.%N); s0=$(ticks "$server"); n0=$(ticks $workers); g0=$(ticks $gen); r0=$(stentor_requests); c0=$(client_requests "$label")
   sleep $(( hold - 4 ))
-  local t1 s1 n1 r1 c1
-  t1=$(date +%s.%N); s1=$(ticks "$server"); n1=$(ticks $workers); r1=$(stentor_requests); c1=$(client_requests "$label")
+  local t1 s1 n1 g1 r1 c1
+  t1=$(date +%s.%N); s1=$(ticks "$server"); n1=$(ticks $workers); g1=$(ticks $gen); r1=$(stentor_requests); c1=$(client_requests "$label")
   wait "$lt" || true
   local line
   line=$(python3 - <<PY
 dt = $t1 - $t0
 s = ($s1 - $s0) / $hz / dt * 100
 n = ($n1 - $n0) / $hz / dt * 100
-print(f"{($r1 - $r0) / dt:.0f} | {s:.1f} | {s / $n * 1000:.2f} | " + ("{:.1f}".format(n) if "$label" != "straight" else "–"),
+g = ($g1 - $g0) / $hz / dt * 100
+print(f"{($r1 - $r0) / dt:.0f} | {s:.1f} | {s / $n * 1000:.2f} | " + ("{:.1f}".format(n) if "$label" != "straight" else "–") + f" | {g:.1f}",
       f"{($c1 - $c0) / dt:.0f}")
 PY
 )
@@ -183,9 +194,15 @@ PY
   echo "| $label | $n | $(summary "$work/run.json") | $client | $own |" >>"$file"
 }
 
-for n in $counts; do run nginx "http://127.0.0.1:$nport" "$n"; sleep 2; done
-for n in $counts; do run varnish "http://127.0.0.1:$vport" "$n"; sleep 2; done
-for n in $counts; do run straight "http://127.0.0.1:$sport" "$n"; sleep 2; done
+for path in ${PATHS:-nginx varnish straight}; do
+  case $path in
+    nginx) url="http://127.0.0.1:$nport" ;;
+    varnish) url="http://127.0.0.1:$vport" ;;
+    straight) url="http://127.0.0.1:$sport" ;;
+    *) echo "hls.sh: unknown path $path" >&2; exit 1 ;;
+  esac
+  for n in $counts; do run "$path" "$url" "$n"; sleep 3; done
+done
 echo >>"$file"
 echo "Written $file"
 cat "$file"

@@ -6,8 +6,7 @@ mod common;
 use common::{TestServer, assert_tone, decode, live_space, speak_tone};
 use futures_util::StreamExt;
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 use stentor::client::Api;
 use stentor_record::{Record, Timeline, writer::read};
@@ -80,35 +79,12 @@ async fn the_log_holds_the_mix_and_who_spoke_and_the_host_can_turn_it_off() {
         .await;
 }
 
-/// Starts `stentor demo` on `data`, returns the child and its base URL.
-fn demo(data: &std::path::Path) -> (std::process::Child, String) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_stentor"))
-        .args(["demo", "--bind", "127.0.0.1:0", "--data-dir"])
-        .arg(data)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("the binary starts");
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let base = lines
-        .by_ref()
-        .map_while(Result::ok)
-        .find_map(|l| {
-            l.strip_prefix("stentor listening on ")
-                .or_else(|| l.trim().strip_prefix("open in a browser:").map(str::trim))
-                .map(|u| u.trim_end_matches("/s/demo").to_owned())
-        })
-        .expect("the binary prints its address");
-    std::thread::spawn(move || for _ in lines {});
-    (child, base)
-}
-
 #[cfg(unix)]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_kill_9_loses_at_most_the_last_second_and_the_log_plays() {
     let data = std::env::temp_dir().join(format!("stentor-test-kill9-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&data);
-    let (mut child, base) = demo(&data);
+    let (mut child, base) = common::demo_process(&data);
     let api = Api::new(&base);
     let ticket = api.ticket("demo").await.unwrap();
     let (mut ws, _) = api.connect("demo", &ticket.ticket).await.unwrap();
@@ -157,7 +133,7 @@ async fn a_kill_9_loses_at_most_the_last_second_and_the_log_plays() {
         .unwrap();
     std::io::Write::write_all(&mut f, &[40, 0, 0, 0, 9, 9, 9]).unwrap();
     drop(f);
-    let (mut child, _) = demo(&data);
+    let (mut child, _) = common::demo_process(&data);
     let mut grown = false;
     for _ in 0..60 {
         tokio::time::sleep(Duration::from_millis(100)).await;

@@ -4,8 +4,7 @@
 mod common;
 
 use common::close_of;
-use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 use stentor::client::Api;
 
@@ -14,23 +13,7 @@ use stentor::client::Api;
 async fn sigterm_closes_websocket_listeners_with_1001_and_exits_within_5_s() {
     let data = std::env::temp_dir().join(format!("stentor-test-sigterm-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&data);
-    let mut child = Command::new(env!("CARGO_BIN_EXE_stentor"))
-        .args(["demo", "--bind", "127.0.0.1:0", "--data-dir"])
-        .arg(&data)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("the binary starts");
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let base = lines
-        .by_ref()
-        .map_while(Result::ok)
-        .find_map(|l| {
-            l.strip_prefix("stentor listening on ")
-                .or_else(|| l.trim().strip_prefix("open in a browser:").map(str::trim))
-                .map(|u| u.trim_end_matches("/s/demo").to_owned())
-        })
-        .expect("the binary prints its address");
+    let (mut child, base) = common::demo_process(&data);
     let api = Api::new(&base);
     let ticket = api.ticket("demo").await.unwrap();
     let (mut ws, hello) = api.connect("demo", &ticket.ticket).await.unwrap();

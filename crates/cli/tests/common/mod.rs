@@ -280,3 +280,27 @@ pub async fn connect_from(ip: &str, server: &TestServer) -> tokio::net::TcpStrea
     let addr = server.addr();
     socket.connect(addr).await.unwrap()
 }
+
+/// Starts `stentor demo` in a process of its own on `data`; the child and its base URL.
+pub fn demo_process(data: &std::path::Path) -> (std::process::Child, String) {
+    use std::io::BufRead;
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_stentor"))
+        .args(["demo", "--bind", "127.0.0.1:0", "--data-dir"])
+        .arg(data)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("the binary starts");
+    let mut lines = std::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    let base = lines
+        .by_ref()
+        .map_while(Result::ok)
+        .find_map(|l| {
+            l.strip_prefix("stentor listening on ")
+                .or_else(|| l.trim().strip_prefix("open in a browser:").map(str::trim))
+                .map(|u| u.trim_end_matches("/s/demo").to_owned())
+        })
+        .expect("the binary prints its address");
+    std::thread::spawn(move || for _ in lines {});
+    (child, base)
+}
