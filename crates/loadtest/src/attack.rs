@@ -3,7 +3,7 @@
 //! the probe that measures, meanwhile, how fast a host's control answers and a new listener
 //! hears audio.
 
-use crate::worker::{connect_from, read_head};
+use crate::net::{connect_from, read_head};
 use anyhow::{Context, anyhow, bail};
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -137,7 +137,7 @@ fn status_of(head: anyhow::Result<String>) -> String {
             .unwrap_or("garbled")
             .to_owned(),
         Err(e) if format!("{e:#}").contains("closed") => "closed".into(),
-        Err(e) if e.downcast_ref::<crate::worker::RetryLater>().is_some() => {
+        Err(e) if e.downcast_ref::<crate::net::RetryLater>().is_some() => {
             "told to retry later".into()
         }
         Err(e) if e.downcast_ref::<tokio::time::error::Elapsed>().is_some() => "timeout".into(),
@@ -613,7 +613,7 @@ async fn first_audio(
         .await?;
     let mut buf = bytes::BytesMut::with_capacity(8192);
     let head = read_head(&mut stream, &mut buf, end).await?;
-    crate::worker::expect_status(&head, "101")?;
+    crate::net::expect_status(&head, "101")?;
     // Frames follow: the first binary one is audio (hello and events are text).
     loop {
         while buf.len() >= 2 {

@@ -3,7 +3,7 @@
 //! delta skip), then that part — and each part's frames counted from its boxes (their slots
 //! on the wall-clock timeline, so lateness is measured from the mixer's clock).
 
-use crate::worker::{expect_status, read_head};
+use crate::net::{connect_from, expect_status, read_head};
 use anyhow::{Context, anyhow, bail};
 use bytes::{Buf, Bytes, BytesMut};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -70,7 +70,7 @@ impl Conn {
         source: Option<std::net::Ipv4Addr>,
         addr: std::net::SocketAddr,
     ) -> anyhow::Result<Self> {
-        let stream = crate::worker::connect_from(source, addr).await?;
+        let stream = connect_from(source, addr).await?;
         Ok(Self {
             stream: Some(stream),
             buf: BytesMut::with_capacity(16 * 1024),
@@ -87,7 +87,7 @@ impl Conn {
             None => {
                 self.buf.clear();
                 self.stream
-                    .insert(crate::worker::connect_from(self.source, self.addr).await?)
+                    .insert(connect_from(self.source, self.addr).await?)
             }
         };
         let request = format!("GET {path} HTTP/1.1\r\nHost: {host}\r\n\r\n");

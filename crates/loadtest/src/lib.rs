@@ -9,6 +9,7 @@
 pub mod account;
 pub mod attack;
 mod hls;
+mod net;
 pub mod plan;
 pub mod plot;
 pub mod pow;

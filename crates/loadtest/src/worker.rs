@@ -2,15 +2,17 @@
 //! source address, account for every frame, report progress and outcomes.
 
 use crate::account::{Account, FRAME_US, Outcome};
+pub use crate::net::RetryLater;
+use crate::net::{connect_from, expect_status, read_head};
 use crate::plan::{Shard, Transport};
 use anyhow::{Context, anyhow, bail};
 use serde::{Deserialize, Serialize};
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::time::Duration;
 use stentor_media::ogg::{PRE_SKIP, peek_page};
-use tokio::net::{TcpSocket, TcpStream};
+use tokio::net::TcpStream;
 use tokio::time::Instant;
 
 /// Width of a lateness bucket, microseconds.
@@ -348,32 +350,6 @@ pub(crate) async fn fetch_ticket(
     bail!("the proof of work was refused three times")
 }
 
-/// A server's "come back later": `503` or `429` with `Retry-After` (seconds).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-#[error("told to retry after {0} s")]
-pub struct RetryLater(pub u64);
-
-/// Checks a response head's status line against `expected` (e.g. `" 200"`); a `503` or `429`
-/// with a `Retry-After` becomes [`RetryLater`], anything else an error naming the status.
-pub(crate) fn expect_status(head: &str, expected: &str) -> anyhow::Result<()> {
-    let status = head.lines().next().unwrap_or_default();
-    if status.split_whitespace().nth(1) == Some(expected) {
-        return Ok(());
-    }
-    if matches!(status.split_whitespace().nth(1), Some("503" | "429")) {
-        let retry = head.lines().find_map(|line| {
-            let (name, value) = line.split_once(':')?;
-            name.trim()
-                .eq_ignore_ascii_case("retry-after")
-                .then(|| value.trim().parse::<u64>().ok())?
-        });
-        if let Some(secs) = retry {
-            return Err(RetryLater(secs).into());
-        }
-    }
-    bail!("{status}")
-}
-
 /// Reads what has arrived into `buf` (growing it when nearly full); `false` once the run is
 /// over, an error if the server closed the stream.
 async fn read_more(
@@ -389,30 +365,6 @@ async fn read_more(
         Err(_) => Ok(false),
         Ok(Ok(0)) => bail!("closed by the server"),
         Ok(r) => r.map(|_| true).map_err(Into::into),
-    }
-}
-
-/// Reads an HTTP response head into `buf` and returns it (without the blank line), leaving
-/// what follows it in `buf`.
-pub(crate) async fn read_head(
-    stream: &mut TcpStream,
-    buf: &mut bytes::BytesMut,
-    end: Instant,
-) -> anyhow::Result<String> {
-    use bytes::Buf;
-    use tokio::io::AsyncReadExt;
-    loop {
-        if tokio::time::timeout_at(end, stream.read_buf(buf)).await?? == 0 {
-            bail!("closed before the response head");
-        }
-        if let Some(at) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
-            let head = String::from_utf8_lossy(&buf[..at]).into_owned();
-            buf.advance(at + 4);
-            return Ok(head);
-        }
-        if buf.len() > 16 * 1024 {
-            bail!("response head too large");
-        }
     }
 }
 
@@ -524,21 +476,6 @@ async fn ws_listen(
             return Ok(());
         }
     }
-}
-
-/// Connects from a chosen loopback source address, so that many listeners do not share one
-/// address's ephemeral ports.
-pub(crate) async fn connect_from(
-    source: Option<Ipv4Addr>,
-    addr: SocketAddr,
-) -> anyhow::Result<TcpStream> {
-    let socket = TcpSocket::new_v4()?;
-    if let Some(ip) = source {
-        socket.bind(SocketAddr::new(IpAddr::V4(ip), 0))?;
-    }
-    let stream = socket.connect(addr).await?;
-    stream.set_nodelay(true)?;
-    Ok(stream)
 }
 
 #[cfg(test)]
