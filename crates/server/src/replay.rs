@@ -17,8 +17,8 @@ use stentor_record::{Record, Storage, Timeline, writer};
 pub const VOD_FRAMES: usize = 100;
 /// Clip lengths allowed, in seconds.
 pub const CLIP_SECONDS: std::ops::RangeInclusive<u32> = 30..=120;
-/// Timelines kept in memory for replays being listened to.
-const CACHED: usize = 32;
+/// Audio kept in memory for replays being listened to (an hour of a Space is about 16 MB).
+const CACHED_BYTES: usize = 256 << 20;
 
 /// A clip, as stored beside its audio.
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
@@ -37,12 +37,15 @@ pub struct Clip {
     pub created_at: u64,
 }
 
+/// A recording laid out in memory: when its log was written, and its size in bytes.
+type Cached = (SystemTime, Arc<Timeline>, usize);
+
 /// The replays and clips of one node.
 pub struct Replays {
     logs: PathBuf,
     storage: Arc<dyn Storage>,
     retention: Option<Duration>,
-    cache: Mutex<HashMap<String, (SystemTime, Arc<Timeline>)>>,
+    cache: Mutex<HashMap<String, Cached>>,
     clips: DefaultKeyedRateLimiter<u64>,
     /// One replay file made at a time: a page whose listeners all press play at the end
     /// makes it once.
@@ -109,7 +112,7 @@ impl Replays {
     /// The recording of Space `id` laid out (from memory while its log is unchanged).
     pub async fn timeline(self: &Arc<Self>, id: &str) -> Result<Arc<Timeline>, ApiError> {
         let modified = self.modified(id)?;
-        if let Some((at, t)) = self.cache.lock().get(id)
+        if let Some((at, t, _)) = self.cache.lock().get(id)
             && *at == modified
         {
             return Ok(t.clone());
@@ -120,11 +123,13 @@ impl Replays {
             Ok(Arc::new(Timeline::from_records(records)))
         })
         .await?;
+        let size = timeline.packets.iter().map(|p| p.len() + 16).sum::<usize>();
         let mut cache = self.cache.lock();
-        if cache.len() >= CACHED {
+        let held: usize = cache.values().map(|(_, _, n)| n).sum();
+        if held + size > CACHED_BYTES {
             cache.clear();
         }
-        cache.insert(id.to_owned(), (modified, timeline.clone()));
+        cache.insert(id.to_owned(), (modified, timeline.clone(), size));
         Ok(timeline)
     }
 
