@@ -15,6 +15,8 @@ use std::time::Duration;
 #[doc(hidden)]
 pub mod testing;
 
+pub use social::{Job, NewPost, Notification, PostFilter, PostRow, Profile, Relation};
+
 /// An error from the store.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -593,6 +595,8 @@ trait Columns {
     fn int(&self, i: usize) -> i64;
     fn maybe_int(&self, i: usize) -> Option<i64>;
     fn text(&self, i: usize) -> String;
+    fn maybe_text(&self, i: usize) -> Option<String>;
+    fn flag(&self, i: usize) -> bool;
 }
 
 macro_rules! columns {
@@ -605,6 +609,12 @@ macro_rules! columns {
                 self.get(i)
             }
             fn text(&self, i: usize) -> String {
+                self.get(i)
+            }
+            fn maybe_text(&self, i: usize) -> Option<String> {
+                self.get(i)
+            }
+            fn flag(&self, i: usize) -> bool {
                 self.get(i)
             }
         }
@@ -636,3 +646,6 @@ fn conflict(e: sqlx::Error, what: &'static str) -> StoreError {
         _ => StoreError::Database(e),
     }
 }
+
+// Declared after the macros and helpers above, which it uses.
+mod social;
