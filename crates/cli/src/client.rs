@@ -102,7 +102,9 @@ impl Api {
         &self.base
     }
 
-    async fn call(
+    /// A JSON request to `/api/v1{path}` as this client's user: the answer's body, or an
+    /// error carrying the status and the problem's detail.
+    pub async fn call(
         &self,
         method: reqwest::Method,
         path: &str,

@@ -38,6 +38,31 @@ pub struct Config {
     #[command(flatten)]
     #[serde(default)]
     pub cluster: ClusterConfig,
+    /// Posts, timelines, likes, follows and alerts.
+    #[command(flatten)]
+    #[serde(default)]
+    pub social: SocialConfig,
+}
+
+/// Social layer settings.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, clap::Args)]
+#[serde(deny_unknown_fields, default)]
+pub struct SocialConfig {
+    /// Longest post, in characters, 1 to 10000 [default: 280].
+    #[arg(long, env = "STENTOR_POST_MAX_CHARS", value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    pub post_max_chars: Option<u32>,
+    /// Accounts with this many followers or more are merged into timelines at read time;
+    /// the posts of smaller ones are copied into each follower's timeline when written
+    /// [default: 10000].
+    #[arg(long, env = "STENTOR_FANOUT_MAX_FOLLOWERS")]
+    pub fanout_max_followers: Option<u64>,
+    /// Likes and follows waiting to be written, past which new ones are refused with 503
+    /// [default: 16384].
+    #[arg(long, env = "STENTOR_ENGAGEMENT_QUEUE")]
+    pub engagement_queue: Option<u32>,
+    /// Most likes or follows written in one transaction [default: 512].
+    #[arg(long, env = "STENTOR_ENGAGEMENT_BATCH")]
+    pub engagement_batch: Option<u32>,
 }
 
 /// What a node does in a cluster.
@@ -478,6 +503,16 @@ impl Config {
                     idle_unload_secs
                 }
             ),
+            social: layer!(
+                self.social,
+                lower.social,
+                SocialConfig {
+                    post_max_chars,
+                    fanout_max_followers,
+                    engagement_queue,
+                    engagement_batch
+                }
+            ),
         }
     }
 
@@ -591,6 +626,26 @@ impl Config {
             0 => None,
             days => Some(std::time::Duration::from_secs(u64::from(days) * 86_400)),
         }
+    }
+
+    /// Longest post, in characters.
+    pub fn post_max_chars(&self) -> usize {
+        self.social.post_max_chars.unwrap_or(280).clamp(1, 10_000) as usize
+    }
+
+    /// Followers from which an account's posts are merged at read time, not fanned out.
+    pub fn fanout_max_followers(&self) -> u64 {
+        self.social.fanout_max_followers.unwrap_or(10_000)
+    }
+
+    /// Likes and follows that may wait to be written.
+    pub fn engagement_queue(&self) -> usize {
+        self.social.engagement_queue.unwrap_or(16_384).max(1) as usize
+    }
+
+    /// Likes or follows written in one transaction at most.
+    pub fn engagement_batch(&self) -> usize {
+        self.social.engagement_batch.unwrap_or(512).clamp(1, 10_000) as usize
     }
 
     /// Data directory.

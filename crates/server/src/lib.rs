@@ -35,6 +35,7 @@ pub mod replay;
 pub mod secrets;
 pub mod server;
 pub mod shutdown;
+pub mod social;
 pub mod stage;
 pub mod state;
 pub mod tls;

@@ -163,6 +163,11 @@ impl Server {
             stage,
         };
         let audiences = Arc::new(Audiences::new(wiring, config.listeners_per_writer()));
+        let social = Arc::new(crate::social::Social::start(
+            &store,
+            &config,
+            shutdown_rx.clone(),
+        ));
         Ok(Self {
             listener,
             tls,
@@ -183,6 +188,7 @@ impl Server {
                 passwords: Arc::new(passwords),
                 shutdown: shutdown_rx,
                 tasks,
+                social,
                 replays,
             },
         })

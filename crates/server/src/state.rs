@@ -45,6 +45,8 @@ pub struct AppState {
     /// Every task that serves a connection (requests, listeners' writers, the stage): the
     /// server has stopped when all of them have ended, known from the tasks themselves.
     pub tasks: tokio_util::task::TaskTracker,
+    /// The social layer's writer, job worker and live counts.
+    pub social: Arc<crate::social::Social>,
     /// Replays and clips of the recordings this node made (none on an edge).
     pub replays: Option<Arc<crate::replay::Replays>>,
 }

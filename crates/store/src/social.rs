@@ -977,8 +977,8 @@ impl Store {
             .collect())
     }
 
-    /// The like counts of `posts` (posts that do not exist are left out).
-    pub async fn like_counts(&self, posts: &[u64]) -> Result<Vec<(u64, u64)>, StoreError> {
+    /// The like, reply and repost counts of `posts` (posts that do not exist are left out).
+    pub async fn post_counts(&self, posts: &[u64]) -> Result<Vec<(u64, [u64; 3])>, StoreError> {
         if posts.is_empty() {
             return Ok(Vec::new());
         }
@@ -992,7 +992,10 @@ impl Store {
                 .fetch_all(pool)
                 .await?
                 .iter()
-                .map(|row| (row.int(0) as u64, row.int(1).max(0) as u64))
+                .map(|row| {
+                    let n = |i| row.int(i).max(0) as u64;
+                    (row.int(0) as u64, [n(1), n(2), n(3)])
+                })
                 .collect()
         }))
     }

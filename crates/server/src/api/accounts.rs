@@ -1,4 +1,4 @@
-//! Accounts and sessions: sign up, sign in, sign out, who am I, a user by handle.
+//! Accounts and sessions: sign up, sign in, sign out, who am I.
 
 use super::Json;
 use crate::auth::{self, Caller, SESSION_COOKIE, SESSION_SECS};
@@ -7,7 +7,7 @@ use crate::error::ApiError;
 use crate::state::AppState;
 use crate::tls::Https;
 use axum::Extension;
-use axum::extract::{ConnectInfo, Path, State};
+use axum::extract::{ConnectInfo, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
@@ -154,17 +154,4 @@ pub async fn sign_out(
 /// `GET /api/v1/me`: the signed-in user, or `null` when signed out.
 pub async fn me(caller: Caller) -> Json<Option<UserView>> {
     Json(caller.0.map(Into::into))
-}
-
-/// `GET /api/v1/users/{handle}`: a user by handle (to invite them).
-pub async fn user_by_handle(
-    State(state): State<AppState>,
-    Path(handle): Path<String>,
-) -> Result<Json<UserView>, ApiError> {
-    let (user, _) = state
-        .store
-        .user_with_hash(&handle)
-        .await?
-        .ok_or(ApiError::NotFound("user"))?;
-    Ok(Json(user.into()))
 }

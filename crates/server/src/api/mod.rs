@@ -4,9 +4,12 @@
 pub mod accounts;
 pub mod hls;
 pub mod media;
+pub mod notifications;
+pub mod posts;
 pub mod recordings;
 pub mod spaces;
 pub mod tickets;
+pub mod users;
 pub mod web;
 
 use crate::error::ApiError;
@@ -17,7 +20,7 @@ use axum::extract::rejection::JsonRejection;
 use axum::extract::{DefaultBodyLimit, FromRequest, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post, put};
+use axum::routing::{get, patch, post, put};
 use serde::Serialize;
 use stentor_gate::shed::{Class, retry_after};
 
@@ -226,7 +229,36 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/me", get(accounts::me))
         .route("/me/spaces", get(spaces::my_spaces))
-        .route("/users/{handle}", get(accounts::user_by_handle))
+        .route("/me/profile", patch(users::update_profile))
+        .route("/users/{handle}", get(users::user_by_handle))
+        .route(
+            "/users/{handle}/follow",
+            post(users::follow).delete(users::unfollow),
+        )
+        .route("/users/{handle}/alerts", put(users::set_alerts))
+        .route(
+            "/users/{handle}/block",
+            post(users::block).delete(users::unblock),
+        )
+        .route(
+            "/users/{handle}/mute",
+            post(users::mute).delete(users::unmute),
+        )
+        .route("/users/{handle}/followers", get(users::followers))
+        .route("/users/{handle}/following", get(users::following))
+        .route("/users/{handle}/posts", get(posts::by_user))
+        .route("/posts", post(posts::create))
+        .route("/posts/live", get(posts::live))
+        .route("/posts/{id}", get(posts::get))
+        .route("/posts/{id}/like", post(posts::like).delete(posts::unlike))
+        .route(
+            "/posts/{id}/repost",
+            post(posts::repost).delete(posts::unrepost),
+        )
+        .route("/posts/{id}/replies", get(posts::replies))
+        .route("/timeline", get(posts::timeline))
+        .route("/notifications", get(notifications::list))
+        .route("/notifications/read", post(notifications::mark_read))
         .route(
             "/spaces",
             post(spaces::create_space).get(spaces::list_spaces),

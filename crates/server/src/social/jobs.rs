@@ -1,0 +1,52 @@
+//! The job worker: takes due jobs from the durable queue (leased, so that a worker that dies
+//! leaves them to another after the lease) and carries them out.
+
+use std::time::Duration;
+use stentor_store::{Job, Store};
+
+/// How often the queue is looked at when it was empty.
+const IDLE: Duration = Duration::from_millis(500);
+/// How long a taken job is the taker's.
+const LEASE_SECS: i64 = 60;
+/// Jobs taken at once.
+const TAKE: u32 = 16;
+
+/// Works the queue until shutdown.
+pub async fn work(store: Store, mut shutdown: tokio::sync::watch::Receiver<bool>) {
+    loop {
+        let now = crate::clock::unix_now() as i64;
+        let jobs = match store.claim_jobs(now, now + LEASE_SECS, TAKE).await {
+            Ok(jobs) => jobs,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot take jobs");
+                Vec::new()
+            }
+        };
+        for job in &jobs {
+            run(&store, job, now).await;
+        }
+        if jobs.is_empty() {
+            tokio::select! {
+                () = tokio::time::sleep(IDLE) => {}
+                _ = shutdown.changed() => return,
+            }
+        }
+    }
+}
+
+async fn run(store: &Store, job: &Job, now: i64) {
+    let done = match job.kind.as_str() {
+        "fanout" => store.run_fanout(job).await.map(drop),
+        other => {
+            // A newer node's job: left for a node that knows it.
+            tracing::debug!(kind = other, "job of an unknown kind left in the queue");
+            Ok(())
+        }
+    };
+    if let Err(e) = done {
+        // Backs off: 2, 4, 8 ... seconds, at most an hour.
+        let wait = 1_i64 << job.attempts.min(11);
+        tracing::warn!(job = job.id, kind = %job.kind, error = %e, wait, "job failed");
+        let _ = store.retry_job(job.id, now + wait.min(3600)).await;
+    }
+}
