@@ -79,7 +79,8 @@ impl Lobby {
 
 /// When to ask again: rarely while the start is far, every second as it nears, and
 /// seldom once there is nothing more to wait for.
-fn poll_secs(state: Lifecycle, starts_at: Option<i64>, now: i64) -> u64 {
+/// How often a waiting client asks for the status of a Space in `state`.
+pub fn poll_secs(state: Lifecycle, starts_at: Option<i64>, now: i64) -> u64 {
     match state {
         Lifecycle::Scheduled => match starts_at {
             Some(at) => ((at - now) / 10).clamp(1, 30) as u64,

@@ -63,6 +63,10 @@ pub struct SocialConfig {
     /// Most likes or follows written in one transaction [default: 512].
     #[arg(long, env = "STENTOR_ENGAGEMENT_BATCH")]
     pub engagement_batch: Option<u32>,
+    /// Live alerts sent a second at most, per Space; never more than its waiting room admits
+    /// [default: 2000].
+    #[arg(long, env = "STENTOR_ALERTS_PER_SEC")]
+    pub alerts_per_sec: Option<u32>,
 }
 
 /// What a node does in a cluster.
@@ -510,7 +514,8 @@ impl Config {
                     post_max_chars,
                     fanout_max_followers,
                     engagement_queue,
-                    engagement_batch
+                    engagement_batch,
+                    alerts_per_sec
                 }
             ),
         }
@@ -646,6 +651,11 @@ impl Config {
     /// Likes or follows written in one transaction at most.
     pub fn engagement_batch(&self) -> usize {
         self.social.engagement_batch.unwrap_or(512).clamp(1, 10_000) as usize
+    }
+
+    /// Live alerts a second at most, per Space.
+    pub fn alerts_per_sec(&self) -> u32 {
+        self.social.alerts_per_sec.unwrap_or(2_000).max(1)
     }
 
     /// Data directory.

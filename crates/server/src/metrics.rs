@@ -108,6 +108,8 @@ pub struct Metrics {
     pub recording_bytes: Gauge,
     /// Recording records dropped because the disk was slower than the mixers.
     pub recording_dropped: Gauge,
+    /// Live alerts and reminders sent by this node (set at each scrape).
+    pub alerts_sent: Gauge,
     /// From a command being queued to its outcome (waiting its turn, carried out, stored),
     /// seconds.
     pub command_seconds: Histogram,
@@ -158,6 +160,7 @@ impl Default for Metrics {
             recordings_failed: Counter::default(),
             recording_bytes: Gauge::default(),
             recording_dropped: Gauge::default(),
+            alerts_sent: Gauge::default(),
             registry: Registry::default(),
         };
         let mut registry = Registry::with_prefix("stentor");
@@ -356,6 +359,11 @@ impl Default for Metrics {
             "recording_dropped",
             "Recording records dropped because the disk was slower than the mixers",
             m.recording_dropped.clone(),
+        );
+        registry.register(
+            "alerts_sent",
+            "Live alerts and reminders sent by this node since the start",
+            m.alerts_sent.clone(),
         );
         registry.register(
             "command_seconds",

@@ -166,6 +166,7 @@ impl Server {
         let social = Arc::new(crate::social::Social::start(
             &store,
             &config,
+            admission_probe(spaces.clone(), config.lobby()),
             shutdown_rx.clone(),
         ));
         Ok(Self {
@@ -702,4 +703,21 @@ fn load_ticket_key(data_dir: &Path, shared: Option<&Path>) -> Result<TicketKey, 
         None => secrets::ticket_key(&data_dir.join(secrets::TICKET_KEY_FILE))?,
     };
     Ok(TicketKey::new(key))
+}
+
+/// How the waiting room of a Space admits, for pacing its alerts: the lobby's rate on each
+/// node that admits listeners (this one, or the cluster's edges), and the crowd waiting here
+/// (a Space loaded elsewhere counts none).
+fn admission_probe(
+    spaces: Arc<Spaces>,
+    lobby: stentor_gate::lobby::Lobby,
+) -> crate::social::alerts::AdmissionProbe {
+    Arc::new(move |id: &str| {
+        let nodes = spaces.cluster().map_or(1, |c| c.known_edges().len().max(1)) as f64;
+        let admits = (lobby.admit_per_sec * nodes) as u32;
+        let waiting = spaces
+            .if_loaded(id)
+            .map_or(0, |s| s.waiting(crate::clock::unix_now() as i64));
+        (Some(admits), waiting)
+    })
 }

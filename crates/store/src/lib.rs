@@ -15,6 +15,7 @@ use std::time::Duration;
 #[doc(hidden)]
 pub mod testing;
 
+pub use alerts::{Campaign, PushSubscription};
 pub use social::{Job, NewPost, Notification, PostFilter, PostRow, Profile, Relation};
 
 /// An error from the store.
@@ -299,9 +300,11 @@ impl Store {
         Ok(())
     }
 
-    /// Creates a Space.
+    /// Creates a Space; one with an announced start gets its reminders queued (30 minutes
+    /// before, when that is still ahead, and at the start), in the same transaction.
     pub async fn create_space(&self, space: &SpaceRecord) -> Result<(), StoreError> {
         on!(self, |pool| {
+            let mut tx = pool.begin().await?;
             sqlx::query(
                 "INSERT INTO spaces (id, host_id, title, state, starts_at, created_at) \
                  VALUES ($1, $2, $3, $4, $5, $6)",
@@ -312,11 +315,28 @@ impl Store {
             .bind(&space.state)
             .bind(space.starts_at)
             .bind(space.created_at)
-            .execute(pool)
+            .execute(&mut *tx)
             .await
-            .map(drop)
-        })
-        .map_err(|e| conflict(e, "space"))?;
+            .map_err(|e| conflict(e, "space"))?;
+            if let Some(at) = space.starts_at {
+                let soon = at - alerts::SOON_SECS;
+                let mut jobs = vec![("start", at)];
+                if soon > space.created_at {
+                    jobs.push(("soon", soon));
+                }
+                for (kind, run_at) in jobs {
+                    sqlx::query(
+                        "INSERT INTO jobs (kind, subject, run_at) VALUES ('alert', $1, $2) \
+                         ON CONFLICT DO NOTHING",
+                    )
+                    .bind(format!("{}:{kind}", space.id))
+                    .bind(run_at)
+                    .execute(&mut *tx)
+                    .await?;
+                }
+            }
+            tx.commit().await?;
+        });
         Ok(())
     }
 
@@ -385,7 +405,8 @@ impl Store {
         Ok(n as u64)
     }
 
-    /// Records a lifecycle change (`live` or `ended`) at `now`.
+    /// Records a lifecycle change (`live` or `ended`) at `now`. Going live queues the alert
+    /// campaign to the host's followers in the same transaction.
     pub async fn set_space_state(&self, id: &str, state: &str, now: i64) -> Result<(), StoreError> {
         let column = if state == "live" {
             "started_at"
@@ -394,12 +415,24 @@ impl Store {
         };
         let query = format!("UPDATE spaces SET state = $1, {column} = $2 WHERE id = $3");
         on!(self, |pool| {
+            let mut tx = pool.begin().await?;
             sqlx::query(&query)
                 .bind(state)
                 .bind(now)
                 .bind(id)
-                .execute(pool)
+                .execute(&mut *tx)
                 .await?;
+            if state == "live" {
+                sqlx::query(
+                    "INSERT INTO jobs (kind, subject, run_at) VALUES ('alert', $1, $2) \
+                     ON CONFLICT DO NOTHING",
+                )
+                .bind(format!("{id}:live"))
+                .bind(now)
+                .execute(&mut *tx)
+                .await?;
+            }
+            tx.commit().await?;
         });
         Ok(())
     }
@@ -647,5 +680,6 @@ fn conflict(e: sqlx::Error, what: &'static str) -> StoreError {
     }
 }
 
-// Declared after the macros and helpers above, which it uses.
+// Declared after the macros and helpers above, which they use.
+mod alerts;
 mod social;

@@ -160,7 +160,7 @@ fn post_from(row: &impl Columns) -> PostRow {
 }
 
 /// `ids` as a SQL list of integers (ids come from the database, never from text).
-fn id_list(ids: &[u64]) -> String {
+pub(crate) fn id_list(ids: &[u64]) -> String {
     let list: Vec<String> = ids.iter().map(u64::to_string).collect();
     list.join(",")
 }

@@ -341,3 +341,83 @@ async fn timelines_on(store: &Store) {
     store.apply_follows(&[(other, small)], 60, 2).await.unwrap();
     assert!(!page(store, other, None, 2).await.is_empty());
 }
+
+#[tokio::test]
+async fn alert_campaigns_send_each_alert_once_across_workers() {
+    on_every_backend!("social_alerts", alerts_on);
+}
+
+async fn alerts_on(store: &Store) {
+    let u = users(store, 61).await;
+    let host = u[0];
+    let follows: Vec<(u64, u64)> = u[1..].iter().map(|f| (*f, host)).collect();
+    store.apply_follows(&follows, 1, 100).await.unwrap();
+    store.record_listens(&[(u[60], host)], 9).await.unwrap();
+    let space = stentor_store::SpaceRecord {
+        id: "sp".into(),
+        host_id: host,
+        title: "t".into(),
+        state: "scheduled".into(),
+        starts_at: None,
+        created_at: 1,
+    };
+    store.create_space(&space).await.unwrap();
+    store.set_space_state("sp", "live", 2).await.unwrap();
+    let jobs = store.claim_jobs(3, 60, 10).await.unwrap();
+    assert_eq!(
+        (jobs.len(), jobs[0].kind.as_str(), jobs[0].subject.as_str()),
+        (1, "alert", "sp:live")
+    );
+    let campaign = store.list_campaign("sp", "live", 3).await.unwrap().unwrap();
+    assert_eq!(campaign.total, 60);
+    // Listed once: asking again lists nobody twice.
+    assert_eq!(
+        store
+            .list_campaign("sp", "live", 4)
+            .await
+            .unwrap()
+            .unwrap()
+            .total,
+        60
+    );
+    // The likeliest first.
+    assert_eq!(store.send_alerts(&campaign, 1, 10).await.unwrap(), [u[60]]);
+    // Three workers at once, seven at a time: each of the rest once.
+    let mut workers = Vec::new();
+    for _ in 0..3 {
+        let (store, campaign) = (store.clone(), campaign.clone());
+        workers.push(tokio::spawn(async move {
+            let mut got = Vec::new();
+            loop {
+                let sent = store.send_alerts(&campaign, 7, 11).await.unwrap();
+                if sent.is_empty() {
+                    return got;
+                }
+                got.extend(sent);
+            }
+        }));
+    }
+    let mut all = vec![u[60]];
+    for w in workers {
+        all.extend(w.await.unwrap());
+    }
+    all.sort_unstable();
+    let mut expected = u[1..].to_vec();
+    expected.sort_unstable();
+    assert_eq!(all, expected, "every follower once");
+    assert_eq!(store.alerts_left(&campaign).await.unwrap(), 0);
+    let inbox = store.notifications(u[5], None, 10).await.unwrap();
+    assert_eq!(
+        (inbox[0].kind.as_str(), inbox[0].space_id.as_deref()),
+        ("live", Some("sp"))
+    );
+    // An ended Space lists no new campaign.
+    store.set_space_state("sp", "ended", 20).await.unwrap();
+    assert!(
+        store
+            .list_campaign("sp", "start", 21)
+            .await
+            .unwrap()
+            .is_none()
+    );
+}

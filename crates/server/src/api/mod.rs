@@ -208,6 +208,11 @@ pub async fn scrape(State(state): State<AppState>) -> Response {
         m.recording_bytes.set(stats.bytes.load(Relaxed) as i64);
         m.recording_dropped.set(stats.dropped.load(Relaxed) as i64);
     }
+    let sent = state
+        .social
+        .alerts_sent
+        .load(std::sync::atomic::Ordering::Relaxed);
+    state.metrics.alerts_sent.set(sent as i64);
     let text = state.metrics.encode();
     (
         [(
@@ -276,6 +281,10 @@ pub fn router(state: AppState) -> Router {
                 .delete(recordings::delete),
         )
         .route("/spaces/{id}/clips", post(recordings::clip))
+        .route(
+            "/spaces/{id}/reminder",
+            get(spaces::reminder).put(spaces::set_reminder),
+        )
         .route("/clips/{id}", get(recordings::clip_info))
         .layer(DefaultBodyLimit::max(MAX_JSON_BODY))
         .layer(axum::middleware::from_fn_with_state(

@@ -236,3 +236,47 @@ pub async fn command(
     space.run_command(user.id, command).await?;
     Ok(StatusCode::NO_CONTENT)
 }
+
+/// A reminder on or off.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReminderChange {
+    on: bool,
+}
+
+/// `GET /api/v1/spaces/{id}/reminder`: whether the caller asked to be reminded.
+pub async fn reminder(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    caller: Caller,
+) -> Result<axum::Json<serde_json::Value>, ApiError> {
+    let user = caller.required()?;
+    let on = state.store.has_reminder(&id, user.id).await?;
+    Ok(axum::Json(serde_json::json!({ "on": on })))
+}
+
+/// `PUT /api/v1/spaces/{id}/reminder`: "remind me" on a scheduled Space: an alert 30
+/// minutes before its announced start and one at the start.
+pub async fn set_reminder(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    caller: Caller,
+    Json(change): Json<ReminderChange>,
+) -> Result<axum::Json<serde_json::Value>, ApiError> {
+    let user = caller.required()?;
+    let space = state
+        .store
+        .space(&id)
+        .await?
+        .ok_or(ApiError::NotFound("space"))?;
+    if change.on && space.state != "scheduled" {
+        return Err(ApiError::Conflict(
+            "reminders are for spaces that have not started".into(),
+        ));
+    }
+    state
+        .store
+        .set_reminder(&id, user.id, change.on, unix_now() as i64)
+        .await?;
+    Ok(axum::Json(serde_json::json!({ "on": change.on })))
+}

@@ -145,6 +145,11 @@ pub fn grant(
     let user = match caller {
         Some(u) => {
             space.remember_name(u.id, &u.handle);
+            // Who listens to whom: their live alerts go out first.
+            let host = space.with_domain(|d| d.host());
+            if host != u.id {
+                state.social.engagement.listened(u.id, host);
+            }
             u.id
         }
         None if state.config.allow_anonymous() => anonymous_id(),

@@ -690,6 +690,13 @@ impl LiveSpace {
         lobby.status(state, self.starts_at, listeners, &mut self.asks.lock(), now)
     }
 
+    /// How many wait in this Space's waiting room now, as estimated from how often they ask
+    /// (without counting as an ask).
+    pub fn waiting(&self, now: i64) -> u64 {
+        let poll = stentor_gate::lobby::poll_secs(stentor_space::Lifecycle::Live, None, now);
+        stentor_gate::lobby::waiting(&mut self.asks.lock(), poll, now)
+    }
+
     /// Remembers a user's handle, so events and views about them can name them.
     pub fn remember_name(&self, user: UserId, handle: &str) {
         let mut names = self.names.lock();

@@ -18,6 +18,8 @@ enum Op {
     Unlike(u64, u64, oneshot::Sender<Result<LikeOutcome, String>>),
     Follow(u64, u64, oneshot::Sender<Result<bool, String>>),
     Unfollow(u64, u64, oneshot::Sender<Result<bool, String>>),
+    /// A listener joined a Space of a host: nobody waits for it.
+    Listen(u64, u64),
 }
 
 impl Op {
@@ -27,6 +29,7 @@ impl Op {
             Op::Unlike(..) => 1,
             Op::Follow(..) => 2,
             Op::Unfollow(..) => 3,
+            Op::Listen(..) => 4,
         }
     }
 }
@@ -87,6 +90,15 @@ impl Engagement {
         self.ask(|done| Op::Follow(follower, followee, done)).await
     }
 
+    /// `listener` joined a Space hosted by `host` (a hint for the order of live alerts,
+    /// dropped when the queue is half full).
+    pub fn listened(&self, listener: u64, host: u64) {
+        // Hints take at most half the queue: likes and follows keep the rest.
+        if self.queue.capacity() > self.queue.max_capacity() / 2 {
+            let _ = self.queue.try_send(Op::Listen(listener, host));
+        }
+    }
+
     /// `follower` stops following `followee`; whether there was a follow to end.
     pub async fn unfollow(&self, follower: u64, followee: u64) -> Result<bool, EngagementError> {
         self.ask(|done| Op::Unfollow(follower, followee, done))
@@ -111,14 +123,19 @@ async fn write(store: Store, mut requests: mpsc::Receiver<Op>, batch: usize, bac
             .iter()
             .map(|op| match op {
                 Op::Like(a, b, _) | Op::Unlike(a, b, _) => (*a, *b),
-                Op::Follow(a, b, _) | Op::Unfollow(a, b, _) => (*a, *b),
+                Op::Follow(a, b, _) | Op::Unfollow(a, b, _) | Op::Listen(a, b) => (*a, *b),
             })
             .collect();
         match run.first().map(Op::kind) {
             Some(0) => answer_likes(run, store.apply_likes(&pairs, now).await),
             Some(1) => answer_likes(run, store.apply_unlikes(&pairs, now).await),
             Some(2) => answer_follows(run, store.apply_follows(&pairs, now, backfill).await),
-            Some(_) => answer_follows(run, store.apply_unfollows(&pairs).await),
+            Some(3) => answer_follows(run, store.apply_unfollows(&pairs).await),
+            Some(_) => {
+                if let Err(e) = store.record_listens(&pairs, now).await {
+                    tracing::warn!(error = %e, "cannot record listens");
+                }
+            }
             None => {}
         }
     }

@@ -1,18 +1,21 @@
 //! The job worker: takes due jobs from the durable queue (leased, so that a worker that dies
-//! leaves them to another after the lease) and carries them out.
+//! leaves them to another after the lease) and carries them out: fan-outs here, alert
+//! campaigns in tasks of their own (they last as long as their pace makes them).
 
+use super::alerts::{self, Sending};
 use std::time::Duration;
 use stentor_store::{Job, Store};
 
 /// How often the queue is looked at when it was empty.
 const IDLE: Duration = Duration::from_millis(500);
-/// How long a taken job is the taker's.
-const LEASE_SECS: i64 = 60;
+/// How long a taken job is the taker's (a campaign renews it while it runs).
+pub const LEASE_SECS: i64 = 30;
 /// Jobs taken at once.
 const TAKE: u32 = 16;
 
 /// Works the queue until shutdown.
-pub async fn work(store: Store, mut shutdown: tokio::sync::watch::Receiver<bool>) {
+pub async fn work(sending: Sending, mut shutdown: tokio::sync::watch::Receiver<bool>) {
+    let store = sending.store.clone();
     loop {
         let now = crate::clock::unix_now() as i64;
         let jobs = match store.claim_jobs(now, now + LEASE_SECS, TAKE).await {
@@ -23,7 +26,11 @@ pub async fn work(store: Store, mut shutdown: tokio::sync::watch::Receiver<bool>
             }
         };
         for job in &jobs {
-            run(&store, job, now).await;
+            if job.kind == "alert" {
+                tokio::spawn(alerts::run(sending.clone(), job.clone(), shutdown.clone()));
+            } else {
+                run(&store, job, now).await;
+            }
         }
         if jobs.is_empty() {
             tokio::select! {

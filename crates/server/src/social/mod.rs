@@ -1,6 +1,8 @@
 //! The social layer's running parts: the writer that batches likes and follows, the job
-//! worker (fan-out of posts into timelines), and the live counts shown to a post's viewers.
+//! worker (fan-out of posts into timelines, alert campaigns), and the live counts shown to a
+//! post's viewers.
 
+pub mod alerts;
 pub mod counts;
 pub mod engagement;
 pub mod jobs;
@@ -14,6 +16,8 @@ pub struct Social {
     pub engagement: engagement::Engagement,
     /// The counts of the posts being looked at, refreshed once a second.
     pub counts: Arc<counts::LiveCounts>,
+    /// Alerts sent by this node.
+    pub alerts_sent: Arc<std::sync::atomic::AtomicU64>,
 }
 
 impl Social {
@@ -21,6 +25,7 @@ impl Social {
     pub fn start(
         store: &Store,
         config: &crate::config::Config,
+        probe: alerts::AdmissionProbe,
         shutdown: tokio::sync::watch::Receiver<bool>,
     ) -> Self {
         let engagement = engagement::Engagement::start(
@@ -29,9 +34,20 @@ impl Social {
             config.engagement_batch(),
             config.fanout_max_followers(),
         );
-        tokio::spawn(jobs::work(store.clone(), shutdown.clone()));
+        let alerts_sent = Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let sending = alerts::Sending {
+            store: store.clone(),
+            probe,
+            most_per_sec: config.alerts_per_sec(),
+            sent: alerts_sent.clone(),
+        };
+        tokio::spawn(jobs::work(sending, shutdown.clone()));
         let counts = Arc::new(counts::LiveCounts::default());
         tokio::spawn(counts::refresh(counts.clone(), store.clone(), shutdown));
-        Self { engagement, counts }
+        Self {
+            engagement,
+            counts,
+            alerts_sent,
+        }
     }
 }

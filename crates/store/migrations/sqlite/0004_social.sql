@@ -100,3 +100,50 @@ CREATE TABLE jobs (
     UNIQUE (kind, subject)
 );
 CREATE INDEX jobs_due ON jobs (run_at);
+
+-- Who listened to whose Spaces lately: live alerts go first to those most likely to come.
+CREATE TABLE listens (
+    user_id BIGINT NOT NULL,
+    host_id BIGINT NOT NULL,
+    last_at BIGINT NOT NULL,
+    PRIMARY KEY (user_id, host_id)
+) WITHOUT ROWID;
+
+-- "Remind me" on a scheduled Space.
+CREATE TABLE reminders (
+    space_id   TEXT NOT NULL,
+    user_id    BIGINT NOT NULL,
+    created_at BIGINT NOT NULL,
+    PRIMARY KEY (space_id, user_id)
+) WITHOUT ROWID;
+
+-- One alert campaign per Space and kind (`live`, `soon`, `start`): its recipients are listed
+-- once, in one transaction, then sent at the pace the Space's waiting room admits.
+CREATE TABLE campaigns (
+    space_id    TEXT NOT NULL,
+    kind        TEXT NOT NULL,
+    host_id     BIGINT NOT NULL,
+    listed_at   BIGINT NOT NULL,
+    total       BIGINT NOT NULL,
+    PRIMARY KEY (space_id, kind)
+) WITHOUT ROWID;
+
+CREATE TABLE alerts (
+    space_id TEXT NOT NULL,
+    kind     TEXT NOT NULL,
+    user_id  BIGINT NOT NULL,
+    rank     BIGINT NOT NULL,
+    sent_at  BIGINT,
+    PRIMARY KEY (space_id, kind, user_id)
+) WITHOUT ROWID;
+CREATE INDEX alerts_due ON alerts (space_id, kind, rank DESC, user_id) WHERE sent_at IS NULL;
+
+-- Web Push subscriptions, one per browser.
+CREATE TABLE push_subscriptions (
+    endpoint   TEXT PRIMARY KEY,
+    user_id    BIGINT NOT NULL,
+    p256dh     TEXT NOT NULL,
+    auth       TEXT NOT NULL,
+    created_at BIGINT NOT NULL
+);
+CREATE INDEX push_subscriptions_user ON push_subscriptions (user_id);
