@@ -67,6 +67,18 @@ pub struct SocialConfig {
     /// [default: 2000].
     #[arg(long, env = "STENTOR_ALERTS_PER_SEC")]
     pub alerts_per_sec: Option<u32>,
+    /// Who push services may contact about this server's pushes: a `mailto:` or `https:`
+    /// URL [default: mailto:admin@localhost].
+    #[arg(long, env = "STENTOR_PUSH_CONTACT")]
+    pub push_contact: Option<String>,
+    /// The Web Push (VAPID) key, 32 bytes, the same file on every node of a cluster; it must
+    /// exist [default: `vapid.key` in the data directory, made if missing].
+    #[arg(long, env = "STENTOR_PUSH_KEY_FILE")]
+    pub push_key_file: Option<PathBuf>,
+    /// Accept push endpoints over plain http (for a push service on a test network only)
+    /// [default: false].
+    #[arg(long, env = "STENTOR_PUSH_ALLOW_HTTP")]
+    pub push_allow_http: Option<bool>,
 }
 
 /// What a node does in a cluster.
@@ -515,7 +527,10 @@ impl Config {
                     fanout_max_followers,
                     engagement_queue,
                     engagement_batch,
-                    alerts_per_sec
+                    alerts_per_sec,
+                    push_contact,
+                    push_key_file,
+                    push_allow_http
                 }
             ),
         }
@@ -656,6 +671,22 @@ impl Config {
     /// Live alerts a second at most, per Space.
     pub fn alerts_per_sec(&self) -> u32 {
         self.social.alerts_per_sec.unwrap_or(2_000).max(1)
+    }
+
+    /// The Web Push key file: the shared one given, or the data directory's.
+    pub fn push_key_path(&self) -> PathBuf {
+        self.social
+            .push_key_file
+            .clone()
+            .unwrap_or_else(|| self.data_dir().join(crate::social::push::KEY_FILE))
+    }
+
+    /// Who push services may contact.
+    pub fn push_contact(&self) -> String {
+        self.social
+            .push_contact
+            .clone()
+            .unwrap_or_else(|| "mailto:admin@localhost".into())
     }
 
     /// Data directory.

@@ -8,13 +8,13 @@ use std::path::{Path, PathBuf};
 /// Name of the ticket key file in the data directory.
 pub const TICKET_KEY_FILE: &str = "ticket.key";
 
-/// Why the ticket key could not be had.
+/// Why a key (the ticket key, the Web Push key) could not be had.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum KeyError {
     /// The file exists but could not be read.
     #[error(
-        "cannot read the ticket key {path}: {source} (fix its permissions or remove it to make a new key)"
+        "cannot read the key {path}: {source} (fix its permissions or remove it to make a new key)"
     )]
     Read {
         /// The file.
@@ -24,7 +24,7 @@ pub enum KeyError {
     },
     /// The file is not a key.
     #[error(
-        "the ticket key {path} is {len} bytes, not 32: it is damaged (remove it to make a new key; tickets in flight become invalid)"
+        "the key {path} is {len} bytes, not 32: it is damaged (remove it to make a new key; what it signed becomes invalid)"
     )]
     Damaged {
         /// The file.
@@ -35,14 +35,14 @@ pub enum KeyError {
     /// A key file named in the configuration is not there: it is not made, since a node
     /// with a key of its own would refuse every other node's tickets.
     #[error(
-        "the ticket key {path} does not exist: give every node the same key (copy it from another node, or make one with `head -c 32 /dev/urandom > {path}` and copy that)"
+        "the key {path} does not exist: give every node the same key (copy it from another node, or make one with `head -c 32 /dev/urandom > {path}` and copy that)"
     )]
     Missing {
         /// The file.
         path: PathBuf,
     },
     /// A new key could not be written.
-    #[error("cannot write a new ticket key to {path}: {source}")]
+    #[error("cannot write a new key to {path}: {source}")]
     Write {
         /// The file.
         path: PathBuf,

@@ -163,10 +163,18 @@ impl Server {
             stage,
         };
         let audiences = Arc::new(Audiences::new(wiring, config.listeners_per_writer()));
+        let pusher = crate::social::push::Pusher::open(
+            store.clone(),
+            &config.push_key_path(),
+            config.social.push_key_file.is_none(),
+            config.push_contact(),
+            config.social.push_allow_http.unwrap_or(false),
+        )?;
         let social = Arc::new(crate::social::Social::start(
             &store,
             &config,
             admission_probe(spaces.clone(), config.lobby()),
+            pusher,
             shutdown_rx.clone(),
         ));
         Ok(Self {

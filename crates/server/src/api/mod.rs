@@ -6,6 +6,7 @@ pub mod hls;
 pub mod media;
 pub mod notifications;
 pub mod posts;
+pub mod push;
 pub mod recordings;
 pub mod spaces;
 pub mod tickets;
@@ -264,6 +265,11 @@ pub fn router(state: AppState) -> Router {
         .route("/timeline", get(posts::timeline))
         .route("/notifications", get(notifications::list))
         .route("/notifications/read", post(notifications::mark_read))
+        .route("/push/key", get(push::key))
+        .route(
+            "/push/subscriptions",
+            post(push::subscribe).delete(push::unsubscribe),
+        )
         .route(
             "/spaces",
             post(spaces::create_space).get(spaces::list_spaces),

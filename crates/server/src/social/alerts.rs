@@ -30,6 +30,8 @@ pub struct Sending {
     pub most_per_sec: u32,
     /// Alerts sent, for metrics.
     pub sent: Arc<std::sync::atomic::AtomicU64>,
+    /// Web Push to the recipients who subscribed.
+    pub push: Arc<super::push::Pusher>,
 }
 
 /// Carries out an `alert` job (subject `SPACE:KIND`) until every alert is sent, the Space
@@ -54,6 +56,33 @@ pub async fn run(sending: Sending, job: Job, mut shutdown: tokio::sync::watch::R
         }
     };
     tracing::info!(space, kind, recipients = campaign.total, "alerts going out");
+    let title = store.space(space).await.ok().flatten().map(|s| s.title);
+    let host = store
+        .user(campaign.host_id)
+        .await
+        .ok()
+        .flatten()
+        .map(|u| u.handle);
+    let (notice, topic) = if kind == "live" {
+        ("live", format!("live-{space}"))
+    } else {
+        ("reminder", format!("remind-{space}"))
+    };
+    let body = serde_json::json!({
+        "kind": notice,
+        "when": kind,
+        "space_id": space,
+        "title": title,
+        "host_handle": host,
+        "url": format!("/s/{space}"),
+    });
+    // Asked to come now: high urgency, worthless after a few minutes; the early reminder
+    // can wait its half hour.
+    let (urgency, ttl) = if kind == "soon" {
+        ("normal", 1800)
+    } else {
+        ("high", 300)
+    };
     // The reminder half an hour ahead asks nobody to come now: not tied to the waiting room.
     let paced = kind != "soon";
     let mut pacer = Pacer::new(sending.most_per_sec, BACKLOG_SECS);
@@ -78,6 +107,16 @@ pub async fn run(sending: Sending, job: Job, mut shutdown: tokio::sync::watch::R
                     sending
                         .sent
                         .fetch_add(sent.len() as u64, std::sync::atomic::Ordering::Relaxed);
+                    super::push::notify_all(
+                        &sending.push,
+                        store,
+                        &sent,
+                        &body,
+                        &topic,
+                        urgency,
+                        ttl,
+                    )
+                    .await;
                     if (sent.len() as u32) < allowance.send {
                         tracing::info!(space, kind, "every alert sent");
                         let _ = store.finish_job(job.id).await;

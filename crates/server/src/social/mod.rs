@@ -6,6 +6,7 @@ pub mod alerts;
 pub mod counts;
 pub mod engagement;
 pub mod jobs;
+pub mod push;
 
 use std::sync::Arc;
 use stentor_store::Store;
@@ -18,6 +19,8 @@ pub struct Social {
     pub counts: Arc<counts::LiveCounts>,
     /// Alerts sent by this node.
     pub alerts_sent: Arc<std::sync::atomic::AtomicU64>,
+    /// Web Push.
+    pub push: Arc<push::Pusher>,
 }
 
 impl Social {
@@ -26,6 +29,7 @@ impl Social {
         store: &Store,
         config: &crate::config::Config,
         probe: alerts::AdmissionProbe,
+        push: Arc<push::Pusher>,
         shutdown: tokio::sync::watch::Receiver<bool>,
     ) -> Self {
         let engagement = engagement::Engagement::start(
@@ -40,6 +44,7 @@ impl Social {
             probe,
             most_per_sec: config.alerts_per_sec(),
             sent: alerts_sent.clone(),
+            push: push.clone(),
         };
         tokio::spawn(jobs::work(sending, shutdown.clone()));
         let counts = Arc::new(counts::LiveCounts::default());
@@ -48,6 +53,7 @@ impl Social {
             engagement,
             counts,
             alerts_sent,
+            push,
         }
     }
 }
