@@ -87,6 +87,9 @@ pub enum CommandError {
     /// No origin answered for the Space (this node is an edge); try again.
     #[error("the space's origin does not answer; try again in a moment")]
     NoOrigin,
+    /// The host and the person who would go on stage block one another.
+    #[error("the host and this account block one another: no speaking in the host's spaces")]
+    Blocked,
 }
 
 impl From<CommandError> for crate::error::ApiError {
@@ -99,6 +102,7 @@ impl From<CommandError> for crate::error::ApiError {
             },
             CommandError::Store(detail) => Self::Internal(detail),
             quota @ CommandError::LiveQuota(_) => Self::Conflict(quota.to_string()),
+            blocked @ CommandError::Blocked => Self::Forbidden(blocked.to_string()),
             CommandError::Remote { status, reason } => match status {
                 400 => Self::BadRequest(reason),
                 403 => Self::Forbidden(reason),
@@ -371,6 +375,21 @@ impl LiveSpace {
         }
         if command == Command::Start {
             self.check_live_quota().await?;
+        }
+        // Nobody the host blocks, or who blocks the host, goes on its stage.
+        let to_stage = match &command {
+            Command::RequestToSpeak | Command::AcceptInvite => Some(actor),
+            Command::Invite { user } | Command::Approve { user } | Command::Promote { user } => {
+                Some(*user)
+            }
+            _ => None,
+        };
+        if let Some(user) = to_stage {
+            let host = self.with_domain(|d| d.host());
+            let blocked = self.store.blocked_between(host, user).await;
+            if blocked.map_err(|e| CommandError::Store(e.to_string()))? {
+                return Err(CommandError::Blocked);
+            }
         }
         let now = Instant::now();
         let events: Vec<Event> = {
