@@ -12,16 +12,18 @@ export class ApiError extends Error {
 const MAX_BUSY_WAIT_MS = 30_000;
 
 /**
- * Fetches, and while the server answers 503 with a Retry-After (it is shedding load and did
- * nothing with the request) waits as told and asks again, up to MAX_BUSY_WAIT_MS in all.
- * `onBusy(seconds)` is told each wait, so the page can say so.
+ * Fetches, and while the server answers 503 (it is shedding load) or 429 (this address asks
+ * too often) with a Retry-After — it did nothing with the request — waits as told and asks
+ * again, up to MAX_BUSY_WAIT_MS in all. `onBusy(seconds)` is told each wait, so the page can
+ * say so.
  */
 export async function fetchPatiently(url, init, onBusy = announceBusy) {
   let waited = 0;
   for (;;) {
     const res = await fetch(url, init);
     const after = Number(res.headers.get('retry-after'));
-    if (res.status !== 503 || !(after > 0) || waited + after * 1000 > MAX_BUSY_WAIT_MS) {
+    const busy = res.status === 503 || res.status === 429;
+    if (!busy || !(after > 0) || waited + after * 1000 > MAX_BUSY_WAIT_MS) {
       return res;
     }
     onBusy(after);

@@ -1,8 +1,9 @@
 // The stentor web app: a tiny router and the pages around the Space page.
 
 import { api, currentUser } from './api.js';
-import { h, mount, toast } from './dom.js';
+import { h, initials, mount, toast } from './dom.js';
 import { clock, openSpace } from './space.js';
+import { homeTimeline, icon, notificationsPage, postPage, profilePage, remindButton, settingsPage } from './social.js';
 
 const main = document.getElementById('main');
 const nav = document.getElementById('nav');
@@ -40,8 +41,17 @@ async function route() {
   const path = location.pathname;
   const space = path.match(/^\/s\/([A-Za-z0-9_-]{1,64})$/);
   const clip = path.match(/^\/c\/([a-z0-9]{1,64})$/);
+  const profile = path.match(/^\/u\/([a-z0-9_]{1,30})$/);
+  const post = path.match(/^\/p\/([0-9]{1,19})$/);
   if (path === '/') await home();
-  else if (path === '/signin') authPage('signin');
+  else if (profile) leavePage = await profilePage(main, user, profile[1], notFound);
+  else if (post) leavePage = await postPage(main, user, post[1], notFound);
+  else if (path === '/notifications') {
+    if (!(await notificationsPage(main, user, refreshUnread))) navigate('/signin?next=/notifications');
+  } else if (path === '/settings') {
+    if (user) await settingsPage(main, user, signOut);
+    else navigate('/signin?next=/settings');
+  } else if (path === '/signin') authPage('signin');
   else if (path === '/signup') authPage('signup');
   else if (path === '/new') newSpace();
   else if (space) leavePage = await openSpace(main, space[1], user);
@@ -50,12 +60,32 @@ async function route() {
   main.focus({ preventScroll: true });
 }
 
+const unreadBadge = h('span', { class: 'count-badge', hidden: true, 'data-testid': 'unread' });
+let unreadTimer = 0;
+
+/** The unread count on the bell, asked for every 30 s while signed in. */
+async function refreshUnread() {
+  clearTimeout(unreadTimer);
+  if (!user) return;
+  try {
+    const inbox = await api('GET', '/notifications?limit=1');
+    unreadBadge.textContent = inbox.unread > 99 ? '99+' : String(inbox.unread);
+    unreadBadge.hidden = inbox.unread === 0;
+  } catch { /* next time */ }
+  unreadTimer = setTimeout(refreshUnread, 30_000);
+}
+
 function renderNav() {
   if (user) {
     mount(nav,
-      h('span', { class: 'who' }, `@${user.handle}`),
+      h('a', { class: 'btn small ghost icon-btn', href: '/notifications', 'data-link': true, 'aria-label': 'Notifications' },
+        icon('bell'), unreadBadge),
+      h('a', { class: 'me-link', href: `/u/${user.handle}`, 'data-link': true, 'aria-label': 'Your profile' },
+        h('span', { class: 'avatar small', 'aria-hidden': 'true' }, initials(user.handle)),
+        h('span', { class: 'who' }, `@${user.handle}`)),
       h('a', { class: 'btn small', href: '/new', 'data-link': true }, 'New Space'),
-      h('button', { class: 'btn small ghost', type: 'button', onclick: signOut }, 'Sign out'));
+      h('button', { class: 'btn small ghost wide-only', type: 'button', onclick: signOut }, 'Sign out'));
+    refreshUnread();
   } else {
     mount(nav,
       h('a', { class: 'btn small ghost', href: '/signin', 'data-link': true }, 'Sign in'),
@@ -63,7 +93,7 @@ function renderNav() {
   }
 }
 
-async function signOut() {
+export async function signOut() {
   await api('DELETE', '/sessions').catch(() => {});
   navigate('/');
 }
@@ -74,10 +104,12 @@ function card(space) {
     : h('span', { class: 'badge' }, space.starts_at
       ? new Date(space.starts_at * 1000).toLocaleString([], { dateStyle: 'medium', timeStyle: 'short' })
       : 'Scheduled');
-  return h('li', {},
+  const remind = user && space.state === 'scheduled' && space.host !== user.id ? remindButton(space.id) : null;
+  return h('li', { class: 'card-item' },
     h('a', { class: 'card', href: `/s/${space.id}`, 'data-link': true },
       h('span', { class: 'card-title' }, space.title),
-      h('span', { class: 'card-meta' }, when, space.host_handle ? ` hosted by @${space.host_handle}` : '')));
+      h('span', { class: 'card-meta' }, when, space.host_handle ? ` hosted by @${space.host_handle}` : '')),
+    remind);
 }
 
 function section(title, spaces, empty) {
@@ -92,6 +124,14 @@ async function home() {
   const mine = user ? await api('GET', '/me/spaces').catch(() => []) : [];
   const live = spaces.filter((s) => s.state === 'live');
   const scheduled = spaces.filter((s) => s.state === 'scheduled');
+  if (user) {
+    leavePage = await homeTimeline(main, user, h('div', { class: 'discovery' },
+      h('a', { class: 'btn', href: '/new', 'data-link': true }, 'Start a Space'),
+      section('Live now', live, 'Nothing is live right now.'),
+      section('Scheduled', scheduled, 'Nothing is scheduled yet.'),
+      section('Your Spaces', mine, 'You have not hosted a Space yet.')));
+    return;
+  }
   mount(main, h('div', { class: 'page' },
     h('div', { class: 'hero' },
       h('h1', {}, 'Live audio for crowds'),

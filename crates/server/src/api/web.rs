@@ -30,6 +30,8 @@ static ASSETS: &[Asset] = assets! {
     "api.js" => JS,
     "dom.js" => JS,
     "space.js" => JS,
+    "social.js" => JS,
+    "sw.js" => JS,
     "audio.js" => JS,
     "playback-worklet.js" => JS,
     "capture-worklet.js" => JS,
@@ -77,6 +79,16 @@ fn serve(asset: &Asset) -> Response {
 /// `GET /`, `/s/{id}`, `/signin`, ...: the app's single page; it routes on the client.
 pub async fn page() -> Response {
     serve(&ASSETS[0])
+}
+
+/// `GET /sw.js`: the service worker that shows pushed alerts (at the root, so that its scope
+/// is the whole app).
+pub async fn service_worker() -> Response {
+    let sw = ASSETS
+        .iter()
+        .find(|a| a.name == "sw.js")
+        .expect("the service worker is embedded");
+    serve(sw)
 }
 
 /// `GET /assets/{name}`.
