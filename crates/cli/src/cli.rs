@@ -57,6 +57,10 @@ pub enum Cmd {
     /// Attacks a server on this machine (loopback only), or probes it while others do: for
     /// benchmarks of the admission path (bench/attack.sh).
     Attack(AttackArgs),
+    /// A burst of API requests, each as its own account, open-loop at a set rate: a like
+    /// burst, timeline reads (bench/social.sh). Prints what it measured as JSON.
+    #[command(name = "loadtest-requests")]
+    LoadtestRequests(RequestsArgs),
     /// Runs one shard of a load test (started by `loadtest`).
     #[command(name = "loadtest-worker", hide = true)]
     LoadtestWorker {
@@ -129,6 +133,41 @@ pub enum ClusterCmd {
         #[arg(long)]
         json: bool,
     },
+}
+
+/// Flags of `loadtest-requests`.
+#[derive(Debug, clap::Args)]
+pub struct RequestsArgs {
+    /// The server (loopback only): `127.0.0.1:8080`.
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    pub addr: std::net::SocketAddr,
+    /// The method.
+    #[arg(long, default_value = "POST")]
+    pub method: String,
+    /// The path; `{i}` is the request's number.
+    #[arg(long)]
+    pub path: String,
+    /// The bearer token; `{i}` is the request's number (`bench-{i}`: one account each).
+    #[arg(long, default_value = "bench-{i}")]
+    pub token: String,
+    /// The first request's number.
+    #[arg(long, default_value_t = 0)]
+    pub first: u64,
+    /// Requests.
+    #[arg(long)]
+    pub count: u64,
+    /// Requests a second.
+    #[arg(long)]
+    pub rate: f64,
+    /// Keep-alive connections.
+    #[arg(long, default_value_t = 256)]
+    pub connections: usize,
+    /// Loopback source addresses, one per connection in turn.
+    #[arg(long, default_value = "127.0.0.2-127.0.63.255")]
+    pub sources: String,
+    /// Write the report as JSON here too.
+    #[arg(long)]
+    pub json: Option<PathBuf>,
 }
 
 /// Flags of `loadtest`.
@@ -280,6 +319,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             }
         }
         Cmd::Attack(args) => attack(args).await?,
+        Cmd::LoadtestRequests(args) => requests(args).await?,
         Cmd::LoadtestWorker { shard } => stentor_loadtest::run::worker_main(&shard)?, // normally run by main
         Cmd::Listen {
             server,
@@ -309,6 +349,35 @@ async fn attack(args: AttackArgs) -> anyhow::Result<()> {
     };
     let tally = run(attack).await?;
     let json = serde_json::to_string_pretty(&tally)?;
+    println!("{json}");
+    if let Some(path) = args.json {
+        std::fs::write(&path, &json)?;
+    }
+    Ok(())
+}
+
+async fn requests(args: RequestsArgs) -> anyhow::Result<()> {
+    if !args.addr.ip().is_loopback() {
+        anyhow::bail!("loadtest-requests sends to this machine only (127.0.0.0/8)");
+    }
+    if !(args.rate > 0.0) || args.connections == 0 {
+        anyhow::bail!("--rate and --connections must be above 0");
+    }
+    let burst = stentor_loadtest::requests::Burst {
+        addr: args.addr,
+        method: args.method,
+        path: args.path,
+        token: args.token,
+        first: args.first,
+        count: args.count,
+        rate: args.rate,
+        connections: args.connections,
+        sources: stentor_loadtest::plan::parse_sources(&args.sources)
+            .map_err(anyhow::Error::msg)?,
+        timeout: std::time::Duration::from_secs(30),
+    };
+    let report = stentor_loadtest::requests::run(burst).await;
+    let json = serde_json::to_string_pretty(&report)?;
     println!("{json}");
     if let Some(path) = args.json {
         std::fs::write(&path, &json)?;

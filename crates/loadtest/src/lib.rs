@@ -14,6 +14,7 @@ pub mod plan;
 pub mod plot;
 pub mod pow;
 pub mod report;
+pub mod requests;
 pub mod run;
 pub mod worker;
 

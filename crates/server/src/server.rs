@@ -188,6 +188,7 @@ impl Server {
                 audiences,
                 tickets,
                 revocations: Arc::default(),
+                sessions: Arc::default(),
                 config: Arc::new(config),
                 metrics,
                 capacity,

@@ -24,6 +24,8 @@ pub struct AppState {
     pub audiences: Arc<Audiences>,
     /// Join ticket key.
     pub tickets: TicketKey,
+    /// Sessions recently looked up.
+    pub sessions: Arc<crate::auth::SessionCache>,
     /// Tickets of users who signed out, refused until they expire.
     pub revocations: Arc<parking_lot::Mutex<Revocations>>,
     /// The configuration in force.

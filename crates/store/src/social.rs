@@ -865,7 +865,7 @@ impl Store {
     }
 
     /// Writes a batch of likes `(post, account)` at `now`: each is counted once, whatever
-    /// retries and duplicates the batch holds. Counts and the authors' notifications move
+    /// retries and duplicates the batch holds; a like across a block (either way) is not made. Counts and the authors' notifications move
     /// once per post. Answers, for each like in order, whether it was made now and the post's
     /// like count after the batch (`None` when the post does not exist).
     pub async fn apply_likes(
@@ -894,26 +894,38 @@ impl Store {
         let unique = dedup_last(likes, |l| *l);
         let (changed, counts) = on!(self, |pool| {
             let mut tx = pool.begin().await?;
-            let mut changed: Vec<(u64, u64)> = Vec::new();
-            for &(post, user) in &unique {
-                let statement = if like {
+            // One statement for the whole batch: its rows as a VALUES list.
+            let rows: Vec<String> = (0..unique.len())
+                .map(|k| format!("(${}, ${})", 2 * k + 2, 2 * k + 3))
+                .collect();
+            let statement = if like {
+                format!(
                     "INSERT INTO likes (post_id, user_id, created_at) \
-                     SELECT $1, $2, $3 WHERE EXISTS (SELECT 1 FROM posts WHERE id = $1) \
-                     ON CONFLICT DO NOTHING"
-                } else {
-                    "DELETE FROM likes WHERE post_id = $1 AND user_id = $2 AND $3 = $3"
-                };
-                let n = sqlx::query(statement)
-                    .bind(post as i64)
-                    .bind(user as i64)
-                    .bind(now)
-                    .execute(&mut *tx)
-                    .await?
-                    .rows_affected();
-                if n == 1 {
-                    changed.push((post, user));
-                }
+                     SELECT v.column1, v.column2, $1 FROM (VALUES {}) AS v \
+                     WHERE EXISTS (SELECT 1 FROM posts p WHERE p.id = v.column1 \
+                       AND NOT EXISTS (SELECT 1 FROM blocks b WHERE \
+                         (b.blocker_id = p.author_id AND b.blocked_id = v.column2) OR \
+                         (b.blocker_id = v.column2 AND b.blocked_id = p.author_id))) \
+                     ON CONFLICT DO NOTHING RETURNING post_id, user_id",
+                    rows.join(", ")
+                )
+            } else {
+                format!(
+                    "DELETE FROM likes WHERE $1 = $1 AND (post_id, user_id) IN (VALUES {}) \
+                     RETURNING post_id, user_id",
+                    rows.join(", ")
+                )
+            };
+            let mut query = sqlx::query(&statement).bind(now);
+            for &(post, user) in &unique {
+                query = query.bind(post as i64).bind(user as i64);
             }
+            let changed: Vec<(u64, u64)> = query
+                .fetch_all(&mut *tx)
+                .await?
+                .iter()
+                .map(|row| (row.int(0) as u64, row.int(1) as u64))
+                .collect();
             let sign = if like { 1 } else { -1 };
             for (post, n) in tally(changed.iter().map(|l| l.0)) {
                 sqlx::query(&bump("post_stats", "post_id", "likes"))
@@ -975,6 +987,23 @@ impl Store {
             .zip(likes)
             .map(|(made, l)| (made, counts.iter().find(|c| c.0 == l.0).and_then(|c| c.1)))
             .collect())
+    }
+
+    /// For `user` acting on `post`: `None` when there is no such post, otherwise its author
+    /// and whether either of the two blocks the other (one light read).
+    pub async fn post_gate(&self, post: u64, user: u64) -> Result<Option<(u64, bool)>, StoreError> {
+        Ok(on!(self, |pool| {
+            sqlx::query(
+                "SELECT p.author_id, EXISTS (SELECT 1 FROM blocks b WHERE \
+                 (b.blocker_id = p.author_id AND b.blocked_id = $2) OR \
+                 (b.blocker_id = $2 AND b.blocked_id = p.author_id)) FROM posts p WHERE p.id = $1",
+            )
+            .bind(post as i64)
+            .bind(user as i64)
+            .fetch_optional(pool)
+            .await?
+            .map(|row| (row.int(0) as u64, row.flag(1)))
+        }))
     }
 
     /// The like, reply and repost counts of `posts` (posts that do not exist are left out).

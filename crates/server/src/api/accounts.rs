@@ -146,6 +146,7 @@ pub async fn sign_out(
             state.revocations.lock().revoke(user.id, now);
         }
         state.store.delete_session(&hash).await?;
+        state.sessions.forget(&hash);
     }
     let cookie = session_cookie("", 0, https);
     Ok((StatusCode::NO_CONTENT, [(header::SET_COOKIE, cookie)]).into_response())

@@ -235,8 +235,14 @@ pub async fn like(
     Path(id): Path<u64>,
 ) -> Result<Json<LikeView>, ApiError> {
     let me = caller.required()?;
-    reachable(&state, &me, id).await?;
+    // The batch refuses a like of nothing or across a block; only a like that changed
+    // nothing costs a look at why (a repeat, or a block).
     let (changed, count) = state.social.engagement.like(id, me.id).await?;
+    if !changed && let Some((_, true)) = state.store.post_gate(id, me.id).await? {
+        return Err(ApiError::Forbidden(
+            "you cannot interact with this account's posts".into(),
+        ));
+    }
     Ok(Json(LikeView {
         liked: true,
         changed,
