@@ -106,13 +106,11 @@ elif what == "followers":
 elif what == "follows":
     first, users, host0, hosts, each = args
     last = first + users - 1
-    stmts = [
-        f"INSERT INTO users (id, handle, password_hash, created_at) SELECT i, 'h' || i, '-', 0 FROM {series(host0, host0 + hosts - 1)} ON CONFLICT DO NOTHING",
-    ]
+    stmts = accounts(host0, hosts) + accounts(first, 1)
     for k in range(each):
         stmts.append(
             f"INSERT INTO follows (follower_id, followee_id, created_at) SELECT i, {host0} + ((i * 7 + {k * 131}) % {hosts}), 0 "
-            f"FROM {series(first, last)} ON CONFLICT DO NOTHING"
+            f"FROM {series(first, last)} WHERE true ON CONFLICT DO NOTHING"
         )
     stmts.append(
         f"INSERT INTO user_stats (user_id, followers) SELECT followee_id, count(*) FROM follows "

@@ -466,8 +466,25 @@ export async function settingsPage(main, user, signOut) {
   const choice = h('select', { id: 'f-alerts', name: 'alerts_from' },
     [['followers', 'Anyone who follows me'], ['mutuals', 'Only people I follow back'], ['nobody', 'Nobody']]
       .map(([v, label]) => h('option', { value: v, selected: p.alerts_from === v }, label)));
+  const picture = h('span', { class: 'avatar-slot' }, avatar(p, 'big'));
+  const file = h('input', { id: 'f-avatar', type: 'file', accept: 'image/png,image/jpeg,image/webp', class: 'file' });
+  file.addEventListener('change', async () => {
+    const chosen = file.files && file.files[0];
+    if (!chosen) return;
+    try {
+      const res = await fetch('/api/v1/me/avatar', { method: 'PUT', credentials: 'same-origin', headers: { 'content-type': chosen.type }, body: chosen });
+      const data = await res.json();
+      if (!res.ok) throw new Error(data.detail || res.statusText);
+      mount(picture, avatar({ ...p, avatar_url: data.avatar_url }, 'big'));
+      toast('Picture saved');
+    } catch (err) {
+      toast(`Picture: ${err.message}`);
+    }
+  });
   const form = h('form', { class: 'panel form' },
     h('h1', {}, 'Your profile'),
+    h('div', { class: 'row' }, picture,
+      h('div', { class: 'field' }, h('label', { for: 'f-avatar' }, 'Picture (PNG, JPEG or WebP, up to 2 MB)'), file)),
     h('div', { class: 'field' }, h('label', { for: 'f-name' }, 'Display name'), name),
     h('div', { class: 'field' }, h('label', { for: 'f-bio' }, 'Bio'), bio),
     h('div', { class: 'field' }, h('label', { for: 'f-alerts' }, 'Who may get an alert when you go live'), choice),

@@ -360,7 +360,7 @@ async fn requests(args: RequestsArgs) -> anyhow::Result<()> {
     if !args.addr.ip().is_loopback() {
         anyhow::bail!("loadtest-requests sends to this machine only (127.0.0.0/8)");
     }
-    if !(args.rate > 0.0) || args.connections == 0 {
+    if !args.rate.is_finite() || args.rate <= 0.0 || args.connections == 0 {
         anyhow::bail!("--rate and --connections must be above 0");
     }
     let burst = stentor_loadtest::requests::Burst {

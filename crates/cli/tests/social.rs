@@ -68,6 +68,50 @@ async fn the_social_layer_over_http() {
     .await;
     assert!(e.contains("400"), "{e}");
 
+    // An avatar: any PNG, JPEG or WebP becomes a 256 px square PNG, served immutable.
+    let mut png = Vec::new();
+    image::RgbImage::from_pixel(640, 480, image::Rgb([200, 40, 90]))
+        .write_to(&mut std::io::Cursor::new(&mut png), image::ImageFormat::Png)
+        .unwrap();
+    let http = reqwest::Client::new();
+    let token = alice.token().unwrap().to_owned();
+    let put = http
+        .put(format!("{}/api/v1/me/avatar", server.base))
+        .bearer_auth(&token)
+        .body(png)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(put.status(), 200);
+    let url = put.json::<Value>().await.unwrap()["avatar_url"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let got = http
+        .get(format!("{}{url}", server.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(got.status(), 200);
+    assert!(
+        got.headers()["cache-control"]
+            .to_str()
+            .unwrap()
+            .contains("immutable")
+    );
+    let stored = image::load_from_memory(&got.bytes().await.unwrap()).unwrap();
+    assert_eq!((stored.width(), stored.height()), (256, 256));
+    let bad = http
+        .put(format!("{}/api/v1/me/avatar", server.base))
+        .bearer_auth(&token)
+        .body("not an image")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(bad.status(), 400);
+    let p = call(&bob, Method::GET, "/users/alice", None).await;
+    assert_eq!(p["avatar_url"].as_str(), Some(url.as_str()));
+
     // Follows: idempotent, counted once, never of oneself.
     let f = call(&bob, Method::POST, "/users/alice/follow", None).await;
     assert_eq!(

@@ -160,7 +160,9 @@ pub async fn run(burst: Burst) -> BurstReport {
     let mut tasks = Vec::new();
     for c in 0..burst.connections {
         let burst = burst.clone();
-        tasks.push(tokio::spawn(async move { connection(&burst, c, start).await }));
+        tasks.push(tokio::spawn(
+            async move { connection(&burst, c, start).await },
+        ));
     }
     let mut report = BurstReport::default();
     let mut lat = Vec::new();

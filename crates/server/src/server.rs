@@ -175,6 +175,7 @@ impl Server {
             &config,
             admission_probe(spaces.clone(), config.lobby()),
             pusher,
+            Arc::new(stentor_record::LocalDir::new(data_dir.join("avatars"))?),
             shutdown_rx.clone(),
         ));
         Ok(Self {

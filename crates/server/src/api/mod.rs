@@ -2,6 +2,7 @@
 //! shedding, deadlines, spare files.
 
 pub mod accounts;
+pub mod avatars;
 pub mod hls;
 pub mod media;
 pub mod notifications;
@@ -236,6 +237,13 @@ pub fn router(state: AppState) -> Router {
         .route("/me", get(accounts::me))
         .route("/me/spaces", get(spaces::my_spaces))
         .route("/me/profile", patch(users::update_profile))
+        // The route's own limit wins over the API's 16 KiB below; the body deadline holds.
+        .route(
+            "/me/avatar",
+            put(avatars::upload)
+                .delete(avatars::remove)
+                .layer(DefaultBodyLimit::max(avatars::MAX_UPLOAD)),
+        )
         .route("/users/{handle}", get(users::user_by_handle))
         .route(
             "/users/{handle}/follow",
@@ -311,6 +319,7 @@ pub fn router(state: AppState) -> Router {
         .route("/spaces/{id}/replay.m3u8", get(recordings::vod_playlist))
         .route("/spaces/{id}/replay/{name}", get(recordings::vod_file))
         .route("/clips/{file}", get(recordings::clip_file))
+        .route("/avatars/{name}", get(avatars::file))
         .route("/c/{id}", get(web::page))
         .route("/", get(web::page))
         .route("/signin", get(web::page))

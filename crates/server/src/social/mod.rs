@@ -21,6 +21,8 @@ pub struct Social {
     pub alerts_sent: Arc<std::sync::atomic::AtomicU64>,
     /// Web Push.
     pub push: Arc<push::Pusher>,
+    /// Where uploaded avatars are kept.
+    pub avatars: Arc<dyn stentor_record::Storage>,
 }
 
 impl Social {
@@ -30,6 +32,7 @@ impl Social {
         config: &crate::config::Config,
         probe: alerts::AdmissionProbe,
         push: Arc<push::Pusher>,
+        avatars: Arc<dyn stentor_record::Storage>,
         shutdown: tokio::sync::watch::Receiver<bool>,
     ) -> Self {
         let engagement = engagement::Engagement::start(
@@ -54,6 +57,7 @@ impl Social {
             counts,
             alerts_sent,
             push,
+            avatars,
         }
     }
 }
