@@ -678,7 +678,7 @@ impl Config {
         self.social
             .push_key_file
             .clone()
-            .unwrap_or_else(|| self.data_dir().join(crate::social::push::KEY_FILE))
+            .unwrap_or_else(|| self.data_dir().join(crate::secrets::PUSH_KEY_FILE))
     }
 
     /// Who push services may contact.

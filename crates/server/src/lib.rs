@@ -34,6 +34,7 @@ pub mod prefixed;
 pub mod replay;
 pub mod secrets;
 pub mod server;
+pub mod sessions;
 pub mod shutdown;
 pub mod social;
 pub mod stage;

@@ -7,6 +7,8 @@ use std::path::{Path, PathBuf};
 
 /// Name of the ticket key file in the data directory.
 pub const TICKET_KEY_FILE: &str = "ticket.key";
+/// Name of the Web Push (VAPID) key file in the data directory.
+pub const PUSH_KEY_FILE: &str = "vapid.key";
 
 /// Why a key (the ticket key, the Web Push key) could not be had.
 #[derive(Debug, thiserror::Error)]

@@ -2,7 +2,6 @@
 //! durable queue at the pace its waiting room admits, the likeliest listeners first, and a
 //! worker that dies leaves the rest to another after its lease.
 
-use super::jobs::LEASE_SECS;
 use std::sync::Arc;
 use std::time::Duration;
 use stentor_social::pacing::Pacer;
@@ -12,6 +11,8 @@ use stentor_store::{Job, Store};
 /// when the Space does not admit yet), and how many wait now.
 pub type AdmissionProbe = Arc<dyn Fn(&str) -> (Option<u32>, u64) + Send + Sync>;
 
+/// How long a job taken from the queue is the taker's (a campaign renews it while it runs).
+pub const LEASE_SECS: i64 = 30;
 /// How often the pacer is asked for an allowance.
 const TICK: Duration = Duration::from_millis(100);
 /// Seconds of admissions the waiting room may hold before alerts pause.

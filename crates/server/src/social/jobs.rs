@@ -2,14 +2,12 @@
 //! leaves them to another after the lease) and carries them out: fan-outs here, alert
 //! campaigns in tasks of their own (they last as long as their pace makes them).
 
-use super::alerts::{self, Sending};
+use super::alerts::{self, LEASE_SECS, Sending};
 use std::time::Duration;
 use stentor_store::{Job, Store};
 
 /// How often the queue is looked at when it was empty.
 const IDLE: Duration = Duration::from_millis(500);
-/// How long a taken job is the taker's (a campaign renews it while it runs).
-pub const LEASE_SECS: i64 = 30;
 /// Jobs taken at once.
 const TAKE: u32 = 16;
 

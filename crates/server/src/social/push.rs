@@ -16,8 +16,6 @@ use web_push_native::jwt_simple::algorithms::{
 };
 use web_push_native::jwt_simple::claims::Claims;
 
-/// Name of the VAPID key file in the data directory.
-pub const KEY_FILE: &str = "vapid.key";
 /// Messages waiting to be sent, past which new ones are dropped (the inbox has them).
 const QUEUE: usize = 10_000;
 /// Messages in flight at once.
