@@ -1,5 +1,5 @@
-// The service worker: shows the live alerts and reminders pushed to this device, and opens
-// the Space when one is clicked.
+// The service worker: shows what is pushed to this device (live alerts, reminders, follows,
+// likes, replies, reposts), and opens its page when one is clicked.
 
 self.addEventListener('push', (event) => {
   let data = {};
@@ -9,12 +9,20 @@ self.addEventListener('push', (event) => {
     data = {};
   }
   const who = data.host_handle ? `@${data.host_handle}` : 'Someone you follow';
-  const title = data.kind === 'reminder'
-    ? (data.when === 'soon' ? 'Starting in 30 minutes' : 'Starting now')
-    : `${who} is live`;
+  const actor = data.actor ? `@${data.actor}` : 'Someone';
+  const titles = {
+    reminder: data.when === 'soon' ? 'Starting in 30 minutes' : 'Starting now',
+    live: `${who} is live`,
+    follow: `${actor} followed you`,
+    like: `${actor} liked your post`,
+    reply: `${actor} replied to you`,
+    repost: `${actor} reposted your post`,
+  };
+  const title = titles[data.kind] || 'stentor';
+  const spaceKinds = data.kind === 'live' || data.kind === 'reminder';
   event.waitUntil(self.registration.showNotification(title, {
-    body: data.title || 'Tap to listen',
-    tag: data.space_id ? `space-${data.space_id}` : undefined,
+    body: spaceKinds ? (data.title || 'Tap to listen') : 'Tap to see it',
+    tag: data.space_id ? `space-${data.space_id}` : (data.post_id ? `post-${data.post_id}` : data.kind),
     data: { url: data.url || '/' },
     icon: '/assets/favicon.svg',
   }));

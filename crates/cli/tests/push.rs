@@ -280,6 +280,69 @@ async fn live_alerts_reach_a_real_push_receiver_encrypted_and_signed() {
         assert_eq!(topic, &format!("live-{space}"));
         assert_eq!(urgency, "high");
     }
+    // The inbox's other events reach the phone too: a follow, a like, a reply, each once.
+    host.call(Method::POST, "/users/pushfan/follow", None)
+        .await
+        .unwrap();
+    let post = fan
+        .call(Method::POST, "/posts", Some(json!({"text": "mine"})))
+        .await
+        .unwrap();
+    let id = post["id"].as_u64().unwrap();
+    host.call(Method::POST, &format!("/posts/{id}/like"), None)
+        .await
+        .unwrap();
+    host.call(
+        Method::POST,
+        "/posts",
+        Some(json!({"text": "yes", "reply_to": id})),
+    )
+    .await
+    .unwrap();
+    // A second like within the minute (another account) buzzes nobody again.
+    let third = signed_up(&server, "pushthird").await;
+    third
+        .call(Method::POST, &format!("/posts/{id}/like"), None)
+        .await
+        .unwrap();
+    let until = Instant::now() + Duration::from_secs(10);
+    loop {
+        let kinds: Vec<String> = rx
+            .seen
+            .lock()
+            .unwrap()
+            .messages
+            .iter()
+            .map(|(body, topic, _)| format!("{}:{topic}", body["kind"].as_str().unwrap_or("")))
+            .collect();
+        if kinds.len() >= 4 {
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            let kinds: Vec<String> = rx
+                .seen
+                .lock()
+                .unwrap()
+                .messages
+                .iter()
+                .map(|(body, topic, _)| format!("{}:{topic}", body["kind"].as_str().unwrap_or("")))
+                .collect();
+            // Sent side by side, they may arrive in any order.
+            let mut after_live = kinds[1..].to_vec();
+            after_live.sort();
+            assert_eq!(
+                after_live,
+                [
+                    "follow:follow".to_string(),
+                    format!("like:like-{id}"),
+                    format!("reply:reply-{id}")
+                ]
+            );
+            break;
+        }
+        assert!(Instant::now() < until, "pushes so far: {kinds:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(rx.seen.lock().unwrap().refused.is_empty());
+
     // The subscription whose service answered 410 is forgotten.
     let fan_id = server
         .state

@@ -134,6 +134,11 @@ pub struct NewPostBody {
     space: Option<String>,
 }
 
+/// Pushes an inbox event to `user`'s browsers (at most once a minute per subject).
+fn push_event(state: &AppState, user: u64, subject: String, body: serde_json::Value) {
+    crate::social::push::notify_event(&state.social.push, &state.store, user, subject, body);
+}
+
 /// Whether posts by an account with `followers` are copied into its followers' timelines.
 fn fans_out(state: &AppState, followers: u64) -> bool {
     stentor_social::timeline::fans_out(followers, state.config.fanout_max_followers())
@@ -163,9 +168,10 @@ pub async fn create(
     let me = caller.required()?;
     let text = stentor_social::text::post(&new.text, state.config.post_max_chars())
         .map_err(|e| ApiError::BadRequest(e.to_string()))?;
-    if let Some(parent) = new.reply_to {
-        reachable(&state, &me, parent).await?;
-    }
+    let parent_author = match new.reply_to {
+        Some(parent) => Some(reachable(&state, &me, parent).await?.author_id),
+        None => None,
+    };
     let mut space = None;
     let named = new.space.iter().cloned();
     for id in named.chain(stentor_social::text::space_links(&text)) {
@@ -198,6 +204,14 @@ pub async fn create(
         .post(id, me.id)
         .await?
         .ok_or(ApiError::NotFound("post"))?;
+    if let (Some(parent), Some(author)) = (new.reply_to, parent_author)
+        && author != me.id
+    {
+        let body = serde_json::json!({
+            "kind": "reply", "actor": me.handle, "post_id": id, "url": format!("/p/{id}"),
+        });
+        push_event(&state, author, format!("reply-{parent}"), body);
+    }
     let mut v = views(&state, vec![row], me.id).await?;
     Ok((StatusCode::CREATED, Json(v.remove(0))))
 }
@@ -242,6 +256,18 @@ pub async fn like(
         return Err(ApiError::Forbidden(
             "you cannot interact with this account's posts".into(),
         ));
+    }
+    // The author's phone hears of a post's likes once a minute at most: the author is
+    // looked up only then.
+    if changed && state.social.push.due(&format!("like-{id}")) {
+        if let Some((author, _)) = state.store.post_gate(id, me.id).await?
+            && author != me.id
+        {
+            let body = serde_json::json!({
+                "kind": "like", "actor": me.handle, "post_id": id, "url": format!("/p/{id}"),
+            });
+            push_event(&state, author, format!("like-{id}"), body);
+        }
     }
     Ok(Json(LikeView {
         liked: true,

@@ -197,6 +197,18 @@ pub async fn follow(
         return Err(ApiError::Forbidden("you cannot follow this account".into()));
     }
     let changed = state.social.engagement.follow(me.id, them.id).await?;
+    if changed {
+        let body = serde_json::json!({
+            "kind": "follow", "actor": me.handle, "url": format!("/u/{}", me.handle),
+        });
+        crate::social::push::notify_event(
+            &state.social.push,
+            &state.store,
+            them.id,
+            "follow".into(),
+            body,
+        );
+    }
     let followers_count = profile(&state, &handle).await?.followers;
     Ok(Json(FollowView {
         following: true,

@@ -49,6 +49,12 @@ pub struct PushStats {
     pub dropped: AtomicU64,
 }
 
+/// Pushes about one subject (the likes of a post, an account's new followers) at most once
+/// in this long to its recipient: the inbox counts them all; a phone buzzes once a minute.
+pub const EVERY: Duration = Duration::from_secs(60);
+/// Subjects remembered for that at most (then the memory starts over).
+const MOST_SUBJECTS: usize = 100_000;
+
 /// The sender.
 pub struct Pusher {
     key: ES256KeyPair,
@@ -56,6 +62,8 @@ pub struct Pusher {
     contact: String,
     insecure: bool,
     queue: mpsc::Sender<Message>,
+    /// When each subject was last pushed.
+    last: parking_lot::Mutex<std::collections::HashMap<String, std::time::Instant>>,
     /// Counts.
     pub stats: Arc<PushStats>,
 }
@@ -103,6 +111,7 @@ impl Pusher {
             contact,
             insecure,
             queue,
+            last: parking_lot::Mutex::default(),
             stats: stats.clone(),
         });
         tokio::spawn(send_all(pusher.clone(), store, messages));
@@ -140,6 +149,24 @@ impl Pusher {
             return Err(SubscriptionError::Auth);
         }
         Ok(())
+    }
+
+    /// Whether a push about `subject` is due (none in the last [`EVERY`]); if so, it counts
+    /// as pushed now.
+    pub fn due(&self, subject: &str) -> bool {
+        let now = std::time::Instant::now();
+        let mut last = self.last.lock();
+        if last
+            .get(subject)
+            .is_some_and(|at| now.duration_since(*at) < EVERY)
+        {
+            return false;
+        }
+        if last.len() >= MOST_SUBJECTS {
+            last.clear();
+        }
+        last.insert(subject.to_owned(), now);
+        true
     }
 
     /// Queues a message; dropped (and counted) when the queue is full.
@@ -261,4 +288,23 @@ pub async fn notify_all(
             Err(e) => tracing::warn!(error = %e, "cannot read push subscriptions"),
         }
     }
+}
+
+/// Pushes an event of the inbox (`follow`, `like`, `reply`, `repost`) to `user`'s browsers,
+/// at most once a minute per `subject` (its Topic too, so that a newer one replaces one not
+/// yet delivered), in a task of its own.
+pub fn notify_event(
+    pusher: &Arc<Pusher>,
+    store: &Store,
+    user: u64,
+    subject: String,
+    body: serde_json::Value,
+) {
+    if !pusher.due(&format!("{user}:{subject}")) {
+        return;
+    }
+    let (pusher, store) = (pusher.clone(), store.clone());
+    tokio::spawn(async move {
+        notify_all(&pusher, &store, &[user], &body, &subject, "normal", 3600).await;
+    });
 }
