@@ -259,15 +259,15 @@ pub async fn like(
     }
     // The author's phone hears of a post's likes once a minute at most: the author is
     // looked up only then.
-    if changed && state.social.push.due(&format!("like-{id}")) {
-        if let Some((author, _)) = state.store.post_gate(id, me.id).await?
-            && author != me.id
-        {
-            let body = serde_json::json!({
-                "kind": "like", "actor": me.handle, "post_id": id, "url": format!("/p/{id}"),
-            });
-            push_event(&state, author, format!("like-{id}"), body);
-        }
+    if changed
+        && state.social.push.due(&format!("like-{id}"))
+        && let Some((author, _)) = state.store.post_gate(id, me.id).await?
+        && author != me.id
+    {
+        let body = serde_json::json!({
+            "kind": "like", "actor": me.handle, "post_id": id, "url": format!("/p/{id}"),
+        });
+        push_event(&state, author, format!("like-{id}"), body);
     }
     Ok(Json(LikeView {
         liked: true,
