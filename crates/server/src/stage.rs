@@ -137,6 +137,9 @@ impl Connection {
         let mut shutdown = self.state.shutdown.clone();
         let mut forwarded = self.space.forwarded();
         self.set_role(self.role);
+        // Claimed before the hello: a client that connects again once it has its hello is
+        // then always the newer claim, and the older connection is the one let go.
+        let claim = self.space.claim_stage(self.user);
         let hello = Hello {
             event: "hello",
             user: self.user,
@@ -145,6 +148,7 @@ impl Connection {
         };
         let hello = Message::Text(serde_json::to_string(&hello).expect("serializes").into());
         if tx.send(hello).await.is_err() {
+            self.space.release_stage(self.user, &claim);
             return;
         }
         if was.is_some_and(|was| was != self.role) {
@@ -158,7 +162,6 @@ impl Connection {
         let mut ping = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
         ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut heard = tokio::time::Instant::now();
-        let claim = self.space.claim_stage(self.user);
         let outcome: Result<(), Close> = loop {
             let step: Result<(), Close> = tokio::select! {
                 incoming = rx.next() => match incoming {
