@@ -9,6 +9,11 @@ use stentor_loadtest::plan::parse_sources;
 use stentor_loadtest::run::run;
 use stentor_loadtest::{Plan, Profile, Transport};
 
+/// The two tests measure timing with the machine's two cores: one at a time (side by side,
+/// the 2 000 listeners' joins made the server shed the other test's status requests, and its
+/// crowd, told no window, came at once).
+static MACHINE: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 fn plan(base: &str, transport: Transport, sources: &str) -> Plan {
     Plan {
         url: base.to_owned(),
@@ -26,6 +31,7 @@ fn plan(base: &str, transport: Transport, sources: &str) -> Plan {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_thousand_listeners_get_every_frame_on_time() {
+    let _machine = MACHINE.lock().await;
     let server = TestServer::start("crowd").await;
     let (space, host) = stentor::demo::prepare(&server.state).await.unwrap();
     stentor::demo::spawn_speaker(space, host);
@@ -59,6 +65,7 @@ async fn two_thousand_listeners_get_every_frame_on_time() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_waiting_crowd_spreads_its_joins_over_the_announced_window() {
+    let _machine = MACHINE.lock().await;
     // 300 waiting, 100 joins a second taken comfortably: a window of 3 s.
     let server = TestServer::start_with("crowd-window", |c| {
         c.admission.lobby_joins_per_sec = Some(100);
