@@ -4,6 +4,7 @@
 import { api, joinTicket } from './api.js';
 import { AudioOut, Mic, supportsWebCodecs } from './audio.js';
 import { h, initials, mount, toast, until } from './dom.js';
+import { count, icon } from './social.js';
 
 const REACTIONS = ['👏', '❤️', '😂', '😮', '😢', '🔥', '💯', '🙌'];
 const SPEAKING_DB = -45;
@@ -327,6 +328,13 @@ class SpacePage {
         this.listeners = ev.count;
         this.paintCount();
         return;
+      case 'post_counts':
+        // The host's newest post about this Space: its counts, once a second when they move.
+        if (!this.announcement || ev.post_id >= this.announcement.post_id) {
+          this.announcement = ev;
+          this.paintAnnouncement();
+        }
+        return;
       case 'refused':
         toast(ev.reason);
         return;
@@ -514,6 +522,7 @@ class SpacePage {
         this.recording && this.state !== 'ended' ? h('span', { class: 'badge rec', title: 'This Space is recorded', 'data-testid': 'rec' }, 'REC') : null,
         h('h1', {}, this.title)),
       h('p', { class: 'muted', 'data-count': true }, this.countText()),
+      h('div', { 'data-announcement-slot': true }, this.announcementView()),
       h('p', { class: 'connection', 'data-connection': true, role: 'status', hidden: this.status === 'connected' || this.state === 'ended' },
         this.status === 'reconnecting' ? 'Reconnecting…' : 'Connecting…'));
   }
@@ -528,6 +537,23 @@ class SpacePage {
   paintCount() {
     const el = this.main.querySelector('[data-count]');
     if (el) el.textContent = this.countText();
+  }
+
+  /** The post that announced this Space, with its counts moving live. */
+  announcementView() {
+    const a = this.announcement;
+    if (!a) return null;
+    const stat = (name, n, label) => h('span', { class: 'announce-stat', title: label, 'data-stat': name }, icon(name), count(n));
+    return h('a', { class: 'announce', href: `/p/${a.post_id}`, 'data-link': true, 'data-announcement': a.post_id },
+      h('span', { class: 'announce-label' }, 'The announcement'),
+      stat('like', a.like_count, 'Likes'),
+      stat('repost', a.repost_count, 'Reposts'),
+      stat('reply', a.reply_count, 'Replies'));
+  }
+
+  paintAnnouncement() {
+    const slot = this.main.querySelector('[data-announcement-slot]');
+    if (slot) mount(slot, this.announcementView());
   }
 
   paintLevels() {

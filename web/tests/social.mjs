@@ -1,7 +1,8 @@
 // End-to-end tests of the social pages in headless Chromium (Playwright), against a real
 // stentor server: follow, post, a followed host goes live (the follower's home shows the live
-// bar, the bell counts the alert, the inbox says so), like counts that move on a second page
-// without a reload, and screenshots at desktop and phone widths. Run by .ci/run:
+// bar, the bell counts the alert, the inbox says so), the Space's listeners see the likes of
+// the post announcing it, like counts that move on a second page without a reload, and
+// screenshots at desktop and phone widths. Run by .ci/run:
 // `node social.mjs`.
 //
 // Environment: STENTOR_BIN (default ../../target/debug/stentor), CHROMIUM (default
@@ -149,8 +150,25 @@ try {
     await fan.waitForURL(new RegExp(`/s/${spaceId}$`));
   });
 
-  await step('a like moves the count on a second page within two seconds, without a reload', async () => {
+  await step('the Space\'s listeners see the likes of the post announcing it move, over the Space\'s events', async () => {
+    await host.goto(base);
+    await host.getByLabel('Your post').fill(`We are live: ${base}/s/${spaceId}`);
+    await host.getByRole('button', { name: 'Post', exact: true }).click();
+    const article = host.locator('article.post').first();
+    await article.getByText('We are live').waitFor();
+    const announceId = await article.getAttribute('data-post');
     await signUp(watcher, base, 'cy_watch');
+    await watcher.goto(`${base}/p/${announceId}`);
+    const t0 = Date.now();
+    await watcher.getByTestId(`like-${announceId}`).click();
+    const chip = fan.locator(`[data-announcement="${announceId}"]`);
+    await waitFor('the announcement\'s like in the Space', async () =>
+      (await chip.count()) === 1 && (await chip.locator('[data-stat="like"]').textContent()).trim() === '1', 5000);
+    results.push(`     the Space page showed the announcement's like after ${Date.now() - t0} ms`);
+    await fan.screenshot({ path: join(shots, 'space-desktop.png'), fullPage: true });
+  });
+
+  await step('a like moves the count on a second page within two seconds, without a reload', async () => {
     await watcher.goto(`${base}/p/${postId}`);
     const count = watcher.getByTestId(`like-${postId}`);
     await count.waitFor();
@@ -190,6 +208,11 @@ try {
     await phone.goto(`${base}/p/${postId}`);
     await phone.getByText('Count me in!').waitFor();
     await phone.screenshot({ path: join(shots, 'post-phone.png'), fullPage: true });
+    await phone.goto(`${base}/s/${spaceId}`);
+    await phone.locator('[data-announcement]').waitFor();
+    await phone.screenshot({ path: join(shots, 'space-phone.png'), fullPage: true });
+    const spaceOverflow = await phone.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+    assert.ok(spaceOverflow <= 0, `the Space page is ${spaceOverflow} px wider than the phone`);
     await phone.goto(`${base}/notifications`);
     await phone.getByRole('heading', { name: 'Notifications' }).waitFor();
     await phone.screenshot({ path: join(shots, 'notifications-phone.png'), fullPage: true });

@@ -25,6 +25,32 @@ async fn refused(api: &Api, method: Method, path: &str, body: Option<Value>) -> 
     }
 }
 
+/// The `post_counts` events about `post` a Space's listener receives until one carries
+/// `likes` (or `within` passes): each as [likes, replies, reposts].
+async fn announcement_counts(
+    ws: &mut stentor::client::SpaceSocket,
+    post: u64,
+    likes: u64,
+    within: Duration,
+) -> Vec<[u64; 3]> {
+    let until = tokio::time::Instant::now() + within;
+    let mut heard = Vec::new();
+    while let Ok(Some(Ok(msg))) = tokio::time::timeout_at(until, ws.next()).await {
+        let tokio_tungstenite::tungstenite::Message::Text(text) = msg else {
+            continue;
+        };
+        let event: Value = serde_json::from_str(&text).unwrap();
+        if event["event"] == "post_counts" && event["post_id"] == post {
+            let n = |k: &str| event[k].as_u64().unwrap();
+            heard.push([n("like_count"), n("reply_count"), n("repost_count")]);
+            if n("like_count") == likes {
+                break;
+            }
+        }
+    }
+    heard
+}
+
 async fn post(api: &Api, text: &str) -> u64 {
     let v = call(api, Method::POST, "/posts", Some(json!({ "text": text }))).await;
     v["id"].as_u64().unwrap()
@@ -367,6 +393,9 @@ async fn the_social_layer_over_http() {
 
     // Live counts: a viewer's stream tells of a like within the window.
     let id = card["id"].as_u64().unwrap();
+    // And the Space's listeners hear of the announcement's counts over the Space's events.
+    let ticket = carol.ticket(&space).await.unwrap();
+    let (mut listener, _) = carol.connect(&space, &ticket.ticket).await.unwrap();
     let resp = reqwest::get(format!("{}/api/v1/posts/live?ids={id}", server.base))
         .await
         .unwrap();
@@ -386,6 +415,28 @@ async fn the_social_layer_over_http() {
     .await;
     assert_eq!(found, Ok(true), "stream: {text}");
     assert!(text.contains("event: counts"), "{text}");
+    let heard = announcement_counts(&mut listener, id, 1, Duration::from_secs(5)).await;
+    assert_eq!(heard.last().map(|c| c[0]), Some(1), "{heard:?}");
+    // A burst of likes and a reply: one event per window, however many, the last exact.
+    let started = tokio::time::Instant::now();
+    for api in [&alice, &carol] {
+        call(api, Method::POST, &format!("/posts/{id}/like"), None).await;
+    }
+    call(
+        &bob,
+        Method::POST,
+        "/posts",
+        Some(json!({"text": "coming", "reply_to": id})),
+    )
+    .await;
+    let heard = announcement_counts(&mut listener, id, 3, Duration::from_secs(5)).await;
+    let windows = started.elapsed().as_secs_f64().ceil() as usize + 1;
+    assert_eq!(heard.last(), Some(&[3, 1, 0]), "{heard:?}");
+    assert!(
+        heard.len() <= windows,
+        "{} events in {windows} windows",
+        heard.len()
+    );
     assert!(
         refused(&bob, Method::GET, "/posts/live?ids=", None)
             .await

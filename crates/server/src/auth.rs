@@ -75,16 +75,13 @@ impl FromRequestParts<AppState> for Caller {
         };
         let hash = token_hash(&token);
         let now = crate::clock::unix_now() as i64;
-        let user = match state.sessions.get(&hash, now) {
-            Some(user) => Some(user),
-            None => {
-                let user = state.store.session_user(&hash, now).await?;
-                if let Some(u) = &user {
-                    state.sessions.put(hash, u.clone(), now);
-                }
-                user
-            }
-        };
+        let user = state.sessions.user(&hash, now).await.map_err(|e| match e {
+            crate::sessions::ReadError::Busy => ApiError::Overloaded {
+                reason: "sessions_busy",
+                retry_after: 1,
+            },
+            crate::sessions::ReadError::Store(e) => ApiError::Internal(e),
+        })?;
         match user {
             Some(u) => Ok(Caller(Some(u))),
             // A bad bearer token is the client's mistake and says so; a stale cookie just

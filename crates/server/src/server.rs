@@ -174,10 +174,12 @@ impl Server {
             &store,
             &config,
             admission_probe(spaces.clone(), config.lobby()),
+            live_here(spaces.clone()),
             pusher,
             Arc::new(stentor_record::LocalDir::new(data_dir.join("avatars"))?),
             shutdown_rx.clone(),
         ));
+        let sessions = Arc::new(crate::sessions::Sessions::start(store.clone()));
         Ok(Self {
             listener,
             tls,
@@ -189,7 +191,7 @@ impl Server {
                 audiences,
                 tickets,
                 revocations: Arc::default(),
-                sessions: Arc::default(),
+                sessions,
                 config: Arc::new(config),
                 metrics,
                 capacity,
@@ -718,6 +720,50 @@ fn load_ticket_key(data_dir: &Path, shared: Option<&Path>) -> Result<TicketKey, 
 /// How the waiting room of a Space admits, for pacing its alerts: the lobby's rate on each
 /// node that admits listeners (this one, or the cluster's edges), and the crowd waiting here
 /// (a Space loaded elsewhere counts none).
+/// The live Spaces this node mixes, for the counts of the posts announcing them.
+fn live_here(spaces: Arc<Spaces>) -> crate::social::counts::LiveHere {
+    Arc::new(move || {
+        spaces
+            .loaded()
+            .into_iter()
+            .filter(|s| {
+                s.mixes_here() && s.with_domain(|d| d.lifecycle()) == stentor_space::Lifecycle::Live
+            })
+            .map(|s| {
+                Arc::new(Announcing {
+                    id: s.id.clone(),
+                    host: s.with_domain(|d| d.host()),
+                    space: Arc::downgrade(&s),
+                }) as Arc<dyn crate::social::counts::SpaceEvents>
+            })
+            .collect()
+    })
+}
+
+/// A live Space, as the announcements' counts see it: held weakly, so that following its
+/// announcements never keeps a Space nobody uses loaded.
+struct Announcing {
+    id: String,
+    host: u64,
+    space: std::sync::Weak<crate::origin::live::LiveSpace>,
+}
+
+impl crate::social::counts::SpaceEvents for Announcing {
+    fn id(&self) -> &str {
+        &self.id
+    }
+
+    fn host(&self) -> u64 {
+        self.host
+    }
+
+    fn broadcast(&self, json: &str) {
+        if let Some(space) = self.space.upgrade() {
+            space.broadcast_text(json);
+        }
+    }
+}
+
 fn admission_probe(
     spaces: Arc<Spaces>,
     lobby: stentor_gate::lobby::Lobby,

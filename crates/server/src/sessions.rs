@@ -1,7 +1,9 @@
-//! The sessions a node looked up lately, trusted for a minute so that a signed-in client's
-//! requests do not each cost a database read.
+//! The sessions a node looked up lately, trusted for a minute, and the reads of the others
+//! gathered into batches, so that a crowd's requests do not each cost a database read.
 
-use stentor_store::User;
+use std::collections::HashMap;
+use stentor_store::{Store, User};
+use tokio::sync::{mpsc, oneshot};
 
 /// Sessions recently looked up, so that a signed-in client's requests do not each cost a
 /// database read: an entry is trusted for [`SessionCache::TTL_SECS`], and signing out on this
@@ -9,7 +11,7 @@ use stentor_store::User;
 /// still works for at most that long).
 #[derive(Default)]
 pub struct SessionCache {
-    entries: parking_lot::Mutex<std::collections::HashMap<String, (User, i64)>>,
+    entries: parking_lot::Mutex<HashMap<String, (User, i64)>>,
 }
 
 impl SessionCache {
@@ -37,5 +39,126 @@ impl SessionCache {
     /// Forgets a session (signed out).
     pub fn forget(&self, hash: &str) {
         self.entries.lock().remove(hash);
+    }
+}
+
+/// Why a session could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum ReadError {
+    /// Too many reads wait already: the request is refused at once.
+    #[error("too many sessions are waiting to be read")]
+    Busy,
+    /// The store failed.
+    #[error("{0}")]
+    Store(String),
+}
+
+type Answer = oneshot::Sender<Result<Option<User>, String>>;
+
+/// Reads of sessions the cache did not have. One read at a time goes to the store alone;
+/// under a crowd of first requests (a like burst from accounts the node has not seen), the
+/// ones that arrive while [`SessionReader::IN_FLIGHT`] statements run wait and go together,
+/// one statement for up to [`SessionReader::BATCH`], so that the database does one lookup
+/// where it did hundreds.
+#[derive(Clone)]
+pub struct SessionReader {
+    queue: mpsc::Sender<(String, Answer)>,
+}
+
+impl SessionReader {
+    /// Reads waiting at most (past it, a request is answered 503).
+    pub const BOUND: usize = 16_384;
+    /// Sessions read in one statement at most.
+    pub const BATCH: usize = 512;
+    /// Statements running at once at most.
+    pub const IN_FLIGHT: usize = 2;
+
+    /// Starts the reader.
+    pub fn start(store: Store) -> Self {
+        let (queue, requests) = mpsc::channel(Self::BOUND);
+        tokio::spawn(read(store, requests));
+        Self { queue }
+    }
+
+    /// The user of the unexpired session whose token hashes to `hash`, if any.
+    pub async fn user(&self, hash: String) -> Result<Option<User>, ReadError> {
+        let (done, answer) = oneshot::channel();
+        self.queue
+            .try_send((hash, done))
+            .map_err(|_| ReadError::Busy)?;
+        answer
+            .await
+            .map_err(|_| ReadError::Store("the session reader stopped".into()))?
+            .map_err(ReadError::Store)
+    }
+}
+
+/// Takes what has arrived, reads it in one statement (at most [`SessionReader::IN_FLIGHT`]
+/// at a time), and answers each request.
+async fn read(store: Store, mut requests: mpsc::Receiver<(String, Answer)>) {
+    let slots = std::sync::Arc::new(tokio::sync::Semaphore::new(SessionReader::IN_FLIGHT));
+    loop {
+        let Ok(slot) = slots.clone().acquire_owned().await else {
+            return;
+        };
+        let mut batch = Vec::with_capacity(SessionReader::BATCH);
+        if requests.recv_many(&mut batch, SessionReader::BATCH).await == 0 {
+            return;
+        }
+        let store = store.clone();
+        tokio::spawn(async move {
+            let _slot = slot;
+            let mut hashes: Vec<String> = batch.iter().map(|(h, _)| h.clone()).collect();
+            hashes.sort_unstable();
+            hashes.dedup();
+            let now = crate::clock::unix_now() as i64;
+            match store.session_users(&hashes, now).await {
+                Ok(found) => {
+                    let found: HashMap<String, User> = found.into_iter().collect();
+                    for (hash, answer) in batch {
+                        let _ = answer.send(Ok(found.get(&hash).cloned()));
+                    }
+                }
+                Err(e) => {
+                    for (_, answer) in batch {
+                        let _ = answer.send(Err(e.to_string()));
+                    }
+                }
+            }
+        });
+    }
+}
+
+/// The sessions of a node: the cache in front, the batched reads behind it.
+pub struct Sessions {
+    cache: SessionCache,
+    reader: SessionReader,
+}
+
+impl Sessions {
+    /// The cache, empty, with a reader on `store`.
+    pub fn start(store: Store) -> Self {
+        Self {
+            cache: SessionCache::default(),
+            reader: SessionReader::start(store),
+        }
+    }
+
+    /// The user of the unexpired session whose token hashes to `hash`: from the cache when
+    /// looked up in the last minute, else read (and then cached).
+    pub async fn user(&self, hash: &str, now: i64) -> Result<Option<User>, ReadError> {
+        if let Some(user) = self.cache.get(hash, now) {
+            return Ok(Some(user));
+        }
+        let user = self.reader.user(hash.to_owned()).await?;
+        if let Some(u) = &user {
+            self.cache.put(hash.to_owned(), u.clone(), now);
+        }
+        Ok(user)
+    }
+
+    /// Forgets a session (signed out).
+    pub fn forget(&self, hash: &str) {
+        self.cache.forget(hash);
     }
 }

@@ -25,7 +25,7 @@ pub struct AppState {
     /// Join ticket key.
     pub tickets: TicketKey,
     /// Sessions recently looked up.
-    pub sessions: Arc<crate::sessions::SessionCache>,
+    pub sessions: Arc<crate::sessions::Sessions>,
     /// Tickets of users who signed out, refused until they expire.
     pub revocations: Arc<parking_lot::Mutex<Revocations>>,
     /// The configuration in force.

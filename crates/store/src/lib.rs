@@ -289,6 +289,41 @@ impl Store {
         }))
     }
 
+    /// The users of the unexpired sessions among `token_hashes`, each with its hash, read in
+    /// one statement (unknown and expired ones are left out).
+    pub async fn session_users(
+        &self,
+        token_hashes: &[String],
+        now: i64,
+    ) -> Result<Vec<(String, User)>, StoreError> {
+        const COLUMNS: &str = "SELECT u.id, u.handle, s.token_hash FROM sessions s \
+                               JOIN users u ON u.id = s.user_id WHERE s.expires_at > $1 AND ";
+        let rows = match &self.pool {
+            Pool::Postgres(pool) => sqlx::query(&format!("{COLUMNS}s.token_hash = ANY($2)"))
+                .bind(now)
+                .bind(token_hashes)
+                .fetch_all(pool)
+                .await?
+                .iter()
+                .map(|row| (row.text(2), user_from(row)))
+                .collect(),
+            Pool::Sqlite(pool) => {
+                let list = serde_json::to_string(token_hashes).expect("strings serialize");
+                sqlx::query(&format!(
+                    "{COLUMNS}s.token_hash IN (SELECT value FROM json_each($2))"
+                ))
+                .bind(now)
+                .bind(list)
+                .fetch_all(pool)
+                .await?
+                .iter()
+                .map(|row| (row.text(2), user_from(row)))
+                .collect()
+            }
+        };
+        Ok(rows)
+    }
+
     /// Ends a session.
     pub async fn delete_session(&self, token_hash: &str) -> Result<(), StoreError> {
         on!(self, |pool| {

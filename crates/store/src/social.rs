@@ -1029,6 +1029,30 @@ impl Store {
         }))
     }
 
+    /// The newest `limit` posts of `host` that announce Space `space` (neither replies nor
+    /// reposts), newest first.
+    pub async fn announcements(
+        &self,
+        space: &str,
+        host: u64,
+        limit: u32,
+    ) -> Result<Vec<u64>, StoreError> {
+        Ok(on!(self, |pool| {
+            sqlx::query(
+                "SELECT id FROM posts WHERE space_id = $1 AND author_id = $2 \
+                 AND reply_to IS NULL AND repost_of IS NULL ORDER BY id DESC LIMIT $3",
+            )
+            .bind(space)
+            .bind(host as i64)
+            .bind(i64::from(limit))
+            .fetch_all(pool)
+            .await?
+            .iter()
+            .map(|row| row.int(0) as u64)
+            .collect()
+        }))
+    }
+
     /// Counts the likes of `post` row by row (what the stored count must equal).
     pub async fn recount_likes(&self, post: u64) -> Result<u64, StoreError> {
         Ok(on!(self, |pool| {

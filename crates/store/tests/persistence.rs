@@ -60,6 +60,24 @@ async fn accounts_and_spaces_survive_a_reopen_on(url: &str) {
         Some(alice.clone())
     );
     assert_eq!(store.session_user("tokhash", 100).await.unwrap(), None);
+    // Read in a batch: the known unexpired ones, each with its hash; unknown ones left out.
+    let bob = store.create_user("bob", "h", 3).await.unwrap();
+    store.create_session("bobhash", bob.id, 200).await.unwrap();
+    let ask = ["tokhash", "bobhash", "nobody", "bobhash"].map(String::from);
+    let mut found = store.session_users(&ask, 50).await.unwrap();
+    found.sort_by(|a, b| a.0.cmp(&b.0));
+    assert_eq!(
+        found,
+        vec![
+            ("bobhash".to_string(), bob.clone()),
+            ("tokhash".to_string(), alice.clone())
+        ]
+    );
+    assert_eq!(
+        store.session_users(&ask, 150).await.unwrap(),
+        vec![("bobhash".to_string(), bob)]
+    );
+    assert!(store.session_users(&[], 50).await.unwrap().is_empty());
     let space = store.space("s1").await.unwrap().unwrap();
     assert_eq!(space.state, "live");
     assert_eq!(space.host_id, alice.id);

@@ -204,6 +204,12 @@ pub async fn create(
         .post(id, me.id)
         .await?
         .ok_or(ApiError::NotFound("post"))?;
+    if let Some(space) = &space
+        && new.reply_to.is_none()
+    {
+        // If the Space is live here, its listeners hear of this post's counts from now on.
+        state.social.counts.announced(space);
+    }
     if let (Some(parent), Some(author)) = (new.reply_to, parent_author)
         && author != me.id
     {

@@ -677,6 +677,17 @@ impl LiveSpace {
             .store(n, std::sync::atomic::Ordering::Relaxed);
     }
 
+    /// Whether this node mixes the Space and sends its events: alone, or as the origin that
+    /// holds its lease (not an edge).
+    pub fn mixes_here(&self) -> bool {
+        !self.is_edge() && self.uplink.as_ref().is_none_or(Uplink::held)
+    }
+
+    /// Sends a JSON text, as it is, to every connection of this Space.
+    pub fn broadcast_text(&self, json: &str) {
+        self.notify_text(None, Audience::Everyone, json.to_owned());
+    }
+
     /// Whether this node serves the Space from an origin elsewhere.
     pub fn is_edge(&self) -> bool {
         self.downlink.is_some()
@@ -793,7 +804,7 @@ impl mixer::Hooks for LiveSpace {
     }
 
     fn broadcast_json(&self, json: &str) {
-        self.notify_text(None, Audience::Everyone, json.to_owned());
+        self.broadcast_text(json);
     }
 
     fn poll_timed(&self) {

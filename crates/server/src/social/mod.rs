@@ -26,11 +26,13 @@ pub struct Social {
 }
 
 impl Social {
-    /// Starts the writer, the job worker and the counts watcher; they end with `shutdown`.
+    /// Starts the writer, the job worker, the counts watcher and the announcements' counts
+    /// on the live Spaces' events; they end with `shutdown`.
     pub fn start(
         store: &Store,
         config: &crate::config::Config,
         probe: alerts::AdmissionProbe,
+        live: counts::LiveHere,
         push: Arc<push::Pusher>,
         avatars: Arc<dyn stentor_record::Storage>,
         shutdown: tokio::sync::watch::Receiver<bool>,
@@ -51,7 +53,17 @@ impl Social {
         };
         tokio::spawn(jobs::work(sending, shutdown.clone()));
         let counts = Arc::new(counts::LiveCounts::default());
-        tokio::spawn(counts::refresh(counts.clone(), store.clone(), shutdown));
+        tokio::spawn(counts::refresh(
+            counts.clone(),
+            store.clone(),
+            shutdown.clone(),
+        ));
+        tokio::spawn(counts::announce(
+            counts.clone(),
+            store.clone(),
+            live,
+            shutdown,
+        ));
         Self {
             engagement,
             counts,
