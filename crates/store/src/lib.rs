@@ -16,6 +16,7 @@ use std::time::Duration;
 pub mod testing;
 
 pub use alerts::{Campaign, PushSubscription};
+pub use moderation::Restriction;
 pub use social::{Job, NewPost, Notification, PostFilter, PostRow, Profile, Relation};
 
 /// An error from the store.
@@ -717,4 +718,5 @@ fn conflict(e: sqlx::Error, what: &'static str) -> StoreError {
 
 // Declared after the macros and helpers above, which they use.
 mod alerts;
+mod moderation;
 mod social;

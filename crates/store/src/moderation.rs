@@ -1,0 +1,285 @@
+//! The moderation log's durable form: entries appended in order with their hashes, and the
+//! state derived from them in the same transaction (the restrictions in force, the notices
+//! waiting), so that the derived state never runs ahead of or behind the log.
+
+use super::{Columns, Pool, Store, StoreError};
+use stentor_moderation::log::{Entry, Event};
+
+/// A restriction as the derived state holds it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Restriction {
+    /// The decision (its sequence number).
+    pub decision: u64,
+    /// What it applies to: `post`, `account`, `space`, `clip`.
+    pub subject_kind: String,
+    /// Its id.
+    pub subject_id: String,
+    /// The account affected.
+    pub affected: u64,
+    /// The action (API name).
+    pub action: String,
+    /// When it ends (Unix ms); none: until reversed.
+    pub ends_at_ms: Option<i64>,
+    /// Whether it was reversed.
+    pub reversed: bool,
+}
+
+/// How many times an append retries when another writer took its place in the chain.
+const APPEND_TRIES: usize = 20;
+
+const ENTRY_COLUMNS: &str = "SELECT seq, at_ms, event, prev, hash FROM moderation_log";
+
+fn entry_from(row: &impl Columns) -> Entry {
+    Entry {
+        seq: row.int(0) as u64,
+        at_ms: row.int(1),
+        event: row.text(2),
+        prev: row.text(3),
+        hash: row.text(4),
+    }
+}
+
+fn kind_of(event: &Event) -> &'static str {
+    match event {
+        Event::Notice(_) => "notice",
+        Event::Dismissal { .. } => "dismissal",
+        Event::Decision(_) => "decision",
+        Event::Appeal(_) => "appeal",
+        Event::AppealAnswer(_) => "appeal_answer",
+        Event::Reversal { .. } => "reversal",
+        Event::Note { .. } => "note",
+    }
+}
+
+fn subject_kind(kind: stentor_moderation::model::SubjectKind) -> &'static str {
+    use stentor_moderation::model::SubjectKind::*;
+    match kind {
+        Post => "post",
+        Account => "account",
+        Space => "space",
+        Clip => "clip",
+    }
+}
+
+impl Store {
+    /// Appends `event` at `at_ms` after the newest entry, with the state derived from it, in
+    /// one transaction; appends take turns (and one that still finds its place taken builds
+    /// on the newer entry and tries again).
+    pub async fn moderation_append(&self, at_ms: i64, event: &Event) -> Result<Entry, StoreError> {
+        for _ in 0..APPEND_TRIES {
+            match self.try_append(at_ms, event).await {
+                Err(StoreError::Conflict(_)) => continue,
+                outcome => return outcome,
+            }
+        }
+        Err(StoreError::Conflict("moderation log"))
+    }
+
+    async fn try_append(&self, at_ms: i64, event: &Event) -> Result<Entry, StoreError> {
+        let subject = match event {
+            Event::Notice(n) => Some(&n.subject),
+            Event::Decision(d) => Some(&d.subject),
+            Event::Note { subject, .. } => Some(subject),
+            _ => None,
+        };
+        // Appends take turns: PostgreSQL's transaction-scoped advisory lock; on SQLite, a
+        // write first, which takes the database's one write lock before the head is read.
+        let lock = match &self.pool {
+            Pool::Postgres(_) => "SELECT pg_advisory_xact_lock(7125)",
+            Pool::Sqlite(_) => "DELETE FROM moderation_log WHERE seq < 0",
+        };
+        let outcome: Result<Entry, sqlx::Error> = on!(self, |pool| async {
+            let mut tx = pool.begin().await?;
+            sqlx::query(lock).execute(&mut *tx).await?;
+            let head = sqlx::query(&format!("{ENTRY_COLUMNS} ORDER BY seq DESC LIMIT 1"))
+                .fetch_optional(&mut *tx)
+                .await?
+                .map(|row| entry_from(&row));
+            let entry = Entry::next(head.as_ref(), at_ms, event);
+            sqlx::query(
+                "INSERT INTO moderation_log \
+                 (seq, at_ms, kind, subject_kind, subject_id, event, prev, hash) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+            )
+            .bind(entry.seq as i64)
+            .bind(at_ms)
+            .bind(kind_of(event))
+            .bind(subject.map(|s| subject_kind(s.kind)))
+            .bind(subject.map(|s| s.id.as_str()))
+            .bind(&entry.event)
+            .bind(&entry.prev)
+            .bind(&entry.hash)
+            .execute(&mut *tx)
+            .await?;
+            let seq = entry.seq as i64;
+            match event {
+                Event::Notice(n) => {
+                    sqlx::query(
+                        "INSERT INTO open_notices (notice, trusted, at_ms) VALUES ($1, $2, $3)",
+                    )
+                    .bind(seq)
+                    .bind(n.trusted)
+                    .bind(at_ms)
+                    .execute(&mut *tx)
+                    .await?;
+                }
+                Event::Dismissal { notice, .. } => {
+                    sqlx::query("DELETE FROM open_notices WHERE notice = $1")
+                        .bind(*notice as i64)
+                        .execute(&mut *tx)
+                        .await?;
+                }
+                Event::Decision(d) => {
+                    sqlx::query(
+                        "INSERT INTO restrictions \
+                         (decision, subject_kind, subject_id, affected, action, ends_at_ms) \
+                         VALUES ($1, $2, $3, $4, $5, $6)",
+                    )
+                    .bind(seq)
+                    .bind(subject_kind(d.subject.kind))
+                    .bind(&d.subject.id)
+                    .bind(d.affected as i64)
+                    .bind(d.action.as_str())
+                    .bind(d.ends_at_ms)
+                    .execute(&mut *tx)
+                    .await?;
+                    if let Some(notice) = d.notice {
+                        sqlx::query("DELETE FROM open_notices WHERE notice = $1")
+                            .bind(notice as i64)
+                            .execute(&mut *tx)
+                            .await?;
+                    }
+                }
+                Event::Reversal { decision, .. } => {
+                    sqlx::query("UPDATE restrictions SET reversed = TRUE WHERE decision = $1")
+                        .bind(*decision as i64)
+                        .execute(&mut *tx)
+                        .await?;
+                }
+                Event::Appeal(_) | Event::AppealAnswer(_) | Event::Note { .. } => {}
+            }
+            tx.commit().await?;
+            Ok(entry)
+        }
+        .await);
+        outcome.map_err(|e| {
+            if retryable(&e) {
+                StoreError::Conflict("moderation log")
+            } else {
+                StoreError::Database(e)
+            }
+        })
+    }
+
+    /// Entries after `after` (a sequence number; 0 from the start), at most `limit`, in order.
+    pub async fn moderation_entries(
+        &self,
+        after: u64,
+        limit: u32,
+    ) -> Result<Vec<Entry>, StoreError> {
+        Ok(on!(self, |pool| {
+            sqlx::query(&format!(
+                "{ENTRY_COLUMNS} WHERE seq > $1 ORDER BY seq LIMIT $2"
+            ))
+            .bind(after as i64)
+            .bind(i64::from(limit))
+            .fetch_all(pool)
+            .await?
+            .iter()
+            .map(entry_from)
+            .collect()
+        }))
+    }
+
+    /// One entry.
+    pub async fn moderation_entry(&self, seq: u64) -> Result<Option<Entry>, StoreError> {
+        Ok(on!(self, |pool| {
+            sqlx::query(&format!("{ENTRY_COLUMNS} WHERE seq = $1"))
+                .bind(seq as i64)
+                .fetch_optional(pool)
+                .await?
+                .map(|row| entry_from(&row))
+        }))
+    }
+
+    /// The entries about a subject (notices, decisions, notes), oldest first.
+    pub async fn moderation_history(
+        &self,
+        kind: stentor_moderation::model::SubjectKind,
+        id: &str,
+    ) -> Result<Vec<Entry>, StoreError> {
+        Ok(on!(self, |pool| {
+            sqlx::query(&format!(
+                "{ENTRY_COLUMNS} WHERE subject_kind = $1 AND subject_id = $2 ORDER BY seq"
+            ))
+            .bind(subject_kind(kind))
+            .bind(id)
+            .fetch_all(pool)
+            .await?
+            .iter()
+            .map(entry_from)
+            .collect()
+        }))
+    }
+
+    /// The notices waiting for a decision, trusted flaggers' first, then the oldest.
+    pub async fn open_notices(&self, limit: u32) -> Result<Vec<u64>, StoreError> {
+        Ok(on!(self, |pool| {
+            sqlx::query("SELECT notice FROM open_notices ORDER BY trusted DESC, notice LIMIT $1")
+                .bind(i64::from(limit))
+                .fetch_all(pool)
+                .await?
+                .iter()
+                .map(|row| row.int(0) as u64)
+                .collect()
+        }))
+    }
+
+    /// The restrictions on a subject in force at `now_ms` (neither reversed nor ended).
+    pub async fn restrictions_on(
+        &self,
+        kind: stentor_moderation::model::SubjectKind,
+        id: &str,
+        now_ms: i64,
+    ) -> Result<Vec<Restriction>, StoreError> {
+        Ok(on!(self, |pool| {
+            sqlx::query(
+                "SELECT decision, subject_kind, subject_id, affected, action, ends_at_ms, \
+                 reversed FROM restrictions WHERE subject_kind = $1 AND subject_id = $2 \
+                 AND NOT reversed AND (ends_at_ms IS NULL OR ends_at_ms > $3) ORDER BY decision",
+            )
+            .bind(subject_kind(kind))
+            .bind(id)
+            .bind(now_ms)
+            .fetch_all(pool)
+            .await?
+            .iter()
+            .map(restriction_from)
+            .collect()
+        }))
+    }
+}
+
+/// Whether another writer got there first: the same sequence number taken, or SQLite's
+/// snapshot overtaken by a write (busy).
+fn retryable(e: &sqlx::Error) -> bool {
+    match e {
+        sqlx::Error::Database(db) => {
+            db.is_unique_violation()
+                || matches!(db.code().as_deref(), Some("5" | "517" | "261" | "40001"))
+        }
+        _ => false,
+    }
+}
+
+fn restriction_from(row: &impl Columns) -> Restriction {
+    Restriction {
+        decision: row.int(0) as u64,
+        subject_kind: row.text(1),
+        subject_id: row.text(2),
+        affected: row.int(3) as u64,
+        action: row.text(4),
+        ends_at_ms: row.maybe_int(5),
+        reversed: row.flag(6),
+    }
+}

@@ -1,0 +1,199 @@
+//! The moderation log as the store keeps it, on each backend (SQLite always; PostgreSQL when
+//! `STENTOR_TEST_DATABASE_URL` names a server): appended in one unbroken chain by writers at
+//! once, an edit made behind the store's back found, and the state derived from it (the
+//! restrictions in force, the notices waiting) moving with each entry.
+
+#[allow(dead_code)]
+mod backends;
+
+use stentor_moderation::log::{Broken, Event, verify};
+use stentor_moderation::model::{
+    Action, Automation, Category, Decision, Ground, Notice, Subject, SubjectKind,
+};
+use stentor_store::Store;
+
+fn subject(kind: SubjectKind, id: &str) -> Subject {
+    Subject {
+        kind,
+        id: id.into(),
+        at_ms: None,
+    }
+}
+
+fn notice(id: &str, trusted: bool) -> Event {
+    Event::Notice(Notice {
+        subject: subject(SubjectKind::Post, id),
+        category: Category::ScamsAndFraud,
+        explanation: "a fake giveaway".into(),
+        notifier: Some(1),
+        contact: None,
+        trusted,
+    })
+}
+
+fn decision(id: &str, action: Action, notice: Option<u64>, ends_at_ms: Option<i64>) -> Event {
+    Event::Decision(Decision {
+        subject: subject(SubjectKind::Post, id),
+        affected: 2,
+        action,
+        category: Category::ScamsAndFraud,
+        ground: Ground::Incompatible,
+        ground_reference: "Terms §4".into(),
+        explanation: "asks for money".into(),
+        facts: "reported".into(),
+        territorial_scope: vec![],
+        ends_at_ms,
+        notice,
+        trusted_notice: false,
+        automated_detection: false,
+        automated_decision: Automation::NotAutomated,
+        content_at_ms: 0,
+        moderator: 9,
+    })
+}
+
+#[tokio::test]
+async fn the_log_is_one_chain_and_the_state_follows_it() {
+    for fresh in backends::fresh("modlog").await {
+        let url = fresh.url();
+        let store = Store::open(&url).await.unwrap();
+        let n1 = store
+            .moderation_append(10, &notice("1", false))
+            .await
+            .unwrap();
+        let n2 = store
+            .moderation_append(20, &notice("2", true))
+            .await
+            .unwrap();
+        let n3 = store
+            .moderation_append(30, &notice("3", false))
+            .await
+            .unwrap();
+        assert_eq!((n1.seq, n2.seq, n3.seq), (1, 2, 3));
+        // The trusted flagger's notice first, then the oldest.
+        assert_eq!(store.open_notices(10).await.unwrap(), vec![2, 1, 3]);
+
+        let d = store
+            .moderation_append(40, &decision("2", Action::Remove, Some(2), None))
+            .await
+            .unwrap();
+        let timed = store
+            .moderation_append(50, &decision("3", Action::Label, None, Some(1_000)))
+            .await
+            .unwrap();
+        assert_eq!(store.open_notices(10).await.unwrap(), vec![1, 3]);
+        let on = store
+            .restrictions_on(SubjectKind::Post, "2", 60)
+            .await
+            .unwrap();
+        assert_eq!(on.len(), 1);
+        assert_eq!((on[0].decision, on[0].action.as_str()), (d.seq, "remove"));
+        assert_eq!(
+            store
+                .restrictions_on(SubjectKind::Post, "3", 999)
+                .await
+                .unwrap()
+                .len(),
+            1
+        );
+        assert!(
+            store
+                .restrictions_on(SubjectKind::Post, "3", 1_000)
+                .await
+                .unwrap()
+                .is_empty(),
+            "ended"
+        );
+        store
+            .moderation_append(
+                70,
+                &Event::Reversal {
+                    decision: d.seq,
+                    appeal: None,
+                    moderator: 8,
+                },
+            )
+            .await
+            .unwrap();
+        assert!(
+            store
+                .restrictions_on(SubjectKind::Post, "2", 80)
+                .await
+                .unwrap()
+                .is_empty(),
+            "reversed"
+        );
+        let history = store
+            .moderation_history(SubjectKind::Post, "2")
+            .await
+            .unwrap();
+        assert_eq!(
+            history.iter().map(|e| e.seq).collect::<Vec<_>>(),
+            vec![n2.seq, d.seq]
+        );
+        assert_eq!(timed.seq, 5);
+
+        // Eight writers at once: one chain, no gaps, nothing lost.
+        let mut writers = Vec::new();
+        for w in 0..8 {
+            let store = store.clone();
+            writers.push(tokio::spawn(async move {
+                for i in 0..10 {
+                    store
+                        .moderation_append(100 + i, &notice(&format!("w{w}-{i}"), false))
+                        .await
+                        .unwrap();
+                }
+            }));
+        }
+        for w in writers {
+            w.await.unwrap();
+        }
+        let all = store.moderation_entries(0, 1000).await.unwrap();
+        assert_eq!(all.len(), 6 + 80, "{}", fresh.backend());
+        assert_eq!(verify(None, &all), Ok(()));
+        assert_eq!(
+            verify(
+                Some(&all[9]),
+                &store.moderation_entries(10, 1000).await.unwrap()
+            ),
+            Ok(())
+        );
+
+        // An entry edited in the database, behind the store's back, is found.
+        let tampered = all[3].event.replace("remove", "label");
+        assert_ne!(tampered, all[3].event);
+        raw_update(&fresh.url(), all[3].seq, &tampered).await;
+        let all = store.moderation_entries(0, 1000).await.unwrap();
+        assert_eq!(
+            verify(None, &all),
+            Err(Broken::Edited(4)),
+            "{}",
+            fresh.backend()
+        );
+        store.close().await;
+        fresh.remove().await;
+    }
+}
+
+/// Rewrites an entry's event directly in the database.
+async fn raw_update(url: &str, seq: u64, event: &str) {
+    use sqlx::Connection;
+    if url.starts_with("postgres") {
+        let mut c = sqlx::PgConnection::connect(url).await.unwrap();
+        sqlx::query("UPDATE moderation_log SET event = $1 WHERE seq = $2")
+            .bind(event)
+            .bind(seq as i64)
+            .execute(&mut c)
+            .await
+            .unwrap();
+    } else {
+        let mut c = sqlx::SqliteConnection::connect(url).await.unwrap();
+        sqlx::query("UPDATE moderation_log SET event = $1 WHERE seq = $2")
+            .bind(event)
+            .bind(seq as i64)
+            .execute(&mut c)
+            .await
+            .unwrap();
+    }
+}
