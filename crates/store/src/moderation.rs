@@ -24,6 +24,31 @@ pub struct Restriction {
     pub reversed: bool,
 }
 
+/// Brings a subject's derived state (`$1` kind, `$2` id, `$4` the id as a number) up to what
+/// is in force at `$3`:
+/// a post's removal and label, an account's suspension. A statement that does not concern the
+/// subject's kind changes no row.
+const SUBJECT_STATE: [&str; 2] = [
+    "UPDATE posts SET \
+       removed = EXISTS (SELECT 1 FROM restrictions r WHERE r.subject_kind = $1 \
+         AND r.subject_id = $2 AND r.action = 'remove' AND NOT r.reversed \
+         AND (r.ends_at_ms IS NULL OR r.ends_at_ms > $3)), \
+       label = (SELECT r.reason FROM restrictions r WHERE r.subject_kind = $1 \
+         AND r.subject_id = $2 AND r.action = 'label' AND NOT r.reversed \
+         AND (r.ends_at_ms IS NULL OR r.ends_at_ms > $3) ORDER BY r.decision DESC LIMIT 1) \
+     WHERE $1 = 'post' AND id = $4",
+    "UPDATE users SET suspended_until = (SELECT MAX(COALESCE(r.ends_at_ms, 9223372036854775807)) \
+       FROM restrictions r WHERE r.subject_kind = $1 AND r.subject_id = $2 \
+       AND r.action = 'suspend_account' AND NOT r.reversed \
+       AND (r.ends_at_ms IS NULL OR r.ends_at_ms > $3)) \
+     WHERE $1 = 'account' AND id = $4",
+];
+
+/// A subject's id as a row id (posts and accounts are numbered; -1 matches no row).
+fn numeric(id: &str) -> i64 {
+    id.parse().unwrap_or(-1)
+}
+
 /// How many times an append retries when another writer took its place in the chain.
 const APPEND_TRIES: usize = 20;
 
@@ -88,7 +113,8 @@ impl Store {
             Pool::Postgres(_) => "SELECT pg_advisory_xact_lock(7125)",
             Pool::Sqlite(_) => "DELETE FROM moderation_log WHERE seq < 0",
         };
-        let outcome: Result<Entry, sqlx::Error> = on!(self, |pool| async {
+        let outcome: Result<Entry, sqlx::Error> = on!(self, |pool| {
+            async {
             let mut tx = pool.begin().await?;
             sqlx::query(lock).execute(&mut *tx).await?;
             let head = sqlx::query(&format!("{ENTRY_COLUMNS} ORDER BY seq DESC LIMIT 1"))
@@ -132,8 +158,8 @@ impl Store {
                 Event::Decision(d) => {
                     sqlx::query(
                         "INSERT INTO restrictions \
-                         (decision, subject_kind, subject_id, affected, action, ends_at_ms) \
-                         VALUES ($1, $2, $3, $4, $5, $6)",
+                         (decision, subject_kind, subject_id, affected, action, ends_at_ms, reason) \
+                         VALUES ($1, $2, $3, $4, $5, $6, $7)",
                     )
                     .bind(seq)
                     .bind(subject_kind(d.subject.kind))
@@ -141,8 +167,18 @@ impl Store {
                     .bind(d.affected as i64)
                     .bind(d.action.as_str())
                     .bind(d.ends_at_ms)
+                    .bind(&d.explanation)
                     .execute(&mut *tx)
                     .await?;
+                    for statement in SUBJECT_STATE {
+                        sqlx::query(statement)
+                            .bind(subject_kind(d.subject.kind))
+                            .bind(&d.subject.id)
+                            .bind(at_ms)
+                            .bind(numeric(&d.subject.id))
+                            .execute(&mut *tx)
+                            .await?;
+                    }
                     if let Some(notice) = d.notice {
                         sqlx::query("DELETE FROM open_notices WHERE notice = $1")
                             .bind(notice as i64)
@@ -151,17 +187,32 @@ impl Store {
                     }
                 }
                 Event::Reversal { decision, .. } => {
-                    sqlx::query("UPDATE restrictions SET reversed = TRUE WHERE decision = $1")
-                        .bind(*decision as i64)
-                        .execute(&mut *tx)
-                        .await?;
+                    let subject = sqlx::query(
+                        "UPDATE restrictions SET reversed = TRUE WHERE decision = $1 \
+                         RETURNING subject_kind, subject_id",
+                    )
+                    .bind(*decision as i64)
+                    .fetch_optional(&mut *tx)
+                    .await?;
+                    if let Some(row) = subject {
+                        for statement in SUBJECT_STATE {
+                            sqlx::query(statement)
+                                .bind(row.text(0))
+                                .bind(row.text(1))
+                                .bind(at_ms)
+                                .bind(numeric(&row.text(1)))
+                                .execute(&mut *tx)
+                                .await?;
+                        }
+                    }
                 }
                 Event::Appeal(_) | Event::AppealAnswer(_) | Event::Note { .. } => {}
             }
             tx.commit().await?;
             Ok(entry)
         }
-        .await);
+        .await
+        });
         outcome.map_err(|e| {
             if retryable(&e) {
                 StoreError::Conflict("moderation log")
@@ -269,6 +320,65 @@ fn retryable(e: &sqlx::Error) -> bool {
                 || matches!(db.code().as_deref(), Some("5" | "517" | "261" | "40001"))
         }
         _ => false,
+    }
+}
+
+impl Store {
+    /// Brings up to date the subjects of restrictions whose end has come by `now_ms` (their
+    /// removal, label or suspension lifted); how many ended.
+    pub async fn moderation_lapse(&self, now_ms: i64) -> Result<usize, StoreError> {
+        Ok(on!(self, |pool| {
+            let mut tx = pool.begin().await?;
+            let ended = sqlx::query(
+                "UPDATE restrictions SET lapsed = TRUE WHERE NOT lapsed \
+                 AND ends_at_ms IS NOT NULL AND ends_at_ms <= $1 \
+                 RETURNING subject_kind, subject_id",
+            )
+            .bind(now_ms)
+            .fetch_all(&mut *tx)
+            .await?;
+            for row in &ended {
+                for statement in SUBJECT_STATE {
+                    sqlx::query(statement)
+                        .bind(row.text(0))
+                        .bind(row.text(1))
+                        .bind(now_ms)
+                        .bind(numeric(&row.text(1)))
+                        .execute(&mut *tx)
+                        .await?;
+                }
+            }
+            tx.commit().await?;
+            ended.len()
+        }))
+    }
+
+    /// An account's role (`admin`, `moderator`) and the end of its suspension (Unix ms), if
+    /// any; `None` for no such account.
+    pub async fn account_standing(
+        &self,
+        user: u64,
+    ) -> Result<Option<(Option<String>, Option<i64>)>, StoreError> {
+        Ok(on!(self, |pool| {
+            sqlx::query("SELECT role, suspended_until FROM users WHERE id = $1")
+                .bind(user as i64)
+                .fetch_optional(pool)
+                .await?
+                .map(|row| (row.maybe_text(0), row.maybe_int(1)))
+        }))
+    }
+
+    /// Sets an account's role (`None`: none); whether the account exists.
+    pub async fn set_role_of(&self, user: u64, role: Option<&str>) -> Result<bool, StoreError> {
+        Ok(on!(self, |pool| {
+            sqlx::query("UPDATE users SET role = $1 WHERE id = $2")
+                .bind(role)
+                .bind(user as i64)
+                .execute(pool)
+                .await?
+                .rows_affected()
+                == 1
+        }))
     }
 }
 

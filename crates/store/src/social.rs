@@ -86,6 +86,10 @@ pub struct PostRow {
     pub liked: bool,
     /// The viewer reposted it.
     pub reposted: bool,
+    /// A moderation label in force, with its reason.
+    pub label: Option<String>,
+    /// Removed by a moderation decision (shown to nobody but its author).
+    pub removed: bool,
 }
 
 /// One entry of an inbox: a group of events of one kind on one subject.
@@ -129,12 +133,13 @@ const POST_COLUMNS: &str = "SELECT p.id, p.author_id, u.handle, u.display_name, 
      p.text, p.reply_to, p.repost_of, p.space_id, p.created_at, \
      COALESCE(s.likes, 0), COALESCE(s.replies, 0), COALESCE(s.reposts, 0), \
      EXISTS (SELECT 1 FROM likes l WHERE l.post_id = p.id AND l.user_id = $1), \
-     EXISTS (SELECT 1 FROM posts r WHERE r.author_id = $1 AND r.repost_of = p.id) \
+     EXISTS (SELECT 1 FROM posts r WHERE r.author_id = $1 AND r.repost_of = p.id), \
+     p.label, p.removed \
      FROM posts p JOIN users u ON u.id = p.author_id \
      LEFT JOIN post_stats s ON s.post_id = p.id";
 
 /// A post's author is not hidden from the viewer `$1` (neither muted nor blocked either way).
-const NOT_HIDDEN: &str = "NOT EXISTS (SELECT 1 FROM mutes m WHERE m.muter_id = $1 \
+const NOT_HIDDEN: &str = "NOT p.removed AND NOT EXISTS (SELECT 1 FROM mutes m WHERE m.muter_id = $1 \
      AND m.muted_id = p.author_id) \
      AND NOT EXISTS (SELECT 1 FROM blocks b WHERE (b.blocker_id = $1 AND b.blocked_id = \
      p.author_id) OR (b.blocker_id = p.author_id AND b.blocked_id = $1))";
@@ -156,6 +161,8 @@ fn post_from(row: &impl Columns) -> PostRow {
         reposts: row.int(12).max(0) as u64,
         liked: row.flag(13),
         reposted: row.flag(14),
+        label: row.maybe_text(15),
+        removed: row.flag(16),
     }
 }
 

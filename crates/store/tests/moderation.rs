@@ -197,3 +197,101 @@ async fn raw_update(url: &str, seq: u64, event: &str) {
             .unwrap();
     }
 }
+
+#[tokio::test]
+async fn decisions_reach_the_post_and_the_account_and_reversals_and_ends_lift_them() {
+    for fresh in backends::fresh("modstate").await {
+        let store = Store::open(&fresh.url()).await.unwrap();
+        let author = store.create_user("author", "h", 1).await.unwrap().id;
+        let new = stentor_store::NewPost {
+            text: "free money",
+            ..stentor_store::NewPost::default()
+        };
+        let post = store
+            .create_post(author, new, 1, false)
+            .await
+            .unwrap()
+            .unwrap();
+        let id = post.to_string();
+        let shown = |row: Option<stentor_store::PostRow>| {
+            let row = row.unwrap();
+            (row.removed, row.label)
+        };
+        let label = store
+            .moderation_append(10, &decision(&id, Action::Label, None, Some(500)))
+            .await
+            .unwrap();
+        assert_eq!(
+            shown(store.post(post, 0).await.unwrap()),
+            (false, Some("asks for money".into()))
+        );
+        let removal = store
+            .moderation_append(20, &decision(&id, Action::Remove, None, None))
+            .await
+            .unwrap();
+        assert!(shown(store.post(post, 0).await.unwrap()).0, "removed");
+        let page = store
+            .post_page(stentor_store::PostFilter::Author(author), 0, None, 10)
+            .await
+            .unwrap();
+        assert!(page.is_empty(), "a removed post is in no list");
+        store
+            .moderation_append(
+                30,
+                &Event::Reversal {
+                    decision: removal.seq,
+                    appeal: None,
+                    moderator: 8,
+                },
+            )
+            .await
+            .unwrap();
+        assert_eq!(
+            shown(store.post(post, 0).await.unwrap()),
+            (false, Some("asks for money".into()))
+        );
+        // The label's end: lifted by the sweep, once.
+        assert_eq!(store.moderation_lapse(499).await.unwrap(), 0);
+        assert_eq!(store.moderation_lapse(500).await.unwrap(), 1);
+        assert_eq!(store.moderation_lapse(600).await.unwrap(), 0);
+        assert_eq!(shown(store.post(post, 0).await.unwrap()), (false, None));
+        assert_eq!(label.seq, 1);
+
+        // An account suspended, then reversed.
+        let mut suspend = match decision("x", Action::SuspendAccount, None, None) {
+            Event::Decision(d) => d,
+            _ => unreachable!(),
+        };
+        suspend.subject = subject(SubjectKind::Account, &author.to_string());
+        let s = store
+            .moderation_append(40, &Event::Decision(suspend))
+            .await
+            .unwrap();
+        assert_eq!(
+            store.account_standing(author).await.unwrap(),
+            Some((None, Some(i64::MAX)))
+        );
+        store
+            .moderation_append(
+                50,
+                &Event::Reversal {
+                    decision: s.seq,
+                    appeal: None,
+                    moderator: 8,
+                },
+            )
+            .await
+            .unwrap();
+        assert_eq!(
+            store.account_standing(author).await.unwrap(),
+            Some((None, None))
+        );
+        assert!(store.set_role_of(author, Some("moderator")).await.unwrap());
+        assert_eq!(
+            store.account_standing(author).await.unwrap(),
+            Some((Some("moderator".into()), None))
+        );
+        store.close().await;
+        fresh.remove().await;
+    }
+}

@@ -19,7 +19,10 @@ CREATE TABLE restrictions (
     affected     BIGINT NOT NULL,
     action       TEXT NOT NULL,
     ends_at_ms   BIGINT,
-    reversed     BOOLEAN NOT NULL DEFAULT FALSE
+    reason       TEXT NOT NULL DEFAULT '',
+    reversed     BOOLEAN NOT NULL DEFAULT FALSE,
+    -- Its end has passed and the subject was brought up to date.
+    lapsed       BOOLEAN NOT NULL DEFAULT FALSE
 );
 CREATE INDEX restrictions_subject ON restrictions (subject_kind, subject_id);
 CREATE INDEX restrictions_affected ON restrictions (affected, decision);
@@ -31,3 +34,11 @@ CREATE TABLE open_notices (
     at_ms   BIGINT NOT NULL
 );
 CREATE INDEX open_notices_queue ON open_notices (trusted DESC, notice);
+
+-- Who moderates (`moderator`) and who grants it (`admin`).
+ALTER TABLE users ADD COLUMN role TEXT;
+-- Derived from the log: an account suspended until then (Unix ms).
+ALTER TABLE users ADD COLUMN suspended_until BIGINT;
+-- Derived from the log: a post removed, or labelled with the reason shown on it.
+ALTER TABLE posts ADD COLUMN removed BOOLEAN NOT NULL DEFAULT FALSE;
+ALTER TABLE posts ADD COLUMN label TEXT;
