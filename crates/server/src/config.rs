@@ -42,6 +42,27 @@ pub struct Config {
     #[command(flatten)]
     #[serde(default)]
     pub social: SocialConfig,
+    /// Moderation: who administers, appeals, the Transparency Database.
+    #[command(flatten)]
+    #[serde(default)]
+    pub moderation: ModerationConfig,
+}
+
+/// Moderation settings.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, clap::Args)]
+#[serde(deny_unknown_fields, default)]
+pub struct ModerationConfig {
+    /// The handle of the account that administers this server (grants the moderator role).
+    #[arg(long, env = "STENTOR_ADMIN")]
+    pub admin: Option<String>,
+    /// Days an appeal against a decision stays open; never less than 183 (the DSA's six
+    /// months) [default: 183].
+    #[arg(long, env = "STENTOR_APPEAL_DAYS")]
+    pub appeal_days: Option<u32>,
+    /// The prefix of the platform unique identifiers (`puid`) sent to the Transparency
+    /// Database: letters, digits, `-` and `_`, the same on every node [default: stentor].
+    #[arg(long, env = "STENTOR_PUID_PREFIX")]
+    pub puid_prefix: Option<String>,
 }
 
 /// Social layer settings.
@@ -533,6 +554,15 @@ impl Config {
                     push_allow_http
                 }
             ),
+            moderation: layer!(
+                self.moderation,
+                lower.moderation,
+                ModerationConfig {
+                    admin,
+                    appeal_days,
+                    puid_prefix
+                }
+            ),
         }
     }
 
@@ -728,6 +758,25 @@ impl Config {
             window_segments: m
                 .hls_window_segments
                 .map_or(default.window_segments, |w| w.clamp(3, 100) as usize),
+            ..default
+        }
+    }
+
+    /// What statements of reasons are made with: the `puid` prefix, how long appeals stay
+    /// open (never under six months).
+    pub fn platform(&self) -> stentor_moderation::statement::Platform {
+        let default = stentor_moderation::statement::Platform::default();
+        stentor_moderation::statement::Platform {
+            puid_prefix: self
+                .moderation
+                .puid_prefix
+                .clone()
+                .unwrap_or(default.puid_prefix),
+            appeal_days: self
+                .moderation
+                .appeal_days
+                .unwrap_or(default.appeal_days)
+                .max(stentor_moderation::statement::MIN_APPEAL_DAYS),
             ..default
         }
     }

@@ -40,6 +40,11 @@ impl SessionCache {
     pub fn forget(&self, hash: &str) {
         self.entries.lock().remove(hash);
     }
+
+    /// Forgets every session of `user` (its standing changed: the next request reads it).
+    pub fn forget_user(&self, user: u64) {
+        self.entries.lock().retain(|_, (u, _)| u.id != user);
+    }
 }
 
 /// Why a session could not be read.
@@ -160,5 +165,10 @@ impl Sessions {
     /// Forgets a session (signed out).
     pub fn forget(&self, hash: &str) {
         self.cache.forget(hash);
+    }
+
+    /// Forgets every session of `user` this node holds.
+    pub fn forget_user(&self, user: u64) {
+        self.cache.forget_user(user);
     }
 }

@@ -44,6 +44,13 @@ const SUBJECT_STATE: [&str; 2] = [
      WHERE $1 = 'account' AND id = $4",
 ];
 
+/// An inbox entry about a moderation event: `$1` the account, `$2` its group, `$3` the kind,
+/// `$4` the time, `$5` the log entry it is about.
+const TELL: &str = "INSERT INTO notifications \
+     (user_id, group_key, kind, count, at_ms, read, log_seq) \
+     VALUES ($1, $2, $3, 1, $4, FALSE, $5) \
+     ON CONFLICT (user_id, group_key) DO UPDATE SET at_ms = excluded.at_ms, read = FALSE";
+
 /// A subject's id as a row id (posts and accounts are numbered; -1 matches no row).
 fn numeric(id: &str) -> i64 {
     id.parse().unwrap_or(-1)
@@ -141,19 +148,34 @@ impl Store {
             match event {
                 Event::Notice(n) => {
                     sqlx::query(
-                        "INSERT INTO open_notices (notice, trusted, at_ms) VALUES ($1, $2, $3)",
+                        "INSERT INTO open_notices (notice, notifier, trusted, at_ms) \
+                         VALUES ($1, $2, $3, $4)",
                     )
                     .bind(seq)
+                    .bind(n.notifier.map(|u| u as i64))
                     .bind(n.trusted)
                     .bind(at_ms)
                     .execute(&mut *tx)
                     .await?;
                 }
                 Event::Dismissal { notice, .. } => {
-                    sqlx::query("DELETE FROM open_notices WHERE notice = $1")
-                        .bind(*notice as i64)
-                        .execute(&mut *tx)
-                        .await?;
+                    let notifier = sqlx::query(
+                        "DELETE FROM open_notices WHERE notice = $1 RETURNING notifier",
+                    )
+                    .bind(*notice as i64)
+                    .fetch_optional(&mut *tx)
+                    .await?
+                    .and_then(|row| row.maybe_int(0));
+                    if let Some(user) = notifier {
+                        sqlx::query(TELL)
+                            .bind(user)
+                            .bind(format!("report-{notice}"))
+                            .bind("report_outcome")
+                            .bind(at_ms)
+                            .bind(*notice as i64)
+                            .execute(&mut *tx)
+                            .await?;
+                    }
                 }
                 Event::Decision(d) => {
                     sqlx::query(
@@ -179,11 +201,34 @@ impl Store {
                             .execute(&mut *tx)
                             .await?;
                     }
+                    // The statement reaches the affected account as the decision takes
+                    // effect; the notifier hears of the outcome.
+                    sqlx::query(TELL)
+                        .bind(d.affected as i64)
+                        .bind(format!("statement-{seq}"))
+                        .bind("statement")
+                        .bind(at_ms)
+                        .bind(seq)
+                        .execute(&mut *tx)
+                        .await?;
                     if let Some(notice) = d.notice {
-                        sqlx::query("DELETE FROM open_notices WHERE notice = $1")
-                            .bind(notice as i64)
-                            .execute(&mut *tx)
-                            .await?;
+                        let notifier = sqlx::query(
+                            "DELETE FROM open_notices WHERE notice = $1 RETURNING notifier",
+                        )
+                        .bind(notice as i64)
+                        .fetch_optional(&mut *tx)
+                        .await?
+                        .and_then(|row| row.maybe_int(0));
+                        if let Some(user) = notifier {
+                            sqlx::query(TELL)
+                                .bind(user)
+                                .bind(format!("report-{notice}"))
+                                .bind("report_outcome")
+                                .bind(at_ms)
+                                .bind(notice as i64)
+                                .execute(&mut *tx)
+                                .await?;
+                        }
                     }
                 }
                 Event::Reversal { decision, .. } => {
@@ -206,7 +251,26 @@ impl Store {
                         }
                     }
                 }
-                Event::Appeal(_) | Event::AppealAnswer(_) | Event::Note { .. } => {}
+                Event::AppealAnswer(a) => {
+                    let affected = sqlx::query(
+                        "SELECT affected FROM restrictions WHERE decision = $1",
+                    )
+                    .bind(a.decision as i64)
+                    .fetch_optional(&mut *tx)
+                    .await?
+                    .map(|row| row.int(0));
+                    if let Some(user) = affected {
+                        sqlx::query(TELL)
+                            .bind(user)
+                            .bind(format!("appeal-{}", a.appeal))
+                            .bind("appeal_answer")
+                            .bind(at_ms)
+                            .bind(a.decision as i64)
+                            .execute(&mut *tx)
+                            .await?;
+                    }
+                }
+                Event::Appeal(_) | Event::Note { .. } => {}
             }
             tx.commit().await?;
             Ok(entry)

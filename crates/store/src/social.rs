@@ -97,7 +97,8 @@ pub struct PostRow {
 pub struct Notification {
     /// Id.
     pub id: u64,
-    /// `follow`, `like`, `reply`, `repost`, `live` or `reminder`.
+    /// `follow`, `like`, `reply`, `repost`, `live`, `reminder`, `statement`,
+    /// `report_outcome` or `appeal_answer`.
     pub kind: String,
     /// The latest account behind it.
     pub actor_id: Option<u64>,
@@ -113,6 +114,9 @@ pub struct Notification {
     pub at_ms: i64,
     /// Read.
     pub read: bool,
+    /// For a moderation event (`statement`, `report_outcome`, `appeal_answer`): the entry of
+    /// the moderation log it is about (the decision, or the notice).
+    pub log_seq: Option<u64>,
 }
 
 /// A job taken from the queue, leased to the caller until it is finished or the lease ends.
@@ -1112,7 +1116,7 @@ impl Store {
         Ok(on!(self, |pool| {
             sqlx::query(
                 "SELECT n.id, n.kind, n.actor_id, u.handle, n.post_id, n.space_id, n.count, \
-                 n.at_ms, n.read FROM notifications n LEFT JOIN users u ON u.id = n.actor_id \
+                 n.at_ms, n.read, n.log_seq FROM notifications n LEFT JOIN users u ON u.id = n.actor_id \
                  WHERE n.user_id = $1 AND (n.at_ms < $2 OR (n.at_ms = $2 AND n.id < $3)) \
                  ORDER BY n.at_ms DESC, n.id DESC LIMIT $4",
             )
@@ -1133,6 +1137,7 @@ impl Store {
                 count: row.int(6).max(0) as u64,
                 at_ms: row.int(7),
                 read: row.flag(8),
+                log_seq: row.maybe_int(9).map(|v| v as u64),
             })
             .collect()
         }))

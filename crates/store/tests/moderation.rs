@@ -82,6 +82,21 @@ async fn the_log_is_one_chain_and_the_state_follows_it() {
             .await
             .unwrap();
         assert_eq!(store.open_notices(10).await.unwrap(), vec![1, 3]);
+        // Delivered with the decision: the statement to the affected account, the outcome to
+        // the notifier.
+        let told = |n: Vec<stentor_store::Notification>| {
+            n.into_iter()
+                .map(|n| (n.kind, n.log_seq))
+                .collect::<Vec<_>>()
+        };
+        assert!(
+            told(store.notifications(2, None, 10).await.unwrap())
+                .contains(&("statement".into(), Some(d.seq)))
+        );
+        assert_eq!(
+            told(store.notifications(1, None, 10).await.unwrap()),
+            vec![("report_outcome".into(), Some(2))]
+        );
         let on = store
             .restrictions_on(SubjectKind::Post, "2", 60)
             .await

@@ -5,6 +5,7 @@ pub mod accounts;
 pub mod avatars;
 pub mod hls;
 pub mod media;
+pub mod moderation;
 pub mod notifications;
 pub mod posts;
 pub mod push;
@@ -271,6 +272,23 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/posts/{id}/replies", get(posts::replies))
         .route("/timeline", get(posts::timeline))
+        .route("/reports", post(moderation::report))
+        .route("/moderators", post(moderation::grant))
+        .route("/moderation/queue", get(moderation::queue))
+        .route("/moderation/subjects/{kind}/{id}", get(moderation::history))
+        .route("/moderation/decisions", post(moderation::decide))
+        .route(
+            "/moderation/reports/{id}/dismiss",
+            post(moderation::dismiss),
+        )
+        .route("/statements/{id}", get(moderation::get_statement))
+        .route("/statements/{id}/appeal", post(moderation::appeal))
+        .route("/appeals/{id}/decision", post(moderation::decide_appeal))
+        .route(
+            "/transparency/statements",
+            get(moderation::transparency_statements),
+        )
+        .route("/transparency/report", get(moderation::transparency_report))
         .route("/notifications", get(notifications::list))
         .route("/notifications/read", post(notifications::mark_read))
         .route("/push/key", get(push::key))

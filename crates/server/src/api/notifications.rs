@@ -31,6 +31,12 @@ struct Item {
     others: u64,
     post_id: Option<u64>,
     space_id: Option<String>,
+    /// For `statement` and `appeal_answer`: the statement of reasons (its page).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    statement_id: Option<u64>,
+    /// For `report_outcome`: the report answered.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    report_id: Option<u64>,
     /// Last changed, Unix milliseconds.
     at: i64,
     read: bool,
@@ -63,7 +69,6 @@ pub async fn list(
         .into_iter()
         .map(|n| Item {
             id: n.id,
-            kind: n.kind,
             actor: n
                 .actor_id
                 .zip(n.actor_handle)
@@ -72,6 +77,9 @@ pub async fn list(
             others: n.count.saturating_sub(1),
             post_id: n.post_id,
             space_id: n.space_id,
+            statement_id: n.log_seq.filter(|_| n.kind != "report_outcome"),
+            report_id: n.log_seq.filter(|_| n.kind == "report_outcome"),
+            kind: n.kind,
             at: n.at_ms,
             read: n.read,
         })

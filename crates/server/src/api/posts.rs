@@ -47,6 +47,11 @@ pub struct PostView {
     liked: bool,
     /// The caller reposted it.
     reposted_by_me: bool,
+    /// A moderation label with its reason, shown on the post.
+    label: Option<String>,
+    /// Removed by a moderation decision (only its author still sees it).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    removed: bool,
 }
 
 fn view(row: PostRow, space: Option<SpaceCard>) -> PostView {
@@ -69,6 +74,8 @@ fn view(row: PostRow, space: Option<SpaceCard>) -> PostView {
         repost_count: row.reposts,
         liked: row.liked,
         reposted_by_me: row.reposted,
+        label: row.label,
+        removed: row.removed,
     }
 }
 
@@ -166,6 +173,7 @@ pub async fn create(
     Json(new): Json<NewPostBody>,
 ) -> Result<(StatusCode, Json<PostView>), ApiError> {
     let me = caller.required()?;
+    not_suspended(&state, me.id).await?;
     let text = stentor_social::text::post(&new.text, state.config.post_max_chars())
         .map_err(|e| ApiError::BadRequest(e.to_string()))?;
     let parent_author = match new.reply_to {
@@ -234,6 +242,7 @@ pub async fn get(
         .store
         .post(id, viewer)
         .await?
+        .filter(|p| !p.removed || p.author_id == viewer)
         .ok_or(ApiError::NotFound("post"))?;
     let mut v = views(&state, vec![row], viewer).await?;
     Ok(Json(v.remove(0)))
@@ -246,6 +255,18 @@ pub struct LikeView {
     /// Whether this request changed it (a repeat does not).
     changed: bool,
     like_count: u64,
+}
+
+/// Refuses an account whose suspension is in force (it can still read, see its statements
+/// and appeal).
+pub async fn not_suspended(state: &AppState, user: u64) -> Result<(), ApiError> {
+    let now = (crate::clock::unix_now() * 1000) as i64;
+    match state.store.account_standing(user).await? {
+        Some((_, Some(until))) if until > now => Err(ApiError::Forbidden(
+            "your account is suspended; see the statement in your notifications".into(),
+        )),
+        _ => Ok(()),
+    }
 }
 
 /// `POST /api/v1/posts/{id}/like`: likes (idempotent: a repeat changes nothing).

@@ -11,11 +11,23 @@ const IDLE: Duration = Duration::from_millis(500);
 /// Jobs taken at once.
 const TAKE: u32 = 16;
 
-/// Works the queue until shutdown.
+/// How often ended restrictions are lifted, seconds.
+const LAPSE_EVERY_SECS: i64 = 30;
+
+/// Works the queue until shutdown (and lifts ended moderation restrictions on the way).
 pub async fn work(sending: Sending, mut shutdown: tokio::sync::watch::Receiver<bool>) {
     let store = sending.store.clone();
+    let mut lapse_at = 0;
     loop {
         let now = crate::clock::unix_now() as i64;
+        if now >= lapse_at {
+            // Restrictions whose end has come are lifted from their subjects (every node
+            // may do it; doing it twice changes nothing).
+            lapse_at = now + LAPSE_EVERY_SECS;
+            if let Err(e) = store.moderation_lapse(now * 1000).await {
+                tracing::warn!(error = %e, "cannot lift ended restrictions");
+            }
+        }
         let jobs = match store.claim_jobs(now, now + LEASE_SECS, TAKE).await {
             Ok(jobs) => jobs,
             Err(e) => {

@@ -29,7 +29,8 @@ CREATE INDEX restrictions_affected ON restrictions (affected, decision);
 
 -- Derived too: notices nobody has answered yet, trusted flaggers' first.
 CREATE TABLE open_notices (
-    notice  BIGINT PRIMARY KEY,
+    notice   BIGINT PRIMARY KEY,
+    notifier BIGINT,
     trusted BOOLEAN NOT NULL,
     at_ms   BIGINT NOT NULL
 );
@@ -42,3 +43,5 @@ ALTER TABLE users ADD COLUMN suspended_until BIGINT;
 -- Derived from the log: a post removed, or labelled with the reason shown on it.
 ALTER TABLE posts ADD COLUMN removed BOOLEAN NOT NULL DEFAULT FALSE;
 ALTER TABLE posts ADD COLUMN label TEXT;
+-- An inbox entry about a moderation event names its entry in the log.
+ALTER TABLE notifications ADD COLUMN log_seq BIGINT;
