@@ -1,7 +1,7 @@
 //! Trust and safety over HTTP: a notice acknowledged, a moderator's decision with its
 //! statement of reasons delivered to the affected account and the outcome to the notifier, an
 //! appeal decided by another moderator that reverses the decision at once, a suspension, a
-//! label; the Transparency Database payloads valid and without personal data, the report equal
+//! label, restricted interaction; the Transparency Database payloads valid and without personal data, the report equal
 //! to what the log holds, the log's chain unbroken.
 
 mod common;
@@ -224,6 +224,38 @@ async fn notices_decisions_statements_appeals_and_transparency() {
             .contains("promises money"),
         "{labelled}"
     );
+    // Interaction restricted: no like, reply or repost; the post stays readable.
+    call(
+        &mod_b,
+        Method::POST,
+        "/moderation/decisions",
+        Some(decision(subject.clone(), "restrict_interaction", None)),
+    )
+    .await;
+    let e = refused(&reporter, Method::POST, &format!("{path}/like"), None).await;
+    assert!(e.contains("403"), "{e}");
+    let e = refused(
+        &reporter,
+        Method::POST,
+        "/posts",
+        Some(json!({"text": "re", "reply_to": post["id"]})),
+    )
+    .await;
+    assert!(e.contains("403") && e.contains("restricted"), "{e}");
+    let e = refused(&reporter, Method::POST, &format!("{path}/repost"), None).await;
+    assert!(e.contains("403"), "{e}");
+    assert_eq!(
+        call(&reporter, Method::GET, &path, None).await["like_count"],
+        0
+    );
+    let e = refused(
+        &mod_b,
+        Method::POST,
+        "/moderation/decisions",
+        Some(decision(subject.clone(), "demote", None)),
+    )
+    .await;
+    assert!(e.contains("400"), "{e}");
     let suspended = call(
         &mod_b,
         Method::POST,
@@ -264,7 +296,7 @@ async fn notices_decisions_statements_appeals_and_transparency() {
     // The Transparency Database payloads: one per decision, valid, no personal data.
     let all = call(&server.api(), Method::GET, "/transparency/statements", None).await;
     let statements = all["statements"].as_array().unwrap();
-    assert_eq!(statements.len(), 3);
+    assert_eq!(statements.len(), 4);
     for s in statements {
         assert_eq!(stentor_moderation::tdb::validate(s), vec![], "{s}");
         let text = s.to_string();
@@ -314,7 +346,7 @@ async fn notices_decisions_statements_appeals_and_transparency() {
         ),
         (notices, decisions, appeals, reversals)
     );
-    assert_eq!((notices, decisions, appeals, reversals), (1, 3, 1, 1));
+    assert_eq!((notices, decisions, appeals, reversals), (1, 4, 1, 1));
     let row = rows
         .iter()
         .find(|r| r["category"] == "scams_and_fraud" && r["ground"] == "incompatible")
@@ -322,6 +354,7 @@ async fn notices_decisions_statements_appeals_and_transparency() {
     assert_eq!(row["by_action"]["remove"], 1);
     assert_eq!(row["by_action"]["label"], 1);
     assert_eq!(row["by_action"]["suspend_account"], 1);
+    assert_eq!(row["by_action"]["restrict_interaction"], 1);
     let csv = reqwest::get(format!(
         "{}/api/v1/transparency/report?format=csv",
         server.base
@@ -340,7 +373,7 @@ async fn notices_decisions_statements_appeals_and_transparency() {
         csv.lines()
             .nth(1)
             .unwrap()
-            .contains(",scams_and_fraud,incompatible,1,3,"),
+            .contains(",scams_and_fraud,incompatible,1,4,"),
         "{csv}"
     );
     server.stop().await;

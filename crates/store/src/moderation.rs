@@ -33,6 +33,9 @@ const SUBJECT_STATE: [&str; 2] = [
        removed = EXISTS (SELECT 1 FROM restrictions r WHERE r.subject_kind = $1 \
          AND r.subject_id = $2 AND r.action = 'remove' AND NOT r.reversed \
          AND (r.ends_at_ms IS NULL OR r.ends_at_ms > $3)), \
+       restricted = EXISTS (SELECT 1 FROM restrictions r WHERE r.subject_kind = $1 \
+         AND r.subject_id = $2 AND r.action = 'restrict_interaction' AND NOT r.reversed \
+         AND (r.ends_at_ms IS NULL OR r.ends_at_ms > $3)), \
        label = (SELECT r.reason FROM restrictions r WHERE r.subject_kind = $1 \
          AND r.subject_id = $2 AND r.action = 'label' AND NOT r.reversed \
          AND (r.ends_at_ms IS NULL OR r.ends_at_ms > $3) ORDER BY r.decision DESC LIMIT 1) \

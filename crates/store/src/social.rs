@@ -90,6 +90,8 @@ pub struct PostRow {
     pub label: Option<String>,
     /// Removed by a moderation decision (shown to nobody but its author).
     pub removed: bool,
+    /// Interaction restricted by a moderation decision: no replies, reposts or likes.
+    pub restricted: bool,
 }
 
 /// One entry of an inbox: a group of events of one kind on one subject.
@@ -138,7 +140,7 @@ const POST_COLUMNS: &str = "SELECT p.id, p.author_id, u.handle, u.display_name, 
      COALESCE(s.likes, 0), COALESCE(s.replies, 0), COALESCE(s.reposts, 0), \
      EXISTS (SELECT 1 FROM likes l WHERE l.post_id = p.id AND l.user_id = $1), \
      EXISTS (SELECT 1 FROM posts r WHERE r.author_id = $1 AND r.repost_of = p.id), \
-     p.label, p.removed \
+     p.label, p.removed, p.restricted \
      FROM posts p JOIN users u ON u.id = p.author_id \
      LEFT JOIN post_stats s ON s.post_id = p.id";
 
@@ -167,6 +169,7 @@ fn post_from(row: &impl Columns) -> PostRow {
         reposted: row.flag(14),
         label: row.maybe_text(15),
         removed: row.flag(16),
+        restricted: row.flag(17),
     }
 }
 
@@ -914,6 +917,7 @@ impl Store {
                     "INSERT INTO likes (post_id, user_id, created_at) \
                      SELECT v.column1, v.column2, $1 FROM (VALUES {}) AS v \
                      WHERE EXISTS (SELECT 1 FROM posts p WHERE p.id = v.column1 \
+                       AND NOT p.restricted AND NOT p.removed \
                        AND NOT EXISTS (SELECT 1 FROM blocks b WHERE \
                          (b.blocker_id = p.author_id AND b.blocked_id = v.column2) OR \
                          (b.blocker_id = v.column2 AND b.blocked_id = p.author_id))) \
@@ -1001,13 +1005,15 @@ impl Store {
     }
 
     /// For `user` acting on `post`: `None` when there is no such post, otherwise its author
-    /// and whether either of the two blocks the other (one light read).
+    /// and whether `user` is kept from interacting with it: either of the two blocks the
+    /// other, or a moderation decision restricted or removed it (one light read).
     pub async fn post_gate(&self, post: u64, user: u64) -> Result<Option<(u64, bool)>, StoreError> {
         Ok(on!(self, |pool| {
             sqlx::query(
                 "SELECT p.author_id, EXISTS (SELECT 1 FROM blocks b WHERE \
                  (b.blocker_id = p.author_id AND b.blocked_id = $2) OR \
-                 (b.blocker_id = $2 AND b.blocked_id = p.author_id)) FROM posts p WHERE p.id = $1",
+                 (b.blocker_id = $2 AND b.blocked_id = p.author_id)) \
+                 OR p.restricted OR p.removed FROM posts p WHERE p.id = $1",
             )
             .bind(post as i64)
             .bind(user as i64)

@@ -291,11 +291,12 @@ pub async fn decide(
     .unwrap_or_default();
     if matches!(
         action,
-        Action::EndSpace | Action::MuteSpeaker | Action::RemoveSpeaker
+        Action::EndSpace | Action::MuteSpeaker | Action::RemoveSpeaker | Action::Demote
     ) {
-        return Err(ApiError::BadRequest(
-            "decisions on live Spaces are taken from the Space's moderator controls".into(),
-        ));
+        return Err(ApiError::BadRequest(format!(
+            "{} is not available through this endpoint yet",
+            action.as_str()
+        )));
     }
     let (subject, affected, content_at_ms) = resolve(&state, &body.subject).await?;
     let mut trusted_notice = false;

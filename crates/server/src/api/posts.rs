@@ -151,13 +151,20 @@ fn fans_out(state: &AppState, followers: u64) -> bool {
     stentor_social::timeline::fans_out(followers, state.config.fanout_max_followers())
 }
 
-/// 403 when the author of `post` and `me` block one another; 404 when there is no such post.
+/// 403 when the author of `post` and `me` block one another, or a moderation decision
+/// restricted interaction with it; 404 when there is no such post (or it was removed).
 async fn reachable(state: &AppState, me: &User, post: u64) -> Result<PostRow, ApiError> {
     let row = state
         .store
         .post(post, me.id)
         .await?
+        .filter(|p| !p.removed)
         .ok_or(ApiError::NotFound("post"))?;
+    if row.restricted {
+        return Err(ApiError::Forbidden(
+            "interaction with this post is restricted by a moderation decision".into(),
+        ));
+    }
     if state.store.blocked_between(me.id, row.author_id).await? {
         return Err(ApiError::Forbidden(
             "you cannot interact with this account's posts".into(),
@@ -281,7 +288,7 @@ pub async fn like(
     let (changed, count) = state.social.engagement.like(id, me.id).await?;
     if !changed && let Some((_, true)) = state.store.post_gate(id, me.id).await? {
         return Err(ApiError::Forbidden(
-            "you cannot interact with this account's posts".into(),
+            "you cannot interact with this post (a block, or a moderation decision)".into(),
         ));
     }
     // The author's phone hears of a post's likes once a minute at most: the author is

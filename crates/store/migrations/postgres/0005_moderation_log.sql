@@ -43,5 +43,7 @@ ALTER TABLE users ADD COLUMN suspended_until BIGINT;
 -- Derived from the log: a post removed, or labelled with the reason shown on it.
 ALTER TABLE posts ADD COLUMN removed BOOLEAN NOT NULL DEFAULT FALSE;
 ALTER TABLE posts ADD COLUMN label TEXT;
+-- Derived from the log: nobody may reply to, repost or like it.
+ALTER TABLE posts ADD COLUMN restricted BOOLEAN NOT NULL DEFAULT FALSE;
 -- An inbox entry about a moderation event names its entry in the log.
 ALTER TABLE notifications ADD COLUMN log_seq BIGINT;
