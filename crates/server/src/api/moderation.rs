@@ -29,6 +29,18 @@ fn now_ms() -> i64 {
     (unix_now() * 1000) as i64
 }
 
+/// Refuses an account whose suspension is in force (it can still read, see its statements
+/// and appeal).
+pub async fn not_suspended(state: &AppState, user: u64) -> Result<(), ApiError> {
+    let now = (crate::clock::unix_now() * 1000) as i64;
+    match state.store.account_standing(user).await? {
+        Some((_, Some(until))) if until > now => Err(ApiError::Forbidden(
+            "your account is suspended; see the statement in your notifications".into(),
+        )),
+        _ => Ok(()),
+    }
+}
+
 /// The caller's role: `admin` (the configured handle), or what the account was granted.
 async fn role(state: &AppState, me: &User) -> Result<Option<String>, ApiError> {
     if state.config.moderation.admin.as_deref() == Some(me.handle.as_str()) {

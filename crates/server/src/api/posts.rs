@@ -180,7 +180,7 @@ pub async fn create(
     Json(new): Json<NewPostBody>,
 ) -> Result<(StatusCode, Json<PostView>), ApiError> {
     let me = caller.required()?;
-    not_suspended(&state, me.id).await?;
+    super::moderation::not_suspended(&state, me.id).await?;
     let text = stentor_social::text::post(&new.text, state.config.post_max_chars())
         .map_err(|e| ApiError::BadRequest(e.to_string()))?;
     let parent_author = match new.reply_to {
@@ -262,18 +262,6 @@ pub struct LikeView {
     /// Whether this request changed it (a repeat does not).
     changed: bool,
     like_count: u64,
-}
-
-/// Refuses an account whose suspension is in force (it can still read, see its statements
-/// and appeal).
-pub async fn not_suspended(state: &AppState, user: u64) -> Result<(), ApiError> {
-    let now = (crate::clock::unix_now() * 1000) as i64;
-    match state.store.account_standing(user).await? {
-        Some((_, Some(until))) if until > now => Err(ApiError::Forbidden(
-            "your account is suspended; see the statement in your notifications".into(),
-        )),
-        _ => Ok(()),
-    }
 }
 
 /// `POST /api/v1/posts/{id}/like`: likes (idempotent: a repeat changes nothing).

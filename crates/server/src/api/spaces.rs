@@ -32,7 +32,7 @@ pub async fn create_space(
     Json(new): Json<NewSpace>,
 ) -> Result<(StatusCode, Json<SpaceView>), ApiError> {
     let user = caller.required()?;
-    super::posts::not_suspended(&state, user.id).await?;
+    super::moderation::not_suspended(&state, user.id).await?;
     state.gate.costly(peer.ip()).map_err(ApiError::Limited)?;
     let title = check_title(&new.title)?;
     let now = unix_now() as i64;

@@ -192,7 +192,7 @@ pub async fn follow(
     Path(handle): Path<String>,
 ) -> Result<Json<FollowView>, ApiError> {
     let me = caller.required()?;
-    super::posts::not_suspended(&state, me.id).await?;
+    super::moderation::not_suspended(&state, me.id).await?;
     let them = other(&state, &me, &handle).await?;
     if state.store.blocked_between(me.id, them.id).await? {
         return Err(ApiError::Forbidden("you cannot follow this account".into()));
