@@ -4,6 +4,7 @@ import { api, currentUser } from './api.js';
 import { h, initials, mount, toast } from './dom.js';
 import { clock, openSpace } from './space.js';
 import { homeTimeline, icon, notificationsPage, postPage, profilePage, remindButton, settingsPage } from './social.js';
+import { moderationConsole, statementPage } from './moderation.js';
 
 const main = document.getElementById('main');
 const nav = document.getElementById('nav');
@@ -43,10 +44,16 @@ async function route() {
   const clip = path.match(/^\/c\/([a-z0-9]{1,64})$/);
   const profile = path.match(/^\/u\/([a-z0-9_]{1,30})$/);
   const post = path.match(/^\/p\/([0-9]{1,19})$/);
+  const statement = path.match(/^\/statements\/([0-9]{1,19})$/);
   if (path === '/') await home();
   else if (profile) leavePage = await profilePage(main, user, profile[1], notFound);
   else if (post) leavePage = await postPage(main, user, post[1], notFound);
-  else if (path === '/notifications') {
+  else if (statement) {
+    if (!(await statementPage(main, user, statement[1], notFound))) navigate(`/signin?next=${path}`);
+  } else if (path === '/moderation') {
+    if (user) await moderationConsole(main, user, notFound);
+    else navigate('/signin?next=/moderation');
+  } else if (path === '/notifications') {
     if (!(await notificationsPage(main, user, refreshUnread))) navigate('/signin?next=/notifications');
   } else if (path === '/settings') {
     if (user) await settingsPage(main, user, signOut);
@@ -80,6 +87,9 @@ function renderNav() {
     mount(nav,
       h('a', { class: 'btn small ghost icon-btn', href: '/notifications', 'data-link': true, 'aria-label': 'Notifications' },
         icon('bell'), unreadBadge),
+      user.role === 'moderator' || user.role === 'admin'
+        ? h('a', { class: 'btn small ghost icon-btn', href: '/moderation', 'data-link': true, 'aria-label': 'Moderation', 'data-testid': 'console' }, icon('shield'))
+        : null,
       h('a', { class: 'me-link', href: `/u/${user.handle}`, 'data-link': true, 'aria-label': 'Your profile' },
         h('span', { class: 'avatar small', 'aria-hidden': 'true' }, initials(user.handle)),
         h('span', { class: 'who' }, `@${user.handle}`)),

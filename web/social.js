@@ -3,6 +3,7 @@
 
 import { api } from './api.js';
 import { h, initials, mount, toast } from './dom.js';
+import { reportButton } from './moderation.js';
 
 /** Outline icons (24 × 24, stroked with the current colour): no emoji font needed. */
 const ICONS = {
@@ -15,6 +16,7 @@ const ICONS = {
   person: 'M12 12a4 4 0 1 0 0-8 4 4 0 0 0 0 8zM4 21a8 8 0 0 1 16 0',
   live: 'M12 12m-3 0a3 3 0 1 0 6 0 3 3 0 1 0-6 0M5 5a10 10 0 0 0 0 14M19 5a10 10 0 0 1 0 14',
   clock: 'M12 21a9 9 0 1 0 0-18 9 9 0 0 0 0 18zM12 7v5l3 2',
+  shield: 'M12 3l8 3v6c0 4.5-3.4 8.3-8 9-4.6-.7-8-4.5-8-9V6l8-3z',
 };
 
 /** An icon by name. */
@@ -210,9 +212,12 @@ export function postView(post, user, live, { detail = false } = {}) {
           h('span', { class: 'muted' }, ` @${author.handle} · `),
           h('a', { class: 'muted', href: `/p/${shown.id}`, 'data-link': true }, h('time', { datetime: new Date(shown.created_at * 1000).toISOString() }, ago(shown.created_at)))),
         shown.reply_to ? h('p', { class: 'muted small' }, 'Replying to ', h('a', { href: `/p/${shown.reply_to}`, 'data-link': true }, 'a post')) : null,
+        shown.label ? h('p', { class: 'mod-label', 'data-testid': `label-${shown.id}` }, h('strong', {}, 'Labelled by moderators: '), shown.label) : null,
+        shown.removed ? h('p', { class: 'mod-label' }, h('strong', {}, 'Removed by moderators: '), 'only you still see this post.') : null,
         h('p', { class: 'post-text' }, shown.text),
         shown.space ? spaceCard(shown.space, user) : null,
-        h('div', { class: 'acts' }, replies, repost.button, like.button, shareButton))));
+        h('div', { class: 'acts' }, replies, repost.button, like.button, shareButton,
+          !user || user.id !== author.id ? reportButton({ kind: 'post', id: String(shown.id) }, user, { label: 'Report', cls: 'act report' }) : null))));
 }
 
 /** The form to write a post or a reply; `done(post)` is called with the post written. */
@@ -365,7 +370,9 @@ export async function profilePage(main, user, handle, notFound) {
           h('span', {}, h('strong', {}, count(p.posts_count)), ' posts')),
         p.live_space ? h('a', { class: 'live-chip', href: `/s/${p.live_space}`, 'data-link': true }, h('span', { class: 'badge live' }, 'Live'), ' Listen now') : null,
         actions,
-        h('button', { class: 'btn tiny ghost', type: 'button', onclick: () => share(`/u/${p.handle}`) }, 'Share profile'))),
+        h('div', { class: 'row' },
+          h('button', { class: 'btn tiny ghost', type: 'button', onclick: () => share(`/u/${p.handle}`) }, 'Share profile'),
+          mine ? null : reportButton({ kind: 'account', id: p.handle }, user, { label: 'Report account', cls: 'btn tiny ghost' })))),
     h('h2', {}, 'Posts'),
     posts.el));
   await posts.fill(null);
@@ -413,6 +420,9 @@ function describe(item) {
     case 'reply': return [icon('reply'), who, ' ', post('replied'), ' to you'];
     case 'live': return [icon('live'), who, ' is live now: ', space('listen')];
     case 'reminder': return [icon('clock'), 'A Space you asked about is starting: ', space('open it')];
+    case 'statement': return [icon('shield'), 'Moderators restricted something of yours: ', h('a', { href: `/statements/${item.statement_id}`, 'data-link': true }, 'read why, and appeal')];
+    case 'appeal_answer': return [icon('shield'), 'Your appeal was answered: ', h('a', { href: `/statements/${item.statement_id}`, 'data-link': true }, 'see the answer')];
+    case 'report_outcome': return [icon('shield'), `Your report #${item.report_id} was decided. Thank you for telling us.`];
     default: return [item.kind];
   }
 }

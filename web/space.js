@@ -5,6 +5,7 @@ import { api, joinTicket } from './api.js';
 import { AudioOut, Mic, supportsWebCodecs } from './audio.js';
 import { h, initials, mount, toast, until } from './dom.js';
 import { count, icon } from './social.js';
+import { reportButton } from './moderation.js';
 
 const REACTIONS = ['👏', '❤️', '😂', '😮', '😢', '🔥', '💯', '🙌'];
 const SPEAKING_DB = -45;
@@ -732,6 +733,9 @@ class SpacePage {
     }
     if (this.state === 'live' && this.recording && this.me != null) {
       row.push(h('button', { class: 'btn ghost', type: 'button', 'data-key': 'clip', 'data-testid': 'clip', onclick: () => this.clip(30) }, 'Clip last 30 s'));
+    }
+    if (this.me != null && this.role !== 'host' && this.state !== 'ended') {
+      row.push(reportButton({ kind: 'space', id: this.id }, this.user, { label: 'Report', cls: 'btn ghost' }));
     }
     if (this.lastClip) {
       row.push(h('a', { class: 'clip-link', href: this.lastClip.page, 'data-link': true, 'data-testid': 'clip-link' }, 'Your clip'));

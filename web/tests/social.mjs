@@ -8,89 +8,22 @@
 // Environment: STENTOR_BIN (default ../../target/debug/stentor), CHROMIUM (default
 // /usr/bin/chromium). Screenshots go to web/tests/screenshots/social/.
 
-import { spawn } from 'node:child_process';
-import { mkdtempSync, mkdirSync } from 'node:fs';
-import { get } from 'node:http';
-import { tmpdir } from 'node:os';
-import { join, dirname, resolve } from 'node:path';
+import { mkdirSync } from 'node:fs';
+import { join, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import assert from 'node:assert/strict';
-import { chromium } from 'playwright-core';
+import { consoleErrors, launch, page, results, signUp, sleep, startServer, step, waitFor } from './harness.mjs';
 
-const here = dirname(fileURLToPath(import.meta.url));
-const bin = resolve(process.env.STENTOR_BIN || join(here, '../../target/debug/stentor'));
-const chromePath = process.env.CHROMIUM || '/usr/bin/chromium';
-const shots = join(here, 'screenshots', 'social');
+const shots = join(dirname(fileURLToPath(import.meta.url)), 'screenshots', 'social');
 mkdirSync(shots, { recursive: true });
-const work = mkdtempSync(join(tmpdir(), 'stentor-social-'));
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
-
-const healthy = (url) => new Promise((ok, fail) => {
-  get(url, (res) => { res.resume(); ok(res.statusCode === 200); }).on('error', fail);
-});
-
-async function startServer() {
-  const port = 20000 + Math.floor(Math.random() * 20000);
-  const args = ['serve', '--bind', `127.0.0.1:${port}`, '--data-dir', join(work, 'data')];
-  const proc = spawn(bin, args, { stdio: ['ignore', 'ignore', 'pipe'] });
-  proc.stderr.on('data', (d) => process.env.E2E_VERBOSE && process.stderr.write(d));
-  const base = `http://127.0.0.1:${port}`;
-  for (let i = 0; i < 100; i++) {
-    try {
-      if (await healthy(`${base}/healthz`)) return { proc, base };
-    } catch { /* not yet */ }
-    await sleep(100);
-  }
-  throw new Error('the server did not start');
-}
-
-const consoleErrors = [];
-async function page(b, name, width = 1200, height = 860) {
-  const context = await b.newContext({ viewport: { width, height } });
-  const p = await context.newPage();
-  p.on('console', (m) => { if (m.type() === 'error') consoleErrors.push(`${name}: ${m.text()}`); });
-  p.on('pageerror', (e) => consoleErrors.push(`${name}: ${e.message}`));
-  p.on('console', (m) => { if (process.env.E2E_VERBOSE) console.log(`[${name}] ${m.type()}: ${m.text()}`); });
-  return p;
-}
-
-async function signUp(p, base, handle) {
-  await p.goto(`${base}/signup`);
-  await p.getByLabel('Handle').fill(handle);
-  await p.getByLabel('Password').fill('correct horse battery');
-  await p.getByRole('button', { name: 'Sign up' }).click();
-  await p.getByRole('link', { name: 'Your profile' }).waitFor();
-}
-
-/** Waits until `fn()` holds, asking every `every` ms (pages that reload ask less often). */
-async function waitFor(what, fn, ms = 10000, every = 100) {
-  const end = Date.now() + ms;
-  for (;;) {
-    if (await fn()) return;
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await sleep(every);
-  }
-}
 
 /** Waits until a page's list of posts has rendered (the app routes after the load event). */
 async function feedShown(p) {
   await p.locator('.feed > article, .feed > .empty').first().waitFor();
 }
 
-const results = [];
-async function step(name, fn) {
-  const t0 = Date.now();
-  await fn();
-  results.push(`ok   ${name} (${Date.now() - t0} ms)`);
-  console.log(results.at(-1));
-}
-
-const { proc, base } = await startServer();
-const b = await chromium.launch({
-  executablePath: chromePath,
-  headless: true,
-  args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--no-first-run', '--disable-quic'],
-});
+const { proc, base } = await startServer('social');
+const b = await launch();
 let failed = null;
 try {
   const host = await page(b, 'host');

@@ -80,11 +80,16 @@ async fn a_reader_that_cannot_keep_up_loses_messages_and_holds_nobody_back() {
         bus.flush().await.unwrap();
         // The keen reader reads everything as it comes; the slow one reads nothing yet.
         let total = 5_000u64;
+        let got = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let counted = got.clone();
         let reader = tokio::spawn(async move {
             let mut n = 0u64;
             while n < total {
                 match tokio::time::timeout(Duration::from_secs(5), keen.next()).await {
-                    Ok(Some(_)) => n += 1,
+                    Ok(Some(_)) => {
+                        n += 1;
+                        counted.store(n, Ordering::Relaxed);
+                    }
                     _ => break,
                 }
             }
@@ -99,8 +104,13 @@ async fn a_reader_that_cannot_keep_up_loses_messages_and_holds_nobody_back() {
             };
             bus.publish(&s.media, frame.encode()).await.unwrap();
             if seq % 500 == 499 {
-                // Paced a little, as a mixer is, so that the keen reader keeps up.
-                tokio::time::sleep(Duration::from_millis(5)).await;
+                // Paced as a mixer is, so that the keen reader keeps up: it is never more
+                // than one burst behind (on a loaded machine a fixed pause was not always
+                // enough); the slow reader is never waited for.
+                let until = Instant::now() + Duration::from_secs(2);
+                while got.load(Ordering::Relaxed) + 500 < seq + 1 && Instant::now() < until {
+                    tokio::time::sleep(Duration::from_millis(1)).await;
+                }
             }
         }
         bus.flush().await.unwrap();

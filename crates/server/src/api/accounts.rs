@@ -152,7 +152,26 @@ pub async fn sign_out(
     Ok((StatusCode::NO_CONTENT, [(header::SET_COOKIE, cookie)]).into_response())
 }
 
-/// `GET /api/v1/me`: the signed-in user, or `null` when signed out.
-pub async fn me(caller: Caller) -> Json<Option<UserView>> {
-    Json(caller.0.map(Into::into))
+/// The signed-in user, with its role.
+#[derive(Serialize)]
+pub struct MeView {
+    #[serde(flatten)]
+    user: UserView,
+    /// `admin`, `moderator`, `trusted_flagger`, or none.
+    role: Option<String>,
+}
+
+/// `GET /api/v1/me`: the signed-in user and its role, or `null` when signed out.
+pub async fn me(
+    State(state): State<AppState>,
+    caller: Caller,
+) -> Result<Json<Option<MeView>>, ApiError> {
+    let Some(user) = caller.0 else {
+        return Ok(Json(None));
+    };
+    let role = super::moderation::role(&state, &user).await?;
+    Ok(Json(Some(MeView {
+        user: user.into(),
+        role,
+    })))
 }

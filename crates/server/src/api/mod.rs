@@ -275,6 +275,7 @@ pub fn router(state: AppState) -> Router {
         .route("/reports", post(moderation::report))
         .route("/moderators", post(moderation::grant))
         .route("/moderation/queue", get(moderation::queue))
+        .route("/moderation/appeals", get(moderation::waiting_appeals))
         .route("/moderation/subjects/{kind}/{id}", get(moderation::history))
         .route("/moderation/decisions", post(moderation::decide))
         .route(
@@ -348,6 +349,8 @@ pub fn router(state: AppState) -> Router {
         .route("/p/{id}", get(web::page))
         .route("/notifications", get(web::page))
         .route("/settings", get(web::page))
+        .route("/moderation", get(web::page))
+        .route("/statements/{id}", get(web::page))
         .route("/sw.js", get(web::service_worker))
         .route("/assets/{name}", get(web::asset))
         .route("/healthz", get(|| async { "ok\n" }))

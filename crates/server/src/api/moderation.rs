@@ -42,7 +42,7 @@ pub async fn not_suspended(state: &AppState, user: u64) -> Result<(), ApiError> 
 }
 
 /// The caller's role: `admin` (the configured handle), or what the account was granted.
-async fn role(state: &AppState, me: &User) -> Result<Option<String>, ApiError> {
+pub async fn role(state: &AppState, me: &User) -> Result<Option<String>, ApiError> {
     if state.config.moderation.admin.as_deref() == Some(me.handle.as_str()) {
         return Ok(Some("admin".into()));
     }
@@ -96,12 +96,16 @@ async fn resolve(state: &AppState, s: &SubjectBody) -> Result<(Subject, u64, i64
             (n.to_string(), post.author_id, post.created_at * 1000)
         }
         SubjectKind::Account => {
+            // By handle (`@` optional), or by number as the log names accounts.
             let handle = s.id.trim_start_matches('@');
-            let p = state
-                .store
-                .profile(handle)
-                .await?
-                .ok_or(ApiError::NotFound("account"))?;
+            let mut found = state.store.profile(handle).await?;
+            if found.is_none()
+                && let Ok(n) = s.id.parse::<u64>()
+                && let Some(user) = state.store.user(n).await?
+            {
+                found = state.store.profile(&user.handle).await?;
+            }
+            let p = found.ok_or(ApiError::NotFound("account"))?;
             (p.id.to_string(), p.id, p.created_at * 1000)
         }
         SubjectKind::Clip => {
@@ -643,6 +647,53 @@ pub async fn decide_appeal(
     Ok(Json(
         serde_json::json!({"id": id, "decision": appeal.decision, "outcome": body.outcome}),
     ))
+}
+
+/// An appeal waiting for an answer.
+#[derive(Serialize)]
+pub struct WaitingAppeal {
+    id: u64,
+    decision: u64,
+    action: &'static str,
+    category: &'static str,
+    text: String,
+    at: i64,
+    /// The caller took the decision (so another moderator answers).
+    mine: bool,
+}
+
+/// `GET /api/v1/moderation/appeals`: the appeals waiting, oldest first.
+pub async fn waiting_appeals(
+    State(state): State<AppState>,
+    caller: Caller,
+) -> Result<Json<Vec<WaitingAppeal>>, ApiError> {
+    let me = moderator(&state, caller).await?;
+    let log = whole_log(&state).await?;
+    let mut decisions = std::collections::HashMap::new();
+    let mut waiting: Vec<WaitingAppeal> = Vec::new();
+    for (seq, at, event) in log {
+        match event {
+            Event::Decision(d) => {
+                decisions.insert(seq, d);
+            }
+            Event::Appeal(a) => {
+                if let Some(d) = decisions.get(&a.decision) {
+                    waiting.push(WaitingAppeal {
+                        id: seq,
+                        decision: a.decision,
+                        action: d.action.as_str(),
+                        category: d.category.as_str(),
+                        text: a.text,
+                        at,
+                        mine: d.moderator == me.id,
+                    });
+                }
+            }
+            Event::AppealAnswer(a) => waiting.retain(|w| w.id != a.appeal),
+            _ => {}
+        }
+    }
+    Ok(Json(waiting))
 }
 
 /// `POST /api/v1/moderators`.

@@ -31,6 +31,7 @@ static ASSETS: &[Asset] = assets! {
     "dom.js" => JS,
     "space.js" => JS,
     "social.js" => JS,
+    "moderation.js" => JS,
     "sw.js" => JS,
     "audio.js" => JS,
     "playback-worklet.js" => JS,
