@@ -96,6 +96,46 @@ fn subject_kind(kind: stentor_moderation::model::SubjectKind) -> &'static str {
     }
 }
 
+/// Brings a subject (`$kind`, `$id`) up to what is in force at `$at`, on `$conn` (a
+/// transaction of either backend): every statement of [`SUBJECT_STATE`].
+macro_rules! up_to_date {
+    ($conn:expr, $kind:expr, $id:expr, $at:expr) => {{
+        let (kind, id) = ($kind, $id);
+        for statement in SUBJECT_STATE {
+            sqlx::query(statement)
+                .bind(&kind)
+                .bind(id)
+                .bind($at)
+                .bind(numeric(id))
+                .execute($conn)
+                .await?;
+        }
+    }};
+}
+
+/// Takes notice `$notice` off the queue on `$conn` and tells its notifier (if signed in)
+/// that it was answered, at `$at`.
+macro_rules! answer_notice {
+    ($conn:expr, $notice:expr, $at:expr) => {{
+        let notice: u64 = $notice;
+        let notifier = sqlx::query("DELETE FROM open_notices WHERE notice = $1 RETURNING notifier")
+            .bind(notice as i64)
+            .fetch_optional($conn)
+            .await?
+            .and_then(|row| row.maybe_int(0));
+        if let Some(user) = notifier {
+            sqlx::query(TELL)
+                .bind(user)
+                .bind(format!("report-{notice}"))
+                .bind("report_outcome")
+                .bind($at)
+                .bind(notice as i64)
+                .execute($conn)
+                .await?;
+        }
+    }};
+}
+
 impl Store {
     /// Appends `event` at `at_ms` after the newest entry, with the state derived from it, in
     /// one transaction; appends take turns (and one that still finds its place taken builds
@@ -161,25 +201,7 @@ impl Store {
                     .execute(&mut *tx)
                     .await?;
                 }
-                Event::Dismissal { notice, .. } => {
-                    let notifier = sqlx::query(
-                        "DELETE FROM open_notices WHERE notice = $1 RETURNING notifier",
-                    )
-                    .bind(*notice as i64)
-                    .fetch_optional(&mut *tx)
-                    .await?
-                    .and_then(|row| row.maybe_int(0));
-                    if let Some(user) = notifier {
-                        sqlx::query(TELL)
-                            .bind(user)
-                            .bind(format!("report-{notice}"))
-                            .bind("report_outcome")
-                            .bind(at_ms)
-                            .bind(*notice as i64)
-                            .execute(&mut *tx)
-                            .await?;
-                    }
-                }
+                Event::Dismissal { notice, .. } => answer_notice!(&mut *tx, *notice, at_ms),
                 Event::Decision(d) => {
                     sqlx::query(
                         "INSERT INTO restrictions \
@@ -195,15 +217,7 @@ impl Store {
                     .bind(&d.explanation)
                     .execute(&mut *tx)
                     .await?;
-                    for statement in SUBJECT_STATE {
-                        sqlx::query(statement)
-                            .bind(subject_kind(d.subject.kind))
-                            .bind(&d.subject.id)
-                            .bind(at_ms)
-                            .bind(numeric(&d.subject.id))
-                            .execute(&mut *tx)
-                            .await?;
-                    }
+                    up_to_date!(&mut *tx, subject_kind(d.subject.kind), &d.subject.id, at_ms);
                     // The statement reaches the affected account as the decision takes
                     // effect; the notifier hears of the outcome.
                     sqlx::query(TELL)
@@ -215,23 +229,7 @@ impl Store {
                         .execute(&mut *tx)
                         .await?;
                     if let Some(notice) = d.notice {
-                        let notifier = sqlx::query(
-                            "DELETE FROM open_notices WHERE notice = $1 RETURNING notifier",
-                        )
-                        .bind(notice as i64)
-                        .fetch_optional(&mut *tx)
-                        .await?
-                        .and_then(|row| row.maybe_int(0));
-                        if let Some(user) = notifier {
-                            sqlx::query(TELL)
-                                .bind(user)
-                                .bind(format!("report-{notice}"))
-                                .bind("report_outcome")
-                                .bind(at_ms)
-                                .bind(notice as i64)
-                                .execute(&mut *tx)
-                                .await?;
-                        }
+                        answer_notice!(&mut *tx, notice, at_ms);
                     }
                 }
                 Event::Reversal { decision, .. } => {
@@ -243,15 +241,7 @@ impl Store {
                     .fetch_optional(&mut *tx)
                     .await?;
                     if let Some(row) = subject {
-                        for statement in SUBJECT_STATE {
-                            sqlx::query(statement)
-                                .bind(row.text(0))
-                                .bind(row.text(1))
-                                .bind(at_ms)
-                                .bind(numeric(&row.text(1)))
-                                .execute(&mut *tx)
-                                .await?;
-                        }
+                        up_to_date!(&mut *tx, row.text(0), &row.text(1), at_ms);
                     }
                 }
                 Event::AppealAnswer(a) => {
@@ -405,15 +395,7 @@ impl Store {
             .fetch_all(&mut *tx)
             .await?;
             for row in &ended {
-                for statement in SUBJECT_STATE {
-                    sqlx::query(statement)
-                        .bind(row.text(0))
-                        .bind(row.text(1))
-                        .bind(now_ms)
-                        .bind(numeric(&row.text(1)))
-                        .execute(&mut *tx)
-                        .await?;
-                }
+                up_to_date!(&mut *tx, row.text(0), &row.text(1), now_ms);
             }
             tx.commit().await?;
             ended.len()

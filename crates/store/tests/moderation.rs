@@ -97,6 +97,28 @@ async fn the_log_is_one_chain_and_the_state_follows_it() {
             told(store.notifications(1, None, 10).await.unwrap()),
             vec![("report_outcome".into(), Some(2))]
         );
+        // A notice left without action leaves the queue, and its notifier is told too.
+        store
+            .moderation_append(
+                55,
+                &Event::Dismissal {
+                    notice: n1.seq,
+                    explanation: "no breach".into(),
+                    moderator: 9,
+                },
+            )
+            .await
+            .unwrap();
+        assert_eq!(store.open_notices(10).await.unwrap(), vec![3]);
+        let mut told_1 = told(store.notifications(1, None, 10).await.unwrap());
+        told_1.sort();
+        assert_eq!(
+            told_1,
+            vec![
+                ("report_outcome".into(), Some(1)),
+                ("report_outcome".into(), Some(2))
+            ]
+        );
         let on = store
             .restrictions_on(SubjectKind::Post, "2", 60)
             .await
@@ -165,7 +187,7 @@ async fn the_log_is_one_chain_and_the_state_follows_it() {
             w.await.unwrap();
         }
         let all = store.moderation_entries(0, 1000).await.unwrap();
-        assert_eq!(all.len(), 6 + 80, "{}", fresh.backend());
+        assert_eq!(all.len(), 7 + 80, "{}", fresh.backend());
         assert_eq!(verify(None, &all), Ok(()));
         assert_eq!(
             verify(
