@@ -378,3 +378,293 @@ async fn notices_decisions_statements_appeals_and_transparency() {
     );
     server.stop().await;
 }
+
+/// A decision about a live Space, on `speaker` when given.
+fn live_decision(space: &str, action: &str, speaker: Option<&str>, report: Option<u64>) -> Value {
+    json!({
+        "subject": {"kind": "space", "id": space}, "action": action, "speaker": speaker,
+        "category": "illegal_or_harmful_speech", "ground": "incompatible",
+        "contractual_ground": "Terms §3.1: no harassment",
+        "explanation": "The speaker insulted a listener by name, repeatedly.",
+        "facts": "Reported live by a listener; heard by the moderator who joined.",
+        "report": report,
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn moderators_mute_remove_and_end_in_a_live_space_and_reversals_undo_it() {
+    use common::{decode, live_space_with_two_speakers};
+    use stentor_media::FRAME_SAMPLES;
+    use stentor_media::signal::goertzel_power;
+    use stentor_space::Lifecycle;
+
+    let server = TestServer::start_with("trust-safety-live", |c| {
+        c.moderation.admin = Some("root".into());
+    })
+    .await;
+    let root = signed_up(&server, "root").await;
+    let mod_a = signed_up(&server, "mod_a").await;
+    let mod_b = signed_up(&server, "mod_b").await;
+    for m in ["mod_a", "mod_b"] {
+        call(
+            &root,
+            Method::POST,
+            "/moderators",
+            Some(json!({"handle": m})),
+        )
+        .await;
+    }
+    let (host, guest, space, guest_id) = live_space_with_two_speakers(&server).await;
+    let live = server.state.spaces.get(&space).await.unwrap();
+    let listener = signed_up(&server, "listener").await;
+
+    // The host at 440 Hz, the guest at 1000 Hz; a listener records the mix.
+    let host_speaker = common::speak_tone(&host, &space, 440.0, 6.0);
+    let guest_speaker = {
+        let (guest, space) = (guest.clone(), space.clone());
+        tokio::spawn(async move {
+            let ticket = guest.ticket(&space).await.unwrap();
+            let (mut ws, _) = guest.connect(&space, &ticket.ticket).await.unwrap();
+            // Ends when the guest is removed (the server closes the socket).
+            let _ =
+                stentor::speak::publish(&mut ws, &stentor::speak::Source::Tone(1000.0), Some(6.0))
+                    .await;
+        })
+    };
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let recording = {
+        let (api, space) = (server.api(), space.clone());
+        tokio::spawn(async move { stentor::listen::record(&api, &space, 200).await.unwrap() })
+    };
+    let ack = call(
+        &listener,
+        Method::POST,
+        "/reports",
+        Some(
+            json!({"subject": {"kind": "space", "id": space, "at_ms": 1500},
+                    "category": "illegal_or_harmful_speech",
+                    "explanation": "guest_two is insulting me by name.", "good_faith": true}),
+        ),
+    )
+    .await;
+    let report_id = ack["id"].as_u64().unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+
+    // Mute: held, so the speaker cannot unmute; their tone leaves the mix, the host's stays.
+    let e = refused(
+        &mod_a,
+        Method::POST,
+        "/moderation/decisions",
+        Some(live_decision(&space, "mute_speaker", None, None)),
+    )
+    .await;
+    assert!(e.contains("400") && e.contains("speaker"), "{e}");
+    let muted = call(
+        &mod_a,
+        Method::POST,
+        "/moderation/decisions",
+        Some(live_decision(
+            &space,
+            "mute_speaker",
+            Some("guest_two"),
+            Some(report_id),
+        )),
+    )
+    .await;
+    let muted_at = live.hub.ogg.head();
+    assert!(live.with_domain(|d| d.is_held(guest_id) && d.is_muted(guest_id)));
+    let mute_statement = muted["id"].as_u64().unwrap();
+    assert_eq!(muted["statement"]["restriction"]["action"], "mute_speaker");
+    assert_eq!(muted["statement"]["facts"]["source"], "notice");
+    let e = refused(
+        &guest,
+        Method::POST,
+        &format!("/spaces/{space}/commands"),
+        Some(json!({"cmd": "unmute_self"})),
+    )
+    .await;
+    assert!(e.contains("403") && e.contains("moderators"), "{e}");
+
+    let rec = recording.await.unwrap();
+    let audio = decode(rec.frames.iter().map(|(_, p)| p));
+    let first = rec.frames[0].0;
+    let last = first + rec.frames.len() as u64;
+    let power = |seq: u64, hz: f32| {
+        let i = (seq - first) as usize;
+        goertzel_power(&audio[i * FRAME_SAMPLES..(i + 1) * FRAME_SAMPLES], hz)
+    };
+    let mean = |from: u64, to: u64, hz: f32| {
+        (from..to).map(|s| power(s, hz)).sum::<f32>() / (to - from) as f32
+    };
+    assert!(
+        muted_at > first + 20 && muted_at + 30 < last,
+        "{first} {muted_at} {last}"
+    );
+    let before = mean(muted_at - 20, muted_at, 1000.0);
+    assert!(
+        before > 0.01,
+        "the guest's 1000 Hz before the mute: {before}"
+    );
+    let after = mean(muted_at + 10, last, 1000.0);
+    assert!(
+        after < before / 100.0,
+        "1000 Hz after the mute: {after} against {before}"
+    );
+    let host_after = mean(muted_at + 10, last, 440.0);
+    assert!(
+        host_after > 0.01,
+        "the host's 440 Hz after the mute: {host_after}"
+    );
+
+    // Remove: the guest is out and cannot come back; their statement is in their inbox.
+    let removed = call(
+        &mod_a,
+        Method::POST,
+        "/moderation/decisions",
+        Some(live_decision(
+            &space,
+            "remove_speaker",
+            Some("guest_two"),
+            None,
+        )),
+    )
+    .await;
+    let remove_statement = removed["id"].as_u64().unwrap();
+    assert!(live.with_domain(|d| d.is_removed(guest_id)));
+    tokio::time::timeout(std::time::Duration::from_secs(5), guest_speaker)
+        .await
+        .expect("the removed speaker's socket is closed")
+        .unwrap();
+    let e = guest.ticket(&space).await.unwrap_err().to_string();
+    assert!(e.contains("403") || e.contains("removed"), "{e}");
+    let e = refused(
+        &mod_a,
+        Method::POST,
+        "/moderation/decisions",
+        Some(live_decision(
+            &space,
+            "remove_speaker",
+            Some("host_one"),
+            None,
+        )),
+    )
+    .await;
+    assert!(e.contains("host"), "{e}");
+    let inbox = call(&guest, Method::GET, "/notifications", None).await;
+    let statements: Vec<u64> = kinds(&inbox)
+        .into_iter()
+        .filter(|(k, _)| k == "statement")
+        .filter_map(|(_, id)| id)
+        .collect();
+    assert!(statements.contains(&mute_statement) && statements.contains(&remove_statement));
+    let page = call(
+        &guest,
+        Method::GET,
+        &format!("/statements/{remove_statement}"),
+        None,
+    )
+    .await;
+    assert_eq!(page["restriction"]["action"], "remove_speaker");
+    assert_eq!(page["can_appeal"], true);
+
+    // The guest appeals both; the moderator who decided may not answer; another reverses.
+    let mut appeals = Vec::new();
+    for s in [mute_statement, remove_statement] {
+        let a = call(
+            &guest,
+            Method::POST,
+            &format!("/statements/{s}/appeal"),
+            Some(json!({"text": "I quoted the listener; I did not insult anyone."})),
+        )
+        .await;
+        appeals.push(a["id"].as_u64().unwrap());
+    }
+    let answer = json!({"outcome": "reversed", "explanation": "The recording shows a quotation."});
+    let e = refused(
+        &mod_a,
+        Method::POST,
+        &format!("/appeals/{}/decision", appeals[1]),
+        Some(answer.clone()),
+    )
+    .await;
+    assert!(e.contains("403"), "{e}");
+    for a in &appeals {
+        call(
+            &mod_b,
+            Method::POST,
+            &format!("/appeals/{a}/decision"),
+            Some(answer.clone()),
+        )
+        .await;
+    }
+    assert!(live.with_domain(|d| !d.is_removed(guest_id) && !d.is_held(guest_id)));
+    guest
+        .ticket(&space)
+        .await
+        .expect("readmitted after the reversal");
+
+    // End: the Space is over and its recording withheld, until a reversal brings it back.
+    let ended = call(
+        &mod_a,
+        Method::POST,
+        "/moderation/decisions",
+        Some(live_decision(&space, "end_space", None, None)),
+    )
+    .await;
+    assert_eq!(live.with_domain(|d| d.lifecycle()), Lifecycle::Ended);
+    host_speaker.abort();
+    let recording_path = format!("/spaces/{space}/recording");
+    let e = refused(&listener, Method::GET, &recording_path, None).await;
+    assert!(e.contains("404") && e.contains("moderation"), "{e}");
+    let a = call(
+        &host,
+        Method::POST,
+        &format!("/statements/{}/appeal", ended["id"]),
+        Some(json!({"text": "The Space broke no rule."})),
+    )
+    .await;
+    call(
+        &mod_b,
+        Method::POST,
+        &format!("/appeals/{}/decision", a["id"]),
+        Some(answer),
+    )
+    .await;
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        match listener.call(Method::GET, &recording_path, None).await {
+            Ok(r) => {
+                assert!(r["duration_secs"].as_f64().unwrap() > 2.0, "{r}");
+                break;
+            }
+            Err(e) if tokio::time::Instant::now() < deadline => {
+                assert!(!e.to_string().contains("moderation"), "{e}");
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            }
+            Err(e) => panic!("the recording after the reversal: {e:#}"),
+        }
+    }
+
+    // The report counts what the log holds: three decisions, three reversals.
+    let report = call(&server.api(), Method::GET, "/transparency/report", None).await;
+    let row = report["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["category"] == "illegal_or_harmful_speech" && r["ground"] == "incompatible")
+        .cloned()
+        .unwrap();
+    assert_eq!(
+        (
+            row["notices"].as_u64(),
+            row["decisions"].as_u64(),
+            row["reversals"].as_u64()
+        ),
+        (Some(1), Some(3), Some(3)),
+        "{row}"
+    );
+    assert_eq!(row["by_action"]["mute_speaker"], 1);
+    assert_eq!(row["by_action"]["remove_speaker"], 1);
+    assert_eq!(row["by_action"]["end_space"], 1);
+    server.stop().await;
+}

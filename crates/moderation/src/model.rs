@@ -147,9 +147,14 @@ impl Action {
                 "Nobody can reply to, repost or like this content; it stays visible."
             }
             Action::Remove => "This content was removed.",
-            Action::EndSpace => "This live Space was ended.",
-            Action::MuteSpeaker => "You were muted as a speaker in this Space.",
-            Action::RemoveSpeaker => "You were removed from this Space and cannot join it again.",
+            Action::EndSpace => "This live Space was ended, and its recording is not played.",
+            Action::MuteSpeaker => {
+                "You were muted as a speaker in this live Space, for as long as it lasts: you \
+                 cannot unmute yourself."
+            }
+            Action::RemoveSpeaker => {
+                "You were removed from this live Space and cannot join it again."
+            }
             Action::SuspendAccount => {
                 "Your account is suspended: you cannot post, speak, host or interact."
             }

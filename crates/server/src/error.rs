@@ -172,9 +172,10 @@ impl From<&ApiError> for StatusCode {
             ApiError::TimedOut(_) => StatusCode::REQUEST_TIMEOUT,
             ApiError::Refused(r) => match r {
                 Refusal::Ended => StatusCode::GONE,
-                Refusal::NotPermitted { .. } | Refusal::Removed | Refusal::Outranked => {
-                    StatusCode::FORBIDDEN
-                }
+                Refusal::NotPermitted { .. }
+                | Refusal::Removed
+                | Refusal::Outranked
+                | Refusal::HeldByModerators => StatusCode::FORBIDDEN,
                 _ => StatusCode::CONFLICT,
             },
             ApiError::Unavailable { .. }

@@ -20,6 +20,11 @@ use serde::{Deserialize, Serialize};
 /// Identifies a user (an account, or an anonymous listener).
 pub type UserId = u64;
 
+/// The platform's moderators acting on a Space (no account has this id): they may mute or
+/// remove anyone but the host, end the Space, and lift their own measures ([`Command::Lift`]);
+/// a speaker they muted cannot unmute until they lift it.
+pub const PLATFORM: UserId = 0;
+
 /// A participant's role. Everyone not on stage is a listener.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -143,6 +148,12 @@ pub enum Command {
         /// Record from now on?
         on: bool,
     },
+    /// The platform only: lift its mute of a speaker, or its removal of a participant (after
+    /// a reversal).
+    Lift {
+        /// Whose measure.
+        user: UserId,
+    },
     /// Send an emoji reaction.
     React {
         /// One of [`REACTIONS`].
@@ -161,7 +172,8 @@ impl Command {
             | Command::Mute { user }
             | Command::Remove { user }
             | Command::Promote { user }
-            | Command::Demote { user } => Some(*user),
+            | Command::Demote { user }
+            | Command::Lift { user } => Some(*user),
             _ => None,
         }
     }
@@ -210,6 +222,18 @@ pub enum Event {
     },
     /// A participant was removed and may not come back.
     Removed {
+        /// Who.
+        user: UserId,
+    },
+    /// The platform's moderators hold a speaker muted (they cannot unmute), or let go.
+    Held {
+        /// Whose microphone.
+        user: UserId,
+        /// Held now?
+        held: bool,
+    },
+    /// A participant removed by the platform may come back (the removal was reversed).
+    Readmitted {
         /// Who.
         user: UserId,
     },
@@ -270,4 +294,7 @@ pub enum Refusal {
     /// Unknown emoji.
     #[error("unknown reaction")]
     UnknownReaction,
+    /// The platform's moderators muted this speaker; only they can lift it.
+    #[error("muted by the platform's moderators: see the statement in your notifications")]
+    HeldByModerators,
 }

@@ -27,6 +27,7 @@ pub enum Action {
     End,
     Record,
     React,
+    Lift,
 }
 
 impl Action {
@@ -52,6 +53,7 @@ impl Action {
             Command::End => Self::End,
             Command::Record { .. } => Self::Record,
             Command::React { .. } => Self::React,
+            Command::Lift { .. } => Self::Lift,
         }
     }
 }
@@ -68,7 +70,18 @@ pub fn required_rank(action: Action) -> (Role, Role) {
         MoveSelfToListener => (Speaker, CoHost),
         Invite | Approve | Deny | MoveToListener | Mute | MuteAll | Remove => (CoHost, Host),
         Promote | Demote | Start | End | Record => (Host, Host),
+        // Nobody in the Space: only the platform (see [`platform_may`]).
+        Lift => (Host, Listener),
     }
+}
+
+/// What the platform's moderators ([`crate::PLATFORM`]) may do in any Space, whatever its
+/// host allows: mute, remove, end, and lift their own measures.
+pub fn platform_may(action: Action) -> bool {
+    matches!(
+        action,
+        Action::Mute | Action::Remove | Action::End | Action::Lift
+    )
 }
 
 /// Whether `role` may perform `action`.

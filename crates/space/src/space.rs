@@ -1,8 +1,8 @@
 //! The Space state machine.
 
-use crate::permissions::{Action, permits};
+use crate::permissions::{Action, permits, platform_may};
 use crate::reactions::ReactionWindow;
-use crate::{Command, Event, Lifecycle, Limits, Refusal, Role, UserId};
+use crate::{Command, Event, Lifecycle, Limits, PLATFORM, Refusal, Role, UserId};
 use std::collections::{BTreeMap, BTreeSet, HashSet, VecDeque};
 use std::time::{Duration, Instant};
 
@@ -33,6 +33,8 @@ pub struct Space {
     hands: BTreeSet<UserId>,
     invited: BTreeSet<UserId>,
     removed: HashSet<UserId>,
+    /// Speakers the platform's moderators hold muted.
+    held: BTreeSet<UserId>,
     reactions: ReactionWindow,
     recording: bool,
     events: VecDeque<Event>,
@@ -60,6 +62,7 @@ impl Space {
             hands: BTreeSet::new(),
             invited: BTreeSet::new(),
             removed: HashSet::new(),
+            held: BTreeSet::new(),
             reactions: ReactionWindow::new(REACTION_WINDOW, limits.reactions_per_user),
             recording: true,
             events: VecDeque::new(),
@@ -130,12 +133,20 @@ impl Space {
         if self.removed.contains(&actor) {
             return Err(Refusal::Removed);
         }
-        if command.target().is_some_and(|t| self.removed.contains(&t)) {
+        let action = Action::of(&command, actor);
+        if action != Action::Lift && command.target().is_some_and(|t| self.removed.contains(&t)) {
             return Err(Refusal::Removed);
         }
-        let action = Action::of(&command, actor);
+        if command.target() == Some(PLATFORM) {
+            return Err(Refusal::BadTarget("a participant"));
+        }
         let role = self.role_of(actor);
-        if !permits(role, action) {
+        let allowed = if actor == PLATFORM {
+            platform_may(action)
+        } else {
+            permits(role, action)
+        };
+        if !allowed {
             return Err(Refusal::NotPermitted { role, action });
         }
         match self.lifecycle {
@@ -201,16 +212,41 @@ impl Space {
                 });
             }
             Command::MuteSelf => self.set_muted(actor, true, actor),
-            Command::UnmuteSelf => self.set_muted(actor, false, actor),
+            Command::UnmuteSelf => {
+                if self.held.contains(&actor) {
+                    return Err(Refusal::HeldByModerators);
+                }
+                self.set_muted(actor, false, actor);
+            }
             Command::Mute { user } => {
                 let target = self
                     .stage
                     .get(&user)
                     .ok_or(Refusal::BadTarget("a speaker"))?;
+                if actor == PLATFORM {
+                    self.set_muted(user, true, actor);
+                    if self.held.insert(user) {
+                        self.events.push_back(Event::Held { user, held: true });
+                    }
+                    return Ok(());
+                }
                 if target.role == Role::Host && actor != self.host {
                     return Err(Refusal::Outranked);
                 }
                 self.set_muted(user, true, actor);
+            }
+            Command::Lift { user } => {
+                let held = self.held.remove(&user);
+                if held {
+                    self.events.push_back(Event::Held { user, held: false });
+                }
+                let removed = self.removed.remove(&user);
+                if removed {
+                    self.events.push_back(Event::Readmitted { user });
+                }
+                if !held && !removed {
+                    return Err(Refusal::NothingPending("measure of the moderators"));
+                }
             }
             Command::MuteAll => {
                 let targets: Vec<_> = self.stage.keys().copied().filter(|u| *u != actor).collect();
@@ -224,7 +260,12 @@ impl Space {
                 if user == actor {
                     return Err(Refusal::BadTarget("someone else"));
                 }
-                if self.role_of(user) >= self.role_of(actor) {
+                if actor == PLATFORM {
+                    if user == self.host {
+                        // The host goes with the whole Space: the platform ends it instead.
+                        return Err(Refusal::BadTarget("anyone but the host"));
+                    }
+                } else if self.role_of(user) >= self.role_of(actor) {
                     return Err(Refusal::Outranked);
                 }
                 self.stage.remove(&user);
@@ -334,6 +375,22 @@ impl Space {
         self.stage.get(&user).is_some_and(|m| m.muted)
     }
 
+    /// Whether the platform's moderators hold the user muted.
+    pub fn is_held(&self, user: UserId) -> bool {
+        self.held.contains(&user)
+    }
+
+    /// Speakers the platform's moderators hold muted, in user order.
+    pub fn held(&self) -> impl Iterator<Item = UserId> + '_ {
+        self.held.iter().copied()
+    }
+
+    /// Restores the moderators' holds as stored (after [`Space::restore`]). A hold lasts as
+    /// long as the Space unless lifted: a held speaker who comes back on stage comes muted.
+    pub fn restore_held(&mut self, held: impl IntoIterator<Item = UserId>) {
+        self.held.extend(held);
+    }
+
     /// The stage, in user order.
     pub fn stage(&self) -> impl Iterator<Item = (UserId, StageMember)> + '_ {
         self.stage.iter().map(|(u, m)| (*u, *m))
@@ -407,7 +464,7 @@ impl Space {
             user,
             StageMember {
                 role: Role::Speaker,
-                muted: false,
+                muted: self.held.contains(&user),
             },
         );
         self.clear_pending(user);

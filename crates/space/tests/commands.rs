@@ -1,7 +1,7 @@
 //! Scenario tests of the Space commands, each named for what it proves.
 
 use std::time::Instant;
-use stentor_space::{Action, Command, Event, Limits, Refusal, Role, Space};
+use stentor_space::{Action, Command, Event, Limits, PLATFORM, Refusal, Role, Space};
 
 fn live() -> (Space, Instant) {
     let now = Instant::now();
@@ -278,5 +278,95 @@ fn only_the_host_turns_the_recording_off_before_or_during_the_space() {
     assert_eq!(
         s.handle(1, Command::Record { on: false }, now),
         Err(Refusal::Ended)
+    );
+}
+
+#[test]
+fn the_platform_holds_a_speaker_muted_until_it_lifts_the_hold() {
+    let (mut s, now) = live();
+    s.handle(1, Command::Invite { user: 3 }, now).unwrap();
+    s.handle(3, Command::AcceptInvite, now).unwrap();
+    drain(&mut s, now);
+    s.handle(PLATFORM, Command::Mute { user: 3 }, now).unwrap();
+    assert_eq!(
+        drain(&mut s, now),
+        vec![
+            Event::MuteChanged {
+                user: 3,
+                muted: true,
+                by: PLATFORM
+            },
+            Event::Held {
+                user: 3,
+                held: true
+            }
+        ]
+    );
+    assert_eq!(
+        s.handle(3, Command::UnmuteSelf, now),
+        Err(Refusal::HeldByModerators)
+    );
+    // Off the stage and back: still muted.
+    s.handle(3, Command::MoveToListener { user: 3 }, now)
+        .unwrap();
+    s.handle(1, Command::Invite { user: 3 }, now).unwrap();
+    s.handle(3, Command::AcceptInvite, now).unwrap();
+    assert!(s.is_muted(3) && !s.may_publish(3));
+    drain(&mut s, now);
+    s.handle(PLATFORM, Command::Lift { user: 3 }, now).unwrap();
+    assert_eq!(
+        drain(&mut s, now),
+        vec![Event::Held {
+            user: 3,
+            held: false
+        }]
+    );
+    s.handle(3, Command::UnmuteSelf, now).unwrap();
+    assert!(s.may_publish(3));
+}
+
+#[test]
+fn the_platform_mutes_even_the_host_and_removes_anyone_but_the_host() {
+    let (mut s, now) = live();
+    s.handle(PLATFORM, Command::Mute { user: 1 }, now).unwrap();
+    assert!(!s.may_publish(1) && s.is_held(1));
+    assert_eq!(
+        s.handle(PLATFORM, Command::Remove { user: 1 }, now),
+        Err(Refusal::BadTarget("anyone but the host"))
+    );
+    s.handle(1, Command::Promote { user: 4 }, now).unwrap();
+    s.handle(PLATFORM, Command::Remove { user: 4 }, now)
+        .unwrap();
+    assert!(s.is_removed(4) && s.may_join(4).is_err());
+    drain(&mut s, now);
+    // A reversal lets them back.
+    s.handle(PLATFORM, Command::Lift { user: 4 }, now).unwrap();
+    assert_eq!(drain(&mut s, now), vec![Event::Readmitted { user: 4 }]);
+    assert!(s.may_join(4).is_ok());
+    s.handle(PLATFORM, Command::End, now).unwrap();
+    assert_eq!(drain(&mut s, now), vec![Event::Ended]);
+}
+
+#[test]
+fn only_the_platform_lifts_and_it_does_nothing_else() {
+    let (mut s, now) = live();
+    assert_eq!(
+        s.handle(1, Command::Lift { user: 3 }, now),
+        Err(Refusal::NotPermitted {
+            role: Role::Host,
+            action: Action::Lift
+        })
+    );
+    assert!(
+        s.handle(PLATFORM, Command::Promote { user: 3 }, now)
+            .is_err()
+    );
+    assert!(
+        s.handle(PLATFORM, Command::Record { on: false }, now)
+            .is_err()
+    );
+    assert_eq!(
+        s.handle(PLATFORM, Command::Lift { user: 3 }, now),
+        Err(Refusal::NothingPending("measure of the moderators"))
     );
 }

@@ -2,9 +2,10 @@
 
 use proptest::prelude::*;
 use std::time::Instant;
-use stentor_space::{Command, Event, Lifecycle, Limits, Role, Space, UserId};
+use stentor_space::{Command, Event, Lifecycle, Limits, PLATFORM, Role, Space, UserId};
 
-const HOST: UserId = 0;
+/// The host; actor 0 is the platform's moderators ([`PLATFORM`]).
+const HOST: UserId = 1;
 
 fn command() -> impl Strategy<Value = Command> {
     let user = 0u64..8;
@@ -23,7 +24,8 @@ fn command() -> impl Strategy<Value = Command> {
         Just(Command::MuteAll),
         user.clone().prop_map(|user| Command::Remove { user }),
         user.clone().prop_map(|user| Command::Promote { user }),
-        user.prop_map(|user| Command::Demote { user }),
+        user.clone().prop_map(|user| Command::Demote { user }),
+        user.prop_map(|user| Command::Lift { user }),
         Just(Command::Start),
         Just(Command::End),
         Just(Command::React {
@@ -48,14 +50,18 @@ proptest! {
             let was_removed = removed.contains(&actor);
             let before_role = space.role_of(actor);
             let result = space.handle(actor, cmd.clone(), now);
-            if was_removed {
+            if was_removed && actor != PLATFORM {
                 prop_assert!(result.is_err(), "removed user {actor} ran {cmd:?}");
             }
             if result.is_err() {
                 prop_assert_eq!(space.role_of(actor), before_role);
             }
             while let Some(e) = space.poll_event(now) {
-                if let Event::Removed { user } = e { removed.insert(user); }
+                match e {
+                    Event::Removed { user } => { removed.insert(user); }
+                    Event::Readmitted { user } => { removed.remove(&user); }
+                    _ => {}
+                }
             }
             let hosts = space.stage().filter(|(_, m)| m.role == Role::Host).count();
             prop_assert_eq!(hosts, 1);
@@ -69,7 +75,11 @@ proptest! {
                 prop_assert!(!space.may_publish(*user));
                 prop_assert!(space.may_join(*user).is_err());
             }
+            prop_assert!(space.may_join(PLATFORM).is_ok() || space.lifecycle() == Lifecycle::Ended);
             for user in 0..8 {
+                if space.is_held(user) {
+                    prop_assert!(!space.may_publish(user), "held {user} may publish");
+                }
                 if space.may_publish(user) {
                     prop_assert!(space.role_of(user).is_speaker());
                     prop_assert!(!space.is_muted(user));

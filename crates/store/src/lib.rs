@@ -545,6 +545,21 @@ impl Store {
         self.set_listed("space_mutes", space, user, muted).await
     }
 
+    /// Records whether the platform's moderators hold a speaker muted.
+    pub async fn set_held(&self, space: &str, user: u64, held: bool) -> Result<(), StoreError> {
+        self.set_listed("space_holds", space, user, held).await
+    }
+
+    /// Speakers the platform's moderators hold muted.
+    pub async fn held(&self, space: &str) -> Result<Vec<u64>, StoreError> {
+        self.users_in("space_holds", space).await
+    }
+
+    /// Lets a removed participant back (the platform's removal was reversed).
+    pub async fn readmit(&self, space: &str, user: u64) -> Result<(), StoreError> {
+        self.set_listed("space_removed", space, user, false).await
+    }
+
     /// Records an open invitation to speak (`true`) or its end.
     pub async fn set_invited(&self, space: &str, user: u64, open: bool) -> Result<(), StoreError> {
         self.set_listed("space_invites", space, user, open).await

@@ -18,6 +18,7 @@ use stentor_moderation::model::{
     SubjectKind,
 };
 use stentor_moderation::statement::{self, appeal_until};
+use stentor_space::{Command, PLATFORM};
 use stentor_store::User;
 
 /// Longest explanation in a notice or an appeal, characters.
@@ -279,6 +280,8 @@ pub struct DecisionBody {
     /// Whether the content was found by automated means.
     #[serde(default)]
     automated_detection: bool,
+    /// For `mute_speaker` and `remove_speaker`: the speaker (handle or account number).
+    speaker: Option<String>,
 }
 
 /// A decision taken, with its statement.
@@ -305,16 +308,41 @@ pub async fn decide(
         Ground::Incompatible => body.contractual_ground,
     }
     .unwrap_or_default();
-    if matches!(
-        action,
-        Action::EndSpace | Action::MuteSpeaker | Action::RemoveSpeaker | Action::Demote
-    ) {
+    if action == Action::Demote {
         return Err(ApiError::BadRequest(format!(
             "{} is not available through this endpoint yet",
             action.as_str()
         )));
     }
-    let (subject, affected, content_at_ms) = resolve(&state, &body.subject).await?;
+    if !action.applies_to(body.subject.kind) {
+        return Err(bad(format!(
+            "{} does not apply to this kind of subject",
+            action.as_str()
+        )));
+    }
+    let (subject, mut affected, content_at_ms) = resolve(&state, &body.subject).await?;
+    // In a live Space: the measure the Space carries out, on whom.
+    let measure = match action {
+        Action::MuteSpeaker | Action::RemoveSpeaker => {
+            if body.ends_at.is_some() {
+                return Err(bad(
+                    "a speaker's mute or removal lasts as long as the Space: no ends_at",
+                ));
+            }
+            let named = body
+                .speaker
+                .as_deref()
+                .ok_or_else(|| bad("speaker: the handle of the speaker"))?;
+            affected = account_named(&state, named).await?;
+            Some(if action == Action::MuteSpeaker {
+                Command::Mute { user: affected }
+            } else {
+                Command::Remove { user: affected }
+            })
+        }
+        Action::EndSpace => Some(Command::End),
+        _ => None,
+    };
     let mut trusted_notice = false;
     if let Some(n) = body.report {
         let open = state.store.open_notices(10_000).await?;
@@ -356,10 +384,34 @@ pub async fn decide(
     };
     let at = now_ms();
     statement::check(&decision, at).map_err(|e| bad(e.to_string()))?;
-    let entry = state
+    // A live measure first (the Space refuses one that does not apply: a listener "muted",
+    // the host "removed", a Space already over), then the log with the statement.
+    let space = match &measure {
+        Some(command) => {
+            let space = state.spaces.get(&decision.subject.id).await?;
+            space.run_command(PLATFORM, command.clone()).await?;
+            Some(space)
+        }
+        None => None,
+    };
+    let entry = match state
         .store
         .moderation_append(at, &Event::Decision(decision.clone()))
-        .await?;
+        .await
+    {
+        Ok(entry) => entry,
+        Err(e) => {
+            // Unlogged, a measure would have no statement: it is taken back where it can be.
+            if let (Some(space), Some(Command::Mute { .. } | Command::Remove { .. })) =
+                (&space, &measure)
+            {
+                let _ = space
+                    .run_command(PLATFORM, Command::Lift { user: affected })
+                    .await;
+            }
+            return Err(e.into());
+        }
+    };
     if action == Action::SuspendAccount {
         state.sessions.forget_user(affected);
     }
@@ -640,13 +692,46 @@ pub async fn decide_appeal(
                 },
             )
             .await?;
-        if found.decision.action == Action::SuspendAccount {
-            state.sessions.forget_user(found.decision.affected);
+        match found.decision.action {
+            Action::SuspendAccount => state.sessions.forget_user(found.decision.affected),
+            Action::MuteSpeaker | Action::RemoveSpeaker => {
+                lift(&state, &found.decision.subject.id, found.decision.affected).await;
+            }
+            _ => {}
         }
     }
     Ok(Json(
         serde_json::json!({"id": id, "decision": appeal.decision, "outcome": body.outcome}),
     ))
+}
+
+/// Lifts the platform's measure on `user` in Space `space` after a reversal: unmuted (they may
+/// speak again) or let back in. A Space that is over has nothing left to lift.
+async fn lift(state: &AppState, space: &str, user: u64) {
+    let outcome = match state.spaces.get(space).await {
+        Ok(space) => space
+            .run_command(PLATFORM, Command::Lift { user })
+            .await
+            .map_err(|e| e.to_string()),
+        Err(e) => Err(e.to_string()),
+    };
+    if let Err(e) = outcome {
+        tracing::debug!(space, user, error = %e, "nothing to lift after a reversal");
+    }
+}
+
+/// The account named by handle (`@` optional) or number.
+async fn account_named(state: &AppState, named: &str) -> Result<u64, ApiError> {
+    let handle = named.trim_start_matches('@');
+    if let Some(p) = state.store.profile(handle).await? {
+        return Ok(p.id);
+    }
+    if let Ok(n) = named.parse::<u64>()
+        && state.store.user(n).await?.is_some()
+    {
+        return Ok(n);
+    }
+    Err(ApiError::NotFound("account"))
 }
 
 /// An appeal waiting for an answer.

@@ -11,6 +11,7 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
+use stentor_moderation::model::SubjectKind;
 use stentor_record::replay;
 use stentor_space::Lifecycle;
 use tower::ServiceExt;
@@ -25,7 +26,8 @@ fn replays(state: &AppState) -> Result<&Arc<Replays>, ApiError> {
         .ok_or(ApiError::NotFound("recording"))
 }
 
-/// Space `id`, which must have ended for its replay to be served.
+/// Space `id`, which must have ended for its replay to be served, and not have been ended or
+/// removed by a moderation decision in force.
 async fn ended(
     state: &AppState,
     id: &str,
@@ -36,7 +38,28 @@ async fn ended(
             "the replay is ready when the space has ended".into(),
         ));
     }
+    withheld(state, SubjectKind::Space, id, &["end_space", "remove"]).await?;
     Ok(space)
+}
+
+/// Refuses a subject that a moderation decision in force (one of `actions`) took down.
+async fn withheld(
+    state: &AppState,
+    kind: SubjectKind,
+    id: &str,
+    actions: &[&str],
+) -> Result<(), ApiError> {
+    let now = (crate::clock::unix_now() * 1000) as i64;
+    let restrictions = state.store.restrictions_on(kind, id, now).await?;
+    if restrictions
+        .iter()
+        .any(|r| actions.contains(&r.action.as_str()))
+    {
+        return Err(ApiError::NotFound(
+            "recording (withheld by a moderation decision)",
+        ));
+    }
+    Ok(())
 }
 
 /// Serves stored object `key` (a file: with ranges and conditional requests).
@@ -291,6 +314,7 @@ pub async fn clip_info(
     Path(id): Path<String>,
 ) -> Result<axum::Json<ClipView>, ApiError> {
     let clip = replays(&state)?.clip_info(&id).await?;
+    withheld(&state, SubjectKind::Clip, &id, &["remove"]).await?;
     Ok(axum::Json(clip_view(clip)))
 }
 
@@ -305,6 +329,7 @@ pub async fn clip_file(
         .strip_suffix(".ogg")
         .ok_or(ApiError::NotFound("clip"))?;
     replays.clip_info(id).await?;
+    withheld(&state, SubjectKind::Clip, id, &["remove"]).await?;
     let key = format!("clips/{id}.ogg");
     object(
         replays,

@@ -468,6 +468,8 @@ impl LiveSpace {
             | Event::Removed { user }
             | Event::HandRaised { user }
             | Event::HandLowered { user }
+            | Event::Held { user, .. }
+            | Event::Readmitted { user }
             | Event::Invited { user, .. } => Some(*user),
             _ => None,
         };
@@ -510,6 +512,8 @@ impl LiveSpace {
             Event::MuteChanged { user, muted, .. } => store.set_muted(id, *user, *muted).await,
             Event::Invited { user, .. } => store.set_invited(id, *user, true).await,
             Event::RecordingChanged { on } => store.set_recording(id, *on).await,
+            Event::Held { user, held } => store.set_held(id, *user, *held).await,
+            Event::Readmitted { user } => store.readmit(id, *user).await,
             _ => Ok(()),
         }
     }

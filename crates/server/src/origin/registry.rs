@@ -151,6 +151,7 @@ impl Spaces {
             invited,
             removed,
         );
+        domain.restore_held(store.held(id).await?);
         domain.set_recording(store.recording(id).await?);
         let mut names = HashMap::new();
         for (user, _) in domain.stage() {
