@@ -62,16 +62,17 @@ export async function api(method, path, body) {
  * ticket then costs a proof of work (docs/protocol.md), solved here and sent with the
  * request again.
  */
-export async function joinTicket(spaceId) {
+export async function joinTicket(spaceId, { unseen = false } = {}) {
   let work = '';
   for (let tries = 0; tries < 3; tries++) {
     try {
-      return await api('POST', `/spaces/${spaceId}/tickets${work}`);
+      const query = [work, unseen ? 'unseen=true' : ''].filter(Boolean).join('&');
+      return await api('POST', `/spaces/${spaceId}/tickets${query ? `?${query}` : ''}`);
     } catch (e) {
       if (e.status !== 401 || !e.data || !e.data.challenge) throw e;
       window.dispatchEvent(new CustomEvent('stentor:work', { detail: { bits: e.data.bits } }));
       const nonce = await solveWork(e.data.challenge, e.data.bits);
-      work = `?challenge=${encodeURIComponent(e.data.challenge)}&nonce=${nonce}`;
+      work = `challenge=${encodeURIComponent(e.data.challenge)}&nonce=${nonce}`;
     }
   }
   throw new ApiError(401, 'the proof of work was refused');

@@ -4,7 +4,7 @@ import { api, currentUser } from './api.js';
 import { h, initials, mount, toast } from './dom.js';
 import { clock, openSpace } from './space.js';
 import { homeTimeline, icon, notificationsPage, postPage, profilePage, remindButton, settingsPage } from './social.js';
-import { moderationConsole, statementPage } from './moderation.js';
+import { moderationConsole, statementPage, transparencyPage } from './moderation.js';
 
 const main = document.getElementById('main');
 const nav = document.getElementById('nav');
@@ -53,6 +53,8 @@ async function route() {
   } else if (path === '/moderation') {
     if (user) await moderationConsole(main, user, notFound);
     else navigate('/signin?next=/moderation');
+  } else if (path === '/transparency') {
+    await transparencyPage(main, notFound);
   } else if (path === '/notifications') {
     if (!(await notificationsPage(main, user, refreshUnread))) navigate('/signin?next=/notifications');
   } else if (path === '/settings') {

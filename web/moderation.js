@@ -30,8 +30,25 @@ const ACTIONS = [
   ['restrict_interaction', 'Restrict interaction (no likes, replies, reposts)'],
   ['remove', 'Remove it'],
   ['suspend_account', 'Suspend the account'],
+  ['mute_speaker', 'Mute a speaker (held until the Space ends)'],
+  ['remove_speaker', 'Remove a speaker from the Space'],
+  ['end_space', 'End the live Space (its recording withheld)'],
 ];
 const ACTION = Object.fromEntries(ACTIONS);
+
+/** Actions as a report counts them. */
+const COUNTED = {
+  label: 'Labelled', demote: 'Demoted', restrict_interaction: 'Interaction restricted', remove: 'Removed',
+  suspend_account: 'Account suspended', mute_speaker: 'Speaker muted', remove_speaker: 'Speaker removed', end_space: 'Space ended',
+};
+
+/** The actions that apply to a kind of subject, the most likely first. */
+const ACTIONS_FOR = {
+  post: ['remove', 'label', 'restrict_interaction'],
+  account: ['suspend_account'],
+  space: ['mute_speaker', 'remove_speaker', 'end_space', 'remove', 'label'],
+  clip: ['remove', 'label'],
+};
 
 const SUBJECT = { post: 'post', account: 'account', space: 'Space', clip: 'clip' };
 
@@ -89,6 +106,137 @@ export function openReport(subject, user) {
 /** A button that opens the report dialog. */
 export function reportButton(subject, user, { label = 'Report', cls = 'btn small ghost' } = {}) {
   return h('button', { class: cls, type: 'button', 'data-testid': `report-${subject.kind}`, onclick: () => openReport(typeof subject.at === 'function' ? { ...subject, at_ms: subject.at() } : subject, user) }, label);
+}
+
+/**
+ * The form that takes a decision on `subject`, with every item its statement of reasons needs:
+ * the action (`preset.action` chosen), on a Space the speaker (`preset.speaker`), the category,
+ * the ground and the term or law, the reasons shown to the account, the facts, the countries.
+ * Answering `report`, it offers "No action" too. `onDone(decision)` after it is taken.
+ */
+export function decisionForm({ subject, report = null, category: chosen = null, preset = {}, onDone, onCancel = null }) {
+  const uid = `d${Math.random().toString(36).slice(2, 8)}`;
+  const action = h('select', { name: 'action', 'aria-label': 'Action' },
+    ACTIONS_FOR[subject.kind].map((v) => h('option', { value: v, selected: v === preset.action }, ACTION[v])));
+  const speaker = h('select', { name: 'speaker', 'aria-label': 'Speaker' });
+  const speakerRow = h('label', { class: 'stack', hidden: true }, h('span', { class: 'muted small' }, 'Speaker'), speaker);
+  const showSpeaker = () => { speakerRow.hidden = !['mute_speaker', 'remove_speaker'].includes(action.value); };
+  action.addEventListener('change', showSpeaker);
+  showSpeaker();
+  if (subject.kind === 'space') {
+    // Who is on stage now (the host first), to choose from.
+    api('GET', `/spaces/${encodeURIComponent(subject.id)}`).then((view) => {
+      const rank = { host: 0, co_host: 1, speaker: 2 };
+      const stage = [...view.stage].sort((a, b) => rank[a[1]] - rank[b[1]]);
+      speaker.replaceChildren(...stage.map(([id, role]) => {
+        const name = view.names[id] || `#${id}`;
+        return h('option', { value: name, selected: String(id) === String(preset.speaker) || name === preset.speaker }, `@${name} (${role.replace('_', '-')})`);
+      }));
+      if (!stage.length) speaker.append(h('option', { value: '' }, 'Nobody is on stage'));
+    }).catch(() => speaker.replaceChildren(h('option', { value: '' }, 'The Space could not be read')));
+  }
+  const category = h('select', { name: 'category', 'aria-label': 'Category', required: true },
+    chosen ? null : h('option', { value: '' }, 'Choose the category'),
+    CATEGORIES.map(([v, label]) => h('option', { value: v, selected: v === chosen }, label)));
+  const ground = h('select', { name: 'ground', 'aria-label': 'Ground' },
+    h('option', { value: 'incompatible' }, 'Against the terms'), h('option', { value: 'illegal' }, 'Illegal'));
+  const reference = h('input', { name: 'reference', 'aria-label': 'The term or law relied on', placeholder: 'The term or law relied on', required: true, maxlength: 500 });
+  const explanation = h('textarea', { name: 'explanation', 'aria-label': 'Why it breaks it', placeholder: 'Why it breaks it (shown to the account)', rows: 2, required: true, maxlength: 2000 });
+  const facts = h('textarea', { name: 'facts', 'aria-label': 'The facts relied on', placeholder: 'The facts relied on', rows: 2, required: true, maxlength: 5000 });
+  const scope = h('input', { name: 'scope', 'aria-label': 'Countries (empty: everywhere)', placeholder: 'Countries, e.g. DE FR (empty: everywhere)' });
+  const error = h('p', { class: 'error', role: 'alert' });
+  const decideButton = h('button', { class: 'btn small', type: 'submit', 'data-testid': report ? `decide-${report}` : `decide-${uid}` }, 'Decide');
+  const dismiss = report == null ? null : h('button', { class: 'btn small ghost', type: 'button', 'data-testid': `dismiss-${report}`, onclick: async () => {
+    const why = explanation.value.trim() || 'We looked at it and found no breach of the law or our terms.';
+    try {
+      await api('POST', `/moderation/reports/${report}/dismiss`, { explanation: why });
+      toast('Dismissed; the notifier is told');
+      onDone(null);
+    } catch (err) {
+      error.textContent = err.message;
+    }
+  } }, 'No action');
+  const form = h('form', { class: 'form decide' }, action, speakerRow, category, ground, reference, explanation, facts, scope, error,
+    h('div', { class: 'row' }, decideButton, dismiss,
+      onCancel ? h('button', { class: 'btn small ghost', type: 'button', onclick: onCancel }, 'Cancel') : null));
+  form.addEventListener('submit', async (e) => {
+    e.preventDefault();
+    const body = {
+      subject: { kind: subject.kind, id: subject.id, at_ms: subject.at_ms },
+      action: action.value,
+      category: category.value,
+      ground: ground.value,
+      [ground.value === 'illegal' ? 'legal_ground' : 'contractual_ground']: reference.value,
+      explanation: explanation.value,
+      facts: facts.value,
+      territorial_scope: scope.value.split(/[\s,]+/).filter(Boolean).map((c) => c.toUpperCase()),
+      report,
+    };
+    if (!speakerRow.hidden) body.speaker = speaker.value;
+    decideButton.disabled = true;
+    try {
+      const d = await api('POST', '/moderation/decisions', body);
+      toast(`Decided; statement #${d.id} sent`);
+      onDone(d);
+    } catch (err) {
+      error.textContent = err.message;
+      decideButton.disabled = false;
+    }
+  });
+  return form;
+}
+
+/** Opens `decisionForm(options)` in a dialog, titled `title`. */
+export function openDecision(title, options) {
+  const dialog = h('dialog', { class: 'dialog', 'aria-label': title });
+  const form = decisionForm({
+    ...options,
+    onDone: (d) => { dialog.close(); if (options.onDone) options.onDone(d); },
+    onCancel: () => dialog.close(),
+  });
+  dialog.append(h('h2', {}, title), form);
+  dialog.addEventListener('close', () => dialog.remove());
+  document.body.append(dialog);
+  dialog.showModal();
+}
+
+/** The public transparency report: per category and ground, over a period, from the log. */
+export async function transparencyPage(main, notFound) {
+  const params = new URLSearchParams(location.search);
+  const query = ['from', 'to'].filter((k) => params.get(k)).map((k) => `${k}=${encodeURIComponent(params.get(k))}`).join('&');
+  let report;
+  try {
+    report = await api('GET', `/transparency/report${query ? `?${query}` : ''}`);
+  } catch {
+    notFound();
+    return;
+  }
+  const sum = (k) => report.rows.reduce((n, r) => n + r[k], 0);
+  const pct = (x) => `${Math.round(x * 1000) / 10} %`;
+  const cell = (v, label) => h('td', { 'data-label': label }, v);
+  mount(main, h('div', { class: 'page transparency' },
+    h('h1', {}, 'Transparency report'),
+    h('p', { class: 'muted' }, `From ${report.from} to ${report.to} (exclusive), recomputed from the moderation log on every request. Every decision's statement of reasons, without personal data, is published at `,
+      h('a', { href: '/api/v1/transparency/statements' }, '/api/v1/transparency/statements'), '.'),
+    h('div', { class: 'stats row' },
+      [['notices', 'Reports'], ['decisions', 'Decisions'], ['appeals', 'Appeals'], ['reversals', 'Reversals']].map(([k, label]) =>
+        h('div', { class: 'panel stat', 'data-total': k }, h('strong', {}, String(sum(k))), h('span', { class: 'muted small' }, label)))),
+    report.rows.length
+      ? h('table', { class: 'report' },
+        h('thead', {}, h('tr', {}, ['Category', 'Ground', 'Reports', 'Decisions', 'By action', 'Automated', 'Median hours to decide', 'Appeals', 'Reversals', 'Reversal rate'].map((t) => h('th', { scope: 'col' }, t)))),
+        h('tbody', {}, report.rows.map((r) => h('tr', { 'data-row': `${r.category}/${r.ground || ''}` },
+          cell(CATEGORY[r.category] || r.category, 'Category'),
+          cell(r.ground === 'illegal' ? 'Illegal' : r.ground === 'incompatible' ? 'Against the terms' : '—', 'Ground'),
+          cell(String(r.notices), 'Reports'),
+          cell(String(r.decisions), 'Decisions'),
+          cell(Object.entries(r.by_action || {}).filter(([, n]) => n > 0).map(([a, n]) => `${COUNTED[a] || a}: ${n}`).join(', ') || '—', 'By action'),
+          cell(pct(r.automated_share), 'Automated'),
+          cell(r.median_hours_to_decision == null ? '—' : String(Math.round(r.median_hours_to_decision * 100) / 100), 'Median hours to decide'),
+          cell(String(r.appeals), 'Appeals'),
+          cell(String(r.reversals), 'Reversals'),
+          cell(pct(r.reversal_rate), 'Reversal rate')))))
+      : h('p', { class: 'muted empty' }, 'Nothing was reported or decided in this period.'),
+    h('p', {}, h('a', { class: 'btn small ghost', href: `/api/v1/transparency/report?format=csv${query ? `&${query}` : ''}`, download: 'transparency-report.csv' }, 'Download CSV'))));
 }
 
 function section(title, ...body) {
@@ -164,57 +312,10 @@ export async function moderationConsole(main, user, notFound) {
     notFound();
     return;
   }
-  const decide = (notice) => {
-    const subject = notice.event.subject;
-    const action = h('select', { name: 'action', 'aria-label': 'Action' },
-      ACTIONS.filter(([v]) => (v === 'suspend_account') === (subject.kind === 'account') || (v === 'label' && subject.kind !== 'account'))
-        .map(([v, label]) => h('option', { value: v }, label)));
-    const category = h('select', { name: 'category', 'aria-label': 'Category' },
-      CATEGORIES.map(([v, label]) => h('option', { value: v, selected: v === notice.event.category }, label)));
-    const ground = h('select', { name: 'ground', 'aria-label': 'Ground' },
-      h('option', { value: 'incompatible' }, 'Against the terms'), h('option', { value: 'illegal' }, 'Illegal'));
-    const reference = h('input', { name: 'reference', 'aria-label': 'The term or law relied on', placeholder: 'The term or law relied on', required: true, maxlength: 500 });
-    const explanation = h('textarea', { name: 'explanation', 'aria-label': 'Why it breaks it', placeholder: 'Why it breaks it (shown to the account)', rows: 2, required: true, maxlength: 2000 });
-    const facts = h('textarea', { name: 'facts', 'aria-label': 'The facts relied on', placeholder: 'The facts relied on', rows: 2, required: true, maxlength: 5000 });
-    const scope = h('input', { name: 'scope', 'aria-label': 'Countries (empty: everywhere)', placeholder: 'Countries, e.g. DE FR (empty: everywhere)' });
-    const error = h('p', { class: 'error', role: 'alert' });
-    const form = h('form', { class: 'form decide' }, action, category, ground, reference, explanation, facts, scope, error,
-      h('div', { class: 'row' },
-        h('button', { class: 'btn small', type: 'submit', 'data-testid': `decide-${notice.id}` }, 'Decide'),
-        h('button', { class: 'btn small ghost', type: 'button', 'data-testid': `dismiss-${notice.id}`, onclick: async () => {
-          const why = explanation.value.trim() || 'We looked at it and found no breach of the law or our terms.';
-          try {
-            await api('POST', `/moderation/reports/${notice.id}/dismiss`, { explanation: why });
-            toast('Dismissed; the notifier is told');
-            moderationConsole(main, user, notFound);
-          } catch (err) {
-            error.textContent = err.message;
-          }
-        } }, 'No action')));
-    form.addEventListener('submit', async (e) => {
-      e.preventDefault();
-      const body = {
-        subject: { kind: subject.kind, id: subject.id, at_ms: subject.at_ms },
-        action: action.value,
-        category: category.value,
-        ground: ground.value,
-        [ground.value === 'illegal' ? 'legal_ground' : 'contractual_ground']: reference.value,
-        explanation: explanation.value,
-        facts: facts.value,
-        territorial_scope: scope.value.split(/[\s,]+/).filter(Boolean).map((c) => c.toUpperCase()),
-        report: notice.id,
-      };
-      if (subject.kind === 'account') body.subject.id = subject.id;
-      try {
-        const d = await api('POST', '/moderation/decisions', body);
-        toast(`Decided; statement #${d.id} sent`);
-        moderationConsole(main, user, notFound);
-      } catch (err) {
-        error.textContent = err.message;
-      }
-    });
-    return form;
-  };
+  const reload = () => moderationConsole(main, user, notFound);
+  const decide = (notice) => decisionForm({
+    subject: notice.event.subject, report: notice.id, category: notice.event.category, onDone: reload,
+  });
   const history = (subject) => {
     const box = h('details', { class: 'history' }, h('summary', {}, 'History of this subject'));
     box.addEventListener('toggle', async () => {
@@ -245,7 +346,8 @@ export async function moderationConsole(main, user, notFound) {
   };
   mount(main, h('div', { class: 'page console' },
     h('h1', {}, 'Moderation'),
-    h('p', { class: 'muted' }, 'Every decision sends its statement of reasons to the account at once, and is an entry in the moderation log. Appeals are answered by a moderator who did not decide.'),
+    h('p', { class: 'muted' }, 'Every decision sends its statement of reasons to the account at once, and is an entry in the moderation log. Appeals are answered by a moderator who did not decide. ',
+      h('a', { href: '/transparency', 'data-link': true }, 'The transparency report')),
     h('h2', {}, `Reports waiting (${queue.length})`),
     queue.length ? h('ul', { class: 'queue' }, queue.map((n) => h('li', { class: 'panel notice-card', 'data-notice': n.id },
       h('p', { class: 'row spread' },

@@ -5,7 +5,7 @@ import { api, joinTicket } from './api.js';
 import { AudioOut, Mic, supportsWebCodecs } from './audio.js';
 import { h, initials, mount, toast, until } from './dom.js';
 import { count, icon } from './social.js';
-import { reportButton } from './moderation.js';
+import { openDecision, reportButton } from './moderation.js';
 
 const REACTIONS = ['👏', '❤️', '😂', '😮', '😢', '🔥', '💯', '🙌'];
 const SPEAKING_DB = -45;
@@ -62,6 +62,8 @@ class SpacePage {
     this.startsAt = null;
     this.stage = new Map();
     this.hands = new Set();
+    /** Speakers the platform's moderators hold muted. */
+    this.held = new Set();
     this.names = new Map();
     this.levels = new Map();
     // The node this client connects to (null: ask where).
@@ -120,10 +122,12 @@ class SpacePage {
     this.listeners = view.listeners;
     this.stage = new Map(view.stage.map(([u, role, muted]) => [String(u), { role, muted }]));
     this.hands = new Set(view.hands.map(String));
+    this.held = new Set((view.held || []).map(String));
     for (const [u, name] of Object.entries(view.names || {})) this.names.set(String(u), name);
   }
 
   name(user) {
+    if (Number(user) === 0) return 'the moderators';
     const known = this.names.get(String(user));
     if (known) return known;
     return Number(user) >= 2 ** 52 ? 'guest' : `user ${user}`;
@@ -131,6 +135,11 @@ class SpacePage {
 
   get isMod() {
     return RANK[this.role] >= RANK.co_host;
+  }
+
+  /** The platform's moderators (not the Space's): they may act on any live Space. */
+  get isPlatformMod() {
+    return !!this.user && (this.user.role === 'moderator' || this.user.role === 'admin') && this.role !== 'host';
   }
 
   get onStage() {
@@ -144,7 +153,7 @@ class SpacePage {
     this.setStatus(this.retry ? 'reconnecting' : 'connecting');
     let ticket;
     try {
-      ticket = await joinTicket(this.id);
+      ticket = await joinTicket(this.id, { unseen: this.isPlatformMod && !this.onStage });
     } catch (e) {
       if (e.status === 403) {
         this.removed = true;
@@ -314,6 +323,17 @@ class SpacePage {
         }
         break;
       }
+      case 'held':
+        if (ev.held) this.held.add(String(ev.user));
+        else this.held.delete(String(ev.user));
+        if (mine) {
+          toast(ev.held
+            ? 'The moderators muted you for the rest of this Space; the statement of reasons is in your notifications'
+            : 'The moderators lifted your mute: you may unmute');
+        }
+        break;
+      case 'readmitted':
+        break;
       case 'removed':
         this.stage.delete(String(ev.user));
         this.hands.delete(String(ev.user));
@@ -580,6 +600,7 @@ class SpacePage {
       this.stageSection(),
       this.controls(),
       this.isMod ? this.moderation() : null,
+      this.isPlatformMod && this.state === 'live' ? this.platformModeration() : null,
       h('div', { class: 'reaction-layer', 'aria-hidden': 'true', 'data-reactions': true }),
     ];
   }
@@ -703,7 +724,9 @@ class SpacePage {
     return h('li', { class: 'speaker', 'data-speaker': user },
       h('span', { class: 'avatar', 'aria-hidden': 'true' }, initials(name)),
       h('span', { class: 'speaker-name' }, name, isMe ? ' (you)' : ''),
-      h('span', { class: 'speaker-role' }, ROLE_LABEL[m.role], m.muted ? h('span', { class: 'mic-off', title: 'Muted' }, ' · muted') : null),
+      h('span', { class: 'speaker-role' }, ROLE_LABEL[m.role],
+        this.held.has(String(user)) ? h('span', { class: 'mic-off', title: 'Muted by the platform\'s moderators' }, ' · muted by moderators')
+          : m.muted ? h('span', { class: 'mic-off', title: 'Muted' }, ' · muted') : null),
       actions.length
         ? h('div', { class: 'speaker-actions' }, actions.map(([label, key, cmd]) =>
           h('button', { class: 'btn tiny ghost', type: 'button', 'data-key': key, 'data-testid': key, 'aria-label': `${label}: ${name}`, onclick: () => this.send(cmd) }, label)))
@@ -725,7 +748,9 @@ class SpacePage {
             }, label)))));
       }
     }
-    if (this.onStage && this.state === 'live') {
+    if (this.onStage && this.state === 'live' && this.held.has(String(this.me))) {
+      row.push(h('button', { class: 'btn', type: 'button', disabled: true, 'data-testid': 'mic-held', title: 'See the statement of reasons in your notifications' }, 'Muted by the moderators'));
+    } else if (this.onStage && this.state === 'live') {
       row.push(h('button', { class: `btn ${this.mic ? 'danger' : ''}`, type: 'button', 'data-key': 'mic', 'data-testid': 'mic', 'aria-pressed': this.mic ? 'true' : 'false', onclick: () => this.toggleMic() }, this.mic ? 'Mute mic' : 'Turn on mic'));
       if (this.role !== 'host') {
         row.push(h('button', { class: 'btn ghost', type: 'button', 'data-key': 'step-down', onclick: () => this.send({ cmd: 'move_to_listener', user: Number(this.me) }) }, 'Leave the stage'));
@@ -734,7 +759,7 @@ class SpacePage {
     if (this.state === 'live' && this.recording && this.me != null) {
       row.push(h('button', { class: 'btn ghost', type: 'button', 'data-key': 'clip', 'data-testid': 'clip', onclick: () => this.clip(30) }, 'Clip last 30 s'));
     }
-    if (this.me != null && this.role !== 'host' && this.state !== 'ended') {
+    if (this.me != null && this.role !== 'host' && this.state !== 'ended' && !this.isPlatformMod) {
       row.push(reportButton({ kind: 'space', id: this.id }, this.user, { label: 'Report', cls: 'btn ghost' }));
     }
     if (this.lastClip) {
@@ -744,7 +769,7 @@ class SpacePage {
       row.push(h('button', { class: 'btn ghost', type: 'button', 'data-key': 'record', 'data-testid': 'record', 'aria-pressed': this.recording ? 'true' : 'false', onclick: () => this.send({ cmd: 'record', on: !this.recording }) },
         this.recording ? 'Stop recording' : 'Record'));
     }
-    if (!this.onStage && this.state === 'live') {
+    if (!this.onStage && this.state === 'live' && !this.isPlatformMod) {
       if (this.invited) {
         row.push(h('button', { class: 'btn', type: 'button', 'data-key': 'accept', 'data-testid': 'accept-invite', onclick: () => this.send({ cmd: 'accept_invite' }) }, 'Accept invitation to speak'));
       } else if (this.hands.has(String(this.me))) {
@@ -802,6 +827,29 @@ class SpacePage {
             onclick: () => { if (confirm('End this Space for everyone?')) this.send({ cmd: 'end' }); },
           }, 'End Space')
           : null));
+  }
+
+  /** The platform's moderators' controls: each measure is a decision with its statement of
+   * reasons, taken in a dialog. They listen like anyone else, in no list. */
+  platformModeration() {
+    const subject = { kind: 'space', id: this.id };
+    const decide = (title, preset) => openDecision(title, { subject, preset, onDone: () => this.render() });
+    const members = [...this.stage.entries()].sort(([, a], [, b]) => RANK[b.role] - RANK[a.role]);
+    return h('section', { class: 'panel moderation platform', 'aria-label': 'Platform moderation', 'data-testid': 'platform-moderation' },
+      h('h2', {}, 'Platform moderation'),
+      h('p', { class: 'muted small' }, 'You listen unseen: you are in no list (only in the count of listeners) and your listening is not recorded. Every measure sends its statement of reasons to the person it affects.'),
+      h('ul', { class: 'hands' }, members.map(([user, m]) => {
+        const name = this.name(user);
+        return h('li', {},
+          h('span', { class: 'avatar small', 'aria-hidden': 'true' }, initials(name)),
+          h('span', { class: 'grow' }, name, h('span', { class: 'muted small' }, ` · ${ROLE_LABEL[m.role]}`)),
+          this.held.has(String(user)) ? h('span', { class: 'muted small' }, 'held muted')
+            : h('button', { class: 'btn small ghost', type: 'button', 'data-key': `pm-mute-${name}`, 'data-testid': `pm-mute-${name}`, onclick: () => decide(`Mute @${name}`, { action: 'mute_speaker', speaker: user }) }, 'Mute…'),
+          m.role === 'host' ? null
+            : h('button', { class: 'btn small ghost', type: 'button', 'data-key': `pm-remove-${name}`, 'data-testid': `pm-remove-${name}`, onclick: () => decide(`Remove @${name}`, { action: 'remove_speaker', speaker: user }) }, 'Remove…'));
+      })),
+      h('div', { class: 'row' },
+        h('button', { class: 'btn danger small', type: 'button', 'data-key': 'pm-end', 'data-testid': 'pm-end', onclick: () => decide('End this Space', { action: 'end_space' }) }, 'End Space…')));
   }
 
   burst(counts) {

@@ -2,7 +2,11 @@
 // stentor server: a reader reports a post from its dialog, a moderator decides from the
 // console, the author reads the statement of reasons from the inbox and appeals, a second
 // moderator reverses, the post is back, and the public report counts one decision and one
-// reversal; screenshots at desktop and phone widths. Run by .ci/run: `node moderation.mjs`.
+// reversal. Then in a live Space: a listener reports a speaker, a moderator mutes them from
+// the console and, listening unseen, removes them from the Space page; the speaker reads the
+// statement and appeals; a second moderator reverses and the speaker may come back; the
+// transparency page counts it. Screenshots at desktop and phone widths. Run by .ci/run:
+// `node moderation.mjs`.
 //
 // Environment: STENTOR_BIN, CHROMIUM (as the other suites). Screenshots go to
 // web/tests/screenshots/moderation/.
@@ -122,6 +126,131 @@ try {
     await phoneMod.screenshot({ path: join(shots, 'console-phone.png'), fullPage: true });
     overflow = await phoneMod.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
     assert.ok(overflow <= 0, `the console is ${overflow} px wider than the phone`);
+  });
+
+  const api = (p, method, path, body) => p.evaluate(async ([m, u, b]) => {
+    const r = await fetch(`/api/v1${u}`, { method: m, headers: { 'content-type': 'application/json' }, body: b == null ? undefined : JSON.stringify(b) });
+    const text = await r.text();
+    if (!r.ok) throw new Error(`${m} ${u}: ${r.status} ${text}`);
+    return text ? JSON.parse(text) : null;
+  }, [method, path, body]);
+  const fillDecision = async (form, why) => {
+    await form.getByLabel('The term or law relied on').fill('Terms §3.1: no harassment');
+    await form.getByLabel('Why it breaks it').fill(why);
+    await form.getByLabel('The facts relied on').fill('Reported live by a listener; heard by a moderator listening in.');
+  };
+  const host = await page(b, 'host');
+  const speaker = await page(b, 'speaker');
+  let spaceId;
+
+  await step('a live Space with a speaker on stage; a listener reports the speaker', async () => {
+    await signUp(host, base, 'ho_st');
+    await signUp(speaker, base, 'sp_eaker');
+    spaceId = (await api(host, 'POST', '/spaces', { title: 'Night talk' })).id;
+    await api(host, 'POST', `/spaces/${spaceId}/commands`, { cmd: 'start' });
+    const me = await api(speaker, 'GET', '/me');
+    await api(host, 'POST', `/spaces/${spaceId}/commands`, { cmd: 'invite', user: me.id });
+    await api(speaker, 'POST', `/spaces/${spaceId}/commands`, { cmd: 'accept_invite' });
+    await speaker.goto(`${base}/s/${spaceId}`);
+    await speaker.getByTestId('mic').waitFor();
+    await reader.goto(`${base}/s/${spaceId}`);
+    await reader.getByText('sp_eaker').first().waitFor();
+    await reader.getByTestId('report-space').click();
+    await reader.getByLabel('Category').selectOption('illegal_or_harmful_speech');
+    await reader.getByLabel('What is wrong, and where exactly').fill('sp_eaker is insulting a listener by name, right now.');
+    await reader.getByLabel(/good faith/).check();
+    await reader.getByRole('button', { name: 'Send report' }).click();
+    await reader.getByText(/Report #\d+ received/).waitFor();
+  });
+
+  await step('a moderator mutes the speaker from the console; the speaker cannot unmute', async () => {
+    await modA.goto(`${base}/moderation`);
+    const card = modA.locator('[data-notice]').first();
+    await card.getByText('insulting a listener').waitFor();
+    await card.getByLabel('Action').selectOption('mute_speaker');
+    await card.getByLabel('Speaker').locator('option', { hasText: '@sp_eaker' }).waitFor({ state: 'attached' });
+    await card.getByLabel('Speaker').selectOption('sp_eaker');
+    await fillDecision(card, 'Insults aimed at a listener by name.');
+    await modA.screenshot({ path: join(shots, 'console-space-report-desktop.png'), fullPage: true });
+    await card.getByRole('button', { name: 'Decide' }).click();
+    await modA.getByText('No reports are waiting.').waitFor();
+    await speaker.getByTestId('mic-held').waitFor();
+    await speaker.getByText('muted by moderators').waitFor();
+    await reader.getByText('muted by moderators').waitFor();
+  });
+
+  await step('listening unseen, the moderator removes the speaker from the Space page', async () => {
+    const before = await api(host, 'GET', `/spaces/${spaceId}`);
+    await modA.goto(`${base}/s/${spaceId}`);
+    const panel = modA.getByTestId('platform-moderation');
+    await panel.getByText('You listen unseen').waitFor();
+    await modA.screenshot({ path: join(shots, 'space-platform-moderation-desktop.png'), fullPage: true });
+    await panel.getByTestId('pm-remove-sp_eaker').click();
+    const dialog = modA.getByRole('dialog', { name: 'Remove @sp_eaker' });
+    await dialog.waitFor();
+    assert.equal(await dialog.getByLabel('Action').inputValue(), 'remove_speaker');
+    await dialog.getByLabel('Speaker').locator('option', { hasText: '@sp_eaker' }).waitFor({ state: 'attached' });
+    await dialog.getByLabel('Category').selectOption('illegal_or_harmful_speech');
+    await fillDecision(dialog, 'Went on insulting the listener after being muted.');
+    await modA.screenshot({ path: join(shots, 'decision-dialog-desktop.png') });
+    await dialog.getByRole('button', { name: 'Decide' }).click();
+    await dialog.waitFor({ state: 'detached' });
+    await speaker.getByText('You were removed from this Space').waitFor();
+    const after = await api(host, 'GET', `/spaces/${spaceId}`);
+    assert.ok(!after.stage.some(([, role]) => role === 'speaker'), 'the speaker is off the stage');
+    assert.ok(after.stage.length === before.stage.length - 1);
+  });
+
+  await step('the speaker reads the statement and appeals; another moderator reverses', async () => {
+    await speaker.goto(`${base}/notifications`);
+    await speaker.getByRole('link', { name: 'read why, and appeal' }).first().click();
+    await speaker.waitForURL(/\/statements\/\d+$/);
+    await speaker.getByText('You were removed from this live Space').waitFor();
+    await speaker.getByText('Terms §3.1: no harassment').waitFor();
+    await speaker.screenshot({ path: join(shots, 'statement-space-desktop.png'), fullPage: true });
+    await speaker.getByLabel('Why is this decision wrong?').fill('I was quoting what the listener had said to me.');
+    await speaker.getByTestId('appeal').click();
+    await speaker.getByText('Waiting for a moderator').waitFor();
+    await modA.goto(`${base}/moderation`);
+    await modA.getByText('You took this decision: another moderator answers.').waitFor();
+    await modB.goto(`${base}/moderation`);
+    const card = modB.locator('[data-appeal]').first();
+    await card.getByText('quoting what the listener').waitFor();
+    await card.getByLabel('Reasons for the answer').fill('The recording shows a quotation; reversed.');
+    await card.getByRole('button', { name: 'Reverse' }).click();
+    await modB.getByText('No appeals are waiting.').waitFor();
+    await speaker.reload();
+    assert.equal((await speaker.getByTestId('standing').textContent()).trim(), 'Reversed');
+    await speaker.goto(`${base}/s/${spaceId}`);
+    await speaker.getByTestId('request').waitFor();
+  });
+
+  await step('the transparency page counts the decisions and reversals; it fits a phone', async () => {
+    const report = await api(reader, 'GET', '/transparency/report');
+    const total = (k) => report.rows.reduce((n, r) => n + r[k], 0);
+    const speech = report.rows.find((r) => r.category === 'illegal_or_harmful_speech' && r.ground === 'incompatible');
+    assert.deepEqual([speech.notices, speech.decisions, speech.reversals], [1, 2, 1]);
+    assert.deepEqual([speech.by_action.mute_speaker, speech.by_action.remove_speaker], [1, 1]);
+    await reader.goto(`${base}/transparency`);
+    for (const k of ['notices', 'decisions', 'appeals', 'reversals']) {
+      const shown = await reader.locator(`[data-total="${k}"] strong`).textContent();
+      assert.equal(Number(shown), total(k), `${k} on the page`);
+    }
+    await reader.locator('[data-row="illegal_or_harmful_speech/incompatible"]').waitFor();
+    await reader.screenshot({ path: join(shots, 'transparency-desktop.png'), fullPage: true });
+    const phone = await page(b, 'phone-transparency', 390, 844);
+    await phone.goto(`${base}/transparency`);
+    await phone.locator('[data-row="illegal_or_harmful_speech/incompatible"]').waitFor();
+    await phone.screenshot({ path: join(shots, 'transparency-phone.png'), fullPage: true });
+    let overflow = await phone.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+    assert.ok(overflow <= 0, `the transparency page is ${overflow} px wider than the phone`);
+    const phoneMod = await page(b, 'phone-space-mod', 390, 844);
+    await phoneMod.context().addCookies(await modA.context().cookies());
+    await phoneMod.goto(`${base}/s/${spaceId}`);
+    await phoneMod.getByTestId('platform-moderation').waitFor();
+    await phoneMod.screenshot({ path: join(shots, 'space-platform-moderation-phone.png'), fullPage: true });
+    overflow = await phoneMod.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+    assert.ok(overflow <= 0, `the Space page is ${overflow} px wider than the phone`);
   });
 
   await step('no console errors on any page', async () => {

@@ -350,6 +350,7 @@ pub fn router(state: AppState) -> Router {
         .route("/notifications", get(web::page))
         .route("/settings", get(web::page))
         .route("/moderation", get(web::page))
+        .route("/transparency", get(web::page))
         .route("/statements/{id}", get(web::page))
         .route("/sw.js", get(web::service_worker))
         .route("/assets/{name}", get(web::asset))

@@ -134,20 +134,22 @@ impl WorkQuery {
 }
 
 /// A join ticket for `caller` (an anonymous listener when `None`) in Space `id`; in
-/// under-attack mode a listener's costs the proof of `work`.
+/// under-attack mode a listener's costs the proof of `work`. `unseen`: a platform moderator
+/// listening in, whose listening is not recorded.
 pub fn grant(
     state: &AppState,
     space: &LiveSpace,
     id: &str,
     caller: Option<&User>,
     work: Option<&stentor_gate::pow::Work>,
+    unseen: bool,
 ) -> Result<TicketView, ApiError> {
     let user = match caller {
         Some(u) => {
             space.remember_name(u.id, &u.handle);
             // Who listens to whom: their live alerts go out first.
             let host = space.with_domain(|d| d.host());
-            if host != u.id {
+            if host != u.id && !unseen {
                 state.social.engagement.listened(u.id, host);
             }
             u.id

@@ -333,7 +333,7 @@ pub async fn ticket(
         refuse(tcp, &e).await;
         return None;
     }
-    let view = match admit::grant(state, &live, &space, None, work.as_ref()) {
+    let view = match admit::grant(state, &live, &space, None, work.as_ref(), false) {
         Ok(view) => view,
         // Shed, or asked for work, here: at the cheapest point there is.
         Err(e @ (ApiError::Overloaded { .. } | ApiError::WorkRequired(_))) => {

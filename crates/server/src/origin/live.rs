@@ -214,6 +214,8 @@ pub struct SpaceView {
     pub stage: Vec<(UserId, Role, bool)>,
     /// Raised hands.
     pub hands: Vec<UserId>,
+    /// Speakers the platform's moderators hold muted.
+    pub held: Vec<UserId>,
     /// Listeners connected to this node.
     pub listeners: usize,
     /// Whether the Space is recorded.
@@ -662,6 +664,7 @@ impl LiveSpace {
             names,
             stage,
             hands,
+            held: domain.held().collect(),
             listeners: self.listeners(),
             recording: domain.recording(),
         }
