@@ -292,7 +292,8 @@ export async function statementPage(main, user, id, notFound) {
     section('The facts', h('p', {}, s.facts.facts), h('p', { class: 'muted' }, `This came from ${source}.`)),
     section('Automation', h('p', {}, s.automation.detection ? 'The content was found by automated means. ' : 'The content was not found by automated means. ', automation)),
     section('What you can do',
-      h('p', {}, s.redress.appeal_open ? `Appeal to us, free, until ${when(s.redress.appeal_until_ms)}: a moderator who did not take this decision answers.` : 'The time to appeal to us has passed, or the decision no longer stands.'),
+      h('p', {}, !s.redress.internal_complaint ? 'This platform, a small enterprise, takes no appeals itself; the ways below stay open to you.'
+        : s.redress.appeal_open ? `Appeal to us, free, until ${when(s.redress.appeal_until_ms)}: a moderator who did not take this decision answers.` : 'The time to appeal to us has passed, or the decision no longer stands.'),
       h('p', {}, 'Take it to a certified out-of-court dispute settlement body: ', h('a', { href: s.redress.out_of_court, rel: 'noopener', target: '_blank' }, 'the list')),
       h('p', {}, s.redress.court)),
     s.appeals.length ? section('Your appeals', h('ul', { class: 'appeals' }, s.appeals.map((a) => h('li', {},

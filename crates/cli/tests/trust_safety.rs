@@ -668,3 +668,243 @@ async fn moderators_mute_remove_and_end_in_a_live_space_and_reversals_undo_it() 
     assert_eq!(row["by_action"]["end_space"], 1);
     server.stop().await;
 }
+
+/// A Transparency Database as its API behaves: bearer token, batches of at most 100, the
+/// published field rules, `422` with `existing_puids` for a `puid` it holds (storing nothing of
+/// that batch), field errors as `statements.N.field`; closed (`503`) until the test opens it.
+#[derive(Default)]
+struct Tdb {
+    open: bool,
+    calls: u32,
+    refused_while_closed: u32,
+    batch_sizes: Vec<usize>,
+    stored: std::collections::HashMap<String, Value>,
+    /// Answered as invalid (the database's own rules went further than ours, say).
+    reject: Option<String>,
+}
+
+async fn tdb_receiver(
+    tdb: std::sync::Arc<std::sync::Mutex<Tdb>>,
+) -> (String, tokio::task::JoinHandle<()>) {
+    use axum::http::{HeaderMap, StatusCode};
+    let app = axum::Router::new().route(
+        "/api/v1/statements",
+        axum::routing::post(
+            move |headers: HeaderMap, axum::Json(body): axum::Json<Value>| {
+                let tdb = tdb.clone();
+                async move {
+                    let mut t = tdb.lock().unwrap();
+                    t.calls += 1;
+                    if headers.get("authorization").and_then(|v| v.to_str().ok())
+                        != Some("Bearer tdb-secret")
+                    {
+                        return (StatusCode::UNAUTHORIZED, axum::Json(json!({"message": "Unauthenticated."})));
+                    }
+                    if !t.open {
+                        t.refused_while_closed += 1;
+                        return (StatusCode::SERVICE_UNAVAILABLE, axum::Json(json!({"message": "maintenance"})));
+                    }
+                    let statements = body["statements"].as_array().cloned().unwrap_or_default();
+                    assert!(!statements.is_empty() && statements.len() <= 100, "{}", statements.len());
+                    t.batch_sizes.push(statements.len());
+                    let mut errors = serde_json::Map::new();
+                    for (i, s) in statements.iter().enumerate() {
+                        for v in stentor_moderation::tdb::validate(s) {
+                            errors.insert(format!("statements.{i}.{}", v.field), json!([v.rule]));
+                        }
+                        if Some(s["puid"].as_str().unwrap()) == t.reject.as_deref() {
+                            errors.insert(format!("statements.{i}.decision_facts"), json!(["The decision facts are not acceptable."]));
+                        }
+                    }
+                    if !errors.is_empty() {
+                        return (StatusCode::UNPROCESSABLE_ENTITY, axum::Json(json!({"message": "invalid", "errors": errors})));
+                    }
+                    let existing: Vec<&str> = statements
+                        .iter()
+                        .filter_map(|s| s["puid"].as_str())
+                        .filter(|p| t.stored.contains_key(*p))
+                        .collect();
+                    if !existing.is_empty() {
+                        return (StatusCode::UNPROCESSABLE_ENTITY, axum::Json(json!({
+                            "message": "The platform identifier(s) given are not all unique within this platform.",
+                            "errors": {"puid": ["not unique"], "existing_puids": existing},
+                        })));
+                    }
+                    let mut out = Vec::new();
+                    for s in statements {
+                        let puid = s["puid"].as_str().unwrap().to_owned();
+                        out.push(json!({"puid": puid, "uuid": format!("uuid-{}", t.stored.len())}));
+                        t.stored.insert(puid, s);
+                    }
+                    (StatusCode::CREATED, axum::Json(json!({"statements": out})))
+                }
+            },
+        ),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!(
+        "http://{}/api/v1/statements",
+        listener.local_addr().unwrap()
+    );
+    (
+        url,
+        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() }),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn statements_reach_the_transparency_database_once_in_batches_through_failures() {
+    let tdb = std::sync::Arc::new(std::sync::Mutex::new(Tdb::default()));
+    let (url, receiver) = tdb_receiver(tdb.clone()).await;
+    let server = TestServer::start_with("trust-safety-tdb", |c| {
+        c.moderation.admin = Some("root".into());
+        c.moderation.tdb_url = Some(url.clone());
+        c.moderation.tdb_token = Some("tdb-secret".into());
+    })
+    .await;
+    let root = signed_up(&server, "root").await;
+    let author = signed_up(&server, "author").await;
+    let post = call(
+        &author,
+        Method::POST,
+        "/posts",
+        Some(json!({"text": "Buy now!!!"})),
+    )
+    .await;
+    let subject = json!({"kind": "post", "id": post["id"].as_u64().unwrap().to_string()});
+    const DECISIONS: usize = 150;
+    let mut ids = Vec::new();
+    for _ in 0..DECISIONS {
+        let d = call(
+            &root,
+            Method::POST,
+            "/moderation/decisions",
+            Some(decision(subject.clone(), "label", None)),
+        )
+        .await;
+        ids.push(d["id"].as_u64().unwrap());
+    }
+    let puid = |seq: u64| format!("stentor-decision-{seq}");
+    let closed_until = tokio::time::Instant::now() + std::time::Duration::from_secs(15);
+    while tdb.lock().unwrap().refused_while_closed < 2 {
+        assert!(
+            tokio::time::Instant::now() < closed_until,
+            "the exporter did not try again"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    {
+        // One was submitted before and its answer lost; one the database will refuse.
+        let mut t = tdb.lock().unwrap();
+        t.stored.insert(puid(ids[7]), json!({"puid": puid(ids[7])}));
+        t.reject = Some(puid(ids[120]));
+        t.open = true;
+    }
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(60);
+    let status = loop {
+        let s = call(&root, Method::GET, "/moderation/exports", None).await;
+        if s["pending"] == 0 {
+            break s;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "still pending: {s}");
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    };
+    assert_eq!(
+        (
+            status["sent"].as_u64(),
+            status["existing"].as_u64(),
+            status["invalid"].as_u64()
+        ),
+        (Some(DECISIONS as u64 - 2), Some(1), Some(1)),
+        "{status}"
+    );
+    assert_eq!(status["refused"][0]["puid"], puid(ids[120]));
+    assert!(
+        status["refused"][0]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("decision facts"),
+        "{status}"
+    );
+    {
+        let t = tdb.lock().unwrap();
+        assert_eq!(
+            t.stored.len(),
+            DECISIONS - 1,
+            "every statement but the refused one, once"
+        );
+        for (i, id) in ids.iter().enumerate() {
+            assert_eq!(t.stored.contains_key(&puid(*id)), i != 120, "decision {id}");
+        }
+        assert!(
+            t.batch_sizes.iter().all(|&n| n <= 100),
+            "{:?}",
+            t.batch_sizes
+        );
+        assert_eq!(t.batch_sizes[0], 100, "{:?}", t.batch_sizes);
+        // No personal data travelled: no handle, no account, no text of the post.
+        for s in t.stored.values() {
+            let text = s.to_string();
+            for personal in ["root", "author", "Buy now"] {
+                assert!(!text.contains(personal), "{personal} in {text}");
+            }
+        }
+        println!(
+            "{} statements: {} requests ({} refused while closed), batches {:?}",
+            DECISIONS, t.calls, t.refused_while_closed, t.batch_sizes
+        );
+    }
+    server.stop().await;
+    receiver.abort();
+}
+
+#[tokio::test]
+async fn a_small_enterprise_states_its_reasons_but_takes_no_appeals() {
+    let server = TestServer::start_with("trust-safety-small", |c| {
+        c.moderation.admin = Some("root".into());
+        c.moderation.small_enterprise = Some(true);
+    })
+    .await;
+    let root = signed_up(&server, "root").await;
+    let author = signed_up(&server, "author").await;
+    let post = call(
+        &author,
+        Method::POST,
+        "/posts",
+        Some(json!({"text": "Buy now!!!"})),
+    )
+    .await;
+    let subject = json!({"kind": "post", "id": post["id"].as_u64().unwrap().to_string()});
+    let d = call(
+        &root,
+        Method::POST,
+        "/moderation/decisions",
+        Some(decision(subject, "remove", None)),
+    )
+    .await;
+    let page = call(
+        &author,
+        Method::GET,
+        &format!("/statements/{}", d["id"]),
+        None,
+    )
+    .await;
+    assert_eq!(page["redress"]["internal_complaint"], false);
+    assert_eq!(page["redress"]["appeal_open"], false);
+    assert_eq!(page["can_appeal"], false);
+    assert!(
+        page["redress"]["out_of_court"]
+            .as_str()
+            .unwrap()
+            .starts_with("https://")
+    );
+    let e = refused(
+        &author,
+        Method::POST,
+        &format!("/statements/{}/appeal", d["id"]),
+        Some(json!({"text": "It was a joke."})),
+    )
+    .await;
+    assert!(e.contains("403") && e.contains("Art. 19"), "{e}");
+    server.stop().await;
+}

@@ -4,6 +4,7 @@
 //! Commission's Transparency Database and its validation (Art. 24(5)), the appeal rules
 //! (Art. 20) and the transparency report. The time is always an argument.
 
+pub mod export;
 pub mod log;
 pub mod model;
 pub mod report;

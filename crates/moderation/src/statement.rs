@@ -21,6 +21,9 @@ pub struct Platform {
     pub appeal_days: u32,
     /// Where the out-of-court dispute settlement bodies are listed for the person affected.
     pub out_of_court: String,
+    /// Whether the platform handles internal complaints (appeals, Art. 20): a micro or small
+    /// enterprise may not (Art. 19); the statement then says so.
+    pub complaints: bool,
 }
 
 impl Default for Platform {
@@ -31,6 +34,7 @@ impl Default for Platform {
             out_of_court:
                 "https://digital-strategy.ec.europa.eu/en/policies/dsa-out-court-dispute-settlement"
                     .into(),
+            complaints: true,
         }
     }
 }
@@ -175,6 +179,8 @@ pub enum GroundStatement {
 /// (f) Redress.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Redress {
+    /// Whether this platform takes internal complaints (appeals) at all.
+    pub internal_complaint: bool,
     /// The internal complaint (an appeal), open until this time (Unix ms), free.
     pub appeal_until_ms: i64,
     /// Whether an appeal can still be made at the time the statement was read.
@@ -239,8 +245,9 @@ pub fn statement(
             },
         },
         redress: Redress {
+            internal_complaint: platform.complaints,
             appeal_until_ms: until,
-            appeal_open: !reversed && now_ms < until,
+            appeal_open: platform.complaints && !reversed && now_ms < until,
             out_of_court: platform.out_of_court.clone(),
             court: "You can also take this decision to a court under the law of your country.",
         },

@@ -63,6 +63,23 @@ pub struct ModerationConfig {
     /// Database: letters, digits, `-` and `_`, the same on every node [default: stentor].
     #[arg(long, env = "STENTOR_PUID_PREFIX")]
     pub puid_prefix: Option<String>,
+    /// The Transparency Database's batch endpoint, e.g.
+    /// `https://transparency.dsa.ec.europa.eu/api/v1/statements` (its sandbox first): every
+    /// statement of reasons is submitted there, in batches of 100, retried until stored.
+    /// Unset: nothing is submitted (the statements are still published at
+    /// `/api/v1/transparency/statements`).
+    #[arg(long, env = "STENTOR_TDB_URL")]
+    pub tdb_url: Option<String>,
+    /// The API token the Transparency Database issued to this platform (sent as a bearer
+    /// token). Prefer the environment to the command line, where others can read it.
+    #[arg(long, env = "STENTOR_TDB_TOKEN", hide_env_values = true)]
+    pub tdb_token: Option<String>,
+    /// A micro or small enterprise (DSA Art. 19): the duties of Art. 20 to 28 are off —
+    /// no internal complaints (appeals), no priority for trusted flaggers, no submission
+    /// to the Transparency Database. Notices and statements of reasons (Art. 16 and 17)
+    /// stay [default: false].
+    #[arg(long, env = "STENTOR_SMALL_ENTERPRISE")]
+    pub small_enterprise: Option<bool>,
 }
 
 /// Social layer settings.
@@ -560,7 +577,10 @@ impl Config {
                 ModerationConfig {
                     admin,
                     appeal_days,
-                    puid_prefix
+                    puid_prefix,
+                    tdb_url,
+                    tdb_token,
+                    small_enterprise
                 }
             ),
         }
@@ -777,8 +797,14 @@ impl Config {
                 .appeal_days
                 .unwrap_or(default.appeal_days)
                 .max(stentor_moderation::statement::MIN_APPEAL_DAYS),
+            complaints: !self.small_enterprise(),
             ..default
         }
+    }
+
+    /// A micro or small enterprise, exempt from the DSA's Art. 20 to 28.
+    pub fn small_enterprise(&self) -> bool {
+        self.moderation.small_enterprise.unwrap_or(false)
     }
 
     /// The waiting room's policy.

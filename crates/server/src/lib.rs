@@ -40,6 +40,7 @@ pub mod social;
 pub mod stage;
 pub mod state;
 pub mod tls;
+pub mod transparency;
 
 pub use clock::unix_now;
 pub use config::Config;

@@ -280,6 +280,27 @@ impl Server {
             state.config.data_dir().join(overload::ATTACK_FLAG),
             state.shutdown.clone(),
         ));
+        match (
+            &state.config.moderation.tdb_url,
+            state.config.small_enterprise(),
+        ) {
+            (Some(url), false) => {
+                let endpoint = crate::transparency::Endpoint {
+                    url: url.clone(),
+                    token: state.config.moderation.tdb_token.clone(),
+                };
+                tokio::spawn(crate::transparency::run(
+                    state.store.clone(),
+                    state.config.platform(),
+                    endpoint,
+                    state.shutdown.clone(),
+                ));
+            }
+            (Some(_), true) => tracing::warn!(
+                "a small enterprise (Art. 19) submits nothing to the Transparency Database:                  tdb_url is ignored"
+            ),
+            (None, _) => {}
+        }
         let node = state.spaces.cluster().cloned().map(|cluster| {
             let node = crate::origin::node::Node {
                 cluster,

@@ -16,7 +16,7 @@ use std::time::Duration;
 pub mod testing;
 
 pub use alerts::{Campaign, PushSubscription};
-pub use moderation::Restriction;
+pub use moderation::{Export, ExportCounts, Restriction};
 pub use social::{Job, NewPost, Notification, PostFilter, PostRow, Profile, Relation};
 
 /// An error from the store.

@@ -442,3 +442,117 @@ fn restriction_from(row: &impl Columns) -> Restriction {
         reversed: row.flag(6),
     }
 }
+
+/// A statement's submission to the Transparency Database, as recorded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Export {
+    /// The decision (its sequence number).
+    pub decision: u64,
+    /// Its `puid`.
+    pub puid: String,
+    /// When it was recorded (Unix ms).
+    pub at_ms: i64,
+    /// `sent`, `existing` or `invalid`.
+    pub outcome: String,
+    /// Why it was refused, for `invalid`.
+    pub detail: String,
+}
+
+/// How far the submissions have come.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ExportCounts {
+    /// Stored by the database on submission.
+    pub sent: u64,
+    /// Already held by the database (a retry, or another node first).
+    pub existing: u64,
+    /// Refused as invalid.
+    pub invalid: u64,
+    /// Decisions not submitted yet.
+    pub pending: u64,
+}
+
+impl Store {
+    /// Decisions not yet submitted to the Transparency Database, oldest first, at most
+    /// `limit`.
+    pub async fn tdb_pending(&self, limit: u32) -> Result<Vec<Entry>, StoreError> {
+        let sql = format!(
+            "{ENTRY_COLUMNS} l WHERE l.kind = 'decision' AND NOT EXISTS \
+             (SELECT 1 FROM tdb_exports e WHERE e.decision = l.seq) ORDER BY l.seq LIMIT $1"
+        );
+        Ok(on!(self, |pool| {
+            sqlx::query(&sql)
+                .bind(i64::from(limit))
+                .fetch_all(pool)
+                .await?
+                .iter()
+                .map(entry_from)
+                .collect()
+        }))
+    }
+
+    /// Records submissions (a decision recorded before keeps its first record).
+    pub async fn tdb_record(&self, exports: &[Export]) -> Result<(), StoreError> {
+        on!(self, |pool| {
+            let mut tx = pool.begin().await?;
+            for e in exports {
+                sqlx::query(
+                    "INSERT INTO tdb_exports (decision, puid, at_ms, outcome, detail) \
+                     VALUES ($1, $2, $3, $4, $5) ON CONFLICT (decision) DO NOTHING",
+                )
+                .bind(e.decision as i64)
+                .bind(&e.puid)
+                .bind(e.at_ms)
+                .bind(&e.outcome)
+                .bind(&e.detail)
+                .execute(&mut *tx)
+                .await?;
+            }
+            tx.commit().await?;
+        });
+        Ok(())
+    }
+
+    /// Counts of the submissions, and the decisions still waiting.
+    pub async fn tdb_counts(&self) -> Result<ExportCounts, StoreError> {
+        Ok(on!(self, |pool| {
+            let row = sqlx::query(
+                "SELECT \
+                   (SELECT COUNT(*) FROM tdb_exports WHERE outcome = 'sent'), \
+                   (SELECT COUNT(*) FROM tdb_exports WHERE outcome = 'existing'), \
+                   (SELECT COUNT(*) FROM tdb_exports WHERE outcome = 'invalid'), \
+                   (SELECT COUNT(*) FROM moderation_log l WHERE l.kind = 'decision' AND NOT \
+                      EXISTS (SELECT 1 FROM tdb_exports e WHERE e.decision = l.seq))",
+            )
+            .fetch_one(pool)
+            .await?;
+            ExportCounts {
+                sent: row.int(0) as u64,
+                existing: row.int(1) as u64,
+                invalid: row.int(2) as u64,
+                pending: row.int(3) as u64,
+            }
+        }))
+    }
+
+    /// Submissions refused as invalid, newest first, at most `limit`.
+    pub async fn tdb_refused(&self, limit: u32) -> Result<Vec<Export>, StoreError> {
+        Ok(on!(self, |pool| {
+            sqlx::query(
+                "SELECT decision, puid, at_ms, outcome, detail FROM tdb_exports \
+                 WHERE outcome = 'invalid' ORDER BY decision DESC LIMIT $1",
+            )
+            .bind(i64::from(limit))
+            .fetch_all(pool)
+            .await?
+            .iter()
+            .map(|row| Export {
+                decision: row.int(0) as u64,
+                puid: row.text(1),
+                at_ms: row.int(2),
+                outcome: row.text(3),
+                detail: row.text(4),
+            })
+            .collect()
+        }))
+    }
+}

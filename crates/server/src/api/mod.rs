@@ -275,6 +275,7 @@ pub fn router(state: AppState) -> Router {
         .route("/reports", post(moderation::report))
         .route("/moderators", post(moderation::grant))
         .route("/moderation/queue", get(moderation::queue))
+        .route("/moderation/exports", get(moderation::exports))
         .route("/moderation/appeals", get(moderation::waiting_appeals))
         .route("/moderation/subjects/{kind}/{id}", get(moderation::history))
         .route("/moderation/decisions", post(moderation::decide))

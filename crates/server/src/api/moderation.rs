@@ -185,9 +185,12 @@ pub async fn report(
         return Err(bad("contact: at most 500 characters"));
     }
     let (subject, _, _) = resolve(&state, &body.subject).await?;
+    // Trusted flaggers (Art. 22) come first, a duty a small enterprise does not have.
     let trusted = match &caller.0 {
-        Some(me) => role(&state, me).await?.as_deref() == Some("trusted_flagger"),
-        None => false,
+        Some(me) if !state.config.small_enterprise() => {
+            role(&state, me).await?.as_deref() == Some("trusted_flagger")
+        }
+        _ => false,
     };
     let at = now_ms();
     let entry = state
@@ -595,6 +598,12 @@ pub async fn appeal(
     if text.is_empty() || text.chars().count() > MAX_TEXT {
         return Err(bad(format!("say why, in 1 to {MAX_TEXT} characters")));
     }
+    if state.config.small_enterprise() {
+        return Err(ApiError::Forbidden(
+            "this platform takes no internal complaints (a small enterprise, DSA Art. 19):              see the statement for out-of-court settlement and the courts"
+                .into(),
+        ));
+    }
     let now = now_ms();
     if found.reversed {
         return Err(ApiError::Conflict(
@@ -899,4 +908,25 @@ pub async fn transparency_report(
         .into_response()),
         Some(_) => Err(bad("format: json or csv")),
     }
+}
+
+/// `GET /api/v1/moderation/exports`: how far the submission to the Transparency Database has
+/// come, and the statements it refused with the reasons.
+pub async fn exports(
+    State(state): State<AppState>,
+    caller: Caller,
+) -> Result<Json<Value>, ApiError> {
+    moderator(&state, caller).await?;
+    let counts = state.store.tdb_counts().await?;
+    let refused = state.store.tdb_refused(100).await?;
+    Ok(Json(serde_json::json!({
+        "endpoint": state.config.moderation.tdb_url.as_ref().filter(|_| !state.config.small_enterprise()),
+        "sent": counts.sent,
+        "existing": counts.existing,
+        "invalid": counts.invalid,
+        "pending": counts.pending,
+        "refused": refused.iter().map(|e| serde_json::json!({
+            "decision": e.decision, "puid": e.puid, "at": e.at_ms, "reason": e.detail,
+        })).collect::<Vec<_>>(),
+    })))
 }
