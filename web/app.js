@@ -53,6 +53,8 @@ async function route() {
   } else if (path === '/moderation') {
     if (user) await moderationConsole(main, user, notFound);
     else navigate('/signin?next=/moderation');
+  } else if (path === '/recommendations') {
+    recommendationsPage();
   } else if (path === '/transparency') {
     await transparencyPage(main, notFound);
   } else if (path === '/notifications') {
@@ -120,26 +122,42 @@ function card(space) {
   return h('li', { class: 'card-item' },
     h('a', { class: 'card', href: `/s/${space.id}`, 'data-link': true },
       h('span', { class: 'card-title' }, space.title),
-      h('span', { class: 'card-meta' }, when, space.host_handle ? ` hosted by @${space.host_handle}` : '')),
+      h('span', { class: 'card-meta' }, when, space.host_handle ? ` hosted by @${space.host_handle}` : '',
+        space.listeners != null ? ` · ${space.listeners} listening` : '')),
     remind);
 }
 
-function section(title, spaces, empty) {
+function section(title, spaces, empty, extra = null) {
   return h('section', { class: 'section', 'aria-label': title },
-    h('h2', {}, title),
-    spaces.length ? h('ul', { class: 'cards' }, spaces.map(card)) : h('p', { class: 'muted' }, empty));
+    h('div', { class: 'section-head' }, h('h2', {}, title), extra),
+    spaces.length ? h('ul', { class: 'cards', 'data-list': title }, spaces.map(card)) : h('p', { class: 'muted' }, empty));
+}
+
+const ORDER_KEY = 'stentor.order';
+const ORDERS = { listeners: 'Most listened', newest: 'Newest' };
+
+/** How the lists are ordered, and the choice of the other order (DSA Art. 27). */
+function orderChoice(order) {
+  return h('div', { class: 'order', role: 'group', 'aria-label': 'Order of the lists' },
+    Object.entries(ORDERS).map(([value, label]) => h('button', {
+      class: `btn tiny ${value === order ? '' : 'ghost'}`, type: 'button', 'aria-pressed': value === order ? 'true' : 'false',
+      'data-testid': `order-${value}`,
+      onclick: () => { localStorage.setItem(ORDER_KEY, value); home(); },
+    }, label)),
+    h('a', { class: 'small', href: '/recommendations', 'data-link': true }, 'Why this order?'));
 }
 
 async function home() {
   mount(main, h('div', { class: 'page' }, h('p', { class: 'muted' }, 'Loading…')));
-  const spaces = await api('GET', '/spaces').catch(() => []);
+  const order = ORDERS[localStorage.getItem(ORDER_KEY)] ? localStorage.getItem(ORDER_KEY) : 'listeners';
+  const spaces = await api('GET', `/spaces?order=${order}`).catch(() => []);
   const mine = user ? await api('GET', '/me/spaces').catch(() => []) : [];
   const live = spaces.filter((s) => s.state === 'live');
   const scheduled = spaces.filter((s) => s.state === 'scheduled');
   if (user) {
     leavePage = await homeTimeline(main, user, h('div', { class: 'discovery' },
       h('a', { class: 'btn', href: '/new', 'data-link': true }, 'Start a Space'),
-      section('Live now', live, 'Nothing is live right now.'),
+      section('Live now', live, 'Nothing is live right now.', orderChoice(order)),
       section('Scheduled', scheduled, 'Nothing is scheduled yet.'),
       section('Your Spaces', mine, 'You have not hosted a Space yet.')));
     return;
@@ -151,9 +169,27 @@ async function home() {
       user
         ? h('a', { class: 'btn big', href: '/new', 'data-link': true }, 'Start a Space')
         : h('a', { class: 'btn big', href: '/signup', 'data-link': true }, 'Create an account to host')),
-    section('Live now', live, 'Nothing is live right now.'),
+    section('Live now', live, 'Nothing is live right now.', orderChoice(order)),
     section('Scheduled', scheduled, 'Nothing is scheduled yet.'),
     user ? section('Your Spaces', mine, 'You have not hosted a Space yet.') : null));
+}
+
+/** The main parameters of what orders the lists (DSA Art. 27), for everyone. */
+function recommendationsPage() {
+  const item = (title, ...text) => h('section', { class: 'panel statement-part' }, h('h2', {}, title), text.map((t) => h('p', {}, t)));
+  mount(main, h('div', { class: 'page narrow statement', 'data-testid': 'recommendations' },
+    h('h1', {}, 'How stentor orders what you see'),
+    h('p', { class: 'muted' }, 'Nothing here is personalised from what you do elsewhere, and nothing is ordered by payment.'),
+    item('Live now',
+      'By default, the live Spaces with the most people listening right now come first; among Spaces with as many listeners, the one that started last comes first.',
+      'Choose "Newest" above the list to see them in the order they started, newest first, whatever their audience. Your choice is kept in this browser.'),
+    item('Scheduled', 'The soonest start comes first ("Most listened"), or the most recently announced ("Newest").'),
+    item('Your timeline', 'Posts of the accounts you follow and your own, newest first. Nothing else is mixed in.'),
+    item('Replies', 'Newest first, without accounts you muted or blocked.'),
+    item('Content moderators demoted',
+      'A Space or a reply demoted by a moderation decision is kept out of these lists for people who do not follow its author; its followers still see it. The author receives a statement of reasons and can appeal.',
+      'Every such decision is counted in the transparency report.'),
+    h('p', {}, h('a', { href: '/transparency', 'data-link': true }, 'The transparency report'), ' · ', h('a', { href: '/', 'data-link': true }, 'Back to the Spaces'))));
 }
 
 function field(label, attrs) {

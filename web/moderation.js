@@ -30,6 +30,7 @@ const ACTIONS = [
   ['restrict_interaction', 'Restrict interaction (no likes, replies, reposts)'],
   ['remove', 'Remove it'],
   ['suspend_account', 'Suspend the account'],
+  ['demote', 'Demote it (kept out of discovery; followers still see it)'],
   ['mute_speaker', 'Mute a speaker (held until the Space ends)'],
   ['remove_speaker', 'Remove a speaker from the Space'],
   ['end_space', 'End the live Space (its recording withheld)'],
@@ -44,9 +45,9 @@ const COUNTED = {
 
 /** The actions that apply to a kind of subject, the most likely first. */
 const ACTIONS_FOR = {
-  post: ['remove', 'label', 'restrict_interaction'],
+  post: ['remove', 'label', 'restrict_interaction', 'demote'],
   account: ['suspend_account'],
-  space: ['mute_speaker', 'remove_speaker', 'end_space', 'remove', 'label'],
+  space: ['mute_speaker', 'remove_speaker', 'end_space', 'demote', 'remove', 'label'],
   clip: ['remove', 'label'],
 };
 

@@ -253,6 +253,26 @@ try {
     assert.ok(overflow <= 0, `the Space page is ${overflow} px wider than the phone`);
   });
 
+  await step('the lists say what orders them, offer time order, and explain it (Art. 27)', async () => {
+    await reader.goto(base);
+    await reader.getByTestId('order-listeners').waitFor();
+    assert.equal(await reader.getByTestId('order-listeners').getAttribute('aria-pressed'), 'true');
+    await reader.locator('[data-list="Live now"]').getByText('Night talk').waitFor();
+    await reader.getByTestId('order-newest').click();
+    await waitFor('the newest order chosen', async () => (await reader.getByTestId('order-newest').getAttribute('aria-pressed')) === 'true');
+    assert.equal(await reader.evaluate(() => localStorage.getItem('stentor.order')), 'newest');
+    await reader.screenshot({ path: join(shots, 'home-order-desktop.png'), fullPage: true });
+    await reader.getByRole('link', { name: 'Why this order?' }).click();
+    await reader.getByTestId('recommendations').getByText('most people listening right now').waitFor();
+    await reader.screenshot({ path: join(shots, 'recommendations-desktop.png'), fullPage: true });
+    const phone = await page(b, 'phone-recommendations', 390, 844);
+    await phone.goto(`${base}/recommendations`);
+    await phone.getByTestId('recommendations').waitFor();
+    await phone.screenshot({ path: join(shots, 'recommendations-phone.png'), fullPage: true });
+    const overflow = await phone.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+    assert.ok(overflow <= 0, `the recommendations page is ${overflow} px wider than the phone`);
+  });
+
   await step('no console errors on any page', async () => {
     assert.deepEqual(consoleErrors, []);
   });

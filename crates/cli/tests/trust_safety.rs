@@ -252,10 +252,10 @@ async fn notices_decisions_statements_appeals_and_transparency() {
         &mod_b,
         Method::POST,
         "/moderation/decisions",
-        Some(decision(subject.clone(), "demote", None)),
+        Some(decision(subject.clone(), "mute_speaker", None)),
     )
     .await;
-    assert!(e.contains("400"), "{e}");
+    assert!(e.contains("400") && e.contains("does not apply"), "{e}");
     let suspended = call(
         &mod_b,
         Method::POST,
@@ -906,5 +906,138 @@ async fn a_small_enterprise_states_its_reasons_but_takes_no_appeals() {
     )
     .await;
     assert!(e.contains("403") && e.contains("Art. 19"), "{e}");
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn demoted_content_leaves_discovery_but_not_followers_and_the_lists_state_their_order() {
+    use common::live_space;
+    let server = TestServer::start_with("trust-safety-demote", |c| {
+        c.moderation.admin = Some("root".into());
+    })
+    .await;
+    let root = signed_up(&server, "root").await;
+    // Started a second apart (the store keeps seconds).
+    let (_quiet_host, quiet) = live_space(&server, "quiet_host", "A quiet one").await;
+    tokio::time::sleep(std::time::Duration::from_millis(1050)).await;
+    let (_loud_host, loud) = live_space(&server, "loud_host", "A crowded one").await;
+    tokio::time::sleep(std::time::Duration::from_millis(1050)).await;
+    let (_new_host, newest) = live_space(&server, "new_host", "The newest").await;
+    // Two listeners in the crowded Space, none elsewhere.
+    let mut sockets = Vec::new();
+    for _ in 0..2 {
+        let api = server.api();
+        let ticket = api.ticket(&loud).await.unwrap();
+        sockets.push(api.connect(&loud, &ticket.ticket).await.unwrap().0);
+    }
+    let ids = |list: &Value| -> Vec<String> {
+        list.as_array()
+            .unwrap()
+            .iter()
+            .map(|s| s["id"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    let by_listeners = call(&server.api(), Method::GET, "/spaces", None).await;
+    assert_eq!(
+        ids(&by_listeners),
+        [loud.clone(), newest.clone(), quiet.clone()],
+        "{by_listeners}"
+    );
+    assert_eq!(by_listeners[0]["listeners"], 2);
+    let by_time = call(&server.api(), Method::GET, "/spaces?order=newest", None).await;
+    assert_eq!(
+        ids(&by_time),
+        [newest.clone(), loud.clone(), quiet.clone()],
+        "{by_time}"
+    );
+
+    // Demoting the crowded Space takes it out of both lists; a reversal puts it back.
+    let mut d = decision(json!({"kind": "space", "id": loud}), "demote", None);
+    d["category"] = json!("negative_effects_on_civic_discourse_or_elections");
+    let demoted = call(&root, Method::POST, "/moderation/decisions", Some(d)).await;
+    assert_eq!(demoted["statement"]["restriction"]["action"], "demote");
+    for order in ["listeners", "newest"] {
+        let list = call(
+            &server.api(),
+            Method::GET,
+            &format!("/spaces?order={order}"),
+            None,
+        )
+        .await;
+        assert!(!ids(&list).contains(&loud), "{order}: {list}");
+    }
+
+    // A demoted reply: its author's followers (and the author) still see it, nobody else.
+    let author = signed_up(&server, "replier").await;
+    let follower = signed_up(&server, "follower").await;
+    let stranger = signed_up(&server, "stranger").await;
+    call(&follower, Method::POST, "/users/replier/follow", None).await;
+    let post = call(
+        &root,
+        Method::POST,
+        "/posts",
+        Some(json!({"text": "What do you think?"})),
+    )
+    .await;
+    let post_id = post["id"].as_u64().unwrap();
+    let reply = call(
+        &author,
+        Method::POST,
+        "/posts",
+        Some(json!({"text": "Vote on the wrong day!", "reply_to": post_id})),
+    )
+    .await;
+    let reply_id = reply["id"].as_u64().unwrap();
+    let mut d = decision(
+        json!({"kind": "post", "id": reply_id.to_string()}),
+        "demote",
+        None,
+    );
+    d["category"] = json!("negative_effects_on_civic_discourse_or_elections");
+    let on_reply = call(&root, Method::POST, "/moderation/decisions", Some(d)).await;
+    let sees = |api: &Api| {
+        let (api, path) = (api.clone(), format!("/posts/{post_id}/replies"));
+        async move {
+            let page = call(&api, Method::GET, &path, None).await;
+            page["items"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|p| p["id"].as_u64() == Some(reply_id))
+        }
+    };
+    assert!(sees(&follower).await && sees(&author).await);
+    assert!(!sees(&stranger).await && !sees(&server.api()).await);
+    // The reply itself is still there for anyone who has its link.
+    call(&stranger, Method::GET, &format!("/posts/{reply_id}"), None).await;
+
+    // Appeals reversed: both back in discovery.
+    for (decided, by) in [(&demoted, &_loud_host), (&on_reply, &author)] {
+        let a = call(
+            by,
+            Method::POST,
+            &format!("/statements/{}/appeal", decided["id"]),
+            Some(json!({"text": "Nothing wrong here."})),
+        )
+        .await;
+        let mod_b = signed_up(&server, &format!("mod_{}", a["id"])).await;
+        call(
+            &root,
+            Method::POST,
+            "/moderators",
+            Some(json!({"handle": format!("mod_{}", a["id"])})),
+        )
+        .await;
+        call(
+            &mod_b,
+            Method::POST,
+            &format!("/appeals/{}/decision", a["id"]),
+            Some(json!({"outcome": "reversed", "explanation": "Within the rules."})),
+        )
+        .await;
+    }
+    assert!(ids(&call(&server.api(), Method::GET, "/spaces", None).await).contains(&loud));
+    assert!(sees(&stranger).await);
+    drop(sockets);
     server.stop().await;
 }

@@ -140,8 +140,8 @@ impl Action {
         match self {
             Action::Label => "A label with the reason below is shown on this content.",
             Action::Demote => {
-                "This content is kept out of discovery and out of the timelines of people who do \
-                 not follow you; your followers still see it."
+                "This content is kept out of discovery (the lists of Spaces, the replies shown to \
+                 people who do not follow you); your followers still see it."
             }
             Action::RestrictInteraction => {
                 "Nobody can reply to, repost or like this content; it stays visible."
@@ -165,7 +165,9 @@ impl Action {
     pub fn applies_to(self, kind: SubjectKind) -> bool {
         use SubjectKind::*;
         match self {
-            Action::Label | Action::Demote | Action::Remove => kind != Account,
+            Action::Label | Action::Remove => kind != Account,
+            // Posts and Spaces are what discovery shows.
+            Action::Demote => matches!(kind, Post | Space),
             Action::RestrictInteraction => kind == Post,
             Action::EndSpace => kind == Space,
             Action::MuteSpeaker | Action::RemoveSpeaker => kind == Space,

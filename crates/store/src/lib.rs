@@ -396,7 +396,8 @@ impl Store {
             sqlx::query(
                 "SELECT s.id, s.host_id, s.title, s.state, s.starts_at, s.created_at, u.handle \
                  FROM spaces s JOIN users u ON u.id = s.host_id \
-                 WHERE s.state <> 'ended' ORDER BY s.created_at DESC LIMIT $1",
+                 WHERE s.state <> 'ended' AND NOT s.demoted \
+                 ORDER BY COALESCE(s.started_at, s.created_at) DESC, s.created_at DESC LIMIT $1",
             )
             .bind(i64::from(limit))
             .fetch_all(pool)

@@ -26,15 +26,18 @@ pub struct Restriction {
 
 /// Brings a subject's derived state (`$1` kind, `$2` id, `$4` the id as a number) up to what
 /// is in force at `$3`:
-/// a post's removal and label, an account's suspension. A statement that does not concern the
-/// subject's kind changes no row.
-const SUBJECT_STATE: [&str; 2] = [
+/// a post's removal, demotion and label, an account's suspension, a Space's demotion. A
+/// statement that does not concern the subject's kind changes no row.
+const SUBJECT_STATE: [&str; 3] = [
     "UPDATE posts SET \
        removed = EXISTS (SELECT 1 FROM restrictions r WHERE r.subject_kind = $1 \
          AND r.subject_id = $2 AND r.action = 'remove' AND NOT r.reversed \
          AND (r.ends_at_ms IS NULL OR r.ends_at_ms > $3)), \
        restricted = EXISTS (SELECT 1 FROM restrictions r WHERE r.subject_kind = $1 \
          AND r.subject_id = $2 AND r.action = 'restrict_interaction' AND NOT r.reversed \
+         AND (r.ends_at_ms IS NULL OR r.ends_at_ms > $3)), \
+       demoted = EXISTS (SELECT 1 FROM restrictions r WHERE r.subject_kind = $1 \
+         AND r.subject_id = $2 AND r.action = 'demote' AND NOT r.reversed \
          AND (r.ends_at_ms IS NULL OR r.ends_at_ms > $3)), \
        label = (SELECT r.reason FROM restrictions r WHERE r.subject_kind = $1 \
          AND r.subject_id = $2 AND r.action = 'label' AND NOT r.reversed \
@@ -45,6 +48,10 @@ const SUBJECT_STATE: [&str; 2] = [
        AND r.action = 'suspend_account' AND NOT r.reversed \
        AND (r.ends_at_ms IS NULL OR r.ends_at_ms > $3)) \
      WHERE $1 = 'account' AND id = $4",
+    "UPDATE spaces SET demoted = EXISTS (SELECT 1 FROM restrictions r WHERE r.subject_kind = $1 \
+       AND r.subject_id = $2 AND r.action = 'demote' AND NOT r.reversed \
+       AND (r.ends_at_ms IS NULL OR r.ends_at_ms > $3)) \
+     WHERE $1 = 'space' AND id = $2 AND $4 = $4", // (every statement takes the same four)
 ];
 
 /// An inbox entry about a moderation event: `$1` the account, `$2` its group, `$3` the kind,

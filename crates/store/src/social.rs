@@ -749,12 +749,18 @@ impl Store {
         before: Option<u64>,
         limit: u32,
     ) -> Result<Vec<PostRow>, StoreError> {
-        let (column, value) = match filter {
-            PostFilter::Author(a) => ("p.author_id", a),
-            PostFilter::Replies(p) => ("p.reply_to", p),
+        // A demoted reply is shown to its author's followers (and the author) only.
+        let (column, value, discovery) = match filter {
+            PostFilter::Author(a) => ("p.author_id", a, ""),
+            PostFilter::Replies(p) => (
+                "p.reply_to",
+                p,
+                " AND (NOT p.demoted OR p.author_id = $1 OR EXISTS (SELECT 1 FROM follows f \
+                 WHERE f.follower_id = $1 AND f.followee_id = p.author_id))",
+            ),
         };
         let query = format!(
-            "{POST_COLUMNS} WHERE {column} = $2 AND p.id < $3 AND {NOT_HIDDEN} \
+            "{POST_COLUMNS} WHERE {column} = $2 AND p.id < $3 AND {NOT_HIDDEN}{discovery} \
              ORDER BY p.id DESC LIMIT $4"
         );
         Ok(on!(self, |pool| {

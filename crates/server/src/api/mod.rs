@@ -352,6 +352,7 @@ pub fn router(state: AppState) -> Router {
         .route("/settings", get(web::page))
         .route("/moderation", get(web::page))
         .route("/transparency", get(web::page))
+        .route("/recommendations", get(web::page))
         .route("/statements/{id}", get(web::page))
         .route("/sw.js", get(web::service_worker))
         .route("/assets/{name}", get(web::asset))

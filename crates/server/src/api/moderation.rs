@@ -311,12 +311,6 @@ pub async fn decide(
         Ground::Incompatible => body.contractual_ground,
     }
     .unwrap_or_default();
-    if action == Action::Demote {
-        return Err(ApiError::BadRequest(format!(
-            "{} is not available through this endpoint yet",
-            action.as_str()
-        )));
-    }
     if !action.applies_to(body.subject.kind) {
         return Err(bad(format!(
             "{} does not apply to this kind of subject",

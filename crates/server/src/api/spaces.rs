@@ -6,7 +6,7 @@ use crate::clock::unix_now;
 use crate::error::ApiError;
 use crate::origin::live::SpaceView;
 use crate::state::AppState;
-use axum::extract::{ConnectInfo, Path, State};
+use axum::extract::{ConnectInfo, Path, Query, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
@@ -107,6 +107,9 @@ pub struct SpaceSummary {
     pub host_handle: Option<String>,
     /// Announced start, Unix seconds.
     pub starts_at: Option<i64>,
+    /// Listening now, as far as this node knows (live Spaces it serves).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub listeners: Option<usize>,
 }
 
 impl SpaceSummary {
@@ -118,21 +121,60 @@ impl SpaceSummary {
             host: r.host_id,
             host_handle,
             starts_at: r.starts_at,
+            listeners: None,
         }
     }
 }
 
-/// `GET /api/v1/spaces`: Spaces that are scheduled or live.
+/// How the lists of Spaces are ordered (docs/recommendations.md states it for everyone).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Order {
+    /// Live: the most listened first (then the newest); scheduled: the soonest first.
+    #[default]
+    Listeners,
+    /// Newest first, whatever the audience: chronological.
+    Newest,
+}
+
+/// `GET /api/v1/spaces` query.
+#[derive(Debug, Default, Deserialize)]
+pub struct ListQuery {
+    #[serde(default)]
+    order: Order,
+}
+
+/// `GET /api/v1/spaces[?order=listeners|newest]`: Spaces that are scheduled or live, but not
+/// those a moderation decision demoted, in the order asked for.
 pub async fn list_spaces(
     State(state): State<AppState>,
+    Query(q): Query<ListQuery>,
 ) -> Result<Json<Vec<SpaceSummary>>, ApiError> {
     let records = state.store.open_spaces(100).await?;
-    Ok(Json(
-        records
-            .into_iter()
-            .map(|(r, handle)| SpaceSummary::new(r, Some(handle)))
-            .collect(),
-    ))
+    let here: std::collections::HashMap<String, usize> = state
+        .spaces
+        .loaded()
+        .iter()
+        .map(|s| (s.id.clone(), s.listeners()))
+        .collect();
+    let mut list: Vec<SpaceSummary> = records
+        .into_iter()
+        .map(|(r, handle)| {
+            let mut summary = SpaceSummary::new(r, Some(handle));
+            if summary.state == "live" {
+                summary.listeners = Some(here.get(&summary.id).copied().unwrap_or(0));
+            }
+            summary
+        })
+        .collect();
+    // The store gives the newest first; a stable sort keeps that among equals.
+    if q.order == Order::Listeners {
+        list.sort_by_key(|s| match s.state.as_str() {
+            "live" => (0, std::cmp::Reverse(s.listeners.unwrap_or(0)), 0),
+            _ => (1, std::cmp::Reverse(0), s.starts_at.unwrap_or(i64::MAX)),
+        });
+    }
+    Ok(Json(list))
 }
 
 /// `GET /api/v1/me/spaces`: the Spaces the caller hosts, newest first.

@@ -299,10 +299,16 @@ impl Shard {
     /// Takes a listener in.
     fn take(&mut self, sink: Sink) {
         self.feed.attach(1);
-        if let Some(user) = sink.user {
+        let user = sink.user;
+        if let Some(user) = user {
             *self.users.entry(user).or_default() += 1;
         }
         self.sinks.push(sink);
+        // A notice about this listener may have gone out between its admission and now
+        // (removed, or called on stage): it was not here to be told, so look at the state.
+        if let Some(user) = user {
+            self.on_notice_to(user);
+        }
     }
 
     /// Takes listener `i` out of the shard.
