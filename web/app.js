@@ -4,7 +4,7 @@ import { api, currentUser } from './api.js';
 import { h, initials, mount, toast } from './dom.js';
 import { clock, openSpace } from './space.js';
 import { homeTimeline, icon, notificationsPage, postPage, profilePage, remindButton, settingsPage } from './social.js';
-import { moderationConsole, statementPage, transparencyPage } from './moderation.js';
+import { moderationConsole, reportButton, statementPage, transparencyPage } from './moderation.js';
 
 const main = document.getElementById('main');
 const nav = document.getElementById('nav');
@@ -271,7 +271,8 @@ async function clipPage(id) {
     h('audio', { controls: true, preload: 'metadata', src: clip.url, 'data-testid': 'clip-audio', 'aria-label': `Clip from ${clip.title}` }),
     h('div', { class: 'row' },
       h('button', { class: 'btn', type: 'button', onclick: copy }, 'Copy link'),
-      h('a', { class: 'btn ghost', href: `/s/${clip.space}`, 'data-link': true }, 'Go to the Space'))));
+      h('a', { class: 'btn ghost', href: `/s/${clip.space}`, 'data-link': true }, 'Go to the Space'),
+      reportButton({ kind: 'clip', id: clip.id }, user, { label: 'Report', cls: 'btn ghost' }))));
 }
 
 function notFound() {

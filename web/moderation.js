@@ -319,14 +319,38 @@ export async function moderationConsole(main, user, notFound) {
     subject: notice.event.subject, report: notice.id, category: notice.event.category, onDone: reload,
   });
   const history = (subject) => {
-    const box = h('details', { class: 'history' }, h('summary', {}, 'History of this subject'));
-    box.addEventListener('toggle', async () => {
+    const box = h('details', { class: 'history' }, h('summary', {}, 'History of this subject and notes'));
+    const line = (e) => h('li', {},
+      h('span', { class: 'muted small' }, `#${e.id} · ${when(e.at)} · `),
+      e.event.type === 'decision' ? `${ACTION[e.event.action] || e.event.action}: ${e.event.explanation}`
+        : e.event.type === 'notice' ? `Report: ${CATEGORY[e.event.category]} — ${e.event.explanation}`
+          : e.event.type === 'note' ? h('span', { class: 'note' }, 'Note: ', e.event.text)
+            : e.event.type);
+    const list = h('ol', { class: 'log' });
+    const text = h('textarea', { 'aria-label': 'A note for the other moderators', placeholder: 'A note for the other moderators (never shown to the account)', rows: 2, maxlength: 5000 });
+    const error = h('p', { class: 'error', role: 'alert' });
+    const load = async () => {
+      const entries = await api('GET', `/moderation/subjects/${subject.kind}/${encodeURIComponent(subject.id)}`);
+      list.replaceChildren(...entries.map(line));
+    };
+    const add = h('form', { class: 'form note-form' }, text, error,
+      h('div', { class: 'row' }, h('button', { class: 'btn small ghost', type: 'submit' }, 'Add note')));
+    add.addEventListener('submit', async (e) => {
+      e.preventDefault();
+      try {
+        await api('POST', '/moderation/notes', { subject: { kind: subject.kind, id: subject.id }, text: text.value });
+        text.value = '';
+        error.textContent = '';
+        await load();
+      } catch (err) {
+        error.textContent = err.message;
+      }
+    });
+    box.append(list, add);
+    box.addEventListener('toggle', () => {
       if (!box.open || box.dataset.loaded) return;
       box.dataset.loaded = '1';
-      const entries = await api('GET', `/moderation/subjects/${subject.kind}/${encodeURIComponent(subject.id)}`);
-      box.append(h('ol', { class: 'log' }, entries.map((e) => h('li', {},
-        h('span', { class: 'muted small' }, `#${e.id} · ${when(e.at)} · `),
-        e.event.type === 'decision' ? `${ACTION[e.event.action] || e.event.action}: ${e.event.explanation}` : e.event.type === 'notice' ? `Report: ${CATEGORY[e.event.category]} — ${e.event.explanation}` : e.event.type))));
+      load().catch((err) => { error.textContent = err.message; });
     });
     return box;
   };

@@ -167,6 +167,11 @@ try {
     await modA.goto(`${base}/moderation`);
     const card = modA.locator('[data-notice]').first();
     await card.getByText('insulting a listener').waitFor();
+    assert.match(await card.textContent(), /at \d+ s/, 'the moment in the Space is on the report');
+    await card.getByText('History of this subject and notes').click();
+    await card.getByLabel('A note for the other moderators').fill('Heard it myself from 0:40.');
+    await card.getByRole('button', { name: 'Add note' }).click();
+    await card.getByText('Note: Heard it myself from 0:40.').waitFor();
     await card.getByLabel('Action').selectOption('mute_speaker');
     await card.getByLabel('Speaker').locator('option', { hasText: '@sp_eaker' }).waitFor({ state: 'attached' });
     await card.getByLabel('Speaker').selectOption('sp_eaker');

@@ -440,14 +440,44 @@ async fn moderators_mute_remove_and_end_in_a_live_space_and_reversals_undo_it() 
         &listener,
         Method::POST,
         "/reports",
-        Some(
-            json!({"subject": {"kind": "space", "id": space, "at_ms": 1500},
+        Some(json!({"subject": {"kind": "space", "id": space},
                     "category": "illegal_or_harmful_speech",
-                    "explanation": "guest_two is insulting me by name.", "good_faith": true}),
-        ),
+                    "explanation": "guest_two is insulting me by name.", "good_faith": true})),
     )
     .await;
     let report_id = ack["id"].as_u64().unwrap();
+    // Reported live without a moment: the server notes how far into the Space it was.
+    let queue = call(&mod_a, Method::GET, "/moderation/queue", None).await;
+    let at = queue[0]["event"]["subject"]["at_ms"]
+        .as_u64()
+        .expect("the moment");
+    assert!(at < 60_000, "{at} ms into the Space");
+    // A note for the other moderators: in the subject's history, in no export.
+    call(
+        &mod_b,
+        Method::POST,
+        "/moderation/notes",
+        Some(
+            json!({"subject": {"kind": "space", "id": space}, "text": "Heard it too; a pattern."}),
+        ),
+    )
+    .await;
+    let history = call(
+        &mod_a,
+        Method::GET,
+        &format!("/moderation/subjects/space/{space}"),
+        None,
+    )
+    .await;
+    assert!(history.to_string().contains("Heard it too"), "{history}");
+    let e = refused(
+        &listener,
+        Method::POST,
+        "/moderation/notes",
+        Some(json!({"subject": {"kind": "space", "id": space}, "text": "me too"})),
+    )
+    .await;
+    assert!(e.contains("403"), "{e}");
     tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
 
     // Mute: held, so the speaker cannot unmute; their tone leaves the mix, the host's stays.
@@ -666,6 +696,8 @@ async fn moderators_mute_remove_and_end_in_a_live_space_and_reversals_undo_it() 
     assert_eq!(row["by_action"]["mute_speaker"], 1);
     assert_eq!(row["by_action"]["remove_speaker"], 1);
     assert_eq!(row["by_action"]["end_space"], 1);
+    let exported = call(&server.api(), Method::GET, "/transparency/statements", None).await;
+    assert!(!exported.to_string().contains("Heard it too"));
     server.stop().await;
 }
 

@@ -408,6 +408,17 @@ impl Store {
         }))
     }
 
+    /// When Space `id` went live (Unix seconds), if it did.
+    pub async fn space_started_at(&self, id: &str) -> Result<Option<i64>, StoreError> {
+        Ok(on!(self, |pool| {
+            sqlx::query("SELECT started_at FROM spaces WHERE id = $1")
+                .bind(id)
+                .fetch_optional(pool)
+                .await?
+                .and_then(|row| row.maybe_int(0))
+        }))
+    }
+
     /// Spaces hosted by `host`, newest first, at most `limit`.
     pub async fn hosted_spaces(
         &self,

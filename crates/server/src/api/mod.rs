@@ -276,6 +276,7 @@ pub fn router(state: AppState) -> Router {
         .route("/moderators", post(moderation::grant))
         .route("/moderation/queue", get(moderation::queue))
         .route("/moderation/exports", get(moderation::exports))
+        .route("/moderation/notes", post(moderation::note))
         .route("/moderation/appeals", get(moderation::waiting_appeals))
         .route("/moderation/subjects/{kind}/{id}", get(moderation::history))
         .route("/moderation/decisions", post(moderation::decide))

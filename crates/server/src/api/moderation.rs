@@ -184,7 +184,16 @@ pub async fn report(
     if contact.as_ref().is_some_and(|c| c.chars().count() > 500) {
         return Err(bad("contact: at most 500 characters"));
     }
-    let (subject, _, _) = resolve(&state, &body.subject).await?;
+    let (mut subject, _, _) = resolve(&state, &body.subject).await?;
+    // A live Space reported without a moment: now, as far into it as it has gone.
+    if subject.kind == SubjectKind::Space
+        && subject.at_ms.is_none()
+        && let Some(space) = state.store.space(&subject.id).await?
+        && space.state == "live"
+        && let Some(started) = state.store.space_started_at(&subject.id).await?
+    {
+        subject.at_ms = Some((now_ms() - started * 1000).max(0) as u64);
+    }
     // Trusted flaggers (Art. 22) come first, a duty a small enterprise does not have.
     let trusted = match &caller.0 {
         Some(me) if !state.config.small_enterprise() => {
@@ -456,6 +465,43 @@ pub async fn dismiss(
         )
         .await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// `POST /api/v1/moderation/notes`.
+#[derive(Deserialize)]
+pub struct NoteBody {
+    subject: SubjectBody,
+    text: String,
+}
+
+/// `POST /api/v1/moderation/notes`: a moderator's note on a subject, for the other moderators
+/// (in its history, never in an export).
+pub async fn note(
+    State(state): State<AppState>,
+    caller: Caller,
+    Json(body): Json<NoteBody>,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let me = moderator(&state, caller).await?;
+    let text = body.text.trim();
+    if text.is_empty() || text.chars().count() > MAX_TEXT {
+        return Err(bad(format!("a note is 1 to {MAX_TEXT} characters")));
+    }
+    let (subject, _, _) = resolve(&state, &body.subject).await?;
+    let entry = state
+        .store
+        .moderation_append(
+            now_ms(),
+            &Event::Note {
+                subject,
+                text: text.to_owned(),
+                moderator: me.id,
+            },
+        )
+        .await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(serde_json::json!({"id": entry.seq})),
+    ))
 }
 
 /// A decision from the log, with whether it was reversed and its appeals.
