@@ -315,6 +315,31 @@ async fn notices_decisions_statements_appeals_and_transparency() {
         statements[0]["puid"],
         format!("stentor-decision-{statement_id}")
     );
+    assert_eq!(all["next"], Value::Null);
+    // A page at a time: the same statements, in the same order.
+    let first = call(
+        &server.api(),
+        Method::GET,
+        "/transparency/statements?limit=3",
+        None,
+    )
+    .await;
+    let next = first["next"].as_u64().expect("a next page");
+    let rest = call(
+        &server.api(),
+        Method::GET,
+        &format!("/transparency/statements?after={next}&limit=3"),
+        None,
+    )
+    .await;
+    let paged: Vec<&Value> = first["statements"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .chain(rest["statements"].as_array().unwrap())
+        .collect();
+    assert_eq!(paged, statements.iter().collect::<Vec<_>>());
+    assert_eq!(rest["next"], Value::Null);
 
     // The report equals what the log holds, counted here directly.
     let entries = server

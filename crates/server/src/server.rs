@@ -203,6 +203,7 @@ impl Server {
                 tasks,
                 social,
                 replays,
+                reports: Arc::default(),
             },
         })
     }

@@ -51,6 +51,8 @@ pub struct AppState {
     pub social: Arc<crate::social::Social>,
     /// Replays and clips of the recordings this node made (none on an edge).
     pub replays: Option<Arc<crate::replay::Replays>>,
+    /// The transparency reports lately computed, and the budget for computing one.
+    pub reports: Arc<crate::transparency::Reports>,
 }
 
 impl AppState {

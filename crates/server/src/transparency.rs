@@ -173,3 +173,95 @@ async fn once(
     store.tdb_record(&done).await.map_err(|e| e.to_string())?;
     Ok(Progress::Moved)
 }
+
+/// The transparency report's budget: it is public and recomputed from the whole log, so one
+/// computation runs at a time and its result is kept until the log grows.
+pub struct Reports {
+    /// Held while a report is computed.
+    computing: tokio::sync::Semaphore,
+    /// Reports computed lately: (from, to) → (the log's head then, the rows).
+    kept: parking_lot::Mutex<std::collections::HashMap<(i64, i64), (u64, Arc<Vec<Row>>)>>,
+}
+
+use std::sync::Arc;
+use stentor_moderation::report::Row;
+
+/// Reports kept at once (periods asked for lately).
+const KEPT: usize = 32;
+/// Longest wait for the computation another request is running.
+const WAIT_FOR_REPORT: Duration = Duration::from_secs(10);
+
+impl Default for Reports {
+    fn default() -> Self {
+        Self {
+            computing: tokio::sync::Semaphore::new(1),
+            kept: Default::default(),
+        }
+    }
+}
+
+/// Why a report could not be had.
+#[derive(Debug, thiserror::Error)]
+pub enum ReportError {
+    /// Another computation took too long to finish.
+    #[error("the report is being computed; try again shortly")]
+    Busy,
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] stentor_store::StoreError),
+    /// The log holds an entry that cannot be read.
+    #[error("moderation log entry {0}: {1}")]
+    Unreadable(u64, String),
+}
+
+impl Reports {
+    /// The report over `[from_ms, to_ms)` as the log stands now: kept while the log has not
+    /// grown, otherwise computed (one at a time).
+    pub async fn report(
+        &self,
+        store: &Store,
+        from_ms: i64,
+        to_ms: i64,
+    ) -> Result<Arc<Vec<Row>>, ReportError> {
+        let key = (from_ms, to_ms);
+        let head = store.moderation_head().await?;
+        if let Some((at, rows)) = self.kept.lock().get(&key)
+            && *at == head
+        {
+            return Ok(rows.clone());
+        }
+        let _permit = tokio::time::timeout(WAIT_FOR_REPORT, self.computing.acquire())
+            .await
+            .map_err(|_| ReportError::Busy)?
+            .expect("never closed");
+        // Computed meanwhile by the request that held the permit?
+        let head = store.moderation_head().await?;
+        if let Some((at, rows)) = self.kept.lock().get(&key)
+            && *at >= head
+        {
+            return Ok(rows.clone());
+        }
+        let mut log = Vec::new();
+        let mut after = 0;
+        loop {
+            let page = store.moderation_entries(after, 1_000).await?;
+            for e in &page {
+                let event = e
+                    .event()
+                    .map_err(|err| ReportError::Unreadable(e.seq, err.to_string()))?;
+                log.push((e.seq, e.at_ms, event));
+            }
+            match page.last() {
+                Some(last) if page.len() == 1_000 && last.seq < head => after = last.seq,
+                _ => break,
+            }
+        }
+        let rows = Arc::new(stentor_moderation::report::report(&log, from_ms, to_ms));
+        let mut kept = self.kept.lock();
+        if kept.len() >= KEPT {
+            kept.clear();
+        }
+        kept.insert(key, (head, rows.clone()));
+        Ok(rows)
+    }
+}

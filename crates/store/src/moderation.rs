@@ -306,6 +306,36 @@ impl Store {
         }))
     }
 
+    /// Decisions after `after`, in order, at most `limit` (the exports page through them).
+    pub async fn moderation_decisions(
+        &self,
+        after: u64,
+        limit: u32,
+    ) -> Result<Vec<Entry>, StoreError> {
+        Ok(on!(self, |pool| {
+            sqlx::query(&format!(
+                "{ENTRY_COLUMNS} WHERE kind = 'decision' AND seq > $1 ORDER BY seq LIMIT $2"
+            ))
+            .bind(after as i64)
+            .bind(i64::from(limit))
+            .fetch_all(pool)
+            .await?
+            .iter()
+            .map(entry_from)
+            .collect()
+        }))
+    }
+
+    /// The newest entry's sequence number (0 for an empty log).
+    pub async fn moderation_head(&self) -> Result<u64, StoreError> {
+        Ok(on!(self, |pool| {
+            let head: Option<i64> = sqlx::query_scalar("SELECT MAX(seq) FROM moderation_log")
+                .fetch_one(pool)
+                .await?;
+            head.unwrap_or(0) as u64
+        }))
+    }
+
     /// One entry.
     pub async fn moderation_entry(&self, seq: u64) -> Result<Option<Entry>, StoreError> {
         Ok(on!(self, |pool| {

@@ -879,21 +879,40 @@ async fn whole_log(state: &AppState) -> Result<Vec<(u64, i64, Event)>, ApiError>
     }
 }
 
-/// `GET /api/v1/transparency/statements`: every statement as the Transparency Database takes
-/// it, without personal data, `puid` stable.
+/// `GET /api/v1/transparency/statements` query.
+#[derive(Deserialize)]
+pub struct StatementsQuery {
+    /// After this decision (the `next` of the page before) [default: from the first].
+    after: Option<u64>,
+    /// At most this many, 1 to 1000 [default: 1000].
+    limit: Option<u32>,
+}
+
+/// `GET /api/v1/transparency/statements`: the statements as the Transparency Database takes
+/// them, without personal data, `puid` stable, a page at a time, oldest first.
 pub async fn transparency_statements(
     State(state): State<AppState>,
+    Query(q): Query<StatementsQuery>,
 ) -> Result<Json<Value>, ApiError> {
     let platform = state.config.platform();
-    let statements: Vec<Value> = whole_log(&state)
-        .await?
-        .into_iter()
-        .filter_map(|(seq, at, event)| match event {
-            Event::Decision(d) => Some(statement::tdb_payload(&platform, seq, at, &d)),
-            _ => None,
-        })
-        .collect();
-    Ok(Json(serde_json::json!({ "statements": statements })))
+    let limit = q.limit.unwrap_or(PAGE).clamp(1, PAGE);
+    let entries = state
+        .store
+        .moderation_decisions(q.after.unwrap_or(0), limit)
+        .await?;
+    let mut statements = Vec::with_capacity(entries.len());
+    for e in &entries {
+        if let Event::Decision(d) = event_of(e)? {
+            statements.push(statement::tdb_payload(&platform, e.seq, e.at_ms, &d));
+        }
+    }
+    let next = entries
+        .last()
+        .filter(|_| entries.len() == limit as usize)
+        .map(|e| e.seq);
+    Ok(Json(
+        serde_json::json!({ "statements": statements, "next": next }),
+    ))
 }
 
 /// `GET /api/v1/transparency/report` query.
@@ -929,7 +948,21 @@ pub async fn transparency_report(
     if to_ms <= from_ms {
         return Err(bad("the period ends before it starts"));
     }
-    let rows = stentor_moderation::report::report(&whole_log(&state).await?, from_ms, to_ms);
+    let rows = state
+        .reports
+        .report(&state.store, from_ms, to_ms)
+        .await
+        .map_err(|e| match e {
+            crate::transparency::ReportError::Busy => ApiError::Overloaded {
+                reason: "report_busy",
+                retry_after: 5,
+            },
+            crate::transparency::ReportError::Store(e) => e.into(),
+            e @ crate::transparency::ReportError::Unreadable(..) => {
+                ApiError::Internal(e.to_string())
+            }
+        })?;
+    let rows: &[stentor_moderation::report::Row] = &rows;
     match q.format.as_deref() {
         Some("csv") => Ok((
             [
