@@ -972,7 +972,7 @@ pub async fn transparency_report(
                     "attachment; filename=\"transparency-report.csv\"",
                 ),
             ],
-            stentor_moderation::report::csv(&rows, &from, &to),
+            stentor_moderation::report::csv(rows, &from, &to),
         )
             .into_response()),
         None | Some("json") => Ok(axum::Json(serde_json::json!({
