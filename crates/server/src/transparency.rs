@@ -174,17 +174,20 @@ async fn once(
     Ok(Progress::Moved)
 }
 
+use std::sync::Arc;
+use stentor_moderation::report::Row;
+
+/// A report as kept: the log's head when it was computed, and its rows.
+type Kept = (u64, Arc<Vec<Row>>);
+
 /// The transparency report's budget: it is public and recomputed from the whole log, so one
 /// computation runs at a time and its result is kept until the log grows.
 pub struct Reports {
     /// Held while a report is computed.
     computing: tokio::sync::Semaphore,
-    /// Reports computed lately: (from, to) → (the log's head then, the rows).
-    kept: parking_lot::Mutex<std::collections::HashMap<(i64, i64), (u64, Arc<Vec<Row>>)>>,
+    /// Reports computed lately, by period (from, to).
+    kept: parking_lot::Mutex<std::collections::HashMap<(i64, i64), Kept>>,
 }
-
-use std::sync::Arc;
-use stentor_moderation::report::Row;
 
 /// Reports kept at once (periods asked for lately).
 const KEPT: usize = 32;
