@@ -1,12 +1,15 @@
-//! The Transparency Database exporter: submits every statement of reasons, in batches of up
+//! The Transparency Database: the exporter submits every statement of reasons, in batches of up
 //! to 100, to the configured endpoint, and records what became of each (sent, already there,
 //! refused) so that nothing is sent twice by this node and nothing is lost; the rules of the
 //! answers are in `stentor_moderation::export`. Every node may run it: the `puid` keeps two
-//! nodes sending the same statement harmless.
+//! nodes sending the same statement harmless. And the public transparency report's budget:
+//! computed one at a time, kept until the log grows.
 
+use std::sync::Arc;
 use std::time::Duration;
 use stentor_moderation::export::{self, Answer, BATCH, MAX_BACKOFF};
 use stentor_moderation::log::Event;
+use stentor_moderation::report::Row;
 use stentor_moderation::statement::{Platform, tdb_payload};
 use stentor_moderation::tdb::validate;
 use stentor_store::{Export, Store};
@@ -173,9 +176,6 @@ async fn once(
     store.tdb_record(&done).await.map_err(|e| e.to_string())?;
     Ok(Progress::Moved)
 }
-
-use std::sync::Arc;
-use stentor_moderation::report::Row;
 
 /// A report as kept: the log's head when it was computed, and its rows.
 type Kept = (u64, Arc<Vec<Row>>);
