@@ -312,10 +312,22 @@ impl Store {
         after: u64,
         limit: u32,
     ) -> Result<Vec<Entry>, StoreError> {
+        self.moderation_of_kind("decision", after, limit).await
+    }
+
+    /// Entries of one kind (`decision`, `appeal`, `appeal_answer`, …) after `after`, in order,
+    /// at most `limit`.
+    pub async fn moderation_of_kind(
+        &self,
+        kind: &str,
+        after: u64,
+        limit: u32,
+    ) -> Result<Vec<Entry>, StoreError> {
         Ok(on!(self, |pool| {
             sqlx::query(&format!(
-                "{ENTRY_COLUMNS} WHERE kind = 'decision' AND seq > $1 ORDER BY seq LIMIT $2"
+                "{ENTRY_COLUMNS} WHERE kind = $1 AND seq > $2 ORDER BY seq LIMIT $3"
             ))
+            .bind(kind)
             .bind(after as i64)
             .bind(i64::from(limit))
             .fetch_all(pool)

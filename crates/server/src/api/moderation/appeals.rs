@@ -1,7 +1,7 @@
 //! Statements of reasons as the affected account reads them, appeals (Art. 20) and their
 //! answers by another moderator; a reversal lifts the restriction at once.
 
-use super::{MAX_TEXT, PAGE, bad, event_of, moderator, now_ms, role, whole_log};
+use super::{MAX_TEXT, PAGE, bad, event_of, moderator, now_ms, role};
 use crate::api::Json;
 use crate::auth::Caller;
 use crate::error::ApiError;
@@ -278,35 +278,57 @@ pub struct WaitingAppeal {
     mine: bool,
 }
 
+/// Every entry of `kind`, in order.
+async fn of_kind(state: &AppState, kind: &str) -> Result<Vec<(u64, i64, Event)>, ApiError> {
+    let mut out = Vec::new();
+    let mut after = 0;
+    loop {
+        let page = state.store.moderation_of_kind(kind, after, PAGE).await?;
+        for e in &page {
+            out.push((e.seq, e.at_ms, event_of(e)?));
+        }
+        match page.last() {
+            Some(last) if page.len() == PAGE as usize => after = last.seq,
+            _ => return Ok(out),
+        }
+    }
+}
+
 /// `GET /api/v1/moderation/appeals`: the appeals waiting, oldest first.
 pub async fn waiting_appeals(
     State(state): State<AppState>,
     caller: Caller,
 ) -> Result<Json<Vec<WaitingAppeal>>, ApiError> {
     let me = moderator(&state, caller).await?;
-    let log = whole_log(&state).await?;
-    let mut decisions = std::collections::HashMap::new();
+    // The appeals and the answers only (the log's kind index), then each waiting one's
+    // decision.
+    let answered: std::collections::HashSet<u64> = of_kind(&state, "appeal_answer")
+        .await?
+        .into_iter()
+        .filter_map(|(_, _, event)| match event {
+            Event::AppealAnswer(a) => Some(a.appeal),
+            _ => None,
+        })
+        .collect();
     let mut waiting: Vec<WaitingAppeal> = Vec::new();
-    for (seq, at, event) in log {
-        match event {
-            Event::Decision(d) => {
-                decisions.insert(seq, d);
-            }
-            Event::Appeal(a) => {
-                if let Some(d) = decisions.get(&a.decision) {
-                    waiting.push(WaitingAppeal {
-                        id: seq,
-                        decision: a.decision,
-                        action: d.action.as_str(),
-                        category: d.category.as_str(),
-                        text: a.text,
-                        at,
-                        mine: d.moderator == me.id,
-                    });
-                }
-            }
-            Event::AppealAnswer(a) => waiting.retain(|w| w.id != a.appeal),
-            _ => {}
+    for (seq, at, event) in of_kind(&state, "appeal").await? {
+        let Event::Appeal(a) = event else { continue };
+        if answered.contains(&seq) {
+            continue;
+        }
+        let Some(entry) = state.store.moderation_entry(a.decision).await? else {
+            continue;
+        };
+        if let Event::Decision(d) = event_of(&entry)? {
+            waiting.push(WaitingAppeal {
+                id: seq,
+                decision: a.decision,
+                action: d.action.as_str(),
+                category: d.category.as_str(),
+                text: a.text,
+                at,
+                mine: d.moderator == me.id,
+            });
         }
     }
     Ok(Json(waiting))

@@ -173,20 +173,3 @@ pub async fn grant(
     state.store.set_role_of(p.id, Some(granted)).await?;
     Ok(StatusCode::NO_CONTENT)
 }
-
-/// Reads the whole log, in order (for the exports; the log grows by decisions, not by
-/// listeners).
-async fn whole_log(state: &AppState) -> Result<Vec<(u64, i64, Event)>, ApiError> {
-    let mut out = Vec::new();
-    let mut after = 0;
-    loop {
-        let page = state.store.moderation_entries(after, PAGE).await?;
-        for e in &page {
-            out.push((e.seq, e.at_ms, event_of(e)?));
-        }
-        match page.last() {
-            Some(last) if page.len() == PAGE as usize => after = last.seq,
-            _ => return Ok(out),
-        }
-    }
-}
