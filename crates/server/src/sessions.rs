@@ -1,5 +1,6 @@
 //! The sessions a node looked up lately, trusted for a minute, and the reads of the others
-//! gathered into batches, so that a crowd's requests do not each cost a database read.
+//! gathered into batches, so that a crowd's requests do not each cost a database read; and
+//! the accounts' standing (role, suspension) looked up lately, likewise.
 
 use std::collections::HashMap;
 use stentor_store::{Store, User};
@@ -138,15 +139,47 @@ async fn read(store: Store, mut requests: mpsc::Receiver<(String, Answer)>) {
 pub struct Sessions {
     cache: SessionCache,
     reader: SessionReader,
+    /// Accounts' standing looked up lately: user → (role, suspended until (Unix ms), when read).
+    standing: parking_lot::Mutex<HashMap<u64, Standing>>,
+    store: Store,
 }
+
+/// An account's role and the end of its suspension, as read at a time (Unix seconds).
+type Standing = (Option<String>, Option<i64>, i64);
 
 impl Sessions {
     /// The cache, empty, with a reader on `store`.
     pub fn start(store: Store) -> Self {
         Self {
             cache: SessionCache::default(),
-            reader: SessionReader::start(store),
+            reader: SessionReader::start(store.clone()),
+            standing: Default::default(),
+            store,
         }
+    }
+
+    /// An account's role and the end of its suspension (Unix ms): read at most once per
+    /// [`SessionCache::TTL_SECS`] on this node (a change made here is seen at once, one made
+    /// on another node within that time). `None` for no such account.
+    pub async fn standing(
+        &self,
+        user: u64,
+        now: i64,
+    ) -> Result<Option<(Option<String>, Option<i64>)>, stentor_store::StoreError> {
+        if let Some((role, until, at)) = self.standing.lock().get(&user)
+            && now - at < SessionCache::TTL_SECS
+        {
+            return Ok(Some((role.clone(), *until)));
+        }
+        let read = self.store.account_standing(user).await?;
+        if let Some((role, until)) = &read {
+            let mut standing = self.standing.lock();
+            if standing.len() >= SessionCache::MOST {
+                standing.clear();
+            }
+            standing.insert(user, (role.clone(), *until, now));
+        }
+        Ok(read)
     }
 
     /// The user of the unexpired session whose token hashes to `hash`: from the cache when
@@ -167,8 +200,9 @@ impl Sessions {
         self.cache.forget(hash);
     }
 
-    /// Forgets every session of `user` this node holds.
+    /// Forgets every session of `user` this node holds, and its standing.
     pub fn forget_user(&self, user: u64) {
         self.cache.forget_user(user);
+        self.standing.lock().remove(&user);
     }
 }

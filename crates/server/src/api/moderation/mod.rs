@@ -37,7 +37,11 @@ fn now_ms() -> i64 {
 /// and appeal).
 pub async fn not_suspended(state: &AppState, user: u64) -> Result<(), ApiError> {
     let now = (crate::clock::unix_now() * 1000) as i64;
-    match state.store.account_standing(user).await? {
+    match state
+        .sessions
+        .standing(user, crate::clock::unix_now() as i64)
+        .await?
+    {
         Some((_, Some(until))) if until > now => Err(ApiError::Forbidden(
             "your account is suspended; see the statement in your notifications".into(),
         )),
@@ -51,8 +55,8 @@ pub async fn role(state: &AppState, me: &User) -> Result<Option<String>, ApiErro
         return Ok(Some("admin".into()));
     }
     Ok(state
-        .store
-        .account_standing(me.id)
+        .sessions
+        .standing(me.id, unix_now() as i64)
         .await?
         .and_then(|(role, _)| role))
 }
@@ -171,5 +175,6 @@ pub async fn grant(
         .await?
         .ok_or(ApiError::NotFound("account"))?;
     state.store.set_role_of(p.id, Some(granted)).await?;
+    state.sessions.forget_user(p.id);
     Ok(StatusCode::NO_CONTENT)
 }
