@@ -837,7 +837,7 @@ class SpacePage {
     const members = [...this.stage.entries()].sort(([, a], [, b]) => RANK[b.role] - RANK[a.role]);
     return h('section', { class: 'panel moderation platform', 'aria-label': 'Platform moderation', 'data-testid': 'platform-moderation' },
       h('h2', {}, 'Platform moderation'),
-      h('p', { class: 'muted small' }, 'You listen unseen: you are in no list (only in the count of listeners) and your listening is not recorded. Every measure sends its statement of reasons to the person it affects.'),
+      h('p', { class: 'muted small' }, 'You listen unseen: you are in no list, not in the count of listeners, and your listening is not recorded. Every measure sends its statement of reasons to the person it affects.'),
       h('ul', { class: 'hands' }, members.map(([user, m]) => {
         const name = this.name(user);
         return h('li', {},

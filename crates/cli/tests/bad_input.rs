@@ -139,6 +139,7 @@ async fn bad_input_closes_only_the_connection_that_sent_it() {
         user: 5,
         role: Role::Listener,
         exp: unix_now() - 1,
+        unseen: false,
     });
     assert_eq!(refused_status(ws_url(&server, &space, &expired)).await, 401);
     let elsewhere = key.sign(&Ticket {
@@ -146,6 +147,7 @@ async fn bad_input_closes_only_the_connection_that_sent_it() {
         user: 5,
         role: Role::Listener,
         exp: unix_now() + 60,
+        unseen: false,
     });
     assert_eq!(
         refused_status(ws_url(&server, &space, &elsewhere)).await,

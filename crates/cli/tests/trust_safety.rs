@@ -443,6 +443,54 @@ async fn moderators_mute_remove_and_end_in_a_live_space_and_reversals_undo_it() 
     let live = server.state.spaces.get(&space).await.unwrap();
     let listener = signed_up(&server, "listener").await;
 
+    // A moderator listens unseen: connected, not counted; nobody else may ask for that.
+    let unseen_path = format!("/spaces/{space}/tickets?unseen=true");
+    let e = refused(&listener, Method::POST, &unseen_path, None).await;
+    assert!(e.contains("403"), "{e}");
+    let t = call(&mod_a, Method::POST, &unseen_path, None).await;
+    let (mod_ws, hello) = mod_a
+        .connect(&space, t["ticket"].as_str().unwrap())
+        .await
+        .unwrap();
+    assert_eq!(hello["role"], "listener");
+    let until = tokio::time::Instant::now() + std::time::Duration::from_secs(5);
+    while live.hub.listeners() == 0 {
+        assert!(
+            tokio::time::Instant::now() < until,
+            "the moderator's socket was taken in"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    assert_eq!(live.listeners(), 0, "an unseen moderator is not counted");
+    let seen = call(
+        &listener,
+        Method::POST,
+        &format!("/spaces/{space}/tickets"),
+        None,
+    )
+    .await;
+    let (listener_ws, _) = listener
+        .connect(&space, seen["ticket"].as_str().unwrap())
+        .await
+        .unwrap();
+    while live.hub.listeners() < 2 {
+        assert!(
+            tokio::time::Instant::now() < until,
+            "the listener's socket was taken in"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    assert_eq!(live.listeners(), 1, "a listener is");
+    drop((mod_ws, listener_ws));
+    while live.hub.listeners() > 0 {
+        assert!(
+            tokio::time::Instant::now() < until + std::time::Duration::from_secs(5),
+            "both left"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    assert_eq!(live.listeners(), 0);
+
     // The host at 440 Hz, the guest at 1000 Hz; a listener records the mix.
     let host_speaker = common::speak_tone(&host, &space, 440.0, 6.0);
     let guest_speaker = {

@@ -314,6 +314,7 @@ mod tests {
             user: 1,
             role: stentor_space::Role::Listener,
             exp: 2_000,
+            unseen: false,
         });
         assert_eq!(check(&key, &ticket, 0, "s", 1_000), Err(WorkError::Invalid));
     }

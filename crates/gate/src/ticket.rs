@@ -21,6 +21,9 @@ pub struct Ticket {
     pub role: Role,
     /// Expiry, Unix seconds.
     pub exp: u64,
+    /// A platform moderator listening in: not in the count of listeners.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub unseen: bool,
 }
 
 /// Why a ticket was refused.
@@ -164,6 +167,7 @@ mod tests {
             user,
             role: Role::Speaker,
             exp,
+            unseen: false,
         };
         let mut r = Revocations::default();
         // Issued at 1 000, valid 300 s.
@@ -186,6 +190,7 @@ mod tests {
             user: 7,
             role: Role::Speaker,
             exp: 100,
+            unseen: false,
         }
     }
 

@@ -63,6 +63,7 @@ impl AppState {
             user,
             role,
             exp: crate::clock::unix_now() + self.config.ticket_ttl_secs(),
+            unseen: false,
         }
     }
 }

@@ -49,11 +49,11 @@ pub async fn upgrade(
     let result = match ws::accept_key(headers.map(|(n, v)| (n.as_str(), v.as_bytes()))) {
         Ok(accept) => admit::admit_websocket(&state, &id, query.ticket())
             .await
-            .map(|(user, space, slot)| (user, space, slot, accept)),
+            .map(|(user, space, place)| (user, space, place, accept)),
         Err(e) => Err(e),
     };
     admit::count(&state, "ws", &result);
-    let (user, space, slot, accept) = result?;
+    let (user, space, place, accept) = result?;
     let on_upgrade = hyper::upgrade::on(&mut request);
     let tasks = state.tasks.clone();
     tasks.spawn(async move {
@@ -66,7 +66,7 @@ pub async fn upgrade(
                 // What the door read and the HTTP server did not, then what it read ahead.
                 let (stream, mut read) = parts.io.into_inner().into_parts();
                 read.extend_from_slice(&parts.read_buf);
-                return ws::open(state, space, user, stream, &read, slot, &[]).await;
+                return ws::open(state, space, user, stream, &read, place, &[]).await;
             }
             Err(upgraded) => upgraded,
         };
@@ -74,7 +74,7 @@ pub async fn upgrade(
             Ok(parts) => {
                 let stream = parts.io.into_inner();
                 crate::listen::sink::dead_peer_timeout(stream.get_ref().0);
-                ws::open_full(state, space, user, stream, &parts.read_buf, slot).await;
+                ws::open_full(state, space, user, stream, &parts.read_buf, place).await;
             }
             Err(_) => tracing::error!("an upgraded connection is neither TCP nor TLS"),
         }
@@ -100,12 +100,12 @@ pub async fn live(
 ) -> Result<Response, ApiError> {
     let result = admit_listener(&state, &id, query.ticket()).await;
     admit::count(&state, "ogg", &result);
-    let (space, _user, slot) = result?;
+    let (space, _user, place) = result?;
     let headers = space.hub.ogg_headers().clone();
     let subscriber = space.hub.ogg.subscribe();
     // One page at a time from a reused batch: no allocation per wake-up.
-    let state = (subscriber, Vec::with_capacity(MAX_BATCH), 0usize, slot);
-    let live = stream::unfold(state, |(mut sub, mut batch, mut at, slot)| async move {
+    let state = (subscriber, Vec::with_capacity(MAX_BATCH), 0usize, place);
+    let live = stream::unfold(state, |(mut sub, mut batch, mut at, place)| async move {
         if at == batch.len() {
             batch.clear();
             at = 0;
@@ -114,7 +114,7 @@ pub async fn live(
             }
         }
         let page = std::mem::take(&mut batch[at]);
-        Some((page, (sub, batch, at + 1, slot)))
+        Some((page, (sub, batch, at + 1, place)))
     });
     let body = stream::iter(headers)
         .chain(live)

@@ -4,6 +4,7 @@
 
 use crate::clock::unix_now;
 use crate::error::ApiError;
+use crate::listen::sink::Place;
 use crate::origin::LiveSpace;
 use crate::state::AppState;
 use serde::{Deserialize, Serialize};
@@ -63,6 +64,20 @@ pub fn slot(
     }
 }
 
+/// The place of an admitted connection: its slot, and for a moderator listening unseen, its
+/// mark off the Space's count.
+fn place(
+    state: &AppState,
+    space: &LiveSpace,
+    user: Option<u64>,
+    unseen: bool,
+) -> Result<Place, ApiError> {
+    Ok(Place {
+        slot: slot(state, space, user)?,
+        unseen: unseen.then(|| space.unseen()),
+    })
+}
+
 /// Counts a media connection as a join on `transport`, or a rejection by reason.
 pub fn count<T>(state: &AppState, transport: &'static str, result: &Result<T, ApiError>) {
     match result {
@@ -76,10 +91,10 @@ pub async fn admit_websocket(
     state: &AppState,
     space: &str,
     ticket: Option<&str>,
-) -> Result<(UserId, Arc<LiveSpace>, Option<Slot>), ApiError> {
+) -> Result<(UserId, Arc<LiveSpace>, Place), ApiError> {
     let (ticket, space) = admit(state, space, ticket).await?;
-    let slot = slot(state, &space, Some(ticket.user))?;
-    Ok((ticket.user, space, slot))
+    let place = place(state, &space, Some(ticket.user), ticket.unseen)?;
+    Ok((ticket.user, space, place))
 }
 
 /// Admits an Ogg listener: a ticket, or nothing where anonymous listening is on (players
@@ -88,19 +103,19 @@ pub async fn admit_listener(
     state: &AppState,
     id: &str,
     ticket: Option<&str>,
-) -> Result<(Arc<LiveSpace>, Option<UserId>, Option<Slot>), ApiError> {
-    let (space, user) = if ticket.is_none() && state.config.allow_anonymous() {
+) -> Result<(Arc<LiveSpace>, Option<UserId>, Place), ApiError> {
+    let (space, user, unseen) = if ticket.is_none() && state.config.allow_anonymous() {
         let space = state.spaces.get(id).await?;
         if space.with_domain(|d| d.lifecycle()) == Lifecycle::Ended {
             return Err(ApiError::Gone);
         }
-        (space, None)
+        (space, None, false)
     } else {
         let (ticket, space) = admit(state, id, ticket).await?;
-        (space, Some(ticket.user))
+        (space, Some(ticket.user), ticket.unseen)
     };
-    let slot = slot(state, &space, user)?;
-    Ok((space, user, slot))
+    let place = place(state, &space, user, unseen)?;
+    Ok((space, user, place))
 }
 
 /// A join ticket as issued.
@@ -171,7 +186,8 @@ pub fn grant(
             )
             .map_err(ApiError::WorkRequired)?;
     }
-    let ticket = state.issue_ticket(id, user, role);
+    let mut ticket = state.issue_ticket(id, user, role);
+    ticket.unseen = unseen;
     Ok(TicketView {
         ticket: state.tickets.sign(&ticket),
         user,

@@ -282,9 +282,9 @@ pub async fn websocket(
     let result = admit::admit_websocket(state, &space, ticket.as_deref()).await;
     crate::join::admit::count(state, "ws", &result);
     match result {
-        Ok((user, space, slot)) => {
+        Ok((user, space, place)) => {
             let head = ws::switching_protocols(&accept);
-            ws::open(state.clone(), space, user, tcp, after_head, slot, &head).await;
+            ws::open(state.clone(), space, user, tcp, after_head, place, &head).await;
         }
         Err(e) => refuse(tcp, &e).await,
     }
@@ -373,7 +373,7 @@ const OGG_HEAD: &[u8] = b"HTTP/1.1 200 OK\r\ncontent-type: audio/ogg\r\ncache-co
 pub async fn ogg_live(state: &AppState, mut tcp: TcpStream, space: String, ticket: Option<String>) {
     let result = admit_listener(state, &space, ticket.as_deref()).await;
     crate::join::admit::count(state, "ogg", &result);
-    let (space, user, slot) = match result {
+    let (space, user, place) = match result {
         Ok(admitted) => admitted,
         Err(e) => return refuse(tcp, &e).await,
     };
@@ -392,7 +392,7 @@ pub async fn ogg_live(state: &AppState, mut tcp: TcpStream, space: String, ticke
     if tcp.write_all(&first).await.is_err() {
         return;
     }
-    match Sink::new(tcp, snap.head(), user, slot, &[]) {
+    match Sink::new(tcp, snap.head(), user, place, &[]) {
         Ok(sink) => state.audiences.add(&space, Transport::Ogg, sink),
         Err(e) => tracing::warn!(error = %e, "could not hand a listener to a writer"),
     }

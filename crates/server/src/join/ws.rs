@@ -3,6 +3,7 @@
 //! for someone on stage.
 
 use crate::error::ApiError;
+use crate::listen::sink::Place;
 use crate::listen::sink::Sink;
 use crate::listen::wiring::Transport;
 use crate::origin::LiveSpace;
@@ -69,7 +70,7 @@ pub async fn open(
     user: UserId,
     mut stream: TcpStream,
     read: &[u8],
-    slot: Option<stentor_gate::capacity::Slot>,
+    place: Place,
     head: &[u8],
 ) {
     let span = tracing::info_span!("ws", space = %space.id, user);
@@ -88,7 +89,7 @@ pub async fn open(
             .run(socket, None)
             .instrument(span)
             .await;
-        drop(slot);
+        drop(place);
     } else {
         // A listener: hello and the burst of recent audio in one write, then a writer.
         async move {
@@ -114,7 +115,7 @@ pub async fn open(
             if stream.write_all(&first).await.is_err() {
                 return;
             }
-            match Sink::new(stream, snap.head(), Some(user), slot, read) {
+            match Sink::new(stream, snap.head(), Some(user), place, read) {
                 Ok(sink) => state.audiences.add(&space, Transport::WebSocket, sink),
                 Err(e) => tracing::warn!(error = %e, "could not hand a listener to a writer"),
             }
@@ -133,7 +134,7 @@ pub async fn open_full<S>(
     user: UserId,
     stream: S,
     read: &[u8],
-    slot: Option<stentor_gate::capacity::Slot>,
+    place: Place,
 ) where
     S: AsyncRead + AsyncWrite + Unpin,
 {
@@ -150,5 +151,5 @@ pub async fn open_full<S>(
         .run(socket, None)
         .instrument(span)
         .await;
-    drop(slot);
+    drop(place);
 }

@@ -9,7 +9,7 @@
 
 use super::turn::{self, Own, Turn};
 use crate::commands::Close;
-use crate::origin::live::{LiveSpace, Reply, refused_event};
+use crate::origin::live::{LiveSpace, Reply, Unseen, refused_event};
 use bytes::Bytes;
 use std::io::{self, IoSlice};
 use std::sync::Arc;
@@ -31,12 +31,22 @@ const MAX_READS: usize = 4;
 /// read them is let go.
 pub const MAX_OUT: usize = 64 * 1024;
 
+/// What an admitted connection holds for as long as it lasts: its slot in the listener budget
+/// (none on stage), and for a platform moderator listening unseen, its mark off the count.
+#[derive(Default)]
+pub struct Place {
+    /// The listener budget's slot.
+    pub slot: Option<Slot>,
+    /// Not counted among the listeners while this is held.
+    pub unseen: Option<Unseen>,
+}
+
 /// A listener's socket as a shard holds it.
 pub struct Sink {
     pub(super) stream: TcpStream,
     pos: Position,
     pub(super) user: Option<UserId>,
-    _slot: Option<Slot>,
+    _place: Place,
     /// Rarely needed state, allocated only when needed.
     extra: Option<Box<Extra>>,
 }
@@ -64,7 +74,7 @@ impl Sink {
         stream: TcpStream,
         next: u64,
         user: Option<UserId>,
-        slot: Option<Slot>,
+        place: Place,
         input: &[u8],
     ) -> io::Result<Self> {
         dead_peer_timeout(&stream);
@@ -72,7 +82,7 @@ impl Sink {
             stream: fresh_registration(stream)?,
             pos: Position::at(next),
             user,
-            _slot: slot,
+            _place: place,
             extra: None,
         };
         if !input.is_empty() {

@@ -193,6 +193,18 @@ pub struct LiveSpace {
     /// Listeners of this Space on the cluster's edges (an origin learns it from the node
     /// list).
     remote_listeners: std::sync::atomic::AtomicUsize,
+    /// Platform moderators listening unseen here (taken off the count).
+    unseen: Arc<std::sync::atomic::AtomicUsize>,
+}
+
+/// A platform moderator's connection listening unseen: off the Space's count of listeners
+/// while it is held.
+pub struct Unseen(Arc<std::sync::atomic::AtomicUsize>);
+
+impl Drop for Unseen {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+    }
 }
 
 /// Summary of a Space for the API.
@@ -300,6 +312,7 @@ impl LiveSpace {
             downlink,
             url,
             remote_listeners: Default::default(),
+            unseen: Default::default(),
             hub: hub.clone(),
             metrics,
             domain: Mutex::new(domain),
@@ -672,10 +685,19 @@ impl LiveSpace {
 
     /// Listeners of this Space: here, and on the cluster's edges as far as this origin knows.
     pub fn listeners(&self) -> usize {
-        self.hub.listeners()
+        let unseen = self.unseen.load(std::sync::atomic::Ordering::Relaxed);
+        (self.hub.listeners()
             + self
                 .remote_listeners
-                .load(std::sync::atomic::Ordering::Relaxed)
+                .load(std::sync::atomic::Ordering::Relaxed))
+        .saturating_sub(unseen)
+    }
+
+    /// Marks a moderator's connection as unseen for as long as the mark is held.
+    pub fn unseen(&self) -> Unseen {
+        self.unseen
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        Unseen(self.unseen.clone())
     }
 
     /// Listeners of this Space on the cluster's edges (the node list's sum, on an origin).
