@@ -184,10 +184,10 @@ function recommendationsPage() {
       'By default, the live Spaces with the most people listening right now come first; among Spaces with as many listeners, the one that started last comes first.',
       'Choose "Newest" above the list to see them in the order they started, newest first, whatever their audience. Your choice is kept in this browser.'),
     item('Scheduled', 'The soonest start comes first ("Most listened"), or the most recently announced ("Newest").'),
-    item('Your timeline', 'Posts of the accounts you follow and your own, newest first. Nothing else is mixed in.'),
+    item('Your timeline', 'Posts of the accounts you follow and your own, newest first, under a bar of their live Spaces (the last started first). Nothing else is mixed in.'),
     item('Replies', 'Newest first, without accounts you muted or blocked.'),
     item('Content moderators demoted',
-      'A Space or a reply demoted by a moderation decision is kept out of these lists for people who do not follow its author; its followers still see it. The author receives a statement of reasons and can appeal.',
+      'A Space demoted by a moderation decision is kept out of Live now and Scheduled; a demoted reply is shown only to its author\'s followers. Followers still see a demoted Space in the live bar of their timeline, and anyone with its link can open it. The author receives a statement of reasons and can appeal.',
       'Every such decision is counted in the transparency report.'),
     h('p', {}, h('a', { href: '/transparency', 'data-link': true }, 'The transparency report'), ' · ', h('a', { href: '/', 'data-link': true }, 'Back to the Spaces'))));
 }

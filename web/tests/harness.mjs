@@ -2,7 +2,7 @@
 // console errors, signing up, waiting, and named steps with their times.
 
 import { spawn } from 'node:child_process';
-import { mkdtempSync } from 'node:fs';
+import { mkdirSync, mkdtempSync } from 'node:fs';
 import { get } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join, dirname, resolve } from 'node:path';
@@ -85,4 +85,38 @@ export async function step(name, fn) {
   await fn();
   results.push(`ok   ${name} (${Date.now() - t0} ms)`);
   console.log(results.at(-1));
+}
+
+/** The folder for suite `name`'s screenshots (made if missing). */
+export function screenshots(name) {
+  const dir = join(here, 'screenshots', name);
+  mkdirSync(dir, { recursive: true });
+  return dir;
+}
+
+/**
+ * Runs browser suite `name`: a stentor server of its own (with `flags`) and Chromium, then
+ * `body({ base, browser })`; closes both whatever happened, prints the steps' summary, and
+ * exits with 1 on a failure (with the console errors seen).
+ */
+export async function suite(name, flags, body) {
+  const { proc, base } = await startServer(name, flags);
+  let browser = null;
+  let failed = null;
+  try {
+    browser = await launch();
+    await body({ base, browser });
+  } catch (e) {
+    failed = e;
+  } finally {
+    if (browser) await browser.close();
+    proc.kill();
+  }
+  console.log(`\n${results.join('\n')}`);
+  if (failed) {
+    console.error(`\nFAILED: ${failed.stack || failed}`);
+    if (consoleErrors.length) console.error(`console errors:\n${consoleErrors.join('\n')}`);
+    process.exit(1);
+  }
+  console.log(`\nall ${name} web tests passed; screenshots in ${join(here, 'screenshots', name)}`);
 }

@@ -11,19 +11,13 @@
 // Environment: STENTOR_BIN, CHROMIUM (as the other suites). Screenshots go to
 // web/tests/screenshots/moderation/.
 
-import { mkdirSync } from 'node:fs';
-import { join, dirname } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
 import assert from 'node:assert/strict';
-import { consoleErrors, launch, page, results, signUp, startServer, step, waitFor } from './harness.mjs';
+import { consoleErrors, page, screenshots, signUp, step, suite, waitFor } from './harness.mjs';
 
-const shots = join(dirname(fileURLToPath(import.meta.url)), 'screenshots', 'moderation');
-mkdirSync(shots, { recursive: true });
+const shots = screenshots('moderation');
 
-const { proc, base } = await startServer('moderation', ['--admin', 'ro_admin']);
-const b = await launch();
-let failed = null;
-try {
+await suite('moderation', ['--admin', 'ro_admin'], async ({ base, browser: b }) => {
   const admin = await page(b, 'admin');
   const modA = await page(b, 'mod_a');
   const modB = await page(b, 'mod_b');
@@ -281,16 +275,4 @@ try {
   await step('no console errors on any page', async () => {
     assert.deepEqual(consoleErrors, []);
   });
-} catch (e) {
-  failed = e;
-} finally {
-  await b.close();
-  proc.kill();
-}
-console.log(`\n${results.join('\n')}`);
-if (failed) {
-  console.error(`\nFAILED: ${failed.stack || failed}`);
-  if (consoleErrors.length) console.error(`console errors:\n${consoleErrors.join('\n')}`);
-  process.exit(1);
-}
-console.log(`\nall moderation web tests passed; screenshots in ${shots}`);
+});

@@ -8,24 +8,18 @@
 // Environment: STENTOR_BIN (default ../../target/debug/stentor), CHROMIUM (default
 // /usr/bin/chromium). Screenshots go to web/tests/screenshots/social/.
 
-import { mkdirSync } from 'node:fs';
-import { join, dirname } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
 import assert from 'node:assert/strict';
-import { consoleErrors, launch, page, results, signUp, sleep, startServer, step, waitFor } from './harness.mjs';
+import { consoleErrors, page, results, screenshots, signUp, sleep, step, suite, waitFor } from './harness.mjs';
 
-const shots = join(dirname(fileURLToPath(import.meta.url)), 'screenshots', 'social');
-mkdirSync(shots, { recursive: true });
+const shots = screenshots('social');
 
 /** Waits until a page's list of posts has rendered (the app routes after the load event). */
 async function feedShown(p) {
   await p.locator('.feed > article, .feed > .empty').first().waitFor();
 }
 
-const { proc, base } = await startServer('social');
-const b = await launch();
-let failed = null;
-try {
+await suite('social', [], async ({ base, browser: b }) => {
   const host = await page(b, 'host');
   const fan = await page(b, 'fan');
   const watcher = await page(b, 'watcher');
@@ -158,16 +152,4 @@ try {
   await step('no console errors on any page', async () => {
     assert.deepEqual(consoleErrors, []);
   });
-} catch (e) {
-  failed = e;
-} finally {
-  await b.close();
-  proc.kill();
-}
-console.log(`\n${results.join('\n')}`);
-if (failed) {
-  console.error(`\nFAILED: ${failed.stack || failed}`);
-  if (consoleErrors.length) console.error(`console errors:\n${consoleErrors.join('\n')}`);
-  process.exit(1);
-}
-console.log(`\nall social web tests passed; screenshots in ${shots}`);
+});

@@ -97,6 +97,8 @@ async fn notices_decisions_statements_appeals_and_transparency() {
     let ack = call(&reporter, Method::POST, "/reports", Some(report(true))).await;
     assert_eq!(ack["status"], "received");
     let report_id = ack["id"].as_u64().unwrap();
+    let e = refused(&reporter, Method::POST, "/reports", Some(report(true))).await;
+    assert!(e.contains("409") && e.contains("already"), "{e}");
     let e = refused(&author, Method::GET, "/moderation/queue", None).await;
     assert!(e.contains("403"), "{e}");
     let queue = call(&mod_a, Method::GET, "/moderation/queue", None).await;
@@ -618,6 +620,14 @@ async fn moderators_mute_remove_and_end_in_a_live_space_and_reversals_undo_it() 
         host_after > 0.01,
         "the host's 440 Hz after the mute: {host_after}"
     );
+    let db = |p: f32| 10.0 * p.max(1e-12).log10();
+    println!(
+        "moderators' mute: the speaker's 1000 Hz {:.1} dB before, {:.1} dB from 200 ms after; \
+         the host's 440 Hz {:.1} dB after",
+        db(before),
+        db(after),
+        db(host_after)
+    );
 
     // Remove: the guest is out and cannot come back; their statement is in their inbox.
     let removed = call(
@@ -1011,6 +1021,26 @@ async fn a_small_enterprise_states_its_reasons_but_takes_no_appeals() {
     )
     .await;
     assert!(e.contains("403") && e.contains("Art. 19"), "{e}");
+
+    // One account's reports waiting are bounded (20): the 21st waits until some are answered.
+    let busy = signed_up(&server, "busy_reporter").await;
+    for i in 0..21 {
+        let p = call(
+            &author,
+            Method::POST,
+            "/posts",
+            Some(json!({"text": format!("post {i}")})),
+        )
+        .await;
+        let body = json!({"subject": {"kind": "post", "id": p["id"].as_u64().unwrap().to_string()},
+                          "category": "scams_and_fraud", "explanation": "spam", "good_faith": true});
+        match busy.call(Method::POST, "/reports", Some(body)).await {
+            Ok(_) => assert!(i < 20, "report {i} taken"),
+            Err(e) => {
+                assert!(i == 20 && e.to_string().contains("429"), "report {i}: {e}");
+            }
+        }
+    }
     server.stop().await;
 }
 

@@ -38,6 +38,9 @@ pub enum ApiError {
     /// A body or message is too large.
     #[error("{0}")]
     TooLarge(String),
+    /// The caller has as many of something waiting as one may (say, open reports).
+    #[error("{0}")]
+    TooMany(String),
     /// The ticket was refused.
     #[error(transparent)]
     Ticket(#[from] TicketError),
@@ -88,6 +91,7 @@ impl ApiError {
             ApiError::Gone => "ended",
             ApiError::LeftWindow(_) => "left_window",
             ApiError::TooLarge(_) => "too_large",
+            ApiError::TooMany(_) => "too_many",
             ApiError::TimedOut(_) => "timed_out",
             ApiError::Ticket(TicketError::Expired) => "ticket_expired",
             ApiError::Ticket(TicketError::WrongSpace) => "ticket_wrong_space",
@@ -169,6 +173,7 @@ impl From<&ApiError> for StatusCode {
             ApiError::Conflict(_) => StatusCode::CONFLICT,
             ApiError::Gone | ApiError::LeftWindow(_) => StatusCode::GONE,
             ApiError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::TooMany(_) => StatusCode::TOO_MANY_REQUESTS,
             ApiError::TimedOut(_) => StatusCode::REQUEST_TIMEOUT,
             ApiError::Refused(r) => match r {
                 Refusal::Ended => StatusCode::GONE,

@@ -306,6 +306,25 @@ impl Store {
         }))
     }
 
+    /// The subjects (kind, id) of the notices `notifier` made that wait for an answer.
+    pub async fn open_notices_of(
+        &self,
+        notifier: u64,
+    ) -> Result<Vec<(String, String)>, StoreError> {
+        Ok(on!(self, |pool| {
+            sqlx::query(
+                "SELECT l.subject_kind, l.subject_id FROM open_notices o \
+                 JOIN moderation_log l ON l.seq = o.notice WHERE o.notifier = $1",
+            )
+            .bind(notifier as i64)
+            .fetch_all(pool)
+            .await?
+            .iter()
+            .map(|row| (row.text(0), row.text(1)))
+            .collect()
+        }))
+    }
+
     /// Decisions after `after`, in order, at most `limit` (the exports page through them).
     pub async fn moderation_decisions(
         &self,

@@ -13,6 +13,9 @@ use serde_json::Value;
 use stentor_moderation::log::{Entry, Event};
 use stentor_moderation::model::{Category, Notice, SubjectKind};
 
+/// Reports one account may have waiting at once.
+const MAX_OPEN_REPORTS: usize = 20;
+
 /// `POST /api/v1/reports`: a notice.
 #[derive(Deserialize)]
 pub struct ReportBody {
@@ -67,6 +70,25 @@ pub async fn report(
         && let Some(started) = state.store.space_started_at(&subject.id).await?
     {
         subject.at_ms = Some((now_ms() - started * 1000).max(0) as u64);
+    }
+    // One person's reports waiting are bounded, and a subject is reported once while it waits.
+    if let Some(me) = &caller.0 {
+        let open = state.store.open_notices_of(me.id).await?;
+        let kind = serde_json::to_value(subject.kind)
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_owned))
+            .unwrap_or_default();
+        if open.iter().any(|(k, id)| *k == kind && *id == subject.id) {
+            return Err(ApiError::Conflict(
+                "you reported this already; it waits for a moderator, and you will be told".into(),
+            ));
+        }
+        if open.len() >= MAX_OPEN_REPORTS {
+            return Err(ApiError::TooMany(format!(
+                "{MAX_OPEN_REPORTS} of your reports wait for a moderator already; report again \
+                 when some are answered"
+            )));
+        }
     }
     // Trusted flaggers (Art. 22) come first, a duty a small enterprise does not have.
     let trusted = match &caller.0 {
