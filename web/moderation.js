@@ -144,7 +144,6 @@ export function decisionForm({ subject, report = null, category: chosen = null, 
   const reference = h('input', { name: 'reference', 'aria-label': 'The term or law relied on', placeholder: 'The term or law relied on', required: true, maxlength: 500 });
   const explanation = h('textarea', { name: 'explanation', 'aria-label': 'Why it breaks it', placeholder: 'Why it breaks it (shown to the account)', rows: 2, required: true, maxlength: 2000 });
   const facts = h('textarea', { name: 'facts', 'aria-label': 'The facts relied on', placeholder: 'The facts relied on', rows: 2, required: true, maxlength: 5000 });
-  const scope = h('input', { name: 'scope', 'aria-label': 'Countries (empty: everywhere)', placeholder: 'Countries, e.g. DE FR (empty: everywhere)' });
   const error = h('p', { class: 'error', role: 'alert' });
   const decideButton = h('button', { class: 'btn small', type: 'submit', 'data-testid': report ? `decide-${report}` : `decide-${uid}` }, 'Decide');
   const dismiss = report == null ? null : h('button', { class: 'btn small ghost', type: 'button', 'data-testid': `dismiss-${report}`, onclick: async () => {
@@ -157,7 +156,8 @@ export function decisionForm({ subject, report = null, category: chosen = null, 
       error.textContent = err.message;
     }
   } }, 'No action');
-  const form = h('form', { class: 'form decide' }, action, speakerRow, category, ground, reference, explanation, facts, scope, error,
+  const form = h('form', { class: 'form decide' }, action, speakerRow, category, ground, reference, explanation, facts,
+    h('p', { class: 'muted small' }, 'It applies everywhere: this server does not tell its visitors\' countries apart.'), error,
     h('div', { class: 'row' }, decideButton, dismiss,
       onCancel ? h('button', { class: 'btn small ghost', type: 'button', onclick: onCancel }, 'Cancel') : null));
   form.addEventListener('submit', async (e) => {
@@ -170,7 +170,6 @@ export function decisionForm({ subject, report = null, category: chosen = null, 
       [ground.value === 'illegal' ? 'legal_ground' : 'contractual_ground']: reference.value,
       explanation: explanation.value,
       facts: facts.value,
-      territorial_scope: scope.value.split(/[\s,]+/).filter(Boolean).map((c) => c.toUpperCase()),
       report,
     };
     if (!speakerRow.hidden) body.speaker = speaker.value;

@@ -183,6 +183,8 @@ await suite('moderation', ['--admin', 'ro_admin'], async ({ base, browser: b }) 
     await modA.goto(`${base}/s/${spaceId}`);
     const panel = modA.getByTestId('platform-moderation');
     await panel.getByText('You listen unseen').waitFor();
+    // The reader listens; the moderator is not counted.
+    await waitFor('the count leaves the moderator out', async () => (await modA.locator('[data-count]').textContent()) === '1 listening');
     await modA.screenshot({ path: join(shots, 'space-platform-moderation-desktop.png'), fullPage: true });
     await panel.getByTestId('pm-remove-sp_eaker').click();
     const dialog = modA.getByRole('dialog', { name: 'Remove @sp_eaker' });

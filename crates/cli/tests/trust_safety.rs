@@ -43,7 +43,7 @@ fn decision(subject: Value, action: &str, report: Option<u64>) -> Value {
         "ground": "incompatible", "contractual_ground": "Terms §4.2: no scams",
         "explanation": "The post promises money back for a payment to a stranger.",
         "facts": "Reported by a listener; the link leads to a payment page.",
-        "territorial_scope": ["DE", "FR"], "report": report,
+        "report": report,
     })
 }
 
@@ -99,6 +99,10 @@ async fn notices_decisions_statements_appeals_and_transparency() {
     let report_id = ack["id"].as_u64().unwrap();
     let e = refused(&reporter, Method::POST, "/reports", Some(report(true))).await;
     assert!(e.contains("409") && e.contains("already"), "{e}");
+    let mut scoped = decision(subject.clone(), "remove", Some(report_id));
+    scoped["territorial_scope"] = json!(["DE", "FR"]);
+    let e = refused(&mod_a, Method::POST, "/moderation/decisions", Some(scoped)).await;
+    assert!(e.contains("400") && e.contains("everywhere"), "{e}");
     let e = refused(&author, Method::GET, "/moderation/queue", None).await;
     assert!(e.contains("403"), "{e}");
     let queue = call(&mod_a, Method::GET, "/moderation/queue", None).await;
@@ -116,7 +120,7 @@ async fn notices_decisions_statements_appeals_and_transparency() {
     let statement_id = decided["id"].as_u64().unwrap();
     let s = &decided["statement"];
     assert_eq!(s["restriction"]["action"], "remove");
-    assert_eq!(s["restriction"]["territorial_scope"], json!(["DE", "FR"]));
+    assert_eq!(s["restriction"]["territorial_scope"], json!([]));
     assert_eq!(s["facts"]["source"], "notice");
     assert_eq!(s["automation"]["decision"], "not_automated");
     assert_eq!(s["ground"]["kind"], "incompatible");

@@ -100,9 +100,12 @@ pub async fn live(
 ) -> Result<Response, ApiError> {
     let result = admit_listener(&state, &id, query.ticket()).await;
     admit::count(&state, "ogg", &result);
-    let (space, _user, place) = result?;
+    let (space, _user, mut place) = result?;
     let headers = space.hub.ogg_headers().clone();
     let subscriber = space.hub.ogg.subscribe();
+    if let Some(unseen) = &mut place.unseen {
+        unseen.activate();
+    }
     // One page at a time from a reused batch: no allocation per wake-up.
     let state = (subscriber, Vec::with_capacity(MAX_BATCH), 0usize, place);
     let live = stream::unfold(state, |(mut sub, mut batch, mut at, place)| async move {

@@ -147,6 +147,10 @@ pub async fn open_full<S>(
         return;
     }
     let socket = stage_socket(stream, read.to_vec()).await;
+    let mut place = place;
+    if let Some(unseen) = &mut place.unseen {
+        unseen.activate();
+    }
     Connection::new(state, space, user)
         .run(socket, None)
         .instrument(span)

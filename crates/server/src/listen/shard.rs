@@ -297,8 +297,11 @@ impl Shard {
     }
 
     /// Takes a listener in.
-    fn take(&mut self, sink: Sink) {
+    fn take(&mut self, mut sink: Sink) {
         self.feed.attach(1);
+        if let Some(unseen) = &mut sink.place.unseen {
+            unseen.activate();
+        }
         let user = sink.user;
         if let Some(user) = user {
             *self.users.entry(user).or_default() += 1;

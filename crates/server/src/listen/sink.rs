@@ -46,7 +46,7 @@ pub struct Sink {
     pub(super) stream: TcpStream,
     pos: Position,
     pub(super) user: Option<UserId>,
-    _place: Place,
+    pub(super) place: Place,
     /// Rarely needed state, allocated only when needed.
     extra: Option<Box<Extra>>,
 }
@@ -82,7 +82,7 @@ impl Sink {
             stream: fresh_registration(stream)?,
             pos: Position::at(next),
             user,
-            _place: place,
+            place,
             extra: None,
         };
         if !input.is_empty() {

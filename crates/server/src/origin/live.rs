@@ -197,13 +197,31 @@ pub struct LiveSpace {
     unseen: Arc<std::sync::atomic::AtomicUsize>,
 }
 
-/// A platform moderator's connection listening unseen: off the Space's count of listeners
-/// while it is held.
-pub struct Unseen(Arc<std::sync::atomic::AtomicUsize>);
+/// A platform moderator's connection listening unseen: once active (when the connection
+/// joins the audience, so that the count is never short in between), off the Space's count of
+/// listeners while it is held.
+pub struct Unseen {
+    count: Arc<std::sync::atomic::AtomicUsize>,
+    active: bool,
+}
+
+impl Unseen {
+    /// Takes the connection off the count (now that it is on it); once.
+    pub fn activate(&mut self) {
+        if !self.active {
+            self.active = true;
+            self.count
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
+    }
+}
 
 impl Drop for Unseen {
     fn drop(&mut self) {
-        self.0.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+        if self.active {
+            self.count
+                .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+        }
     }
 }
 
@@ -693,11 +711,13 @@ impl LiveSpace {
         .saturating_sub(unseen)
     }
 
-    /// Marks a moderator's connection as unseen for as long as the mark is held.
+    /// A mark for a moderator's connection listening unseen, to activate when it joins the
+    /// audience; it counts for as long as it is held.
     pub fn unseen(&self) -> Unseen {
-        self.unseen
-            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        Unseen(self.unseen.clone())
+        Unseen {
+            count: self.unseen.clone(),
+            active: false,
+        }
     }
 
     /// Listeners of this Space on the cluster's edges (the node list's sum, on an origin).
@@ -830,6 +850,10 @@ async fn run_commands(
 impl mixer::Hooks for LiveSpace {
     fn metrics(&self) -> &Metrics {
         &self.metrics
+    }
+
+    fn listeners(&self) -> usize {
+        LiveSpace::listeners(self)
     }
 
     fn broadcast_json(&self, json: &str) {

@@ -50,6 +50,9 @@ pub trait Hooks: Send + Sync + 'static {
     fn mixed(&self, mix: &stentor_media::MixOutput);
     /// The speakers' levels (dBFS) at frame `seq`, every 100 ms.
     fn levels(&self, seq: u64, levels: &[(stentor_space::UserId, f32)]);
+    /// The Space's count of listeners, told every second (edges' included, moderators
+    /// listening unseen left out).
+    fn listeners(&self) -> usize;
 }
 
 const FRAME: Duration = Duration::from_millis(FRAME_MS);
@@ -168,7 +171,7 @@ async fn run(
                     metrics.late.inc_by(now.late.saturating_sub(counted.late));
                     counted = now;
                     metrics.cadence_ms.set(i64::from(hub.cadence_frames()) * 20);
-                    let count = Listeners { event: "listeners", count: hub.listeners() };
+                    let count = Listeners { event: "listeners", count: space.listeners() };
                     space.broadcast_json(&serde_json::to_string(&count).expect("serializes"));
                 }
             }

@@ -112,6 +112,14 @@ pub async fn decide(
         }
         trusted_notice = notice.trusted;
     }
+    // A restriction here applies to everyone, wherever they are: this server does not tell its
+    // visitors' countries apart, so a statement naming countries would not be true.
+    if !body.territorial_scope.is_empty() {
+        return Err(bad(
+            "restrictions apply everywhere on this server, which does not tell its visitors' \
+             countries apart: leave territorial_scope out",
+        ));
+    }
     let decision = Decision {
         subject,
         affected,
