@@ -115,7 +115,7 @@ export function reportButton(subject, user, { label = 'Report', cls = 'btn small
  * the ground and the term or law, the reasons shown to the account, the facts, the countries.
  * Answering `report`, it offers "No action" too. `onDone(decision)` after it is taken.
  */
-export function decisionForm({ subject, report = null, category: chosen = null, preset = {}, onDone, onCancel = null }) {
+export function decisionForm({ subject, report = null, category: chosen = null, preset = {}, countries = false, onDone, onCancel = null }) {
   const uid = `d${Math.random().toString(36).slice(2, 8)}`;
   const action = h('select', { name: 'action', 'aria-label': 'Action' },
     ACTIONS_FOR[subject.kind].map((v) => h('option', { value: v, selected: v === preset.action }, ACTION[v])));
@@ -144,6 +144,15 @@ export function decisionForm({ subject, report = null, category: chosen = null, 
   const reference = h('input', { name: 'reference', 'aria-label': 'The term or law relied on', placeholder: 'The term or law relied on', required: true, maxlength: 500 });
   const explanation = h('textarea', { name: 'explanation', 'aria-label': 'Why it breaks it', placeholder: 'Why it breaks it (shown to the account)', rows: 2, required: true, maxlength: 2000 });
   const facts = h('textarea', { name: 'facts', 'aria-label': 'The facts relied on', placeholder: 'The facts relied on', rows: 2, required: true, maxlength: 5000 });
+  // Limited to some countries: removing or labelling a post, where the server knows where its
+  // visitors are.
+  const scope = countries && subject.kind === 'post'
+    ? h('input', { name: 'scope', 'aria-label': 'Countries (empty: everywhere)', placeholder: 'Only in these countries, e.g. DE AT (empty: everywhere)' })
+    : null;
+  const scopeRow = scope ? h('label', { class: 'stack' }, h('span', { class: 'muted small' }, 'Where (removal or label only)'), scope) : null;
+  const showScope = () => { if (scopeRow) scopeRow.hidden = !['remove', 'label'].includes(action.value); };
+  action.addEventListener('change', showScope);
+  showScope();
   const error = h('p', { class: 'error', role: 'alert' });
   const decideButton = h('button', { class: 'btn small', type: 'submit', 'data-testid': report ? `decide-${report}` : `decide-${uid}` }, 'Decide');
   const dismiss = report == null ? null : h('button', { class: 'btn small ghost', type: 'button', 'data-testid': `dismiss-${report}`, onclick: async () => {
@@ -157,7 +166,7 @@ export function decisionForm({ subject, report = null, category: chosen = null, 
     }
   } }, 'No action');
   const form = h('form', { class: 'form decide' }, action, speakerRow, category, ground, reference, explanation, facts,
-    h('p', { class: 'muted small' }, 'It applies everywhere: this server does not tell its visitors\' countries apart.'), error,
+    scopeRow || h('p', { class: 'muted small' }, 'It applies everywhere.'), error,
     h('div', { class: 'row' }, decideButton, dismiss,
       onCancel ? h('button', { class: 'btn small ghost', type: 'button', onclick: onCancel }, 'Cancel') : null));
   form.addEventListener('submit', async (e) => {
@@ -173,6 +182,7 @@ export function decisionForm({ subject, report = null, category: chosen = null, 
       report,
     };
     if (!speakerRow.hidden) body.speaker = speaker.value;
+    if (scopeRow && !scopeRow.hidden) body.territorial_scope = scope.value.split(/[\s,]+/).filter(Boolean).map((c) => c.toUpperCase());
     decideButton.disabled = true;
     try {
       const d = await api('POST', '/moderation/decisions', body);
@@ -315,7 +325,7 @@ export async function moderationConsole(main, user, notFound) {
   }
   const reload = () => moderationConsole(main, user, notFound);
   const decide = (notice) => decisionForm({
-    subject: notice.event.subject, report: notice.id, category: notice.event.category, onDone: reload,
+    subject: notice.event.subject, report: notice.id, category: notice.event.category, countries: !!user.countries, onDone: reload,
   });
   const history = (subject) => {
     const box = h('details', { class: 'history' }, h('summary', {}, 'History of this subject and notes'));

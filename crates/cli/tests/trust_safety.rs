@@ -1180,3 +1180,121 @@ async fn demoted_content_leaves_discovery_but_not_followers_and_the_lists_state_
     drop(sockets);
     server.stop().await;
 }
+
+#[tokio::test]
+async fn a_removal_or_label_limited_to_some_countries_applies_there_only() {
+    let server = TestServer::start_with("trust-safety-countries", |c| {
+        c.moderation.admin = Some("root".into());
+        c.moderation.country_header = Some("x-country".into());
+    })
+    .await;
+    let root = signed_up(&server, "root").await;
+    let author = signed_up(&server, "author").await;
+    let mut posts = Vec::new();
+    for text in [
+        "An excerpt banned in one country",
+        "A claim disputed in another",
+    ] {
+        let p = call(&author, Method::POST, "/posts", Some(json!({"text": text}))).await;
+        posts.push(p["id"].as_u64().unwrap());
+    }
+    let scoped = |post: u64, action: &str, countries: Value| {
+        let mut d = decision(
+            json!({"kind": "post", "id": post.to_string()}),
+            action,
+            None,
+        );
+        d["ground"] = json!("illegal");
+        d["legal_ground"] = json!("A national law on banned symbols");
+        d["territorial_scope"] = countries;
+        d
+    };
+    let removed = call(
+        &root,
+        Method::POST,
+        "/moderation/decisions",
+        Some(scoped(posts[0], "remove", json!(["DE"]))),
+    )
+    .await;
+    assert_eq!(
+        removed["statement"]["restriction"]["territorial_scope"],
+        json!(["DE"])
+    );
+    call(
+        &root,
+        Method::POST,
+        "/moderation/decisions",
+        Some(scoped(posts[1], "label", json!(["FR"]))),
+    )
+    .await;
+    // Only removing or labelling a post may be limited; the countries are EU/EEA ones.
+    let e = refused(
+        &root,
+        Method::POST,
+        "/moderation/decisions",
+        Some(scoped(posts[1], "restrict_interaction", json!(["FR"]))),
+    )
+    .await;
+    assert!(e.contains("400") && e.contains("territorial_scope"), "{e}");
+    let e = refused(
+        &root,
+        Method::POST,
+        "/moderation/decisions",
+        Some(scoped(posts[1], "remove", json!(["US"]))),
+    )
+    .await;
+    assert!(e.contains("400"), "{e}");
+
+    let http = reqwest::Client::new();
+    let get = |path: String, country: Option<&'static str>| {
+        let mut request = http.get(format!("{}/api/v1{path}", server.base));
+        if let Some(c) = country {
+            request = request.header("x-country", c);
+        }
+        async move {
+            let response = request.send().await.unwrap();
+            let status = response.status().as_u16();
+            (
+                status,
+                response.json::<Value>().await.unwrap_or(Value::Null),
+            )
+        }
+    };
+    // The removal holds in Germany only; elsewhere, or where the country is not known, the
+    // post is there.
+    assert_eq!(get(format!("/posts/{}", posts[0]), Some("DE")).await.0, 404);
+    assert_eq!(get(format!("/posts/{}", posts[0]), Some("de")).await.0, 404);
+    assert_eq!(get(format!("/posts/{}", posts[0]), Some("FR")).await.0, 200);
+    assert_eq!(get(format!("/posts/{}", posts[0]), None).await.0, 200);
+    let listed = |page: &Value| -> Vec<u64> {
+        page["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| p["id"].as_u64().unwrap())
+            .collect()
+    };
+    let in_de = get("/users/author/posts".into(), Some("DE")).await.1;
+    assert!(!listed(&in_de).contains(&posts[0]) && listed(&in_de).contains(&posts[1]));
+    let in_fr = get("/users/author/posts".into(), Some("FR")).await.1;
+    assert!(listed(&in_fr).contains(&posts[0]));
+    // The label shows in France only.
+    let (_, fr) = get(format!("/posts/{}", posts[1]), Some("FR")).await;
+    assert_eq!(
+        fr["label"],
+        "The post promises money back for a payment to a stranger."
+    );
+    let (_, de) = get(format!("/posts/{}", posts[1]), Some("DE")).await;
+    assert_eq!(de["label"], Value::Null);
+    // The payload for the Transparency Database names the country.
+    let exported = call(&server.api(), Method::GET, "/transparency/statements", None).await;
+    assert_eq!(
+        exported["statements"][0]["territorial_scope"],
+        json!(["DE"])
+    );
+    assert_eq!(
+        stentor_moderation::tdb::validate(&exported["statements"][0]),
+        vec![]
+    );
+    server.stop().await;
+}

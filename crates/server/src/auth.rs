@@ -91,3 +91,27 @@ impl FromRequestParts<AppState> for Caller {
         }
     }
 }
+
+/// The visitor's country (an ISO 3166 alpha-2 code, upper case) from the header a trusted
+/// front end sets (`--country-header`); `None` when that is not configured or not given.
+pub struct Country(pub Option<String>);
+
+impl FromRequestParts<AppState> for Country {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let code = state
+            .config
+            .moderation
+            .country_header
+            .as_deref()
+            .and_then(|name| parts.headers.get(name))
+            .and_then(|v| v.to_str().ok())
+            .map(|v| v.trim().to_ascii_uppercase())
+            .filter(|v| v.len() == 2 && v.bytes().all(|b| b.is_ascii_uppercase()));
+        Ok(Country(code))
+    }
+}

@@ -80,6 +80,11 @@ pub struct ModerationConfig {
     /// stay [default: false].
     #[arg(long, env = "STENTOR_SMALL_ENTERPRISE")]
     pub small_enterprise: Option<bool>,
+    /// The request header in which a trusted front end (a CDN, a proxy) gives the visitor's
+    /// country as an ISO 3166 code, e.g. `CF-IPCountry`: with it, moderators may remove or
+    /// label a post in some countries only. Unset: every restriction applies everywhere.
+    #[arg(long, env = "STENTOR_COUNTRY_HEADER")]
+    pub country_header: Option<String>,
 }
 
 /// Social layer settings.
@@ -580,7 +585,8 @@ impl Config {
                     puid_prefix,
                     tdb_url,
                     tdb_token,
-                    small_enterprise
+                    small_enterprise,
+                    country_header
                 }
             ),
         }

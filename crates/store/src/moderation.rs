@@ -22,16 +22,25 @@ pub struct Restriction {
     pub ends_at_ms: Option<i64>,
     /// Whether it was reversed.
     pub reversed: bool,
+    /// The countries it applies in (ISO codes); empty: everywhere.
+    pub scope: Vec<String>,
+    /// The reason shown (a label's text).
+    pub reason: String,
 }
 
 /// Brings a subject's derived state (`$1` kind, `$2` id, `$4` the id as a number) up to what
 /// is in force at `$3`:
 /// a post's removal, demotion and label, an account's suspension, a Space's demotion. A
-/// statement that does not concern the subject's kind changes no row.
+/// statement that does not concern the subject's kind changes no row. A post's columns hold
+/// what applies everywhere; `scoped` marks one with a restriction limited to some countries,
+/// which its views look up for the viewer's country.
 const SUBJECT_STATE: [&str; 3] = [
     "UPDATE posts SET \
        removed = EXISTS (SELECT 1 FROM restrictions r WHERE r.subject_kind = $1 \
-         AND r.subject_id = $2 AND r.action = 'remove' AND NOT r.reversed \
+         AND r.subject_id = $2 AND r.action = 'remove' AND NOT r.reversed AND r.scope = '' \
+         AND (r.ends_at_ms IS NULL OR r.ends_at_ms > $3)), \
+       scoped = EXISTS (SELECT 1 FROM restrictions r WHERE r.subject_kind = $1 \
+         AND r.subject_id = $2 AND NOT r.reversed AND r.scope <> '' \
          AND (r.ends_at_ms IS NULL OR r.ends_at_ms > $3)), \
        restricted = EXISTS (SELECT 1 FROM restrictions r WHERE r.subject_kind = $1 \
          AND r.subject_id = $2 AND r.action = 'restrict_interaction' AND NOT r.reversed \
@@ -40,7 +49,7 @@ const SUBJECT_STATE: [&str; 3] = [
          AND r.subject_id = $2 AND r.action = 'demote' AND NOT r.reversed \
          AND (r.ends_at_ms IS NULL OR r.ends_at_ms > $3)), \
        label = (SELECT r.reason FROM restrictions r WHERE r.subject_kind = $1 \
-         AND r.subject_id = $2 AND r.action = 'label' AND NOT r.reversed \
+         AND r.subject_id = $2 AND r.action = 'label' AND NOT r.reversed AND r.scope = '' \
          AND (r.ends_at_ms IS NULL OR r.ends_at_ms > $3) ORDER BY r.decision DESC LIMIT 1) \
      WHERE $1 = 'post' AND id = $4",
     "UPDATE users SET suspended_until = (SELECT MAX(COALESCE(r.ends_at_ms, 9223372036854775807)) \
@@ -172,110 +181,110 @@ impl Store {
         };
         let outcome: Result<Entry, sqlx::Error> = on!(self, |pool| {
             async {
-            let mut tx = pool.begin().await?;
-            sqlx::query(lock).execute(&mut *tx).await?;
-            let head = sqlx::query(&format!("{ENTRY_COLUMNS} ORDER BY seq DESC LIMIT 1"))
-                .fetch_optional(&mut *tx)
-                .await?
-                .map(|row| entry_from(&row));
-            let entry = Entry::next(head.as_ref(), at_ms, event);
-            sqlx::query(
-                "INSERT INTO moderation_log \
-                 (seq, at_ms, kind, subject_kind, subject_id, event, prev, hash) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-            )
-            .bind(entry.seq as i64)
-            .bind(at_ms)
-            .bind(kind_of(event))
-            .bind(subject.map(|s| subject_kind(s.kind)))
-            .bind(subject.map(|s| s.id.as_str()))
-            .bind(&entry.event)
-            .bind(&entry.prev)
-            .bind(&entry.hash)
-            .execute(&mut *tx)
-            .await?;
-            let seq = entry.seq as i64;
-            match event {
-                Event::Notice(n) => {
-                    sqlx::query(
-                        "INSERT INTO open_notices (notice, notifier, trusted, at_ms) \
-                         VALUES ($1, $2, $3, $4)",
-                    )
-                    .bind(seq)
-                    .bind(n.notifier.map(|u| u as i64))
-                    .bind(n.trusted)
-                    .bind(at_ms)
-                    .execute(&mut *tx)
-                    .await?;
-                }
-                Event::Dismissal { notice, .. } => answer_notice!(&mut *tx, *notice, at_ms),
-                Event::Decision(d) => {
-                    sqlx::query(
-                        "INSERT INTO restrictions \
-                         (decision, subject_kind, subject_id, affected, action, ends_at_ms, reason) \
-                         VALUES ($1, $2, $3, $4, $5, $6, $7)",
-                    )
-                    .bind(seq)
-                    .bind(subject_kind(d.subject.kind))
-                    .bind(&d.subject.id)
-                    .bind(d.affected as i64)
-                    .bind(d.action.as_str())
-                    .bind(d.ends_at_ms)
-                    .bind(&d.explanation)
-                    .execute(&mut *tx)
-                    .await?;
-                    up_to_date!(&mut *tx, subject_kind(d.subject.kind), &d.subject.id, at_ms);
-                    // The statement reaches the affected account as the decision takes
-                    // effect; the notifier hears of the outcome.
-                    sqlx::query(TELL)
-                        .bind(d.affected as i64)
-                        .bind(format!("statement-{seq}"))
-                        .bind("statement")
-                        .bind(at_ms)
-                        .bind(seq)
-                        .execute(&mut *tx)
-                        .await?;
-                    if let Some(notice) = d.notice {
-                        answer_notice!(&mut *tx, notice, at_ms);
-                    }
-                }
-                Event::Reversal { decision, .. } => {
-                    let subject = sqlx::query(
-                        "UPDATE restrictions SET reversed = TRUE WHERE decision = $1 \
-                         RETURNING subject_kind, subject_id",
-                    )
-                    .bind(*decision as i64)
-                    .fetch_optional(&mut *tx)
-                    .await?;
-                    if let Some(row) = subject {
-                        up_to_date!(&mut *tx, row.text(0), &row.text(1), at_ms);
-                    }
-                }
-                Event::AppealAnswer(a) => {
-                    let affected = sqlx::query(
-                        "SELECT affected FROM restrictions WHERE decision = $1",
-                    )
-                    .bind(a.decision as i64)
+                let mut tx = pool.begin().await?;
+                sqlx::query(lock).execute(&mut *tx).await?;
+                let head = sqlx::query(&format!("{ENTRY_COLUMNS} ORDER BY seq DESC LIMIT 1"))
                     .fetch_optional(&mut *tx)
                     .await?
-                    .map(|row| row.int(0));
-                    if let Some(user) = affected {
+                    .map(|row| entry_from(&row));
+                let entry = Entry::next(head.as_ref(), at_ms, event);
+                sqlx::query(
+                    "INSERT INTO moderation_log \
+                 (seq, at_ms, kind, subject_kind, subject_id, event, prev, hash) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+                )
+                .bind(entry.seq as i64)
+                .bind(at_ms)
+                .bind(kind_of(event))
+                .bind(subject.map(|s| subject_kind(s.kind)))
+                .bind(subject.map(|s| s.id.as_str()))
+                .bind(&entry.event)
+                .bind(&entry.prev)
+                .bind(&entry.hash)
+                .execute(&mut *tx)
+                .await?;
+                let seq = entry.seq as i64;
+                match event {
+                    Event::Notice(n) => {
+                        sqlx::query(
+                            "INSERT INTO open_notices (notice, notifier, trusted, at_ms) \
+                         VALUES ($1, $2, $3, $4)",
+                        )
+                        .bind(seq)
+                        .bind(n.notifier.map(|u| u as i64))
+                        .bind(n.trusted)
+                        .bind(at_ms)
+                        .execute(&mut *tx)
+                        .await?;
+                    }
+                    Event::Dismissal { notice, .. } => answer_notice!(&mut *tx, *notice, at_ms),
+                    Event::Decision(d) => {
+                        sqlx::query(
+                            "INSERT INTO restrictions (decision, subject_kind, subject_id, \
+                         affected, action, ends_at_ms, reason, scope) \
+                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+                        )
+                        .bind(seq)
+                        .bind(subject_kind(d.subject.kind))
+                        .bind(&d.subject.id)
+                        .bind(d.affected as i64)
+                        .bind(d.action.as_str())
+                        .bind(d.ends_at_ms)
+                        .bind(&d.explanation)
+                        .bind(d.territorial_scope.join(","))
+                        .execute(&mut *tx)
+                        .await?;
+                        up_to_date!(&mut *tx, subject_kind(d.subject.kind), &d.subject.id, at_ms);
+                        // The statement reaches the affected account as the decision takes
+                        // effect; the notifier hears of the outcome.
                         sqlx::query(TELL)
-                            .bind(user)
-                            .bind(format!("appeal-{}", a.appeal))
-                            .bind("appeal_answer")
+                            .bind(d.affected as i64)
+                            .bind(format!("statement-{seq}"))
+                            .bind("statement")
                             .bind(at_ms)
-                            .bind(a.decision as i64)
+                            .bind(seq)
                             .execute(&mut *tx)
                             .await?;
+                        if let Some(notice) = d.notice {
+                            answer_notice!(&mut *tx, notice, at_ms);
+                        }
                     }
+                    Event::Reversal { decision, .. } => {
+                        let subject = sqlx::query(
+                            "UPDATE restrictions SET reversed = TRUE WHERE decision = $1 \
+                         RETURNING subject_kind, subject_id",
+                        )
+                        .bind(*decision as i64)
+                        .fetch_optional(&mut *tx)
+                        .await?;
+                        if let Some(row) = subject {
+                            up_to_date!(&mut *tx, row.text(0), &row.text(1), at_ms);
+                        }
+                    }
+                    Event::AppealAnswer(a) => {
+                        let affected =
+                            sqlx::query("SELECT affected FROM restrictions WHERE decision = $1")
+                                .bind(a.decision as i64)
+                                .fetch_optional(&mut *tx)
+                                .await?
+                                .map(|row| row.int(0));
+                        if let Some(user) = affected {
+                            sqlx::query(TELL)
+                                .bind(user)
+                                .bind(format!("appeal-{}", a.appeal))
+                                .bind("appeal_answer")
+                                .bind(at_ms)
+                                .bind(a.decision as i64)
+                                .execute(&mut *tx)
+                                .await?;
+                        }
+                    }
+                    Event::Appeal(_) | Event::Note { .. } => {}
                 }
-                Event::Appeal(_) | Event::Note { .. } => {}
+                tx.commit().await?;
+                Ok(entry)
             }
-            tx.commit().await?;
-            Ok(entry)
-        }
-        .await
+            .await
         });
         outcome.map_err(|e| {
             if retryable(&e) {
@@ -421,7 +430,7 @@ impl Store {
         Ok(on!(self, |pool| {
             sqlx::query(
                 "SELECT decision, subject_kind, subject_id, affected, action, ends_at_ms, \
-                 reversed FROM restrictions WHERE subject_kind = $1 AND subject_id = $2 \
+                 reversed, scope, reason FROM restrictions WHERE subject_kind = $1 AND subject_id = $2 \
                  AND NOT reversed AND (ends_at_ms IS NULL OR ends_at_ms > $3) ORDER BY decision",
             )
             .bind(subject_kind(kind))
@@ -508,6 +517,13 @@ fn restriction_from(row: &impl Columns) -> Restriction {
         action: row.text(4),
         ends_at_ms: row.maybe_int(5),
         reversed: row.flag(6),
+        scope: row
+            .text(7)
+            .split(',')
+            .filter(|c| !c.is_empty())
+            .map(str::to_owned)
+            .collect(),
+        reason: row.text(8),
     }
 }
 

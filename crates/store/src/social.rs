@@ -92,6 +92,9 @@ pub struct PostRow {
     pub removed: bool,
     /// Interaction restricted by a moderation decision: no replies, reposts or likes.
     pub restricted: bool,
+    /// A moderation decision limited to some countries is in force: what the viewer sees
+    /// depends on where they are (the API looks it up).
+    pub scoped: bool,
 }
 
 /// One entry of an inbox: a group of events of one kind on one subject.
@@ -140,7 +143,7 @@ const POST_COLUMNS: &str = "SELECT p.id, p.author_id, u.handle, u.display_name, 
      COALESCE(s.likes, 0), COALESCE(s.replies, 0), COALESCE(s.reposts, 0), \
      EXISTS (SELECT 1 FROM likes l WHERE l.post_id = p.id AND l.user_id = $1), \
      EXISTS (SELECT 1 FROM posts r WHERE r.author_id = $1 AND r.repost_of = p.id), \
-     p.label, p.removed, p.restricted \
+     p.label, p.removed, p.restricted, p.scoped \
      FROM posts p JOIN users u ON u.id = p.author_id \
      LEFT JOIN post_stats s ON s.post_id = p.id";
 
@@ -170,6 +173,7 @@ fn post_from(row: &impl Columns) -> PostRow {
         label: row.maybe_text(15),
         removed: row.flag(16),
         restricted: row.flag(17),
+        scoped: row.flag(18),
     }
 }
 

@@ -159,6 +159,10 @@ pub struct MeView {
     user: UserView,
     /// `admin`, `moderator`, `trusted_flagger`, or none.
     role: Option<String>,
+    /// For moderators: whether a post can be removed or labelled in some countries only (the
+    /// server knows its visitors' countries).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    countries: Option<bool>,
 }
 
 /// `GET /api/v1/me`: the signed-in user and its role, or `null` when signed out.
@@ -170,8 +174,11 @@ pub async fn me(
         return Ok(Json(None));
     };
     let role = super::moderation::role(&state, &user).await?;
+    let countries = matches!(role.as_deref(), Some("moderator" | "admin"))
+        .then(|| state.config.moderation.country_header.is_some());
     Ok(Json(Some(MeView {
         user: user.into(),
         role,
+        countries,
     })))
 }

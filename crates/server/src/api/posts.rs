@@ -4,7 +4,7 @@
 
 use super::Json;
 use super::users::{PageQuery, UserCard, avatar_url};
-use crate::auth::Caller;
+use crate::auth::{Caller, Country};
 use crate::clock::unix_now;
 use crate::error::ApiError;
 use crate::state::AppState;
@@ -79,14 +79,54 @@ fn view(row: PostRow, space: Option<SpaceCard>) -> PostView {
     }
 }
 
-/// Views of `rows`, with their Space cards and, for reposts, the posts reposted.
+/// Applies to `rows` the moderation decisions limited to some countries that concern
+/// `country` (the viewer's, when known): a removal there, a label there. Only rows marked
+/// `scoped` cost a lookup.
+async fn localize(
+    state: &AppState,
+    rows: &mut [PostRow],
+    country: Option<&str>,
+) -> Result<(), ApiError> {
+    let Some(country) = country else {
+        return Ok(());
+    };
+    let now = (unix_now() * 1000) as i64;
+    for row in rows.iter_mut().filter(|r| r.scoped) {
+        let restrictions = state
+            .store
+            .restrictions_on(
+                stentor_moderation::model::SubjectKind::Post,
+                &row.id.to_string(),
+                now,
+            )
+            .await?;
+        for r in restrictions
+            .iter()
+            .filter(|r| r.scope.iter().any(|c| c == country))
+        {
+            match r.action.as_str() {
+                "remove" => row.removed = true,
+                "label" => row.label = Some(r.reason.clone()),
+                _ => {}
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Views of `rows` for `viewer` in `country`, with their Space cards and, for reposts, the
+/// posts reposted; posts removed where the viewer is are left out (but for their author).
 async fn views(
     state: &AppState,
-    rows: Vec<PostRow>,
+    mut rows: Vec<PostRow>,
     viewer: u64,
+    country: Option<&str>,
 ) -> Result<Vec<PostView>, ApiError> {
+    localize(state, &mut rows, country).await?;
+    rows.retain(|r| !r.removed || r.author_id == viewer);
     let originals: Vec<u64> = rows.iter().filter_map(|r| r.repost_of).collect();
-    let originals = state.store.posts(&originals, viewer).await?;
+    let mut originals = state.store.posts(&originals, viewer).await?;
+    localize(state, &mut originals, country).await?;
     let mut cards: Vec<SpaceCard> = Vec::new();
     for id in rows
         .iter()
@@ -233,7 +273,7 @@ pub async fn create(
         });
         push_event(&state, author, format!("reply-{parent}"), body);
     }
-    let mut v = views(&state, vec![row], me.id).await?;
+    let mut v = views(&state, vec![row], me.id, None).await?;
     Ok((StatusCode::CREATED, Json(v.remove(0))))
 }
 
@@ -242,6 +282,7 @@ pub async fn create(
 pub async fn get(
     State(state): State<AppState>,
     caller: Caller,
+    Country(country): Country,
     Path(id): Path<u64>,
 ) -> Result<Json<PostView>, ApiError> {
     let viewer = caller.0.map_or(0, |u| u.id);
@@ -249,9 +290,11 @@ pub async fn get(
         .store
         .post(id, viewer)
         .await?
-        .filter(|p| !p.removed || p.author_id == viewer)
         .ok_or(ApiError::NotFound("post"))?;
-    let mut v = views(&state, vec![row], viewer).await?;
+    let mut v = views(&state, vec![row], viewer, country.as_deref()).await?;
+    if v.is_empty() {
+        return Err(ApiError::NotFound("post"));
+    }
     Ok(Json(v.remove(0)))
 }
 
@@ -398,6 +441,7 @@ async fn page(
     state: &AppState,
     filter: PostFilter,
     viewer: u64,
+    country: Option<&str>,
     query: &PageQuery,
 ) -> Result<PostPage, ApiError> {
     let limit = query.limit();
@@ -408,7 +452,7 @@ async fn page(
     let ids: Vec<u64> = rows.iter().map(|r| r.id).collect();
     let next = stentor_social::timeline::next_cursor(&ids, limit as usize).map(|c| c.to_string());
     Ok(PostPage {
-        items: views(state, rows, viewer).await?,
+        items: views(state, rows, viewer, country).await?,
         next,
     })
 }
@@ -417,12 +461,20 @@ async fn page(
 pub async fn replies(
     State(state): State<AppState>,
     caller: Caller,
+    Country(country): Country,
     Path(id): Path<u64>,
     Query(query): Query<PageQuery>,
 ) -> Result<Json<PostPage>, ApiError> {
     let viewer = caller.0.map_or(0, |u| u.id);
     Ok(Json(
-        page(&state, PostFilter::Replies(id), viewer, &query).await?,
+        page(
+            &state,
+            PostFilter::Replies(id),
+            viewer,
+            country.as_deref(),
+            &query,
+        )
+        .await?,
     ))
 }
 
@@ -430,6 +482,7 @@ pub async fn replies(
 pub async fn by_user(
     State(state): State<AppState>,
     caller: Caller,
+    Country(country): Country,
     Path(handle): Path<String>,
     Query(query): Query<PageQuery>,
 ) -> Result<Json<PostPage>, ApiError> {
@@ -440,7 +493,14 @@ pub async fn by_user(
         .await?
         .ok_or(ApiError::NotFound("user"))?;
     Ok(Json(
-        page(&state, PostFilter::Author(author.id), viewer, &query).await?,
+        page(
+            &state,
+            PostFilter::Author(author.id),
+            viewer,
+            country.as_deref(),
+            &query,
+        )
+        .await?,
     ))
 }
 
@@ -467,6 +527,7 @@ pub struct Timeline {
 pub async fn timeline(
     State(state): State<AppState>,
     caller: Caller,
+    Country(country): Country,
     Query(query): Query<PageQuery>,
 ) -> Result<Json<Timeline>, ApiError> {
     let me = caller.required()?;
@@ -497,7 +558,7 @@ pub async fn timeline(
     };
     Ok(Json(Timeline {
         live,
-        items: views(&state, rows, me.id).await?,
+        items: views(&state, rows, me.id, country.as_deref()).await?,
         next,
     }))
 }

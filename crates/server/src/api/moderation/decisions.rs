@@ -10,7 +10,7 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
 use stentor_moderation::log::Event;
-use stentor_moderation::model::{Action, Automation, Category, Decision, Ground};
+use stentor_moderation::model::{Action, Automation, Category, Decision, Ground, SubjectKind};
 use stentor_moderation::statement::{self};
 use stentor_space::{Command, PLATFORM};
 
@@ -112,13 +112,23 @@ pub async fn decide(
         }
         trusted_notice = notice.trusted;
     }
-    // A restriction here applies to everyone, wherever they are: this server does not tell its
-    // visitors' countries apart, so a statement naming countries would not be true.
+    // A restriction limited to some countries needs the visitors' countries (a trusted front
+    // end's header), and applies to what the server can withhold by country: a post removed
+    // or labelled. Anything else applies everywhere, and a statement naming countries would
+    // not be true.
     if !body.territorial_scope.is_empty() {
-        return Err(bad(
-            "restrictions apply everywhere on this server, which does not tell its visitors' \
-             countries apart: leave territorial_scope out",
-        ));
+        if state.config.moderation.country_header.is_none() {
+            return Err(bad(
+                "restrictions apply everywhere on this server, which does not tell its \
+                 visitors' countries apart (--country-header): leave territorial_scope out",
+            ));
+        }
+        if subject.kind != SubjectKind::Post || !matches!(action, Action::Remove | Action::Label) {
+            return Err(bad(
+                "territorial_scope: only removing or labelling a post can be limited to some \
+                 countries; this applies everywhere",
+            ));
+        }
     }
     let decision = Decision {
         subject,
