@@ -267,32 +267,39 @@ impl Shard {
             .with_domain(|d| (d.is_removed(user), d.role_of(user)));
         let mut i = 0;
         while i < self.sinks.len() {
-            if self.sinks[i].user != Some(user) {
-                i += 1;
+            if self.sinks[i].user == Some(user) && !self.settle(i, user, removed, role) {
                 continue;
             }
-            if removed && self.transport == Transport::Ogg {
-                // The stream just ends; the ticket it came with is refused from now on.
-                self.remove(i);
-                self.space.metrics.close(close::label(close::REMOVED));
-            } else if removed {
-                self.sinks[i].close_with(close::REMOVED, "removed from this space");
-                i += 1;
-            } else if role.is_speaker() && self.transport == Transport::WebSocket {
-                let sink = self.remove(i);
-                self.feed.snapshot(&mut self.snap);
-                let due = due_bytes(&sink, &self.snap);
-                let hand_over = HandOver {
-                    space: self.space.clone(),
-                    user,
-                    stream: sink.stream,
-                    due,
-                };
-                // A full queue of hand-overs drops this one: the client reconnects.
-                let _ = self.wiring.stage.try_send(hand_over);
-            } else {
-                i += 1;
-            }
+            i += 1;
+        }
+    }
+
+    /// Brings listener `i` (of `user`, now `removed` or of `role`) in line: a removed one is
+    /// closed, one called on stage handed over to a full connection. Whether it stays at `i`.
+    fn settle(&mut self, i: usize, user: UserId, removed: bool, role: stentor_space::Role) -> bool {
+        if removed && self.transport == Transport::Ogg {
+            // The stream just ends; the ticket it came with is refused from now on.
+            self.remove(i);
+            self.space.metrics.close(close::label(close::REMOVED));
+            false
+        } else if removed {
+            self.sinks[i].close_with(close::REMOVED, "removed from this space");
+            true
+        } else if role.is_speaker() && self.transport == Transport::WebSocket {
+            let sink = self.remove(i);
+            self.feed.snapshot(&mut self.snap);
+            let due = due_bytes(&sink, &self.snap);
+            let hand_over = HandOver {
+                space: self.space.clone(),
+                user,
+                stream: sink.stream,
+                due,
+            };
+            // A full queue of hand-overs drops this one: the client reconnects.
+            let _ = self.wiring.stage.try_send(hand_over);
+            false
+        } else {
+            true
         }
     }
 
@@ -308,9 +315,13 @@ impl Shard {
         }
         self.sinks.push(sink);
         // A notice about this listener may have gone out between its admission and now
-        // (removed, or called on stage): it was not here to be told, so look at the state.
+        // (removed, or called on stage): it was not here to be told, so look at its state (this
+        // listener's alone: a crowd's joins cost no pass over the others).
         if let Some(user) = user {
-            self.on_notice_to(user);
+            let (removed, role) = self
+                .space
+                .with_domain(|d| (d.is_removed(user), d.role_of(user)));
+            self.settle(self.sinks.len() - 1, user, removed, role);
         }
     }
 
